@@ -1,0 +1,83 @@
+using System.CommandLine;
+using System.CommandLine.Help;
+
+namespace OpenBest.Cli;
+
+/// <summary>Exit codes of the <c>best</c> command.</summary>
+internal static class ExitCodes
+{
+    /// <summary>The work was done and every check passed.</summary>
+    public const int Success = 0;
+
+    /// <summary>The work was done and a check failed (e.g. a MAC did not verify).</summary>
+    public const int CheckFailed = 1;
+
+    /// <summary>The command line was wrong: nothing was done.</summary>
+    public const int BadInput = 2;
+}
+
+/// <summary>Builds the <c>best</c> command tree and runs it: parsing is data, invocation a separate step.</summary>
+internal static class BestApp
+{
+    public static RootCommand CreateRootCommand()
+    {
+        var root = new RootCommand(
+            "OpenBest: SIM-rooted, battery-efficient security for constrained IoT devices (3GPP BEST, TS 33.163).\n" +
+            "Tools for operators and developers: AKA vectors and USIM checks today; the HSE, devices and the demo as they land.");
+        root.Subcommands.Add(AkaCommand.Create());
+        return root;
+    }
+
+    /// <summary>Parses <paramref name="args"/> and runs the command; every parse error is one line on <paramref name="error"/> and exit code 2.</summary>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var root = CreateRootCommand();
+        var parseResult = root.Parse(args);
+        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false };
+
+        var command = parseResult.CommandResult.Command;
+        var path = CommandPath(parseResult);
+        if (command.Action is null && command.Subcommands.Count > 0 && parseResult.Action is not HelpAction && parseResult.Tokens.Count == path.Count - 1)
+        {
+            // A command group without a subcommand: show what it offers.
+            root.Parse([.. path.Skip(1), "--help"]).Invoke(configuration);
+            return ExitCodes.BadInput;
+        }
+
+        if (parseResult.Errors.Count > 0)
+        {
+            // An unknown word explains the rest ("required command was not provided"), so it goes first.
+            var first = parseResult.UnmatchedTokens.Count > 0
+                ? parseResult.Errors.FirstOrDefault(e => e.Message.Contains(parseResult.UnmatchedTokens[0], StringComparison.Ordinal)) ?? parseResult.Errors[0]
+                : parseResult.Errors[0];
+            var name = string.Join(' ', path);
+            error.WriteLine($"{name}: {first.Message} (see '{name} --help')");
+            return ExitCodes.BadInput;
+        }
+
+        try
+        {
+            return parseResult.Invoke(configuration);
+        }
+        catch (Exception e) when (e is CommandLineException or ArgumentException)
+        {
+            // Library messages name the parameter and the expected length, never a value.
+            error.WriteLine($"{string.Join(' ', path)}: {e.Message}");
+            return ExitCodes.BadInput;
+        }
+    }
+
+    private static List<string> CommandPath(ParseResult parseResult)
+    {
+        var names = new List<string>();
+        for (var result = parseResult.CommandResult; result is not null; result = result.Parent as System.CommandLine.Parsing.CommandResult)
+        {
+            names.Insert(0, result.Command is RootCommand ? "best" : result.Command.Name);
+        }
+
+        return names;
+    }
+}
+
+/// <summary>A command-line input that is wrong in a way only the action can see; reported as one line, exit code 2.</summary>
+internal sealed class CommandLineException(string message) : Exception(message);

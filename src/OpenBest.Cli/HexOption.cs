@@ -1,0 +1,86 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+
+namespace OpenBest.Cli;
+
+/// <summary>Options that take a fixed-length hexadecimal value, with errors that name the option and the expected length but never echo the value (it may be a key).</summary>
+internal static class HexOption
+{
+    public static Option<byte[]> Create(string name, int octets, string description)
+    {
+        var option = new Option<byte[]>(name)
+        {
+            Description = $"{description} [{octets * 2} hex digits]",
+            HelpName = "HEX",
+            CustomParser = result => Parse(result, name, octets),
+        };
+        return option;
+    }
+
+    public static Option<ulong> CreateNumber(string name, int octets, string description)
+    {
+        var option = new Option<ulong>(name)
+        {
+            Description = $"{description} [{octets * 2} hex digits]",
+            HelpName = "HEX",
+            CustomParser = result =>
+            {
+                var bytes = Parse(result, name, octets);
+                ulong value = 0;
+                foreach (var b in bytes ?? [])
+                {
+                    value = (value << 8) | b;
+                }
+
+                return value;
+            },
+        };
+        return option;
+    }
+
+    /// <summary>Adds "is required" errors for the options missing from a command.</summary>
+    public static void Require(CommandResult result, params Option[] options)
+    {
+        foreach (var option in options)
+        {
+            if (result.GetResult(option) is null)
+            {
+                result.AddError($"{option.Name} is required: {option.Description}");
+                return;
+            }
+        }
+    }
+
+    private static byte[]? Parse(ArgumentResult result, string name, int octets)
+    {
+        if (result.Tokens.Count != 1)
+        {
+            result.AddError($"{name} takes one value: {octets * 2} hex digits ({octets} octets)");
+            return null;
+        }
+
+        var text = result.Tokens[0].Value;
+        if (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+        {
+            text = text[2..];
+        }
+
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (!char.IsAsciiHexDigit(text[i]))
+            {
+                result.AddError($"{name} must be {octets * 2} hex digits ({octets} octets); character {i + 1} is not a hex digit");
+                return null;
+            }
+        }
+
+        if (text.Length != octets * 2)
+        {
+            result.AddError(string.Create(CultureInfo.InvariantCulture, $"{name} must be {octets * 2} hex digits ({octets} octets); got {text.Length} hex digits"));
+            return null;
+        }
+
+        return Convert.FromHexString(text);
+    }
+}

@@ -1,0 +1,3 @@
+using OpenBest.Cli;
+
+return BestApp.Run(args, Console.Out, Console.Error);
