@@ -254,3 +254,29 @@ public sealed class AeadTests
         }
     }
 }
+
+public sealed class RandomPoolTests
+{
+    [Fact]
+    public void Fill_NeverRepeats_AcrossBlockRefills()
+    {
+        var seen = new HashSet<string>();
+        var rand = new byte[16];
+        for (var i = 0; i < 1000; i++)
+        {
+            RandomPool.Fill(rand);
+            Assert.True(seen.Add(Hex.String(rand)));
+        }
+    }
+
+    [Fact]
+    public void Fill_LargeRequest_GoesStraightToTheCsprng()
+    {
+        var a = new byte[4096];
+        var b = new byte[4096];
+        RandomPool.Fill(a);
+        RandomPool.Fill(b);
+        Assert.NotEqual(a, b);
+        Assert.Contains(a, x => x != 0);
+    }
+}

@@ -67,7 +67,7 @@ public static class AuthenticationCentre
 
         if (rand.IsEmpty)
         {
-            RandomNumberGenerator.Fill(randOut[..16]);
+            RandomPool.Fill(randOut[..16]);
         }
         else if (rand.Length != 16)
         {
