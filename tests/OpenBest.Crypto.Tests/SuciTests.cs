@@ -120,3 +120,18 @@ public sealed class SuciTests
         Assert.Throws<ArgumentException>(() => SuciProtectionScheme.ProfileB.Conceal(new byte[33], Encoding.ASCII.GetBytes("x"), Hex.Bytes(HnPrivateB)));
     }
 }
+
+public sealed class X25519Tests
+{
+    [Fact]
+    public void Rfc7748Section61_KeyAgreement()
+    {
+        // RFC 7748 section 6.1: Alice's public key and the shared secret with Bob.
+        var alicePrivate = Hex.Bytes("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+        Assert.Equal("8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", Hex.String(SuciProtectionScheme.ProfileA.GetPublicKey(alicePrivate)));
+        var bobPublic = Hex.Bytes("de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+        var shared = new byte[32];
+        Org.BouncyCastle.Math.EC.Rfc7748.X25519.ScalarMult(alicePrivate, 0, bobPublic, 0, shared, 0);
+        Assert.Equal("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742", Hex.String(shared));
+    }
+}
