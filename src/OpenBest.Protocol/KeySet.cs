@@ -1,0 +1,190 @@
+using System.Security.Cryptography;
+using OpenBest.Crypto.Aead;
+using OpenBest.Crypto.Kdf;
+
+namespace OpenBest.Protocol;
+
+/// <summary>Which end of a BEST association holds a key set.</summary>
+public enum EndpointRole
+{
+    /// <summary>The device.</summary>
+    Ue,
+
+    /// <summary>The HPLMN Security Endpoint.</summary>
+    Hse,
+
+    /// <summary>The Enterprise Application Server (UE-to-EAS mode).</summary>
+    Eas,
+}
+
+/// <summary>
+/// One of a session's (up to seven) key sets with its counters (profile sections 3 to 5): the CP key
+/// K_E2Mint, the UP key of the selected service and mode, the send counters and the receive windows
+/// per plane. Dispose it to zero the keys.
+/// </summary>
+/// <remarks>
+/// Key use (profile section 4): CP always uses K_E2Mint. UP in UE-to-HSE mode uses K_E2Mint
+/// (integrity) or K_E2Menc (confidential); in UE-to-EAS mode K_E2Eint or K_E2Eenc, which the HSE does
+/// not hold (it forwards UP unmodified). The nonce's plane bit keeps CP and UP apart under K_E2Mint.
+/// </remarks>
+public sealed class KeySet : IDisposable
+{
+    private readonly AeadKey? _controlKey;
+    private readonly AeadKey? _userKey;
+    private ReplayWindow _receiveControl = new();
+    private ReplayWindow _receiveUser = new();
+
+    private KeySet(byte keyId, CipherSuite suite, BestService service, bool ueToEasMode, AeadKey? controlKey, AeadKey? userKey)
+    {
+        KeyId = keyId;
+        Suite = suite;
+        Service = service;
+        UeToEasMode = ueToEasMode;
+        _controlKey = controlKey;
+        _userKey = userKey;
+    }
+
+    /// <summary>The Key ID, 1..7.</summary>
+    public byte KeyId { get; }
+
+    /// <summary>The cipher suite.</summary>
+    public CipherSuite Suite { get; }
+
+    /// <summary>The service.</summary>
+    public BestService Service { get; }
+
+    /// <summary>Whether UP is end to end (UE-to-EAS mode).</summary>
+    public bool UeToEasMode { get; }
+
+    /// <summary>Whether this end holds the CP key.</summary>
+    public bool HasControlKey => _controlKey is not null;
+
+    /// <summary>Whether this end holds the UP key.</summary>
+    public bool HasUserKey => _userKey is not null;
+
+    /// <summary>Whether UP payloads are encrypted.</summary>
+    public bool IsConfidential => Service == BestService.Confidential;
+
+    /// <summary>The next counter this end sends on the control plane.</summary>
+    public ulong NextControlCounter { get; internal set; }
+
+    /// <summary>The next counter this end sends on the user plane.</summary>
+    public ulong NextUserCounter { get; internal set; }
+
+    /// <summary>Tag failures seen on this key set (profile section 3, integrity limit).</summary>
+    public long TagFailures { get; internal set; }
+
+    /// <summary>Messages sealed under this key set (both planes).</summary>
+    public long MessagesSealed { get; internal set; }
+
+    internal ref ReplayWindow ReceiveWindow(Plane plane) => ref plane == Plane.Control ? ref _receiveControl : ref _receiveUser;
+
+    internal AeadKey? KeyFor(Plane plane) => plane == Plane.Control ? _controlKey : _userKey;
+
+    /// <summary>
+    /// Derives the key set of the UE or the HSE from K_root (profile section 5). In UE-to-EAS mode the UE
+    /// also derives the E2E keys (from K_Intermediate, the EAS Id and the optional Enterprise Key); the HSE
+    /// holds only the CP key, and gives K_EAS_PSK (see <see cref="DeriveEasPsk"/>) to the EAS.
+    /// </summary>
+    public static KeySet Derive(EndpointRole role, ReadOnlySpan<byte> kRoot, CipherSuite suite, BestService service, bool ueToEasMode,
+        uint sessionId, byte keyId, ReadOnlySpan<byte> fresh, ReadOnlySpan<byte> ueNonce, string? easId = null, ReadOnlySpan<byte> enterpriseKey = default)
+    {
+        ArgumentNullException.ThrowIfNull(suite);
+        if (role == EndpointRole.Eas)
+        {
+            throw new ArgumentException("An EAS derives its key set from K_EAS_PSK: use DeriveForEas.", nameof(role));
+        }
+
+        Span<byte> key = stackalloc byte[32];
+        AeadKey? control = null;
+        AeadKey? user = null;
+        try
+        {
+            BestKeys.KE2MInt(kRoot, suite, sessionId, keyId, fresh, ueNonce, key);
+            control = suite.CreateKey(key[..suite.KeySize]);
+            if (service is BestService.Integrity or BestService.Confidential)
+            {
+                if (!ueToEasMode)
+                {
+                    if (service == BestService.Integrity)
+                    {
+                        user = suite.CreateKey(key[..suite.KeySize]);
+                    }
+                    else
+                    {
+                        BestKeys.KE2MEnc(kRoot, suite, sessionId, keyId, fresh, ueNonce, key);
+                        user = suite.CreateKey(key[..suite.KeySize]);
+                    }
+                }
+                else if (role == EndpointRole.Ue)
+                {
+                    ArgumentException.ThrowIfNullOrEmpty(easId);
+                    Span<byte> psk = stackalloc byte[32];
+                    DeriveEasPsk(kRoot, sessionId, keyId, fresh, ueNonce, easId, psk);
+                    user = EndToEndKey(psk, suite, service, enterpriseKey);
+                    CryptographicOperations.ZeroMemory(psk);
+                }
+            }
+
+            return new KeySet(keyId, suite, service, ueToEasMode, control, user);
+        }
+        catch
+        {
+            control?.Dispose();
+            user?.Dispose();
+            throw;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+
+    /// <summary>The EAS's key set: UP only, from the K_EAS_PSK the HSE delivered.</summary>
+    public static KeySet DeriveForEas(ReadOnlySpan<byte> kEasPsk, CipherSuite suite, BestService service, byte keyId, ReadOnlySpan<byte> enterpriseKey = default)
+    {
+        ArgumentNullException.ThrowIfNull(suite);
+        return new KeySet(keyId, suite, service, ueToEasMode: true, controlKey: null, EndToEndKey(kEasPsk, suite, service, enterpriseKey));
+    }
+
+    /// <summary>K_EAS_PSK = KDF(K_Intermediate, "EAS-PSK", EAS Id), K_Intermediate from K_root (profile section 5).</summary>
+    public static void DeriveEasPsk(ReadOnlySpan<byte> kRoot, uint sessionId, byte keyId, ReadOnlySpan<byte> fresh, ReadOnlySpan<byte> ueNonce, string easId, Span<byte> kEasPsk)
+    {
+        Span<byte> intermediate = stackalloc byte[32];
+        BestKeys.KIntermediate(kRoot, sessionId, keyId, fresh, ueNonce, intermediate);
+        BestKeys.KEasPsk(intermediate, easId, kEasPsk);
+        CryptographicOperations.ZeroMemory(intermediate);
+    }
+
+    /// <summary>Zeroes the keys.</summary>
+    public void Dispose()
+    {
+        _controlKey?.Dispose();
+        _userKey?.Dispose();
+    }
+
+    /// <summary>Never shows keys.</summary>
+    public override string ToString() => $"KeySet({KeyId}, {Suite.Name}, {Service})";
+
+    private static AeadKey EndToEndKey(ReadOnlySpan<byte> kEasPsk, CipherSuite suite, BestService service, ReadOnlySpan<byte> enterpriseKey)
+    {
+        Span<byte> key = stackalloc byte[32];
+        try
+        {
+            if (service == BestService.Confidential)
+            {
+                BestKeys.KE2EEnc(kEasPsk, suite, enterpriseKey, key);
+            }
+            else
+            {
+                BestKeys.KE2EInt(kEasPsk, suite, enterpriseKey, key);
+            }
+
+            return suite.CreateKey(key[..suite.KeySize]);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
+}
