@@ -66,16 +66,48 @@ public sealed class KeySet : IDisposable
     public bool IsConfidential => Service == BestService.Confidential;
 
     /// <summary>The next counter this end sends on the control plane.</summary>
-    public ulong NextControlCounter { get; internal set; }
+    public ulong NextControlCounter { get; private set; }
 
     /// <summary>The next counter this end sends on the user plane.</summary>
-    public ulong NextUserCounter { get; internal set; }
+    public ulong NextUserCounter { get; private set; }
+
+    /// <summary>Takes the next send counter of <paramref name="plane"/> (the caller reserves it durably first).</summary>
+    /// <exception cref="InvalidOperationException">The counter space is exhausted (2^48 − 1): the sender refuses to send.</exception>
+    public ulong TakeCounter(Plane plane)
+    {
+        var counter = plane == Plane.Control ? NextControlCounter : NextUserCounter;
+        if (counter >= ReplayWindow.MaxCounter)
+        {
+            throw new InvalidOperationException("The key set's counter space is exhausted: refresh the keys before sending more.");
+        }
+
+        if (plane == Plane.Control)
+        {
+            NextControlCounter = counter + 1;
+        }
+        else
+        {
+            NextUserCounter = counter + 1;
+        }
+
+        return counter;
+    }
+
+    /// <summary>After a restart: continue sending at the reserved limits (profile section 3).</summary>
+    public void ResumeSendingAt(ulong control, ulong user)
+    {
+        NextControlCounter = Math.Max(NextControlCounter, control);
+        NextUserCounter = Math.Max(NextUserCounter, user);
+    }
 
     /// <summary>Tag failures seen on this key set (profile section 3, integrity limit).</summary>
     public long TagFailures { get; internal set; }
 
     /// <summary>Messages sealed under this key set (both planes).</summary>
     public long MessagesSealed { get; internal set; }
+
+    /// <summary>The highest counter accepted on <paramref name="plane"/> (−1 when none).</summary>
+    public long ReceiveHighest(Plane plane) => plane == Plane.Control ? _receiveControl.Highest : _receiveUser.Highest;
 
     internal ref ReplayWindow ReceiveWindow(Plane plane) => ref plane == Plane.Control ? ref _receiveControl : ref _receiveUser;
 

@@ -1,0 +1,161 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using OpenBest.Crypto.Aead;
+using OpenBest.Crypto.Aka;
+using OpenBest.Crypto.Kdf;
+using OpenBest.Protocol;
+
+namespace OpenBest.Sessions;
+
+/// <summary>Bytes a state machine wants sent, and where: the peer path it came from (an opaque bearer address).</summary>
+/// <param name="Message">One EMSDP message (no bearer framing).</param>
+/// <param name="Path">The peer path; the bearer knows what it means.</param>
+public readonly record struct Outgoing(ReadOnlyMemory<byte> Message, object? Path);
+
+/// <summary>Something that happened in a session, for the application or the host.</summary>
+public abstract record SessionEvent(uint SessionId);
+
+/// <summary>The session's keys are confirmed and it carries data.</summary>
+public sealed record SessionEstablished(uint SessionId, byte KeyId, BestService Service, CipherSuite Suite, int CounterLength, bool UeToEasMode, string EasId) : SessionEvent(SessionId);
+
+/// <summary>An authenticated user-plane payload, delivered once.</summary>
+public sealed record DataReceived(uint SessionId, byte KeyId, ulong Counter, ReadOnlyMemory<byte> Payload, bool AckRequested) : SessionEvent(SessionId);
+
+/// <summary>The peer acknowledged the UP message with this counter.</summary>
+public sealed record DataAcknowledged(uint SessionId, byte KeyId, ulong Counter) : SessionEvent(SessionId);
+
+/// <summary>A new key set is in use.</summary>
+public sealed record KeysRefreshed(uint SessionId, byte KeyId) : SessionEvent(SessionId);
+
+/// <summary>The session was suspended (by <paramref name="ByPeer"/> or locally).</summary>
+public sealed record SessionSuspended(uint SessionId, bool ByPeer) : SessionEvent(SessionId);
+
+/// <summary>The session was resumed.</summary>
+public sealed record SessionResumed(uint SessionId) : SessionEvent(SessionId);
+
+/// <summary>The peer rejected something, or the session could not start.</summary>
+public sealed record SessionRejected(uint SessionId, Cause Cause, TimeSpan? BackOff = null) : SessionEvent(SessionId);
+
+/// <summary>The session ended.</summary>
+public sealed record SessionTerminated(uint SessionId, Cause? Cause, bool ByPeer) : SessionEvent(SessionId);
+
+/// <summary>A message was dropped (tag, replay, malformed, policy); counted, never answered unless allowed.</summary>
+public sealed record MessageDropped(uint SessionId, DropReason Reason) : SessionEvent(SessionId);
+
+/// <summary>Why a message was dropped.</summary>
+public enum DropReason
+{
+    /// <summary>Not an EMSDP message, or an invalid Session ID.</summary>
+    NotEmsdp,
+
+    /// <summary>Malformed.</summary>
+    Malformed,
+
+    /// <summary>No such session, or no such key set.</summary>
+    UnknownSession,
+
+    /// <summary>The tag did not verify.</summary>
+    TagFailed,
+
+    /// <summary>The counter is below the replay window.</summary>
+    Replay,
+
+    /// <summary>The message is not valid in the session's state.</summary>
+    UnexpectedInState,
+
+    /// <summary>A rate limit or queue bound was hit.</summary>
+    RateLimited,
+
+    /// <summary>A check of the UE's rules on a Session Start failed.</summary>
+    SessionStartCheckFailed,
+}
+
+/// <summary>The result of feeding a state machine: what to send, what happened.</summary>
+public sealed class StepResult
+{
+    /// <summary>Messages to send.</summary>
+    public List<Outgoing> Send { get; } = [];
+
+    /// <summary>Events.</summary>
+    public List<SessionEvent> Events { get; } = [];
+
+    internal void Add(ReadOnlySpan<byte> message, object? path) => Send.Add(new Outgoing(message.ToArray(), path));
+}
+
+/// <summary>
+/// Durable counter reservation (profile section 3): a sender reserves counters in blocks before it
+/// uses them and, after a restart, resumes at the reserved limit, so no counter ever seals two
+/// byte strings. Storage implements it; <see cref="NoCounterReservation"/> keeps nothing.
+/// </summary>
+public interface ICounterReservation
+{
+    /// <summary>Durably records that counters below <paramref name="limit"/> may be used for this key set, direction and plane.</summary>
+    void Reserve(uint sessionId, byte keyId, Direction direction, Plane plane, ulong limit);
+}
+
+/// <summary>Reservation that records nothing (tests, simulators).</summary>
+public sealed class NoCounterReservation : ICounterReservation
+{
+    /// <summary>The one instance.</summary>
+    public static NoCounterReservation Instance { get; } = new();
+
+    /// <inheritdoc/>
+    public void Reserve(uint sessionId, byte keyId, Direction direction, Plane plane, ulong limit)
+    {
+    }
+}
+
+/// <summary>Helpers shared by the three roles.</summary>
+internal static class Wire
+{
+    public const int MaxMessage = EmsdpProtection.MaxMessageLength;
+
+    /// <summary>The first 8 octets of SHA-256 over the message: the Request checksum (TLV 0x0A).</summary>
+    public static byte[] Checksum(ReadOnlySpan<byte> message) => SHA256.HashData(message)[..8];
+
+    /// <summary>The next Key ID cycling 1 → 7 → 1.</summary>
+    public static byte NextKeyId(byte keyId) => (byte)(keyId % 7 + 1);
+
+    /// <summary>K_root of a key set from the AKA outputs (profile section 5).</summary>
+    public static byte[] KRoot(KeyAgreements agreement, ReadOnlySpan<byte> ck, ReadOnlySpan<byte> ik, ReadOnlySpan<byte> sqnXorAk, ServingNetwork? network)
+    {
+        var root = new byte[32];
+        switch (agreement)
+        {
+            case KeyAgreements.UmtsAka:
+                ck.CopyTo(root);
+                ik.CopyTo(root.AsSpan(16));
+                break;
+            case KeyAgreements.EpsAka:
+                KeyDerivation.KAsme(ck, ik, network!.PlmnId.Span, sqnXorAk, root);
+                break;
+            case KeyAgreements.FiveGAka:
+                KeyDerivation.KHse5GAka(ck, ik, network!.Name!, sqnXorAk, root);
+                break;
+            case KeyAgreements.EapAkaPrime:
+                Span<byte> ckPrime = stackalloc byte[16];
+                Span<byte> ikPrime = stackalloc byte[16];
+                KeyDerivation.CkIkPrime(ck, ik, network!.Name!, sqnXorAk, ckPrime, ikPrime);
+                KeyDerivation.KHseEapAkaPrime(ckPrime, ikPrime, network.Name!, sqnXorAk, root);
+                CryptographicOperations.ZeroMemory(ckPrime);
+                CryptographicOperations.ZeroMemory(ikPrime);
+                break;
+            default:
+                throw new NotSupportedException($"Key agreement {agreement} does not run over AKA.");
+        }
+
+        return root;
+    }
+
+    /// <summary>The AKA context a key agreement needs (EPS and 5G vectors carry the separation bit).</summary>
+    public static AkaContext ContextOf(KeyAgreements agreement) => agreement switch
+    {
+        KeyAgreements.EpsAka => AkaContext.Eps,
+        KeyAgreements.FiveGAka or KeyAgreements.EapAkaPrime => AkaContext.FiveG,
+        _ => AkaContext.Umts,
+    };
+
+    public static uint Low32(ulong counter) => (uint)counter;
+
+    public static ulong ReadUInt64(ReadOnlySpan<byte> eight) => BinaryPrimitives.ReadUInt64BigEndian(eight);
+}

@@ -1,0 +1,441 @@
+using System.Security.Cryptography;
+using OpenBest.Crypto.Aead;
+using OpenBest.Crypto.Kdf;
+using OpenBest.Protocol;
+
+namespace OpenBest.Sessions;
+
+public sealed partial class HseEngine
+{
+    /// <summary>Key ID 0 on an existing session: AKA failure Rejects while a Session Start is pending, or the no-security channel.</summary>
+    private void OnUnprotected(HseSession session, ReadOnlySpan<byte> message, HeaderPrefix prefix, object? path, StepResult result)
+    {
+        if (EmsdpFrame.TryParse(message, prefix, 1, 0, out var frame) != ParseStatus.Ok)
+        {
+            Drop(result, session.Id, DropReason.Malformed);
+            return;
+        }
+
+        if (session.Selected.Service == BestService.None && session.State is HseState.Established or HseState.StartSent)
+        {
+            // The no-security channel: nothing is authenticated, so nothing here changes the session's state.
+            if (prefix.Plane == Plane.User)
+            {
+                if (session.State == HseState.StartSent)
+                {
+                    Confirm(session, result);
+                }
+
+                result.Events.Add(new DataReceived(session.Id, 0, 0, frame.Body.ToArray(), false));
+                return;
+            }
+        }
+
+        if (prefix.Plane != Plane.Control || ControlCommand.TryParse(frame.Body, out var command) != ParseStatus.Ok || command is not MessageReject reject)
+        {
+            Drop(result, session.Id, DropReason.UnexpectedInState);
+            return;
+        }
+
+        // Unauthenticated: acted on only for a session in "Session Start sent" (profile 6.2, AKA failures).
+        if (session.State != HseState.StartSent || reject.RejectedCommand != (byte)CommandCode.SessionStart)
+        {
+            Drop(result, session.Id, DropReason.UnexpectedInState);
+            return;
+        }
+
+        switch (reject.Cause)
+        {
+            case Cause.AkaMacFailure:
+                // Drop the session; never another vector for it. A decoy is handled the same way.
+                Remove(session);
+                result.Events.Add(new SessionRejected(session.Id, Cause.AkaMacFailure));
+                break;
+            case Cause.AkaSynchronisationFailure when reject.Auts is { } auts && !session.ResyncDone && !session.Decoy:
+                session.ResyncDone = true;
+                if (!_subscribers.Resynchronise(session.Imsi, session.CurrentRand, auts.Span))
+                {
+                    Remove(session);
+                    result.Events.Add(new SessionRejected(session.Id, Cause.AkaSynchronisationFailure));
+                    return;
+                }
+
+                // A fresh Session Start: new RAND, same Session ID, the key set derived anew.
+                session.Path = path;
+                session.Deadline = Now + _options.ConfirmationTimeout;
+                SendSessionStart(session, result);
+                _answers[Convert.ToHexString(session.RequestHash)] = new CachedAnswer(session.StartMessage!, Now + _options.RetransmissionCacheLifetime);
+                break;
+            default:
+                Drop(result, session.Id, DropReason.UnexpectedInState);
+                break;
+        }
+    }
+
+    private void OnProtected(HseSession session, ReadOnlySpan<byte> message, HeaderPrefix prefix, object? path, StepResult result)
+    {
+        var keys = session.Keys.Get(prefix.KeyId);
+        if (keys is null || session.Suite is null)
+        {
+            Drop(result, session.Id, DropReason.UnknownSession);
+            return;
+        }
+
+        if (EmsdpFrame.TryParse(message, prefix, session.N, session.Suite.TagSize(prefix.Plane), out var frame) != ParseStatus.Ok)
+        {
+            Drop(result, session.Id, DropReason.Malformed);
+            return;
+        }
+
+        if (prefix.Plane == Plane.User && session.Selected.UeToEasMode)
+        {
+            Forward(session, keys, frame, result);
+            return;
+        }
+
+        Span<byte> payload = stackalloc byte[frame.Body.Length];
+        var opened = prefix.Plane == Plane.Control
+            ? EmsdpProtection.OpenControl(keys, Direction.Uplink, frame)
+            : EmsdpProtection.OpenUser(keys, Direction.Uplink, frame, payload);
+        switch (opened.Status)
+        {
+            case OpenStatus.TagFailed:
+                Drop(result, session.Id, DropReason.TagFailed);
+                CheckIntegrityLimit(session, keys, result);
+                return;
+            case OpenStatus.OutsideWindow:
+                Drop(result, session.Id, DropReason.Replay);
+                return;
+            case OpenStatus.NoKey:
+                Drop(result, session.Id, DropReason.UnknownSession);
+                return;
+        }
+
+        var fresh = opened.Status == OpenStatus.Accepted;
+        if (fresh)
+        {
+            // The peer path moves only with a verified message above the highest accepted (profile section 1).
+            if ((long)opened.Counter == keys.ReceiveHighest(prefix.Plane))
+            {
+                session.Path = path;
+            }
+
+            if (session.State == HseState.StartSent && prefix.KeyId == session.Keys.CurrentKeyId)
+            {
+                var explicitConfirmation = prefix.Plane == Plane.Control && frame.Body[0] == (byte)CommandCode.SessionStartConfirmation;
+                if (session.Selected.Service != BestService.KeyAgreementOnly || explicitConfirmation)
+                {
+                    Confirm(session, result);
+                }
+            }
+            else if (prefix.KeyId == session.Keys.PendingKeyId)
+            {
+                session.Keys.Promote(Now, _options.KeyGracePeriod);
+                session.Outstanding = null;
+                session.PendingRand = null;
+                session.KeyExpiry = _options.KeyLifetime is { } lifetime ? Now + lifetime : null;
+                result.Events.Add(new KeysRefreshed(session.Id, prefix.KeyId));
+                if (NeedsEasKeys(session.Selected) && session.EasPsk is not null)
+                {
+                    result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, prefix.KeyId, session.Suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()));
+                }
+            }
+
+            if (session.State == HseState.Suspended)
+            {
+                Resume(session, result);
+            }
+        }
+
+        if (prefix.Plane == Plane.User)
+        {
+            if (fresh)
+            {
+                result.Events.Add(new DataReceived(session.Id, prefix.KeyId, opened.Counter, payload.ToArray(), prefix.AckRequested));
+            }
+
+            if (prefix.AckRequested)
+            {
+                var ackKeyId = session.Keys.CurrentKeyId;
+                SendControl(session, new DataAck(Wire.Low32(opened.Counter), ackKeyId == prefix.KeyId ? null : prefix.KeyId), result);
+            }
+
+            return;
+        }
+
+        if (ControlCommand.TryParse(frame.Body, out var command) != ParseStatus.Ok)
+        {
+            Drop(result, session.Id, DropReason.Malformed);
+            return;
+        }
+
+        OnCommand(session, command!, fresh, result);
+    }
+
+    private void OnCommand(HseSession session, ControlCommand command, bool fresh, StepResult result)
+    {
+        switch (command)
+        {
+            case SessionStartConfirmation or ManageKeysResponse:
+                break;
+            case SessionTerminateRequest terminate:
+                if (fresh || session.TerminateResponse is null)
+                {
+                    session.TerminateResponse = SendControl(session, SessionTerminateResponse.Instance, result);
+                    session.State = HseState.Terminated;
+                    session.Deadline = Now + _options.TerminateLinger;
+                    result.Events.Add(new SessionTerminated(session.Id, terminate.Cause, ByPeer: true));
+                }
+                else
+                {
+                    result.Add(session.TerminateResponse, session.Path);
+                }
+
+                break;
+            case SessionTerminateResponse when session.State == HseState.Terminating:
+                session.Outstanding = null;
+                session.State = HseState.Terminated;
+                session.Deadline = Now + _options.TerminateLinger;
+                result.Events.Add(new SessionTerminated(session.Id, null, ByPeer: false));
+                break;
+            case ManageKeysRequest { IsUeRequest: true } when fresh:
+                if (session.Keys.PendingKeyId is null)
+                {
+                    StartRefresh(session, result);
+                }
+
+                break;
+            case MessageReject reject when fresh:
+                OnProtectedReject(session, reject, result);
+                break;
+            case SessionSuspend when fresh && session.State == HseState.Established:
+                session.State = HseState.Suspended;
+                result.Events.Add(new SessionSuspended(session.Id, ByPeer: true));
+                break;
+            case SessionResume when fresh:
+                if (session.State == HseState.Suspended)
+                {
+                    Resume(session, result);
+                }
+
+                break;
+            case DataAck ack when fresh:
+                var keyId = ack.AckedKeyId ?? session.Keys.CurrentKeyId;
+                var counter = Reconstruct32(session.Keys.Get(keyId)?.NextUserCounter ?? 0, ack.AckedCounter);
+                session.LastAckedDownlink = Math.Max(session.LastAckedDownlink, (long)counter);
+                result.Events.Add(new DataAcknowledged(session.Id, keyId, counter));
+                break;
+            default:
+                if (fresh)
+                {
+                    Drop(result, session.Id, DropReason.UnexpectedInState);
+                }
+
+                break;
+        }
+    }
+
+    private void OnProtectedReject(HseSession session, MessageReject reject, StepResult result)
+    {
+        if (reject.RejectedCommand == (byte)CommandCode.ManageKeysRequest && session.PendingRand is { } rand)
+        {
+            if (reject.Cause == Cause.AkaSynchronisationFailure && reject.Auts is { } auts && !session.RefreshResyncDone
+                && _subscribers.Resynchronise(session.Imsi, rand, auts.Span))
+            {
+                session.RefreshResyncDone = true;
+                session.Keys.DropPending();
+                StartRefresh(session, result, afterResync: true);
+                return;
+            }
+
+            // A MAC failure (or a second sync failure): give up this refresh; the current keys stay.
+            session.Keys.DropPending();
+            session.Outstanding = null;
+            session.PendingRand = null;
+        }
+
+        result.Events.Add(new SessionRejected(session.Id, reject.Cause, reject.BackOffSeconds is { } s ? TimeSpan.FromSeconds(s) : null));
+    }
+
+    private void Confirm(HseSession session, StepResult result)
+    {
+        session.State = HseState.Established;
+        session.KeyExpiry = _options.KeyLifetime is { } lifetime ? Now + lifetime : null;
+        var suite = session.Suite ?? CipherSuite.Aes128Ccm8;
+        result.Events.Add(new SessionEstablished(session.Id, session.Keys.CurrentKeyId, session.Selected.Service, suite, session.N, session.Selected.UeToEasMode, session.Request.EasId));
+        if (NeedsEasKeys(session.Selected) && session.EasPsk is not null)
+        {
+            result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, session.Keys.CurrentKeyId, suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()));
+        }
+    }
+
+    private void Resume(HseSession session, StepResult result)
+    {
+        session.State = HseState.Established;
+        result.Events.Add(new SessionResumed(session.Id));
+        var now = Now;
+        while (session.Queue.TryDequeue(out var queued))
+        {
+            // Each queued message is sealed only now, when it is delivered (profile 6.2).
+            if (queued.Expires > now)
+            {
+                SendUser(session, queued.Payload, queued.AckRequested, result);
+            }
+        }
+    }
+
+    private void Forward(HseSession session, KeySet keys, in EmsdpFrame frame, StepResult result)
+    {
+        if (session.State is not (HseState.Established or HseState.Suspended or HseState.StartSent))
+        {
+            Drop(result, session.Id, DropReason.UnexpectedInState);
+            return;
+        }
+
+        // The HSE cannot verify E2E traffic: it forwards, and its Data Ack means "forwarded" (profile 6.2).
+        var window = session.ForwardWindow;
+        var counter = window.Reconstruct(frame.CounterField, frame.CounterLength);
+        if (window.IsAcceptable(counter))
+        {
+            window.Accept(counter);
+        }
+
+        session.ForwardWindow = window;
+        result.Events.Add(new UplinkForwarded(session.Id, session.Request.EasId, keys.KeyId, frame.Message.ToArray()));
+        if (frame.Prefix.AckRequested && session.Keys.Current is not null)
+        {
+            SendControl(session, new DataAck(Wire.Low32(counter), keys.KeyId == session.Keys.CurrentKeyId ? null : keys.KeyId, frame.Tag[..4].ToArray()), result);
+        }
+    }
+
+    private void StartRefresh(HseSession session, StepResult result, bool afterResync = false)
+    {
+        if (session.Keys.Current is null)
+        {
+            return;
+        }
+
+        var keyId = Wire.NextKeyId(session.Keys.CurrentKeyId);
+        if (!session.Keys.IsFree(keyId))
+        {
+            return; // reused only after its old set was erased
+        }
+
+        using var vector = _subscribers.CreateVector(session.Imsi, Wire.ContextOf(session.Selected.KeyAgreement));
+        if (vector is null)
+        {
+            return;
+        }
+
+        Counters.VectorsUsed++;
+        if (!afterResync)
+        {
+            session.RefreshResyncDone = false;
+        }
+
+        var kRoot = Wire.KRoot(session.Selected.KeyAgreement, vector.Ck, vector.Ik, vector.SqnXorAk, session.Request.ServingNetwork);
+        try
+        {
+            var pending = KeySet.Derive(EndpointRole.Hse, kRoot, session.Suite!, session.Selected.Service, session.Selected.UeToEasMode, session.Id, keyId, vector.Rand, session.Request.UeNonce.Span, session.Request.EasId);
+            session.Keys.InstallPending(pending);
+            if (NeedsEasKeys(session.Selected))
+            {
+                session.EasPsk ??= new byte[32];
+                KeySet.DeriveEasPsk(kRoot, session.Id, keyId, vector.Rand, session.Request.UeNonce.Span, session.Request.EasId, session.EasPsk);
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(kRoot);
+        }
+
+        session.PendingRand = vector.Rand.ToArray();
+        session.CurrentRand = session.PendingRand;
+        var request = new ManageKeysRequest(keyId, vector.Rand.ToArray(), vector.Autn.ToArray(),
+            KeyLifetime: _options.KeyLifetime is { } lifetime ? (uint)lifetime.TotalSeconds : null,
+            EasKeyIdentifier: NeedsEasKeys(session.Selected) ? BestKeys.EasKeyIdentifier(vector.Rand) : null);
+        var bytes = SendControl(session, request, result);
+        session.Outstanding = new Outstanding(bytes, CommandCode.ManageKeysRequest, Now + _options.RetransmissionInterval);
+    }
+
+    private void CheckIntegrityLimit(HseSession session, KeySet keys, StepResult result)
+    {
+        var limit = keys.Suite.UserPlaneTagSize <= 4 ? 1L << 16 : 1L << 32;
+        if (keys.TagFailures >= limit && keys.KeyId == session.Keys.CurrentKeyId && session.Keys.PendingKeyId is null && session.State == HseState.Established)
+        {
+            StartRefresh(session, result);
+        }
+    }
+
+    private void TickSession(HseSession session, DateTimeOffset now, StepResult result)
+    {
+        session.Keys.Expire(now);
+        switch (session.State)
+        {
+            case HseState.StartSent when now >= session.Deadline:
+                Remove(session);
+                if (!session.Decoy)
+                {
+                    result.Events.Add(new SessionTerminated(session.Id, null, ByPeer: false));
+                }
+
+                return;
+            case HseState.Terminated when now >= session.Deadline:
+                Remove(session);
+                return;
+        }
+
+        if (session.Outstanding is { } outstanding && now >= outstanding.NextSend)
+        {
+            if (outstanding.Retries >= _options.MaxRetransmissions)
+            {
+                session.Outstanding = null;
+                if (outstanding.Code == CommandCode.ManageKeysRequest)
+                {
+                    session.Keys.DropPending();
+                    session.PendingRand = null;
+                }
+                else if (outstanding.Code == CommandCode.SessionTerminateRequest)
+                {
+                    session.State = HseState.Terminated;
+                    session.Deadline = now + _options.TerminateLinger;
+                    result.Events.Add(new SessionTerminated(session.Id, null, ByPeer: false));
+                }
+            }
+            else
+            {
+                // A retransmission re-sends the stored bytes unchanged (profile section 3).
+                result.Add(outstanding.Message, session.Path);
+                var interval = _options.RetransmissionInterval * Math.Pow(2, outstanding.Retries + 1);
+                session.Outstanding = outstanding with { Retries = outstanding.Retries + 1, NextSend = now + interval };
+            }
+        }
+
+        if (session.State == HseState.Established && session.KeyExpiry is { } expiry && now >= expiry && session.Keys.PendingKeyId is null)
+        {
+            session.KeyExpiry = null;
+            StartRefresh(session, result);
+        }
+
+        while (session.Queue.TryPeek(out var head) && head.Expires <= now)
+        {
+            session.Queue.Dequeue();
+            Drop(result, session.Id, DropReason.RateLimited);
+        }
+    }
+
+    private void Remove(HseSession session)
+    {
+        session.State = HseState.Gone;
+        _sessions.Remove(session.Id);
+        session.Dispose();
+        Release(session.Id);
+    }
+
+    /// <summary>The full counter whose low 32 bits are <paramref name="low32"/>, at or below <paramref name="next"/>.</summary>
+    private static ulong Reconstruct32(ulong next, uint low32)
+    {
+        var candidate = (next & ~0xFFFF_FFFFUL) | low32;
+        return candidate >= next && candidate >= 1UL << 32 ? candidate - (1UL << 32) : candidate;
+    }
+}

@@ -1,0 +1,349 @@
+using System.Security.Cryptography;
+using OpenBest.Crypto;
+using OpenBest.Crypto.Aead;
+using OpenBest.Crypto.Aka;
+using OpenBest.Crypto.Kdf;
+using OpenBest.Protocol;
+
+namespace OpenBest.Sessions;
+
+public sealed partial class HseEngine
+{
+    private void OnSessionRequest(ReadOnlySpan<byte> message, HeaderPrefix prefix, object? path, StepResult result)
+    {
+        if (EmsdpFrame.TryParse(message, prefix, 1, 0, out var frame) != ParseStatus.Ok)
+        {
+            Drop(result, 0, DropReason.Malformed);
+            return;
+        }
+
+        var checksum = Wire.Checksum(message);
+        if (frame.Body[0] == (byte)CommandCode.MessageReject)
+        {
+            Drop(result, 0, DropReason.UnexpectedInState); // never answer a Reject
+            return;
+        }
+
+        var status = ControlCommand.TryParse(frame.Body, out var command);
+        if (status != ParseStatus.Ok || command is not SessionRequest request)
+        {
+            Drop(result, 0, DropReason.Malformed);
+            var cause = status == ParseStatus.UnknownComprehensionRequired ? Cause.UnknownComprehensionRequiredTlv : Cause.MalformedMessage;
+            SendUnprotectedReject(result, 0, new MessageReject(cause, frame.Body[0], checksum), message.Length, path);
+            return;
+        }
+
+        // An identical request (from any source) gets the identical answer, with no new vector.
+        var hash = SHA256.HashData(message);
+        var cacheKey = Convert.ToHexString(hash);
+        if (_answers.TryGetValue(cacheKey, out var cached) && cached.Expires > Now)
+        {
+            result.Add(cached.Message, path);
+            return;
+        }
+
+        if (_options.RequireCookie && !CookieValid(message, request, path))
+        {
+            SendUnprotectedReject(result, 0, new MessageReject(Cause.CookieRequired, (byte)CommandCode.SessionRequest, checksum, Cookie: Cookie(path, RequestWithoutCookie(message, request))), message.Length + 10, path);
+            return;
+        }
+
+        if (_sessions.Values.Count(s => s.State == HseState.StartSent) >= _options.MaxPendingSessions)
+        {
+            SendUnprotectedReject(result, 0, new MessageReject(Cause.Congestion, (byte)CommandCode.SessionRequest, checksum, BackOffSeconds: (ushort)_options.CongestionBackOff.TotalSeconds), message.Length, path);
+            return;
+        }
+
+        var (selected, refusal) = Select(request);
+        if (refusal != Cause.None)
+        {
+            SendUnprotectedReject(result, 0, new MessageReject(refusal, (byte)CommandCode.SessionRequest, checksum), message.Length, path);
+            return;
+        }
+
+        if (!TryResolveIdentity(request, out var imsi))
+        {
+            SendUnprotectedReject(result, 0, new MessageReject(Cause.MalformedMessage, (byte)CommandCode.SessionRequest, checksum), message.Length, path);
+            return;
+        }
+
+        var session = new HseSession(AllocateSessionId(), _reservation)
+        {
+            Imsi = imsi,
+            Request = request,
+            RequestHash = hash,
+            RequestMessage = message.ToArray(),
+            Selected = selected,
+            N = selected.CounterLength,
+            Path = path,
+            State = HseState.StartSent,
+            Deadline = Now + _options.ConfirmationTimeout,
+        };
+        CipherSuite.TryGet(selected.SuiteId, out var suite);
+        session.Suite = suite;
+        _sessions[session.Id] = session;
+
+        if (!SendSessionStart(session, result))
+        {
+            if (!_options.HideUnknownSubscribers)
+            {
+                _sessions.Remove(session.Id);
+                Release(session.Id);
+                SendUnprotectedReject(result, 0, new MessageReject(Cause.UnknownSubscriber, (byte)CommandCode.SessionRequest, checksum), message.Length, path);
+                return;
+            }
+
+            SendDecoyStart(session, result);
+        }
+
+        _answers[cacheKey] = new CachedAnswer(session.StartMessage!, Now + _options.RetransmissionCacheLifetime);
+    }
+
+    /// <summary>Builds and sends the Session Start for a new vector; false for an unknown subscriber.</summary>
+    private bool SendSessionStart(HseSession session, StepResult result)
+    {
+        var selected = session.Selected;
+        using var vector = _subscribers.CreateVector(session.Imsi, Wire.ContextOf(selected.KeyAgreement));
+        if (vector is null)
+        {
+            return false;
+        }
+
+        Counters.VectorsUsed++;
+        session.CurrentRand = vector.Rand.ToArray();
+        var start = new SessionStart(selected, vector.Rand.ToArray(), vector.Autn.ToArray(), Wire.Checksum(session.RequestMessage),
+            ConfirmationRequired: selected.Service == BestService.KeyAgreementOnly,
+            KeyLifetime: _options.KeyLifetime is { } lifetime ? (uint)lifetime.TotalSeconds : null,
+            EasKeyIdentifier: NeedsEasKeys(selected) ? BestKeys.EasKeyIdentifier(vector.Rand) : null);
+
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        int length;
+        if (selected.Service == BestService.None)
+        {
+            session.Keys.Dispose();
+            length = EmsdpProtection.WriteUnprotected(session.Id, start.Encode(), buffer);
+        }
+        else
+        {
+            var kRoot = Wire.KRoot(selected.KeyAgreement, vector.Ck, vector.Ik, vector.SqnXorAk, session.Request.ServingNetwork);
+            try
+            {
+                var keys = KeySet.Derive(EndpointRole.Hse, kRoot, session.Suite!, selected.Service, selected.UeToEasMode, session.Id, 1, vector.Rand, session.Request.UeNonce.Span, session.Request.EasId);
+                session.Keys.InstallCurrent(keys);
+                if (NeedsEasKeys(selected))
+                {
+                    session.EasPsk = new byte[32];
+                    KeySet.DeriveEasPsk(kRoot, session.Id, 1, vector.Rand, session.Request.UeNonce.Span, session.Request.EasId, session.EasPsk);
+                }
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(kRoot);
+            }
+
+            // Session Start: n = 1, counter 0 of the new key set, request hash in the associated data.
+            var counter = session.Keys.NextCounter(session.Keys.Current!, Plane.Control, session.Id, 1);
+            length = EmsdpProtection.SealControl(session.Keys.Current!, Direction.Downlink, session.Id, 1, counter, start.Encode(), session.RequestHash, buffer);
+        }
+
+        session.StartMessage = buffer[..length].ToArray();
+        result.Add(session.StartMessage, session.Path);
+        return true;
+    }
+
+    /// <summary>
+    /// An unknown identity gets a well-formed Session Start whose RAND and AUTN come from
+    /// (server secret, identity, request hash, epoch) and a tag under a key nobody holds (profile section 7).
+    /// </summary>
+    private void SendDecoyStart(HseSession session, StepResult result)
+    {
+        session.Decoy = true;
+        var epoch = Now.ToUnixTimeSeconds() / (long)Math.Max(1, _options.RetransmissionCacheLifetime.TotalSeconds);
+        var seed = HMACSHA256.HashData(_options.ServerSecret.Span, [.. System.Text.Encoding.UTF8.GetBytes(session.Imsi), .. session.RequestHash, .. BitConverter.GetBytes(epoch)]);
+        var more = SHA256.HashData(seed);
+        var start = new SessionStart(session.Selected, seed.AsMemory(0, 16), more.AsMemory(0, 16), Wire.Checksum(session.RequestMessage),
+            ConfirmationRequired: session.Selected.Service == BestService.KeyAgreementOnly,
+            KeyLifetime: _options.KeyLifetime is { } lifetime ? (uint)lifetime.TotalSeconds : null,
+            EasKeyIdentifier: NeedsEasKeys(session.Selected) ? BestKeys.EasKeyIdentifier(seed.AsSpan(0, 16)) : null);
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        int length;
+        if (session.Selected.Service == BestService.None)
+        {
+            length = EmsdpProtection.WriteUnprotected(session.Id, start.Encode(), buffer);
+        }
+        else
+        {
+            using var keys = KeySet.Derive(EndpointRole.Hse, more, session.Suite!, session.Selected.Service, false, session.Id, 1, seed.AsSpan(0, 16), session.Request.UeNonce.Span);
+            length = EmsdpProtection.SealControl(keys, Direction.Downlink, session.Id, 1, 0, start.Encode(), session.RequestHash, buffer);
+        }
+
+        session.StartMessage = buffer[..length].ToArray();
+        result.Add(session.StartMessage, session.Path);
+    }
+
+    private static bool NeedsEasKeys(HseConfiguration selected) => selected.UeToEasMode || selected.Service == BestService.KeyAgreementOnly;
+
+    /// <summary>The HSE's selection (profile 6.2): service, key agreement, suite and n from what the UE offered and the policy.</summary>
+    private (HseConfiguration Selected, Cause Refusal) Select(SessionRequest request)
+    {
+        var offered = request.Configuration;
+        var service = offered.Service;
+        if (service == BestService.None && !_options.AllowNoSecurity)
+        {
+            return (default, Cause.ServiceNotSupported);
+        }
+
+        var network = request.ServingNetwork;
+        if (service == BestService.Confidential)
+        {
+            if (network is null)
+            {
+                return (default, Cause.MalformedMessage);
+            }
+
+            var key = network.Name ?? Convert.ToHexStringLower(network.PlmnId.Span);
+            if (_options.ConfidentialityForbiddenIn.Contains(key))
+            {
+                if (!_options.DowngradeToIntegrityWhereConfidentialityForbidden)
+                {
+                    return (default, Cause.ServiceNotAllowedInServingNetwork);
+                }
+
+                service = BestService.Integrity;
+            }
+        }
+
+        KeyAgreements? agreement = null;
+        foreach (var candidate in _options.KeyAgreementPreference)
+        {
+            if ((offered.KeyAgreements & candidate) == 0)
+            {
+                continue;
+            }
+
+            var usable = candidate switch
+            {
+                KeyAgreements.UmtsAka => true,
+                KeyAgreements.EpsAka => network is { Name: null },
+                KeyAgreements.FiveGAka or KeyAgreements.EapAkaPrime => network is { Name: not null } && network.Name.StartsWith("5G:", StringComparison.Ordinal),
+                _ => false,
+            };
+            if (usable)
+            {
+                agreement = candidate;
+                break;
+            }
+        }
+
+        byte suite = 0;
+        if (service != BestService.None)
+        {
+            foreach (var id in _options.SuitePreference)
+            {
+                if (CipherSuite.TryGet(id, out var s) && (offered.Suites & s.BitmapBit) != 0 && s.Algorithm.IsSupported)
+                {
+                    suite = id;
+                    break;
+                }
+            }
+        }
+
+        byte n = 0;
+        foreach (var length in _options.CounterLengthPreference)
+        {
+            var bit = length switch { 1 => CounterSchemes.OneOctet, 2 => CounterSchemes.TwoOctets, _ => CounterSchemes.FourOctets };
+            if ((offered.CounterSchemes & bit) != 0)
+            {
+                n = length;
+                break;
+            }
+        }
+
+        if (agreement is null || n == 0 || (service != BestService.None && suite == 0))
+        {
+            return (default, Cause.NoCommonSuite);
+        }
+
+        return (new HseConfiguration(service, offered.UeToEasMode, agreement.Value, suite, n), Cause.None);
+    }
+
+    private bool TryResolveIdentity(SessionRequest request, out string imsi)
+    {
+        if (request.Imsi is { } plain)
+        {
+            imsi = plain;
+            return true;
+        }
+
+        return SuciResolver.TryResolve(request.Suci!.Value.Span, _options.SuciKeys, out imsi);
+    }
+
+    private uint AllocateSessionId()
+    {
+        var now = Now;
+        if (_released.TryPeek(out var head) && head.FreeAt <= now)
+        {
+            _released.Dequeue();
+            return head.Id;
+        }
+
+        if (_neverUsed > SessionIdCodec.MaxValue)
+        {
+            throw new InvalidOperationException("Session IDs exhausted.");
+        }
+
+        return _neverUsed++;
+    }
+
+    private void Release(uint id) => _released.Enqueue((id, Now + _options.SessionIdQuarantine));
+
+    // Cookie = HMAC(secret, source address ‖ SHA-256(request without its Cookie TLV) ‖ epoch), truncated to 8 octets.
+    private byte[] Cookie(object? path, ReadOnlySpan<byte> requestWithoutCookie)
+    {
+        var epoch = Now.ToUnixTimeSeconds() / (long)Math.Max(1, _options.RetransmissionCacheLifetime.TotalSeconds);
+        return CookieAt(path, requestWithoutCookie, epoch);
+    }
+
+    private byte[] CookieAt(object? path, ReadOnlySpan<byte> requestWithoutCookie, long epoch)
+    {
+        var address = System.Text.Encoding.UTF8.GetBytes(path?.ToString() ?? string.Empty);
+        return HMACSHA256.HashData(_options.ServerSecret.Span, [.. address, .. SHA256.HashData(requestWithoutCookie), .. BitConverter.GetBytes(epoch)])[..8];
+    }
+
+    private bool CookieValid(ReadOnlySpan<byte> message, SessionRequest request, object? path)
+    {
+        if (request.Cookie is not { } cookie)
+        {
+            return false;
+        }
+
+        var original = RequestWithoutCookie(message, request);
+        var epoch = Now.ToUnixTimeSeconds() / (long)Math.Max(1, _options.RetransmissionCacheLifetime.TotalSeconds);
+        return CryptographicOperations.FixedTimeEquals(cookie.Span, CookieAt(path, original, epoch))
+            || CryptographicOperations.FixedTimeEquals(cookie.Span, CookieAt(path, original, epoch - 1));
+    }
+
+    /// <summary>The request as it was before the UE added the Cookie TLV: the received bytes with that TLV cut out (never re-encoded).</summary>
+    private static byte[] RequestWithoutCookie(ReadOnlySpan<byte> message, SessionRequest request)
+    {
+        if (request.Cookie is null)
+        {
+            return message.ToArray();
+        }
+
+        // Header (octet 0, Session ID 0, counter) = 3 octets, then the command code, then TLVs.
+        var position = 4;
+        while (position + 2 <= message.Length)
+        {
+            var length = message[position + 1];
+            if (message[position] == (byte)TlvTag.Cookie)
+            {
+                return [.. message[..position], .. message[(position + 2 + length)..]];
+            }
+
+            position += 2 + length;
+        }
+
+        return message.ToArray();
+    }
+}

@@ -1,0 +1,380 @@
+using System.Security.Cryptography;
+using OpenBest.Crypto;
+using OpenBest.Crypto.Aead;
+using OpenBest.Crypto.Aka;
+using OpenBest.Crypto.Kdf;
+using OpenBest.Protocol;
+
+namespace OpenBest.Sessions;
+
+/// <summary>An uplink UP message the HSE forwards unmodified to the EAS (UE-to-EAS mode).</summary>
+public sealed record UplinkForwarded(uint SessionId, string EasId, byte KeyId, ReadOnlyMemory<byte> Message) : SessionEvent(SessionId);
+
+/// <summary>
+/// A confirmed UE-to-EAS (or key-agreement-only) session's keys for the EAS named by the UE: K_EAS_PSK and
+/// what the EAS needs to use it (profile 6.2). The key is secret: <see cref="ToString"/> never shows it.
+/// </summary>
+public sealed record EasKeysReady(uint SessionId, string EasId, byte KeyId, CipherSuite Suite, BestService Service, int CounterLength, uint EasKeyIdentifier, ReadOnlyMemory<byte> KEasPsk) : SessionEvent(SessionId)
+{
+    /// <summary>Shows everything but the key.</summary>
+    public override string ToString() => $"EasKeysReady(session {SessionId}, {EasId}, key {KeyId}, {Suite.Name}, {Service}, n={CounterLength}, id {EasKeyIdentifier:x8})";
+}
+
+/// <summary>Counts of what the HSE dropped or refused (profile section 7: counted, never crashing).</summary>
+public sealed class HseCounters
+{
+    /// <summary>Messages dropped, by reason.</summary>
+    public Dictionary<DropReason, long> Dropped { get; } = [];
+
+    /// <summary>Rejects sent, by cause.</summary>
+    public Dictionary<Cause, long> RejectsSent { get; } = [];
+
+    /// <summary>Authentication vectors used.</summary>
+    public long VectorsUsed { get; internal set; }
+
+    internal void Drop(DropReason reason) => Dropped[reason] = Dropped.GetValueOrDefault(reason) + 1;
+
+    internal void Reject(Cause cause) => RejectsSent[cause] = RejectsSent.GetValueOrDefault(cause) + 1;
+}
+
+/// <summary>
+/// The HSE side of EMSDP as a sans-IO state machine (profile section 6.2): received bytes, timer ticks
+/// and application calls in; bytes to send and events out. One instance owns its sessions; the host
+/// calls it from one logical executor at a time.
+/// </summary>
+public sealed partial class HseEngine : IDisposable
+{
+    private readonly HseOptions _options;
+    private readonly IHseSubscribers _subscribers;
+    private readonly TimeProvider _time;
+    private readonly ICounterReservation _reservation;
+    private readonly Dictionary<uint, HseSession> _sessions = [];
+    private readonly Dictionary<string, CachedAnswer> _answers = new(StringComparer.Ordinal);
+    private readonly Queue<(uint Id, DateTimeOffset FreeAt)> _released = new();
+    private uint _neverUsed = 1;
+    private long _rejectWindow;
+    private int _rejectsInWindow;
+
+    /// <summary>Creates an HSE over <paramref name="subscribers"/>.</summary>
+    public HseEngine(IHseSubscribers subscribers, HseOptions? options = null, TimeProvider? time = null, ICounterReservation? reservation = null)
+    {
+        ArgumentNullException.ThrowIfNull(subscribers);
+        _subscribers = subscribers;
+        _options = options ?? new HseOptions();
+        _time = time ?? TimeProvider.System;
+        _reservation = reservation ?? NoCounterReservation.Instance;
+    }
+
+    /// <summary>What was dropped and refused.</summary>
+    public HseCounters Counters { get; } = new();
+
+    /// <summary>Sessions held (any state).</summary>
+    public int SessionCount => _sessions.Count;
+
+    /// <summary>Sessions established and not terminated.</summary>
+    public int EstablishedCount => _sessions.Values.Count(s => s.State is HseState.Established or HseState.Suspended);
+
+    private DateTimeOffset Now => _time.GetUtcNow();
+
+    /// <summary>The state of a session, or null.</summary>
+    public string? StateOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.State.ToString() : null;
+
+    /// <summary>The current Key ID of a session (0 if none).</summary>
+    public byte CurrentKeyIdOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.Keys.CurrentKeyId : (byte)0;
+
+    /// <summary>Feeds one received EMSDP message from <paramref name="path"/>.</summary>
+    public StepResult Receive(ReadOnlySpan<byte> message, object? path)
+    {
+        var result = new StepResult();
+        if (HeaderPrefix.TryRead(message, out var prefix) != ParseStatus.Ok)
+        {
+            Drop(result, 0, DropReason.NotEmsdp);
+            return result;
+        }
+
+        if (prefix.SessionId == 0)
+        {
+            if (prefix.Plane == Plane.Control && prefix.KeyId == 0)
+            {
+                OnSessionRequest(message, prefix, path, result);
+            }
+            else
+            {
+                Drop(result, 0, DropReason.Malformed);
+            }
+
+            return result;
+        }
+
+        if (!_sessions.TryGetValue(prefix.SessionId, out var session) || session.State == HseState.Gone)
+        {
+            Drop(result, prefix.SessionId, DropReason.UnknownSession);
+            if (prefix.Plane == Plane.Control && EmsdpFrame.TryParse(message, prefix, prefix.KeyId == 0 ? 1 : 1, 0, out var unknown) == ParseStatus.Ok
+                && unknown.Body.Length > 0 && unknown.Body[0] != (byte)CommandCode.MessageReject)
+            {
+                SendUnprotectedReject(result, prefix.SessionId, new MessageReject(Cause.UnknownSession, unknown.Body[0]), message.Length, path);
+            }
+
+            return result;
+        }
+
+        if (prefix.KeyId == 0)
+        {
+            OnUnprotected(session, message, prefix, path, result);
+        }
+        else
+        {
+            OnProtected(session, message, prefix, path, result);
+        }
+
+        return result;
+    }
+
+    /// <summary>Runs the timers: confirmation deadlines, retransmissions, grace periods, lingering, queues, caches.</summary>
+    public StepResult Tick()
+    {
+        var result = new StepResult();
+        var now = Now;
+        foreach (var session in _sessions.Values.ToList())
+        {
+            TickSession(session, now, result);
+        }
+
+        foreach (var key in _answers.Where(a => a.Value.Expires <= now).Select(a => a.Key).ToList())
+        {
+            _answers.Remove(key);
+        }
+
+        return result;
+    }
+
+    /// <summary>Sends (or, while suspended, queues) a downlink payload on a UE-to-HSE session.</summary>
+    /// <exception cref="InvalidOperationException">The session is unknown, not established, or carries no HSE user plane.</exception>
+    public StepResult SendDownlink(uint sessionId, ReadOnlySpan<byte> payload, bool ackRequested = false)
+    {
+        var result = new StepResult();
+        var session = Established(sessionId);
+        if (session.Selected.UeToEasMode || session.Selected.Service is BestService.KeyAgreementOnly)
+        {
+            throw new InvalidOperationException("This session carries no user plane between the UE and the HSE.");
+        }
+
+        if (session.State == HseState.Suspended)
+        {
+            if (session.Queue.Count >= _options.MaxQueuedDownlink)
+            {
+                session.Queue.Dequeue();
+                Drop(result, sessionId, DropReason.RateLimited);
+            }
+
+            session.Queue.Enqueue(new QueuedDownlink(payload.ToArray(), ackRequested, Now + _options.QueuedDownlinkTimeToLive));
+            return result;
+        }
+
+        SendUser(session, payload, ackRequested, result);
+        return result;
+    }
+
+    /// <summary>Sends bytes an EAS sealed for a UE-to-EAS session, unmodified, to the session's current path.</summary>
+    public StepResult ForwardDownlinkFromEas(uint sessionId, ReadOnlySpan<byte> message)
+    {
+        var result = new StepResult();
+        var session = Established(sessionId);
+        if (!session.Selected.UeToEasMode || HeaderPrefix.TryRead(message, out var prefix) != ParseStatus.Ok
+            || prefix.SessionId != sessionId || prefix.Plane != Plane.User || session.Keys.Get(prefix.KeyId) is null)
+        {
+            Drop(result, sessionId, DropReason.UnexpectedInState);
+            return result;
+        }
+
+        result.Add(message, session.Path);
+        return result;
+    }
+
+    /// <summary>Starts a key refresh of an established session (profile 6.2: HSE-triggered).</summary>
+    public StepResult RefreshKeys(uint sessionId)
+    {
+        var result = new StepResult();
+        StartRefresh(Established(sessionId), result);
+        return result;
+    }
+
+    /// <summary>Suspends a session from the network side.</summary>
+    public StepResult Suspend(uint sessionId)
+    {
+        var result = new StepResult();
+        var session = Established(sessionId);
+        SendControl(session, SessionSuspend.Instance, result);
+        session.State = HseState.Suspended;
+        result.Events.Add(new SessionSuspended(sessionId, ByPeer: false));
+        return result;
+    }
+
+    /// <summary>Terminates a session (Terminate Request, retransmitted until answered).</summary>
+    public StepResult Terminate(uint sessionId, Cause? cause = null)
+    {
+        var result = new StepResult();
+        var session = Established(sessionId);
+        var bytes = SendControl(session, new SessionTerminateRequest(cause), result);
+        session.State = HseState.Terminating;
+        session.Outstanding = new Outstanding(bytes, CommandCode.SessionTerminateRequest, Now + _options.RetransmissionInterval);
+        return result;
+    }
+
+    /// <summary>Zeroes every key.</summary>
+    public void Dispose()
+    {
+        foreach (var session in _sessions.Values)
+        {
+            session.Dispose();
+        }
+
+        _sessions.Clear();
+    }
+
+    private HseSession Established(uint sessionId)
+    {
+        if (!_sessions.TryGetValue(sessionId, out var session) || session.State is not (HseState.Established or HseState.Suspended))
+        {
+            throw new InvalidOperationException($"Session {sessionId} is not established.");
+        }
+
+        return session;
+    }
+
+    private void Drop(StepResult result, uint sessionId, DropReason reason)
+    {
+        Counters.Drop(reason);
+        result.Events.Add(new MessageDropped(sessionId, reason));
+    }
+
+    private bool TakeRejectToken()
+    {
+        var second = Now.ToUnixTimeSeconds();
+        if (second != _rejectWindow)
+        {
+            _rejectWindow = second;
+            _rejectsInWindow = 0;
+        }
+
+        return ++_rejectsInWindow <= _options.MaxRejectsPerSecond;
+    }
+
+    /// <summary>An unprotected Reject: never longer than what it answers, rate limited (profile section 7).</summary>
+    private void SendUnprotectedReject(StepResult result, uint sessionId, MessageReject reject, int answeredLength, object? path)
+    {
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        var length = EmsdpProtection.WriteUnprotected(sessionId, reject.Encode(), buffer);
+        if (length > answeredLength || !TakeRejectToken())
+        {
+            Counters.Drop(DropReason.RateLimited);
+            return;
+        }
+
+        Counters.Reject(reject.Cause);
+        result.Add(buffer[..length], path);
+    }
+
+    private byte[] SendControl(HseSession session, ControlCommand command, StepResult result, KeySet? keys = null, ReadOnlySpan<byte> requestHash = default)
+    {
+        keys ??= session.Keys.Current!;
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        var counter = session.Keys.NextCounter(keys, Plane.Control, session.Id, session.N);
+        var length = EmsdpProtection.SealControl(keys, Direction.Downlink, session.Id, session.N, counter, command.Encode(), requestHash, buffer);
+        var bytes = buffer[..length].ToArray();
+        result.Add(bytes, session.Path);
+        return bytes;
+    }
+
+    private void SendUser(HseSession session, ReadOnlySpan<byte> payload, bool ackRequested, StepResult result)
+    {
+        var keys = session.Keys.Current!;
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        var counter = session.Keys.NextCounter(keys, Plane.User, session.Id, session.N);
+        ackRequested |= SessionKeys.MustRequestAck(counter, session.LastAckedDownlink, session.N);
+        var length = EmsdpProtection.SealUser(keys, Direction.Downlink, session.Id, session.N, counter, ackRequested, payload, buffer);
+        result.Add(buffer[..length], session.Path);
+        if (keys.MessagesSealed >= SessionKeys.UsageLimit(keys.Suite) && session.Keys.PendingKeyId is null)
+        {
+            StartRefresh(session, result);
+        }
+    }
+
+    private sealed record CachedAnswer(byte[] Message, DateTimeOffset Expires);
+
+    private sealed record QueuedDownlink(byte[] Payload, bool AckRequested, DateTimeOffset Expires);
+
+    private sealed record Outstanding(byte[] Message, CommandCode Code, DateTimeOffset NextSend, int Retries = 0);
+
+    private enum HseState
+    {
+        StartSent,
+        Established,
+        Suspended,
+        Terminating,
+        Terminated,
+        Gone,
+    }
+
+    private sealed class HseSession(uint id, ICounterReservation reservation) : IDisposable
+    {
+        public uint Id { get; } = id;
+
+        public string Imsi { get; set; } = string.Empty;
+
+        public bool Decoy { get; set; }
+
+        public SessionRequest Request { get; set; } = null!;
+
+        public byte[] RequestHash { get; set; } = [];
+
+        public byte[] RequestMessage { get; set; } = [];
+
+        public byte[]? EasPsk { get; set; }
+
+        public HseConfiguration Selected { get; set; }
+
+        public CipherSuite? Suite { get; set; }
+
+        public int N { get; set; } = 1;
+
+        public HseState State { get; set; }
+
+        public SessionKeys Keys { get; } = new(reservation, Direction.Downlink);
+
+        public object? Path { get; set; }
+
+        public DateTimeOffset Deadline { get; set; }
+
+        public bool ResyncDone { get; set; }
+
+        public byte[] CurrentRand { get; set; } = [];
+
+        public byte[]? StartMessage { get; set; }
+
+        public byte[]? PendingRand { get; set; }
+
+        public bool RefreshResyncDone { get; set; }
+
+        public Outstanding? Outstanding { get; set; }
+
+        public byte[]? TerminateResponse { get; set; }
+
+        public Queue<QueuedDownlink> Queue { get; } = new();
+
+        public long LastAckedDownlink { get; set; } = -1;
+
+        public ReplayWindow ForwardWindow { get; set; } = new();
+
+        public DateTimeOffset? KeyExpiry { get; set; }
+
+        public void Dispose()
+        {
+            Keys.Dispose();
+            if (EasPsk is not null)
+            {
+                CryptographicOperations.ZeroMemory(EasPsk);
+            }
+        }
+    }
+}

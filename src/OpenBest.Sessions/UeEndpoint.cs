@@ -1,0 +1,287 @@
+using System.Security.Cryptography;
+using OpenBest.Crypto;
+using OpenBest.Crypto.Aead;
+using OpenBest.Crypto.Aka;
+using OpenBest.Protocol;
+
+namespace OpenBest.Sessions;
+
+/// <summary>
+/// The UE side of EMSDP as a sans-IO state machine (profile section 6.2): several channels over one
+/// bearer, each with its own Session ID, keys, service and EAS. Bytes, timer ticks and application calls
+/// in; bytes and events out. Not thread-safe: one logical owner drives it.
+/// </summary>
+public sealed partial class UeEndpoint : IDisposable
+{
+    private readonly Usim _usim;
+    private readonly UeOptions _options;
+    private readonly TimeProvider _time;
+    private readonly ICounterReservation _reservation;
+    private readonly Dictionary<int, Channel> _channels = [];
+    private readonly HashSet<string> _acceptedStarts = new(StringComparer.Ordinal);
+    private int _nextHandle = 1;
+
+    /// <summary>Creates a device endpoint over a (software) USIM.</summary>
+    public UeEndpoint(Usim usim, UeOptions options, TimeProvider? time = null, ICounterReservation? reservation = null)
+    {
+        ArgumentNullException.ThrowIfNull(usim);
+        ArgumentNullException.ThrowIfNull(options);
+        if ((options.Imsi is null) == (options.Suci is null))
+        {
+            throw new ArgumentException("Give exactly one of Imsi and Suci.", nameof(options));
+        }
+
+        _usim = usim;
+        _options = options;
+        _time = time ?? TimeProvider.System;
+        _reservation = reservation ?? NoCounterReservation.Instance;
+    }
+
+    /// <summary>Messages dropped, by reason.</summary>
+    public Dictionary<DropReason, long> Dropped { get; } = [];
+
+    private DateTimeOffset Now => _time.GetUtcNow();
+
+    /// <summary>The Session ID of a channel (0 until its Session Start is accepted).</summary>
+    public uint SessionIdOf(int channel) => Get(channel).SessionId;
+
+    /// <summary>Whether a channel is established (keys confirmed on this side).</summary>
+    public bool IsEstablished(int channel) => Get(channel).State is ChannelState.Established or ChannelState.Suspended;
+
+    /// <summary>The current Key ID of a channel.</summary>
+    public byte CurrentKeyIdOf(int channel) => Get(channel).Keys.CurrentKeyId;
+
+    /// <summary>What the HSE selected for a channel.</summary>
+    public HseConfiguration SelectedOf(int channel) => Get(channel).Selected;
+
+    /// <summary>
+    /// Opens a channel: sends a Session Request. <paramref name="firstPayload"/>, when given, is sent as the
+    /// first UP message right after the Session Start verifies (it confirms the keys); otherwise an explicit
+    /// Session Start Confirmation is sent.
+    /// </summary>
+    public StepResult Open(UeChannelOptions options, out int channel, ReadOnlyMemory<byte>? firstPayload = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var result = new StepResult();
+        var c = new Channel(_nextHandle++, options, new SessionKeys(_reservation, Direction.Uplink)) { FirstPayload = firstPayload };
+        _channels[c.Handle] = c;
+        channel = c.Handle;
+        SendRequest(c, result);
+        return result;
+    }
+
+    /// <summary>Sends an uplink payload on an established channel (a suspended one resumes).</summary>
+    /// <exception cref="InvalidOperationException">The channel is not established or carries no user plane.</exception>
+    public StepResult Send(int channel, ReadOnlySpan<byte> payload, bool ackRequested = false)
+    {
+        var result = new StepResult();
+        var c = Get(channel);
+        if (c.State is not (ChannelState.Established or ChannelState.Suspended))
+        {
+            throw new InvalidOperationException($"Channel {channel} is not established.");
+        }
+
+        if (c.State == ChannelState.Suspended)
+        {
+            c.State = ChannelState.Established;
+            result.Events.Add(new SessionResumed(c.SessionId));
+        }
+
+        SendUser(c, payload, ackRequested, result);
+        return result;
+    }
+
+    /// <summary>Asks the HSE for new keys (an empty Manage Keys Request; profile 6.2).</summary>
+    public StepResult RequestKeyRefresh(int channel)
+    {
+        var result = new StepResult();
+        var c = Established(channel);
+        var bytes = SendControl(c, ManageKeysRequest.FromUe, result);
+        c.Outstanding = new Outstanding(bytes, CommandCode.ManageKeysRequest, Now + _options.RetransmissionInterval);
+        return result;
+    }
+
+    /// <summary>Suspends the channel: the HSE keeps keys and counters and queues downlink.</summary>
+    public StepResult Suspend(int channel)
+    {
+        var result = new StepResult();
+        var c = Established(channel);
+        SendControl(c, SessionSuspend.Instance, result);
+        c.State = ChannelState.Suspended;
+        result.Events.Add(new SessionSuspended(c.SessionId, ByPeer: false));
+        return result;
+    }
+
+    /// <summary>Resumes a suspended channel: the HSE delivers what it queued.</summary>
+    public StepResult Resume(int channel)
+    {
+        var result = new StepResult();
+        var c = Established(channel);
+        SendControl(c, SessionResume.Instance, result);
+        c.State = ChannelState.Established;
+        result.Events.Add(new SessionResumed(c.SessionId));
+        return result;
+    }
+
+    /// <summary>Terminates the channel (retransmitted until answered).</summary>
+    public StepResult Terminate(int channel, Cause? cause = null)
+    {
+        var result = new StepResult();
+        var c = Established(channel);
+        var bytes = SendControl(c, new SessionTerminateRequest(cause), result);
+        c.State = ChannelState.Terminating;
+        c.Outstanding = new Outstanding(bytes, CommandCode.SessionTerminateRequest, Now + _options.RetransmissionInterval);
+        return result;
+    }
+
+    /// <summary>Zeroes every key.</summary>
+    public void Dispose()
+    {
+        foreach (var c in _channels.Values)
+        {
+            c.Keys.Dispose();
+        }
+
+        _channels.Clear();
+    }
+
+    private Channel Get(int channel) => _channels.TryGetValue(channel, out var c) ? c : throw new ArgumentException($"No channel {channel}.", nameof(channel));
+
+    private Channel Established(int channel)
+    {
+        var c = Get(channel);
+        return c.State is ChannelState.Established or ChannelState.Suspended ? c : throw new InvalidOperationException($"Channel {channel} is not established.");
+    }
+
+    private void Drop(StepResult result, uint sessionId, DropReason reason)
+    {
+        Dropped[reason] = Dropped.GetValueOrDefault(reason) + 1;
+        result.Events.Add(new MessageDropped(sessionId, reason));
+    }
+
+    private void SendRequest(Channel c, StepResult result, ReadOnlyMemory<byte>? cookie = null)
+    {
+        if (cookie is null)
+        {
+            // A new attempt has a new UE nonce; a cookie retry keeps it (profile 6.2).
+            c.UeNonce = RandomNumberGenerator.GetBytes(8);
+            c.AutsSent = false;
+        }
+
+        var o = c.Options;
+        var request = new SessionRequest(_options.Imsi, _options.Suci,
+            new UeConfiguration(UeConfiguration.CurrentRelease, o.KeyAgreements, o.Service, o.UeToEasMode, o.Suites, o.CounterSchemes),
+            o.EasId, c.UeNonce, o.ServingNetwork, cookie);
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        var length = EmsdpProtection.WriteUnprotected(0, request.Encode(), buffer);
+        c.Request = buffer[..length].ToArray();
+        c.RequestHash = SHA256.HashData(c.Request);
+        c.Checksum = c.RequestHash[..8];
+        c.State = ChannelState.Requesting;
+        c.Outstanding = new Outstanding(c.Request, CommandCode.SessionRequest, Now + _options.RetransmissionInterval);
+        result.Add(c.Request, null);
+    }
+
+    private byte[] SendControl(Channel c, ControlCommand command, StepResult result, KeySet? keys = null)
+    {
+        keys ??= c.Keys.Current!;
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        var counter = c.Keys.NextCounter(keys, Plane.Control, c.SessionId, c.N);
+        var length = EmsdpProtection.SealControl(keys, Direction.Uplink, c.SessionId, c.N, counter, command.Encode(), default, buffer);
+        var bytes = buffer[..length].ToArray();
+        result.Add(bytes, null);
+        return bytes;
+    }
+
+    private void SendUser(Channel c, ReadOnlySpan<byte> payload, bool ackRequested, StepResult result)
+    {
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        int length;
+        ulong counter = 0;
+        if (c.Selected.Service == BestService.None)
+        {
+            var header = new EmsdpHeader(Plane.User, 0, false, c.SessionId, 1, 0);
+            length = header.Write(buffer);
+            payload.CopyTo(buffer[length..]);
+            length += payload.Length;
+        }
+        else
+        {
+            var keys = c.Keys.Current ?? throw new InvalidOperationException("The channel has no keys.");
+            if (!keys.HasUserKey)
+            {
+                throw new InvalidOperationException("This channel carries no EMSDP user plane (key agreement only).");
+            }
+
+            counter = c.Keys.NextCounter(keys, Plane.User, c.SessionId, c.N);
+            ackRequested |= SessionKeys.MustRequestAck(counter, c.LastAckedUplink, c.N);
+            length = EmsdpProtection.SealUser(keys, Direction.Uplink, c.SessionId, c.N, counter, ackRequested, payload, buffer);
+        }
+
+        var bytes = buffer[..length].ToArray();
+        result.Add(bytes, null);
+        if (ackRequested)
+        {
+            c.Unacked[(c.Keys.CurrentKeyId, counter)] = new PendingUplink(bytes, payload.ToArray(), Now + _options.RetransmissionInterval, 0);
+        }
+    }
+
+    private enum ChannelState
+    {
+        Requesting,
+        Established,
+        Suspended,
+        Terminating,
+        Terminated,
+        Failed,
+    }
+
+    private sealed record Outstanding(byte[] Message, CommandCode Code, DateTimeOffset NextSend, int Retries = 0);
+
+    private sealed record PendingUplink(byte[] Message, byte[] Payload, DateTimeOffset NextSend, int Retries);
+
+    private sealed class Channel(int handle, UeChannelOptions options, SessionKeys keys)
+    {
+        public int Handle { get; } = handle;
+
+        public UeChannelOptions Options { get; } = options;
+
+        public SessionKeys Keys { get; } = keys;
+
+        public ChannelState State { get; set; }
+
+        public uint SessionId { get; set; }
+
+        public int N { get; set; } = 1;
+
+        public HseConfiguration Selected { get; set; }
+
+        public byte[] UeNonce { get; set; } = [];
+
+        public byte[] Request { get; set; } = [];
+
+        public byte[] RequestHash { get; set; } = [];
+
+        public byte[] Checksum { get; set; } = [];
+
+        public bool AutsSent { get; set; }
+
+        public Cause LastHint { get; set; }
+
+        public DateTimeOffset? BackOffUntil { get; set; }
+
+        public ReadOnlyMemory<byte>? FirstPayload { get; set; }
+
+        public Outstanding? Outstanding { get; set; }
+
+        public byte[]? TerminateResponse { get; set; }
+
+        public Dictionary<string, byte[]> ManageKeysAnswers { get; } = new(StringComparer.Ordinal);
+
+        public Dictionary<(byte KeyId, ulong Counter), PendingUplink> Unacked { get; } = [];
+
+        public long LastAckedUplink { get; set; } = -1;
+
+        public List<byte[]> Pending { get; } = [];
+    }
+}
