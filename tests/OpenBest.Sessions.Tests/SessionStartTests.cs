@@ -1,0 +1,282 @@
+using OpenBest.Crypto.Aead;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+
+namespace OpenBest.Sessions.Tests;
+
+/// <summary>Session start, confirmation and AKA failures (profile 6.2), UE ↔ HSE over an in-memory bearer.</summary>
+public sealed class SessionStartTests
+{
+    private static UeChannelOptions Channel(BestService service = BestService.Confidential) =>
+        new() { EasId = "eas.example.com", Service = service, ServingNetwork = Harness.FiveG };
+
+    [Theory]
+    [InlineData(BestService.Confidential)]
+    [InlineData(BestService.Integrity)]
+    [InlineData(BestService.KeyAgreementOnly)]
+    public void SessionStart_EveryService_EstablishesBothSides(BestService service)
+    {
+        // Profile 6.2 "Session start" and "Confirmation".
+        using var h = new Harness();
+        var channel = h.Open(Channel(service));
+        Assert.True(h.Ue.IsEstablished(channel));
+        var established = h.Single<SessionEstablished>(h.HseEvents);
+        Assert.Equal(service, established.Service);
+        Assert.Equal(KeyAgreements.FiveGAka, h.Ue.SelectedOf(channel).KeyAgreement);
+        Assert.Equal(h.Ue.SessionIdOf(channel), established.SessionId);
+        Assert.True(established.SessionId >= 1);
+    }
+
+    [Fact]
+    public void SessionSetup_FitsTheOctetBudget_InOneRoundTrip()
+    {
+        // Issue target: ≤ 110 octets for the whole setup in one round trip (Session Request + Session Start),
+        // met by the leanest configuration: UMTS AKA (no serving network TLV), an 11-character EAS Id.
+        using var h = new Harness();
+        h.Open(Channel(BestService.Integrity) with { EasId = "eas.example", KeyAgreements = KeyAgreements.UmtsAka, ServingNetwork = null }, "x"u8.ToArray());
+        var request = h.Wire[0];
+        var start = h.Wire[1];
+        Assert.True(request.Uplink);
+        Assert.False(start.Uplink);
+        Assert.True(request.Message.Length + start.Message.Length <= 110, $"{request.Message.Length} + {start.Message.Length} octets");
+    }
+
+    [Fact]
+    public void KeyAgreementOnly_NeedsExplicitConfirmation()
+    {
+        // Profile 6.2: key agreement only requires an explicit Session Start Confirmation; the HSE reports
+        // the session, and hands the PSK to the EAS, only after it.
+        using var h = new Harness();
+        h.Interceptor = (uplink, m) => uplink && m.Length > 3 && m[0] == 0x42 && h.Wire.Count == 2 ? null : m; // lose the confirmation
+        h.Open(Channel(BestService.KeyAgreementOnly));
+        Assert.Empty(h.HseEvents.OfType<SessionEstablished>());
+        Assert.Empty(h.HseEvents.OfType<EasKeysReady>());
+    }
+
+    [Fact]
+    public void KeyAgreementOnly_DeliversEasPskAfterConfirmation()
+    {
+        using var h = new Harness();
+        h.Open(Channel(BestService.KeyAgreementOnly));
+        var keys = h.Single<EasKeysReady>(h.HseEvents);
+        Assert.Equal("eas.example.com", keys.EasId);
+        Assert.Equal(32, keys.KEasPsk.Length);
+        Assert.DoesNotContain(Convert.ToHexString(keys.KEasPsk.Span), keys.ToString(), StringComparison.OrdinalIgnoreCase);
+    }
+
+    [Fact]
+    public void RetransmittedRequest_GetsTheIdenticalStart_WithoutANewVector()
+    {
+        // Profile 6.2: an identical request (from any source) gets the identical Session Start, no new vector.
+        using var h = new Harness();
+        h.Interceptor = (uplink, m) => uplink ? m : null; // lose every downlink
+        var channel = h.Open(Channel());
+        var firstStart = h.HseEvents.Count;
+        h.Interceptor = (_, m) => m;
+        h.Path = "10.0.0.2:6000";
+        h.Tick(TimeSpan.FromSeconds(2));
+        Assert.True(h.Ue.IsEstablished(channel));
+        Assert.Equal(1, h.Subscribers.VectorsIssued(Harness.Imsi));
+        var starts = h.Sent.Where(w => !w.Uplink && w.Message[0] == 0x42).Select(w => Convert.ToHexString(w.Message)).ToList();
+        Assert.True(starts.Count >= 2);
+        Assert.Single(starts.Distinct());
+        _ = firstStart;
+    }
+
+    [Fact]
+    public void MacFailure_HseDropsTheSession_AndIssuesNoSecondVector()
+    {
+        // Profile 6.2 "AKA failures": the UE answers Reject 0x02 (Key ID 0); the HSE drops the session.
+        var otherK = Convert.FromHexString("000102030405060708090a0b0c0d0e0f");
+        using var h = new Harness(ueK: otherK);
+        var channel = h.Open(Channel());
+        Assert.False(h.Ue.IsEstablished(channel));
+        var rejected = h.Single<SessionRejected>(h.HseEvents);
+        Assert.Equal(Cause.AkaMacFailure, rejected.Cause);
+        Assert.Equal(0, h.Hse.SessionCount);
+        Assert.Equal(1, h.Subscribers.VectorsIssued(Harness.Imsi));
+    }
+
+    [Fact]
+    public void SyncFailure_Auts_Resync_FreshStart_Established()
+    {
+        // Profile 6.2: Reject 0x03 with AUTS; the HSE resynchronises once and sends a fresh Session Start.
+        using var h = new Harness(ueSqnMs: 0x0000_0100_0000);
+        var channel = h.Open(Channel());
+        Assert.True(h.Ue.IsEstablished(channel));
+        Assert.Equal(2, h.Subscribers.VectorsIssued(Harness.Imsi));
+        Assert.Contains(h.Wire, w => w.Uplink && w.Message.Length > 4 && w.Message[3] == (byte)CommandCode.MessageReject);
+        Assert.Single(h.HseEvents.OfType<SessionEstablished>());
+    }
+
+    [Fact]
+    public void UnknownSubscriber_Hidden_GetsADecoyStart_ThenSilence()
+    {
+        // Profile 7 "Hiding subscribers": a well-formed Session Start; the UE's MAC failure is handled identically.
+        using var h = new Harness(registerSubscriber: false);
+        var channel = h.Open(Channel());
+        Assert.False(h.Ue.IsEstablished(channel));
+        var start = h.Wire.First(w => !w.Uplink).Message;
+        Assert.Equal(0x42, start[0]);
+        Assert.Contains(h.Wire, w => w.Uplink && w.Message[3] == (byte)CommandCode.MessageReject);
+        Assert.Equal(0, h.Hse.SessionCount);
+    }
+
+    [Fact]
+    public void UnknownSubscriber_NotHidden_GetsCause01()
+    {
+        using var h = new Harness(new HseOptions { HideUnknownSubscribers = false }, registerSubscriber: false);
+        h.Open(Channel());
+        Assert.Equal(Cause.UnknownSubscriber, h.Single<SessionRejected>(h.UeEvents).Cause);
+    }
+
+    [Fact]
+    public void DowngradedRequest_IsDetectedThroughTheChecksum()
+    {
+        // Profile 4/6.2: the Session Start echoes the checksum of the request the HSE saw and binds its hash;
+        // a request whose confidential service was changed in transit no longer matches the UE's.
+        using var h = new Harness();
+        h.Interceptor = (uplink, m) =>
+        {
+            if (uplink && m.Length > 3 && m[3] == (byte)CommandCode.SessionRequest)
+            {
+                var copy = (byte[])m.Clone();
+                var at = copy.AsSpan().IndexOf([(byte)TlvTag.UeConfiguration, (byte)5]);
+                copy[at + 4] = (byte)BestService.Integrity; // o3: confidential → integrity
+                return copy;
+            }
+
+            return m;
+        };
+        var channel = h.Open(Channel(BestService.Confidential));
+        Assert.False(h.Ue.IsEstablished(channel));
+        Assert.Contains(h.UeEvents.OfType<MessageDropped>(), d => d.Reason == DropReason.SessionStartCheckFailed);
+    }
+
+    [Fact]
+    public void NoSecurity_RefusedByDefault_AllowedByPolicy()
+    {
+        // Profile 6.2 "No-security channel": only by HSE policy, off by default.
+        using (var h = new Harness())
+        {
+            h.Open(Channel(BestService.None) with { MinimumService = BestService.None });
+            Assert.Equal(Cause.ServiceNotSupported, h.Single<SessionRejected>(h.UeEvents).Cause);
+        }
+
+        using (var h = new Harness(new HseOptions { AllowNoSecurity = true }))
+        {
+            var channel = h.Open(Channel(BestService.None) with { MinimumService = BestService.None });
+            Assert.True(h.Ue.IsEstablished(channel));
+            h.Pump(h.Ue.Send(channel, "plain"u8), uplink: true);
+            var data = h.Single<DataReceived>(h.HseEvents);
+            Assert.Equal("plain"u8.ToArray(), data.Payload.ToArray());
+            Assert.Equal(0, data.KeyId);
+        }
+    }
+
+    [Fact]
+    public void ConfidentialityForbiddenInNetwork_SelectsIntegrity_UeAcceptsAboveMinimum()
+    {
+        using var h = new Harness(new HseOptions { ConfidentialityForbiddenIn = new HashSet<string> { Harness.FiveG.Name! } });
+        var channel = h.Open(Channel());
+        Assert.True(h.Ue.IsEstablished(channel));
+        Assert.Equal(BestService.Integrity, h.Ue.SelectedOf(channel).Service);
+    }
+
+    [Fact]
+    public void ConfidentialityForbidden_RejectPolicy_Cause09()
+    {
+        using var h = new Harness(new HseOptions { ConfidentialityForbiddenIn = new HashSet<string> { Harness.FiveG.Name! }, DowngradeToIntegrityWhereConfidentialityForbidden = false });
+        h.Open(Channel());
+        Assert.Equal(Cause.ServiceNotAllowedInServingNetwork, h.Single<SessionRejected>(h.UeEvents).Cause);
+    }
+
+    [Fact]
+    public void NoCommonSuite_Cause08()
+    {
+        using var h = new Harness(new HseOptions { SuitePreference = [3] });
+        h.Open(Channel() with { Suites = 0x01 });
+        Assert.Equal(Cause.NoCommonSuite, h.Single<SessionRejected>(h.UeEvents).Cause);
+    }
+
+    [Fact]
+    public void Cookie_Required_UeRetriesWithTheCookie()
+    {
+        // Profile 6.2 "Denial of service": Reject 0x11 with a cookie, no state kept; the UE re-sends with it.
+        using var h = new Harness(new HseOptions { RequireCookie = true });
+        var channel = h.Open(Channel());
+        Assert.True(h.Ue.IsEstablished(channel));
+        Assert.Equal(1, h.Hse.Counters.RejectsSent[Cause.CookieRequired]);
+        var requests = h.Wire.Where(w => w.Uplink && w.Message[3] == (byte)CommandCode.SessionRequest).ToList();
+        Assert.Equal(2, requests.Count);
+    }
+
+    [Fact]
+    public void PendingSession_NotConfirmed_IsDroppedAfter30s()
+    {
+        using var h = new Harness();
+        h.Interceptor = (uplink, m) => uplink && h.Wire.Count >= 2 ? null : m; // the UE's confirmation never arrives
+        h.Open(Channel());
+        Assert.Equal(1, h.Hse.SessionCount);
+        h.Tick(TimeSpan.FromSeconds(31));
+        Assert.Equal(0, h.Hse.SessionCount);
+    }
+
+    [Fact]
+    public void SeveralChannels_OverOneBearer_MatchedByChecksum()
+    {
+        // Profile 6.2 "Several channels": own Session ID, keys, service and EAS; Session Starts matched by checksum.
+        using var h = new Harness();
+        var a = h.Open(Channel(BestService.Confidential));
+        var b = h.Open(Channel(BestService.Integrity) with { EasId = "other.example.com" });
+        Assert.True(h.Ue.IsEstablished(a));
+        Assert.True(h.Ue.IsEstablished(b));
+        Assert.NotEqual(h.Ue.SessionIdOf(a), h.Ue.SessionIdOf(b));
+        h.Pump(h.Ue.Send(a, "to-a"u8), uplink: true);
+        h.Pump(h.Ue.Send(b, "to-b"u8), uplink: true);
+        var received = h.HseEvents.OfType<DataReceived>().ToList();
+        Assert.Equal(h.Ue.SessionIdOf(a), received[0].SessionId);
+        Assert.Equal(h.Ue.SessionIdOf(b), received[1].SessionId);
+    }
+
+    [Fact]
+    public void UnprotectedReject_WithoutChecksum_IsIgnored()
+    {
+        // Profile 6.2 "Unauthenticated messages": a Reject answering a Session Request counts only if it echoes the checksum.
+        using var h = new Harness();
+        h.Interceptor = (uplink, m) => uplink ? m : null;
+        var channel = h.Open(Channel());
+        var body = new MessageReject(Cause.UnknownSubscriber, (byte)CommandCode.SessionRequest).Encode();
+        var forged = new byte[body.Length + 3];
+        EmsdpProtection.WriteUnprotected(0, body, forged);
+        var step = h.Ue.Receive(forged);
+        Assert.Contains(step.Events.OfType<MessageDropped>(), d => d.Reason == DropReason.UnexpectedInState);
+        Assert.Empty(step.Events.OfType<SessionRejected>());
+        _ = channel;
+    }
+
+    [Fact]
+    public void SuiteAndCounterLength_FollowThePolicy()
+    {
+        using var h = new Harness(new HseOptions { SuitePreference = [4, 1], CounterLengthPreference = [1] });
+        var channel = h.Open(Channel());
+        Assert.Equal(4, h.Ue.SelectedOf(channel).SuiteId);
+        Assert.Equal(1, h.Ue.SelectedOf(channel).CounterLength);
+        h.Pump(h.Ue.Send(channel, "chacha"u8), uplink: true);
+        Assert.Equal("chacha"u8.ToArray(), h.Single<DataReceived>(h.HseEvents).Payload.ToArray());
+    }
+
+    [Theory]
+    [InlineData(KeyAgreements.UmtsAka)]
+    [InlineData(KeyAgreements.EpsAka)]
+    [InlineData(KeyAgreements.EapAkaPrime)]
+    public void OtherKeyAgreements_Establish(KeyAgreements agreement)
+    {
+        // Profile 5: K_root = CK‖IK (UMTS), K_ASME (EPS, PLMN ID), K_HSE (EAP-AKA', name).
+        using var h = new Harness();
+        var network = agreement == KeyAgreements.EpsAka ? ServingNetwork.FromPlmnId([0x02, 0xf8, 0x39]) : Harness.FiveG;
+        var channel = h.Open(Channel() with { KeyAgreements = agreement, ServingNetwork = network });
+        Assert.True(h.Ue.IsEstablished(channel));
+        Assert.Equal(agreement, h.Ue.SelectedOf(channel).KeyAgreement);
+    }
+}
