@@ -158,9 +158,9 @@ internal ref struct TlvWriter
 
     public void Write(TlvTag tag, scoped ReadOnlySpan<byte> value)
     {
-        if (value.Length > 255)
+        if (!TlvCatalog.IsValidLength((byte)tag, value.Length))
         {
-            throw new ArgumentException($"TLV {tag} holds at most 255 octets.");
+            throw new ArgumentException($"TLV {tag} cannot hold {value.Length} octets (profile section 6.3).");
         }
 
         if (Written + 2 + value.Length > _destination.Length)
