@@ -17,7 +17,8 @@ public sealed partial class HseEngine
             return;
         }
 
-        var checksum = Wire.Checksum(message);
+        var hash = SHA256.HashData(message);
+        var checksum = hash[..8];
         if (frame.Body[0] == (byte)CommandCode.MessageReject)
         {
             Drop(result, 0, DropReason.UnexpectedInState); // never answer a Reject
@@ -34,7 +35,6 @@ public sealed partial class HseEngine
         }
 
         // An identical request (from any source) gets the identical answer, with no new vector.
-        var hash = SHA256.HashData(message);
         var cacheKey = Convert.ToHexString(hash);
         if (_answers.TryGetValue(cacheKey, out var cached) && cached.Expires > Now)
         {
@@ -48,7 +48,7 @@ public sealed partial class HseEngine
             return;
         }
 
-        if (_sessions.Values.Count(s => s.State == HseState.StartSent) >= _options.MaxPendingSessions)
+        if (_pending.Value >= _options.MaxPendingSessions)
         {
             SendUnprotectedReject(result, 0, new MessageReject(Cause.Congestion, (byte)CommandCode.SessionRequest, checksum, BackOffSeconds: (ushort)_options.CongestionBackOff.TotalSeconds), message.Length, path);
             return;
@@ -67,7 +67,7 @@ public sealed partial class HseEngine
             return;
         }
 
-        var session = new HseSession(AllocateSessionId(), _reservation)
+        var session = new HseSession(AllocateSessionId(), _reservation, _pending)
         {
             Imsi = imsi,
             Request = request,
@@ -111,7 +111,7 @@ public sealed partial class HseEngine
 
         Counters.VectorsUsed++;
         session.CurrentRand = vector.Rand.ToArray();
-        var start = new SessionStart(selected, vector.Rand.ToArray(), vector.Autn.ToArray(), Wire.Checksum(session.RequestMessage),
+        var start = new SessionStart(selected, vector.Rand.ToArray(), vector.Autn.ToArray(), session.RequestHash.AsMemory(0, 8),
             ConfirmationRequired: selected.Service == BestService.KeyAgreementOnly,
             KeyLifetime: _options.KeyLifetime is { } lifetime ? (uint)lifetime.TotalSeconds : null,
             EasKeyIdentifier: NeedsEasKeys(selected) ? BestKeys.EasKeyIdentifier(vector.Rand) : null);
@@ -161,7 +161,7 @@ public sealed partial class HseEngine
         var epoch = Now.ToUnixTimeSeconds() / (long)Math.Max(1, _options.RetransmissionCacheLifetime.TotalSeconds);
         var seed = HMACSHA256.HashData(_options.ServerSecret.Span, [.. System.Text.Encoding.UTF8.GetBytes(session.Imsi), .. session.RequestHash, .. BitConverter.GetBytes(epoch)]);
         var more = SHA256.HashData(seed);
-        var start = new SessionStart(session.Selected, seed.AsMemory(0, 16), more.AsMemory(0, 16), Wire.Checksum(session.RequestMessage),
+        var start = new SessionStart(session.Selected, seed.AsMemory(0, 16), more.AsMemory(0, 16), session.RequestHash.AsMemory(0, 8),
             ConfirmationRequired: session.Selected.Service == BestService.KeyAgreementOnly,
             KeyLifetime: _options.KeyLifetime is { } lifetime ? (uint)lifetime.TotalSeconds : null,
             EasKeyIdentifier: NeedsEasKeys(session.Selected) ? BestKeys.EasKeyIdentifier(seed.AsSpan(0, 16)) : null);

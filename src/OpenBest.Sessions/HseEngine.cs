@@ -51,6 +51,7 @@ public sealed partial class HseEngine : IDisposable
     private readonly Dictionary<uint, HseSession> _sessions = [];
     private readonly Dictionary<string, CachedAnswer> _answers = new(StringComparer.Ordinal);
     private readonly Queue<(uint Id, DateTimeOffset FreeAt)> _released = new();
+    private readonly PendingCount _pending = new();
     private uint _neverUsed = 1;
     private long _rejectWindow;
     private int _rejectsInWindow;
@@ -308,6 +309,7 @@ public sealed partial class HseEngine : IDisposable
 
     private enum HseState
     {
+        New,
         StartSent,
         Established,
         Suspended,
@@ -316,9 +318,27 @@ public sealed partial class HseEngine : IDisposable
         Gone,
     }
 
-    private sealed class HseSession(uint id, ICounterReservation reservation) : IDisposable
+    /// <summary>Sessions in "Session Start sent", kept as a count so admission control costs nothing.</summary>
+    private sealed class PendingCount
     {
+        public int Value { get; set; }
+    }
+
+    private sealed class HseSession(uint id, ICounterReservation reservation, PendingCount pending) : IDisposable
+    {
+        private HseState _state;
+
         public uint Id { get; } = id;
+
+        public HseState State
+        {
+            get => _state;
+            set
+            {
+                pending.Value += (value == HseState.StartSent ? 1 : 0) - (_state == HseState.StartSent ? 1 : 0);
+                _state = value;
+            }
+        }
 
         public string Imsi { get; set; } = string.Empty;
 
@@ -337,8 +357,6 @@ public sealed partial class HseEngine : IDisposable
         public CipherSuite? Suite { get; set; }
 
         public int N { get; set; } = 1;
-
-        public HseState State { get; set; }
 
         public SessionKeys Keys { get; } = new(reservation, Direction.Downlink);
 
