@@ -25,6 +25,7 @@ internal static class BestApp
             "OpenBest: SIM-rooted, battery-efficient security for constrained IoT devices (3GPP BEST, TS 33.163).\n" +
             "Tools for operators and developers: AKA vectors and USIM checks today; the HSE, devices and the demo as they land.");
         root.Subcommands.Add(AkaCommand.Create());
+        root.Subcommands.Add(EmsdpCommand.Create());
         return root;
     }
 

@@ -39,6 +39,47 @@ internal static class HexOption
         return option;
     }
 
+    /// <summary>An option or argument value of <paramref name="min"/>..<paramref name="max"/> octets in hex.</summary>
+    public static Option<byte[]> CreateVariable(string name, int min, int max, string description) => new(name)
+    {
+        Description = $"{description} [hex, {min}..{max} octets]",
+        HelpName = "HEX",
+        CustomParser = result => ParseVariable(result, name, min, max),
+    };
+
+    /// <summary>Parses hex of <paramref name="min"/>..<paramref name="max"/> octets, with an error naming <paramref name="name"/>.</summary>
+    public static byte[]? ParseVariable(ArgumentResult result, string name, int min, int max)
+    {
+        if (result.Tokens.Count != 1)
+        {
+            result.AddError($"{name} takes one hex value");
+            return null;
+        }
+
+        var text = result.Tokens[0].Value;
+        if (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
+        {
+            text = text[2..];
+        }
+
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (!char.IsAsciiHexDigit(text[i]))
+            {
+                result.AddError($"{name} must be hex; character {i + 1} is not a hex digit");
+                return null;
+            }
+        }
+
+        if (text.Length % 2 != 0 || text.Length / 2 < min || text.Length / 2 > max)
+        {
+            result.AddError(string.Create(CultureInfo.InvariantCulture, $"{name} must be an even number of hex digits, {min}..{max} octets; got {text.Length} hex digits"));
+            return null;
+        }
+
+        return Convert.FromHexString(text);
+    }
+
     /// <summary>Adds "is required" errors for the options missing from a command.</summary>
     public static void Require(CommandResult result, params Option[] options)
     {

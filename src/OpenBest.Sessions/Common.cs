@@ -105,19 +105,12 @@ public sealed class NoCounterReservation : ICounterReservation
     }
 }
 
-/// <summary>Helpers shared by the three roles.</summary>
-internal static class Wire
+/// <summary>K_root of a key set (profile section 5): CK ‖ IK, K_ASME or K_HSE, by key agreement.</summary>
+public static class SessionKeyRoot
 {
-    public const int MaxMessage = EmsdpProtection.MaxMessageLength;
-
-    /// <summary>The first 8 octets of SHA-256 over the message: the Request checksum (TLV 0x0A).</summary>
-    public static byte[] Checksum(ReadOnlySpan<byte> message) => SHA256.HashData(message)[..8];
-
-    /// <summary>The next Key ID cycling 1 → 7 → 1.</summary>
-    public static byte NextKeyId(byte keyId) => (byte)(keyId % 7 + 1);
-
-    /// <summary>K_root of a key set from the AKA outputs (profile section 5).</summary>
-    public static byte[] KRoot(KeyAgreements agreement, ReadOnlySpan<byte> ck, ReadOnlySpan<byte> ik, ReadOnlySpan<byte> sqnXorAk, ServingNetwork? network)
+    /// <summary>K_root from the AKA outputs; the caller zeroes it.</summary>
+    /// <exception cref="NotSupportedException">The key agreement does not run over AKA.</exception>
+    public static byte[] Derive(KeyAgreements agreement, ReadOnlySpan<byte> ck, ReadOnlySpan<byte> ik, ReadOnlySpan<byte> sqnXorAk, ServingNetwork? network)
     {
         var root = new byte[32];
         switch (agreement)
@@ -146,6 +139,19 @@ internal static class Wire
 
         return root;
     }
+
+}
+
+/// <summary>Helpers shared by the three roles.</summary>
+internal static class Wire
+{
+    public const int MaxMessage = EmsdpProtection.MaxMessageLength;
+
+    /// <summary>The first 8 octets of SHA-256 over the message: the Request checksum (TLV 0x0A).</summary>
+    public static byte[] Checksum(ReadOnlySpan<byte> message) => SHA256.HashData(message)[..8];
+
+    /// <summary>The next Key ID cycling 1 → 7 → 1.</summary>
+    public static byte NextKeyId(byte keyId) => (byte)(keyId % 7 + 1);
 
     /// <summary>The AKA context a key agreement needs (EPS and 5G vectors carry the separation bit).</summary>
     public static AkaContext ContextOf(KeyAgreements agreement) => agreement switch

@@ -333,7 +333,7 @@ public sealed partial class HseEngine
             session.RefreshResyncDone = false;
         }
 
-        var kRoot = Wire.KRoot(session.Selected.KeyAgreement, vector.Ck, vector.Ik, vector.SqnXorAk, session.Request.ServingNetwork);
+        var kRoot = SessionKeyRoot.Derive(session.Selected.KeyAgreement, vector.Ck, vector.Ik, vector.SqnXorAk, session.Request.ServingNetwork);
         try
         {
             var pending = KeySet.Derive(EndpointRole.Hse, kRoot, session.Suite!, session.Selected.Service, session.Selected.UeToEasMode, session.Id, keyId, vector.Rand, session.Request.UeNonce.Span, session.Request.EasId);

@@ -125,7 +125,7 @@ public sealed partial class HseEngine
         }
         else
         {
-            var kRoot = Wire.KRoot(selected.KeyAgreement, vector.Ck, vector.Ik, vector.SqnXorAk, session.Request.ServingNetwork);
+            var kRoot = SessionKeyRoot.Derive(selected.KeyAgreement, vector.Ck, vector.Ik, vector.SqnXorAk, session.Request.ServingNetwork);
             try
             {
                 var keys = KeySet.Derive(EndpointRole.Hse, kRoot, session.Suite!, selected.Service, selected.UeToEasMode, session.Id, 1, vector.Rand, session.Request.UeNonce.Span, session.Request.EasId);

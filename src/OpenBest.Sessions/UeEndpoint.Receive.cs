@@ -223,7 +223,7 @@ public sealed partial class UeEndpoint
         }
 
         CipherSuite.TryGet(selected.SuiteId, out var suite);
-        var kRoot = Wire.KRoot(selected.KeyAgreement, answer.Ck, answer.Ik, start.Autn.Span[..6], o.ServingNetwork);
+        var kRoot = SessionKeyRoot.Derive(selected.KeyAgreement, answer.Ck, answer.Ik, start.Autn.Span[..6], o.ServingNetwork);
         KeySet keys;
         try
         {
@@ -442,7 +442,7 @@ public sealed partial class UeEndpoint
 
         var o = c.Options;
         CipherSuite.TryGet(c.Selected.SuiteId, out var suite);
-        var kRoot = Wire.KRoot(c.Selected.KeyAgreement, answer.Ck, answer.Ik, mkr.Autn.Value.Span[..6], o.ServingNetwork);
+        var kRoot = SessionKeyRoot.Derive(c.Selected.KeyAgreement, answer.Ck, answer.Ik, mkr.Autn.Value.Span[..6], o.ServingNetwork);
         try
         {
             var keys = KeySet.Derive(EndpointRole.Ue, kRoot, suite!, c.Selected.Service, c.Selected.UeToEasMode, c.SessionId, mkr.NewKeyId!.Value, mkr.Rand.Value.Span, c.UeNonce, o.EasId, o.EnterpriseKey.Span);
