@@ -164,7 +164,11 @@ public sealed partial class UeEndpoint : IDisposable
         if (cookie is null)
         {
             // A new attempt has a new UE nonce; a cookie retry keeps it (profile 6.2).
-            c.UeNonce = RandomNumberGenerator.GetBytes(8);
+            c.UeNonce = _options.UeNonceSource?.Invoke() ?? RandomNumberGenerator.GetBytes(8);
+            if (c.UeNonce.Length != 8)
+            {
+                throw new InvalidOperationException("UeNonceSource must return 8 octets.");
+            }
             c.AutsSent = false;
         }
 

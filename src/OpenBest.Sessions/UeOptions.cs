@@ -23,6 +23,12 @@ public sealed record UeOptions
     /// <summary>How long old key sets stay valid for receiving after a refresh (600 s).</summary>
     public TimeSpan KeyGracePeriod { get; init; } = TimeSpan.FromSeconds(600);
 
+    /// <summary>
+    /// Where UE nonces come from: 8 octets from the CSPRNG by default. Set it only to reproduce published
+    /// test vectors; a predictable nonce weakens key separation between session attempts.
+    /// </summary>
+    public Func<byte[]>? UeNonceSource { get; init; }
+
     /// <summary>An AMF bit the HSE sets in BEST vectors and the UE requires (profile 5), or 0 for none.</summary>
     public ushort RequiredAmfMarker { get; init; }
 }
