@@ -48,6 +48,18 @@ public sealed partial class HseEngine
             return;
         }
 
+        if (_sessions.Count >= _options.MaxSessions)
+        {
+            SendUnprotectedReject(result, 0, new MessageReject(Cause.SessionLimitReached, (byte)CommandCode.SessionRequest, checksum), message.Length, path);
+            return;
+        }
+
+        if (_options.KnownEasIds is { } known && !known.Contains(request.EasId))
+        {
+            SendUnprotectedReject(result, 0, new MessageReject(Cause.UnknownEas, (byte)CommandCode.SessionRequest, checksum), message.Length, path);
+            return;
+        }
+
         if (_pending.Value >= _options.MaxPendingSessions)
         {
             SendUnprotectedReject(result, 0, new MessageReject(Cause.Congestion, (byte)CommandCode.SessionRequest, checksum, BackOffSeconds: (ushort)_options.CongestionBackOff.TotalSeconds), message.Length, path);
@@ -64,6 +76,12 @@ public sealed partial class HseEngine
         if (!TryResolveIdentity(request, out var imsi))
         {
             SendUnprotectedReject(result, 0, new MessageReject(Cause.MalformedMessage, (byte)CommandCode.SessionRequest, checksum), message.Length, path);
+            return;
+        }
+
+        if (_options.Authorise is { } authorise && !authorise(imsi, request.EasId, selected.Service))
+        {
+            SendUnprotectedReject(result, 0, new MessageReject(Cause.NotAuthorised, (byte)CommandCode.SessionRequest, checksum), message.Length, path);
             return;
         }
 

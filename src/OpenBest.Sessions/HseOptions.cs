@@ -71,6 +71,15 @@ public sealed record HseOptions
     /// <summary>How long a Session ID is not reused after its session ended (profile section 2: 24 h).</summary>
     public TimeSpan SessionIdQuarantine { get; init; } = TimeSpan.FromHours(24);
 
+    /// <summary>The EAS Ids sessions may name (Enterprise Setup), or null for any; others get cause 0x0A (unknown EAS).</summary>
+    public IReadOnlySet<string>? KnownEasIds { get; init; }
+
+    /// <summary>Sessions held at most (any state); beyond it new requests get cause 0x0E (1 000 000).</summary>
+    public int MaxSessions { get; init; } = 1_000_000;
+
+    /// <summary>Whether a subscriber may use a service with an EAS; a refusal is cause 0x10 (not authorised). Null allows all.</summary>
+    public Func<string, string, BestService, bool>? Authorise { get; init; }
+
     /// <summary>Rejects sent per second at most (all sources; profile section 7 rate limit) (100).</summary>
     public int MaxRejectsPerSecond { get; init; } = 100;
 

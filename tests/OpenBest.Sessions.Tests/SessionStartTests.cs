@@ -280,3 +280,70 @@ public sealed class SessionStartTests
         Assert.Equal(agreement, h.Ue.SelectedOf(channel).KeyAgreement);
     }
 }
+
+/// <summary>The causes of profile section 7, each produced by a real scenario.</summary>
+public sealed class CauseTests
+{
+    private static UeChannelOptions Channel() => new() { EasId = "eas.example.com", ServingNetwork = Harness.FiveG };
+
+    private static Cause RejectCause(Harness h) => Assert.Single(h.UeEvents.OfType<SessionRejected>()).Cause;
+
+    [Fact]
+    public void Cause0A_UnknownEas()
+    {
+        using var h = new Harness(new HseOptions { KnownEasIds = new HashSet<string> { "other.example.com" } });
+        h.Open(Channel());
+        Assert.Equal(Cause.UnknownEas, RejectCause(h));
+    }
+
+    [Fact]
+    public void Cause0E_SessionLimitReached()
+    {
+        using var h = new Harness(new HseOptions { MaxSessions = 1 });
+        h.Open(Channel());
+        h.Open(Channel() with { EasId = "second.example.com" });
+        Assert.Equal(Cause.SessionLimitReached, RejectCause(h));
+    }
+
+    [Fact]
+    public void Cause10_NotAuthorised()
+    {
+        using var h = new Harness(new HseOptions { Authorise = (imsi, eas, service) => service != BestService.Confidential });
+        h.Open(Channel());
+        Assert.Equal(Cause.NotAuthorised, RejectCause(h));
+    }
+
+    [Fact]
+    public void Cause0D_Congestion_BackOffCappedByTheUe()
+    {
+        // Profile 6.2: the UE caps an unprotected back-off to its own maximum (15 min) and randomises it.
+        using var h = new Harness(new HseOptions { MaxPendingSessions = 0, CongestionBackOff = TimeSpan.FromHours(5) });
+        h.Open(Channel());
+        var rejected = Assert.Single(h.UeEvents.OfType<SessionRejected>());
+        Assert.Equal(Cause.Congestion, rejected.Cause);
+        Assert.Equal(TimeSpan.FromMinutes(15), rejected.BackOff);
+    }
+
+    [Fact]
+    public void Cause0B_And0C_FromMalformedRequests()
+    {
+        using var h = new Harness();
+        var request = new SessionRequest(Harness.Imsi, null, new UeConfiguration(18, KeyAgreements.FiveGAka, BestService.Integrity, false, 1, CounterSchemes.OneOctet), "eas.example.com", new byte[8], Harness.FiveG).Encode();
+        var message = new byte[request.Length + 3 + 3];
+        EmsdpProtection.WriteUnprotected(0, request, message);
+        message[^3] = 0x7E; // an unknown comprehension-required TLV
+        message[^2] = 0x01;
+        var reject = Assert.Single(h.Hse.Receive(message, h.Path).Send).Message.ToArray();
+        ControlCommand.TryParse(reject.AsSpan(3), out var command);
+        Assert.Equal(Cause.UnknownComprehensionRequiredTlv, Assert.IsType<MessageReject>(command).Cause);
+    }
+
+    [Fact]
+    public void Cause0F_KeySetExhausted_SenderRefuses()
+    {
+        // Profile 3: at 2^48 − 1 the sender refuses to send.
+        using var keys = KeySet.Derive(EndpointRole.Ue, new byte[32], OpenBest.Crypto.Aead.CipherSuite.Aes128Ccm8, BestService.Integrity, false, 1, 1, new byte[16], new byte[8]);
+        keys.ResumeSendingAt(ReplayWindow.MaxCounter, ReplayWindow.MaxCounter);
+        Assert.Throws<InvalidOperationException>(() => keys.TakeCounter(OpenBest.Crypto.Aead.Plane.User));
+    }
+}
