@@ -48,37 +48,8 @@ internal static class HexOption
     };
 
     /// <summary>Parses hex of <paramref name="min"/>..<paramref name="max"/> octets, with an error naming <paramref name="name"/>.</summary>
-    public static byte[]? ParseVariable(ArgumentResult result, string name, int min, int max)
-    {
-        if (result.Tokens.Count != 1)
-        {
-            result.AddError($"{name} takes one hex value");
-            return null;
-        }
-
-        var text = result.Tokens[0].Value;
-        if (text.StartsWith("0x", StringComparison.OrdinalIgnoreCase))
-        {
-            text = text[2..];
-        }
-
-        for (var i = 0; i < text.Length; i++)
-        {
-            if (!char.IsAsciiHexDigit(text[i]))
-            {
-                result.AddError($"{name} must be hex; character {i + 1} is not a hex digit");
-                return null;
-            }
-        }
-
-        if (text.Length % 2 != 0 || text.Length / 2 < min || text.Length / 2 > max)
-        {
-            result.AddError(string.Create(CultureInfo.InvariantCulture, $"{name} must be an even number of hex digits, {min}..{max} octets; got {text.Length} hex digits"));
-            return null;
-        }
-
-        return Convert.FromHexString(text);
-    }
+    public static byte[]? ParseVariable(ArgumentResult result, string name, int min, int max) =>
+        Parse(result, name, min, max, string.Create(CultureInfo.InvariantCulture, $"an even number of hex digits, {min}..{max} octets"));
 
     /// <summary>Adds "is required" errors for the options missing from a command.</summary>
     public static void Require(CommandResult result, params Option[] options)
@@ -93,11 +64,15 @@ internal static class HexOption
         }
     }
 
-    private static byte[]? Parse(ArgumentResult result, string name, int octets)
+    private static byte[]? Parse(ArgumentResult result, string name, int octets) =>
+        Parse(result, name, octets, octets, string.Create(CultureInfo.InvariantCulture, $"{octets * 2} hex digits ({octets} octets)"));
+
+    /// <summary>One hex token of <paramref name="min"/>..<paramref name="max"/> octets; every error names the option and <paramref name="expected"/>, never the value.</summary>
+    private static byte[]? Parse(ArgumentResult result, string name, int min, int max, string expected)
     {
         if (result.Tokens.Count != 1)
         {
-            result.AddError($"{name} takes one value: {octets * 2} hex digits ({octets} octets)");
+            result.AddError($"{name} takes one value: {expected}");
             return null;
         }
 
@@ -111,14 +86,14 @@ internal static class HexOption
         {
             if (!char.IsAsciiHexDigit(text[i]))
             {
-                result.AddError($"{name} must be {octets * 2} hex digits ({octets} octets); character {i + 1} is not a hex digit");
+                result.AddError(string.Create(CultureInfo.InvariantCulture, $"{name} must be {expected}; character {i + 1} is not a hex digit"));
                 return null;
             }
         }
 
-        if (text.Length != octets * 2)
+        if (text.Length % 2 != 0 || text.Length / 2 < min || text.Length / 2 > max)
         {
-            result.AddError(string.Create(CultureInfo.InvariantCulture, $"{name} must be {octets * 2} hex digits ({octets} octets); got {text.Length} hex digits"));
+            result.AddError(string.Create(CultureInfo.InvariantCulture, $"{name} must be {expected}; got {text.Length} hex digits"));
             return null;
         }
 

@@ -107,7 +107,7 @@ public sealed class EmsdpCommandTests
     }
 
     [Theory]
-    [InlineData(new[] { "emsdp", "decode", "4z00" }, "HEX must be hex; character 2")]
+    [InlineData(new[] { "emsdp", "decode", "4z00" }, "HEX must be an even number of hex digits, 2..65535 octets; character 2 is not a hex digit")]
     [InlineData(new[] { "emsdp", "decode", "400" }, "HEX must be an even number of hex digits")]
     [InlineData(new[] { "emsdp", "decode", "400010", "--k", K }, "give exactly one of --opc and --op")]
     [InlineData(new[] { "emsdp", "decode", "400010", "--opc", Opc }, "need --k")]
