@@ -1,0 +1,139 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+
+namespace OpenBest.Bearers;
+
+/// <summary>
+/// EMSDP over UDP (profile section 1): one message per datagram, default port 3163, datagrams over
+/// 1280 octets dropped unless configured otherwise.
+/// </summary>
+public sealed class UdpBearer : IBearer
+{
+    /// <summary>The default EMSDP port.</summary>
+    public const int DefaultPort = 3163;
+
+    /// <summary>The default largest datagram accepted (profile section 1).</summary>
+    public const int DefaultMaxDatagram = 1280;
+
+    private readonly Socket _socket;
+    private readonly Channel<ReceivedMessage> _received;
+    private readonly int _maxDatagram;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _receiveLoop;
+    private long _dropped;
+
+    private UdpBearer(Socket socket, int maxDatagram, int queue)
+    {
+        _socket = socket;
+        _maxDatagram = maxDatagram;
+        _received = Channel.CreateBounded<ReceivedMessage>(new BoundedChannelOptions(queue) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
+            _ => Interlocked.Increment(ref _dropped));
+        _receiveLoop = Task.Run(ReceiveLoopAsync);
+    }
+
+    /// <summary>The local endpoint (with the port the system chose when bound to 0).</summary>
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
+
+    /// <inheritdoc/>
+    public ChannelReader<ReceivedMessage> Received => _received.Reader;
+
+    /// <inheritdoc/>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Binds to <paramref name="endPoint"/> (loopback by default in the hosts).</summary>
+    /// <param name="endPoint">The local address and port; port 0 picks a free one.</param>
+    /// <param name="maxDatagram">Larger datagrams are dropped and counted (default 1280).</param>
+    /// <param name="queue">Received messages held at most before the oldest is dropped (default 4096).</param>
+    public static UdpBearer Bind(IPEndPoint endPoint, int maxDatagram = DefaultMaxDatagram, int queue = 4096)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        var socket = new Socket(endPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        try
+        {
+            socket.Bind(endPoint);
+            return new UdpBearer(socket, maxDatagram, queue);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The path of a remote address on this bearer.</summary>
+    public BearerPath PathTo(IPEndPoint remote) => new UdpPath(this, remote);
+
+    /// <inheritdoc/>
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> message, BearerPath path, CancellationToken cancellationToken = default)
+    {
+        if (path is not UdpPath udp || !ReferenceEquals(udp.Bearer, this))
+        {
+            throw new ArgumentException("The path belongs to another bearer.", nameof(path));
+        }
+
+        await _socket.SendToAsync(message, SocketFlags.None, udp.Remote, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _socket.Dispose();
+        try
+        {
+            await _receiveLoop.ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        _stop.Dispose();
+        _received.Writer.TryComplete();
+    }
+
+    private async Task ReceiveLoopAsync()
+    {
+        var buffer = GC.AllocateUninitializedArray<byte>(65536, pinned: true);
+        var any = new IPEndPoint(_socket.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+        while (!_stop.IsCancellationRequested)
+        {
+            SocketReceiveFromResult received;
+            try
+            {
+                received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, any, _stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                // ICMP port unreachable from an earlier send, and the like: not fatal for a datagram listener.
+                continue;
+            }
+
+            if (received.ReceivedBytes == 0 || received.ReceivedBytes > _maxDatagram)
+            {
+                Interlocked.Increment(ref _dropped);
+                continue;
+            }
+
+            var message = buffer.AsSpan(0, received.ReceivedBytes).ToArray();
+            _received.Writer.TryWrite(new ReceivedMessage(message, new UdpPath(this, (IPEndPoint)received.RemoteEndPoint)));
+        }
+    }
+
+    private sealed class UdpPath(UdpBearer bearer, IPEndPoint remote) : BearerPath
+    {
+        public override IBearer Bearer => bearer;
+
+        public IPEndPoint Remote { get; } = remote;
+
+        public override bool Equals(object? obj) => obj is UdpPath other && ReferenceEquals(other.Bearer, Bearer) && other.Remote.Equals(Remote);
+
+        public override int GetHashCode() => Remote.GetHashCode();
+
+        public override string ToString() => $"udp:{Remote}";
+    }
+}
