@@ -1,0 +1,73 @@
+using OpenBest.Crypto;
+
+namespace OpenBest.Storage;
+
+/// <summary>A subscriber as listed: never its keys.</summary>
+/// <param name="Imsi">The IMSI.</param>
+/// <param name="Amf">The AMF of its vectors.</param>
+/// <param name="SeqHe">The AuC's SEQ_HE: the SEQ of the last vector issued.</param>
+public sealed record SubscriberInfo(string Imsi, ushort Amf, ulong SeqHe);
+
+/// <summary>A subscriber to add: K and OPc in clear only in memory, on their way to being encrypted.</summary>
+public sealed record NewSubscriber(string Imsi, byte[] K, byte[] Opc, ushort Amf = 0x8000)
+{
+    /// <summary>Never shows K or OPc.</summary>
+    public override string ToString() => $"NewSubscriber({Imsi}, AMF {Amf:x4})";
+}
+
+/// <summary>The decrypted secrets of one subscriber; dispose to zero them.</summary>
+public sealed class SubscriberSecrets(SecretBuffer k, SecretBuffer opc, ushort amf) : IDisposable
+{
+    /// <summary>K.</summary>
+    public ReadOnlySpan<byte> K => k.Span;
+
+    /// <summary>OPc.</summary>
+    public ReadOnlySpan<byte> Opc => opc.Span;
+
+    /// <summary>The AMF.</summary>
+    public ushort Amf { get; } = amf;
+
+    /// <summary>Zeroes K and OPc.</summary>
+    public void Dispose()
+    {
+        k.Dispose();
+        opc.Dispose();
+    }
+}
+
+/// <summary>Thrown when a subscriber exists already.</summary>
+public sealed class DuplicateSubscriberException(string imsi) : Exception($"Subscriber {imsi} exists already.")
+{
+    /// <summary>The IMSI.</summary>
+    public string Imsi { get; } = imsi;
+}
+
+/// <summary>
+/// The subscriber database of an HSE: K and OPc encrypted at rest, and the AuC's sequence number,
+/// allocated atomically so that several HSE workers never issue the same SQN.
+/// </summary>
+public interface ISubscriberStore : IDisposable
+{
+    /// <summary>Adds subscribers all or nothing.</summary>
+    /// <exception cref="DuplicateSubscriberException">One exists already (nothing was added).</exception>
+    void Add(IReadOnlyList<NewSubscriber> subscribers);
+
+    /// <summary>Removes a subscriber; false when there was none.</summary>
+    bool Remove(string imsi);
+
+    /// <summary>Every subscriber, by IMSI.</summary>
+    IReadOnlyList<SubscriberInfo> List();
+
+    /// <summary>The decrypted secrets, or null for an unknown subscriber.</summary>
+    /// <exception cref="InvalidOperationException">The stored secrets do not decrypt under this master key.</exception>
+    SubscriberSecrets? GetSecrets(string imsi);
+
+    /// <summary>Atomically increments SEQ_HE and returns the new value, or null for an unknown subscriber.</summary>
+    ulong? NextSeq(string imsi);
+
+    /// <summary>SEQ_HE of a subscriber, or null for an unknown one.</summary>
+    ulong? SeqHe(string imsi);
+
+    /// <summary>Sets SEQ_HE after a verified resynchronisation.</summary>
+    void SetSeqHe(string imsi, ulong seqHe);
+}

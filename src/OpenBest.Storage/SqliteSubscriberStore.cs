@@ -1,0 +1,214 @@
+using System.Globalization;
+using Microsoft.Data.Sqlite;
+
+namespace OpenBest.Storage;
+
+/// <summary>
+/// The embedded default store: one SQLite file in WAL mode, created and migrated on open with
+/// versioned migrations.
+/// </summary>
+public sealed class SqliteSubscriberStore : ISubscriberStore
+{
+    /// <summary>The database file's name in the data folder.</summary>
+    public const string FileName = "openbest.db";
+
+    // Versioned migrations: index + 1 is the schema version each one brings the database to.
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE subscribers (
+            imsi    TEXT PRIMARY KEY NOT NULL,
+            k_enc   BLOB NOT NULL,
+            opc_enc BLOB NOT NULL,
+            amf     INTEGER NOT NULL,
+            seq_he  INTEGER NOT NULL DEFAULT 0,
+            created TEXT NOT NULL
+        ) STRICT;
+        """,
+    ];
+
+    private readonly string _connectionString;
+    private readonly MasterKey _masterKey;
+
+    private SqliteSubscriberStore(string path, MasterKey masterKey)
+    {
+        _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
+        _masterKey = masterKey;
+    }
+
+    /// <summary>The schema version this code writes.</summary>
+    public static int SchemaVersion => Migrations.Length;
+
+    /// <summary>Opens (creating and migrating when needed) <c>openbest.db</c> in <paramref name="dataDirectory"/>.</summary>
+    public static SqliteSubscriberStore Open(string dataDirectory, MasterKey masterKey)
+    {
+        ArgumentNullException.ThrowIfNull(masterKey);
+        Directory.CreateDirectory(dataDirectory);
+        var store = new SqliteSubscriberStore(Path.Combine(dataDirectory, FileName), masterKey);
+        store.Migrate();
+        return store;
+    }
+
+    /// <inheritdoc/>
+    public void Add(IReadOnlyList<NewSubscriber> subscribers)
+    {
+        ArgumentNullException.ThrowIfNull(subscribers);
+        using var connection = Connect();
+        using var transaction = connection.BeginTransaction();
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "INSERT INTO subscribers (imsi, k_enc, opc_enc, amf, seq_he, created) VALUES ($imsi, $k, $opc, $amf, 0, $created)";
+        var imsi = command.Parameters.Add("$imsi", SqliteType.Text);
+        var k = command.Parameters.Add("$k", SqliteType.Blob);
+        var opc = command.Parameters.Add("$opc", SqliteType.Blob);
+        var amf = command.Parameters.Add("$amf", SqliteType.Integer);
+        command.Parameters.AddWithValue("$created", DateTimeOffset.UtcNow.ToString("O", CultureInfo.InvariantCulture));
+        foreach (var subscriber in subscribers)
+        {
+            imsi.Value = subscriber.Imsi;
+            k.Value = _masterKey.Seal(subscriber.K, Context(subscriber.Imsi, "k"));
+            opc.Value = _masterKey.Seal(subscriber.Opc, Context(subscriber.Imsi, "opc"));
+            amf.Value = (int)subscriber.Amf;
+            try
+            {
+                command.ExecuteNonQuery();
+            }
+            catch (SqliteException e) when (e.SqliteErrorCode == 19)
+            {
+                throw new DuplicateSubscriberException(subscriber.Imsi);
+            }
+        }
+
+        transaction.Commit();
+    }
+
+    /// <inheritdoc/>
+    public bool Remove(string imsi)
+    {
+        using var connection = Connect();
+        using var command = connection.CreateCommand();
+        command.CommandText = "DELETE FROM subscribers WHERE imsi = $imsi";
+        command.Parameters.AddWithValue("$imsi", imsi);
+        return command.ExecuteNonQuery() == 1;
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<SubscriberInfo> List()
+    {
+        using var connection = Connect();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT imsi, amf, seq_he FROM subscribers ORDER BY imsi";
+        using var reader = command.ExecuteReader();
+        var result = new List<SubscriberInfo>();
+        while (reader.Read())
+        {
+            result.Add(new SubscriberInfo(reader.GetString(0), (ushort)reader.GetInt32(1), (ulong)reader.GetInt64(2)));
+        }
+
+        return result;
+    }
+
+    /// <inheritdoc/>
+    public SubscriberSecrets? GetSecrets(string imsi)
+    {
+        using var connection = Connect();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT k_enc, opc_enc, amf FROM subscribers WHERE imsi = $imsi";
+        command.Parameters.AddWithValue("$imsi", imsi);
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+        {
+            return null;
+        }
+
+        var k = _masterKey.Open((byte[])reader[0], Context(imsi, "k"));
+        var opc = _masterKey.Open((byte[])reader[1], Context(imsi, "opc"));
+        if (k is null || opc is null)
+        {
+            k?.Dispose();
+            opc?.Dispose();
+            throw new InvalidOperationException($"The secrets of subscriber {imsi} do not decrypt: wrong master key, or the row was altered.");
+        }
+
+        return new SubscriberSecrets(k, opc, (ushort)reader.GetInt32(2));
+    }
+
+    /// <inheritdoc/>
+    public ulong? NextSeq(string imsi)
+    {
+        using var connection = Connect();
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE subscribers SET seq_he = seq_he + 1 WHERE imsi = $imsi RETURNING seq_he";
+        command.Parameters.AddWithValue("$imsi", imsi);
+        return command.ExecuteScalar() is long seq ? (ulong)seq : null;
+    }
+
+    /// <inheritdoc/>
+    public ulong? SeqHe(string imsi)
+    {
+        using var connection = Connect();
+        using var command = connection.CreateCommand();
+        command.CommandText = "SELECT seq_he FROM subscribers WHERE imsi = $imsi";
+        command.Parameters.AddWithValue("$imsi", imsi);
+        return command.ExecuteScalar() is long seq ? (ulong)seq : null;
+    }
+
+    /// <inheritdoc/>
+    public void SetSeqHe(string imsi, ulong seqHe)
+    {
+        using var connection = Connect();
+        using var command = connection.CreateCommand();
+        command.CommandText = "UPDATE subscribers SET seq_he = $seq WHERE imsi = $imsi";
+        command.Parameters.AddWithValue("$imsi", imsi);
+        command.Parameters.AddWithValue("$seq", (long)seqHe);
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>Closes the pooled connections (the master key belongs to the caller).</summary>
+    public void Dispose()
+    {
+        SqliteConnection.ClearAllPools();
+    }
+
+    private static string Context(string imsi, string field) => $"openbest/subscriber/v1|{imsi}|{field}";
+
+    private SqliteConnection Connect()
+    {
+        var connection = new SqliteConnection(_connectionString);
+        connection.Open();
+        using var pragma = connection.CreateCommand();
+        pragma.CommandText = "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;";
+        pragma.ExecuteNonQuery();
+        return connection;
+    }
+
+    private void Migrate()
+    {
+        using var connection = Connect();
+        using (var wal = connection.CreateCommand())
+        {
+            wal.CommandText = "PRAGMA journal_mode = WAL;";
+            wal.ExecuteNonQuery();
+        }
+
+        using var transaction = connection.BeginTransaction();
+        using var command = connection.CreateCommand();
+        command.Transaction = transaction;
+        command.CommandText = "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL) STRICT; SELECT COALESCE(MAX(version), 0) FROM schema_version;";
+        var version = Convert.ToInt32(command.ExecuteScalar(), CultureInfo.InvariantCulture);
+        if (version > Migrations.Length)
+        {
+            throw new InvalidOperationException($"The database has schema version {version}, newer than this program's {Migrations.Length}.");
+        }
+
+        for (var v = version; v < Migrations.Length; v++)
+        {
+            command.CommandText = Migrations[v];
+            command.ExecuteNonQuery();
+            command.CommandText = $"INSERT INTO schema_version (version) VALUES ({v + 1})";
+            command.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+    }
+}

@@ -1,0 +1,85 @@
+using System.Collections.Concurrent;
+using OpenBest.Crypto;
+using OpenBest.Crypto.Aka;
+using OpenBest.Sessions;
+
+namespace OpenBest.Storage;
+
+/// <summary>
+/// The HSE's <see cref="IHseSubscribers"/> over a store: SQN allocated atomically in the database (so
+/// several HSE workers on one database never repeat one), MILENAGE instances kept in memory per subscriber.
+/// </summary>
+public sealed class StoreSubscribers(ISubscriberStore store, int ind = 31) : IHseSubscribers, IDisposable
+{
+    private readonly ConcurrentDictionary<string, (Milenage Milenage, ushort Amf)> _loaded = new(StringComparer.Ordinal);
+
+    /// <inheritdoc/>
+    public AuthenticationVector? CreateVector(string imsi, AkaContext context)
+    {
+        if (!TryLoad(imsi, out var entry))
+        {
+            return null;
+        }
+
+        // The SEQ is taken in the database before the vector exists: a crash can skip one, never repeat one.
+        if (store.NextSeq(imsi) is not { } seq)
+        {
+            return null;
+        }
+
+        return AuthenticationCentre.Generate(entry.Milenage, SqnScheme.Default.Compose(seq, ind), entry.Amf, default, context);
+    }
+
+    /// <inheritdoc/>
+    public bool Resynchronise(string imsi, ReadOnlySpan<byte> rand, ReadOnlySpan<byte> auts)
+    {
+        if (!TryLoad(imsi, out var entry))
+        {
+            return false;
+        }
+
+        var current = store.SeqHe(imsi) ?? 0;
+        var result = AuthenticationCentre.Resynchronise(entry.Milenage, rand, auts, current, SqnScheme.Default);
+        if (result.Outcome != ResynchronisationOutcome.Resynchronised)
+        {
+            return false;
+        }
+
+        store.SetSeqHe(imsi, result.SeqHe);
+        return true;
+    }
+
+    /// <summary>Zeroes the keys held in memory.</summary>
+    public void Dispose()
+    {
+        foreach (var entry in _loaded.Values)
+        {
+            entry.Milenage.Dispose();
+        }
+
+        _loaded.Clear();
+    }
+
+    private bool TryLoad(string imsi, out (Milenage Milenage, ushort Amf) entry)
+    {
+        if (_loaded.TryGetValue(imsi, out entry))
+        {
+            return true;
+        }
+
+        using var secrets = store.GetSecrets(imsi);
+        if (secrets is null)
+        {
+            return false;
+        }
+
+        var created = (new Milenage(secrets.K, secrets.Opc), secrets.Amf);
+        entry = _loaded.GetOrAdd(imsi, created);
+        if (!ReferenceEquals(entry.Milenage, created.Item1))
+        {
+            created.Item1.Dispose();
+        }
+
+        return true;
+    }
+}
