@@ -61,7 +61,7 @@ public abstract record ControlCommand
             return ParseStatus.Malformed;
         }
 
-        Span<short> offsets = stackalloc short[256];
+        Span<int> offsets = stackalloc int[256];
         var tlvs = body[1..];
         switch ((CommandCode)body[0])
         {
@@ -85,7 +85,7 @@ public abstract record ControlCommand
 
     internal abstract void WriteTlvs(ref TlvWriter writer);
 
-    private static ParseStatus Empty(ReadOnlySpan<byte> tlvs, Span<short> offsets, ControlCommand instance, out ControlCommand? command)
+    private static ParseStatus Empty(ReadOnlySpan<byte> tlvs, Span<int> offsets, ControlCommand instance, out ControlCommand? command)
     {
         command = null;
         var status = TlvSet.TryParse(tlvs, [], offsets, out _);
@@ -148,7 +148,7 @@ public sealed record SessionRequest(string? Imsi, ReadOnlyMemory<byte>? Suci, Ue
         }
     }
 
-    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<short> offsets, out ControlCommand? command)
+    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<int> offsets, out ControlCommand? command)
     {
         command = null;
         var status = TlvSet.TryParse(tlvs, Allowed, offsets, out var set);
@@ -170,7 +170,7 @@ public sealed record SessionRequest(string? Imsi, ReadOnlyMemory<byte>? Suci, Ue
 
         ServingNetwork? network = null;
         if (!UeConfiguration.TryRead(set.Get(TlvTag.UeConfiguration), out var configuration)
-            || !Utf8.TryDecode(set.Get(TlvTag.EnterpriseSetup), out var easId)
+            || !Utf8.TryDecode(set.Get(TlvTag.EnterpriseSetup), out var easId) || !easId.IsNormalized(NormalizationForm.FormKC)
             || (set.Has(TlvTag.ServingNetwork) && !ServingNetwork.TryRead(set.Get(TlvTag.ServingNetwork), out network)))
         {
             return ParseStatus.Malformed;
@@ -223,7 +223,7 @@ public sealed record SessionStart(HseConfiguration Configuration, ReadOnlyMemory
         }
     }
 
-    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<short> offsets, out ControlCommand? command)
+    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<int> offsets, out ControlCommand? command)
     {
         command = null;
         var status = TlvSet.TryParse(tlvs, Allowed, offsets, out var set);
@@ -276,7 +276,7 @@ public sealed record SessionTerminateRequest(Cause? Cause = null) : ControlComma
         }
     }
 
-    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<short> offsets, out ControlCommand? command)
+    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<int> offsets, out ControlCommand? command)
     {
         command = null;
         var status = TlvSet.TryParse(tlvs, Allowed, offsets, out var set);
@@ -360,7 +360,7 @@ public sealed record ManageKeysRequest(byte? NewKeyId = null, ReadOnlyMemory<byt
         }
     }
 
-    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<short> offsets, out ControlCommand? command)
+    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<int> offsets, out ControlCommand? command)
     {
         command = null;
         var status = TlvSet.TryParse(tlvs, Allowed, offsets, out var set);
@@ -446,7 +446,7 @@ public sealed record MessageReject(Cause Cause, byte RejectedCommand, ReadOnlyMe
         }
     }
 
-    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<short> offsets, out ControlCommand? command)
+    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<int> offsets, out ControlCommand? command)
     {
         command = null;
         var status = TlvSet.TryParse(tlvs, Allowed, offsets, out var set);
@@ -520,7 +520,7 @@ public sealed record DataAck(uint AckedCounter, byte? AckedKeyId = null, ReadOnl
         }
     }
 
-    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<short> offsets, out ControlCommand? command)
+    internal static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, Span<int> offsets, out ControlCommand? command)
     {
         command = null;
         var status = TlvSet.TryParse(tlvs, Allowed, offsets, out var set);

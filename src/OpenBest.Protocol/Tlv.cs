@@ -67,9 +67,9 @@ public static class TlvCatalog
 internal ref struct TlvSet
 {
     private readonly ReadOnlySpan<byte> _body;
-    private readonly Span<short> _offsets;
+    private readonly Span<int> _offsets;
 
-    private TlvSet(ReadOnlySpan<byte> body, Span<short> offsets)
+    private TlvSet(ReadOnlySpan<byte> body, Span<int> offsets)
     {
         _body = body;
         _offsets = offsets;
@@ -82,7 +82,7 @@ internal ref struct TlvSet
     /// Parses <paramref name="tlvs"/> (the body after the command code) against the tags the command allows.
     /// <paramref name="offsets"/> must hold 256 entries.
     /// </summary>
-    public static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, ReadOnlySpan<TlvTag> allowed, Span<short> offsets, out TlvSet set)
+    public static ParseStatus TryParse(ReadOnlySpan<byte> tlvs, ReadOnlySpan<TlvTag> allowed, Span<int> offsets, out TlvSet set)
     {
         offsets.Fill(-1);
         set = new TlvSet(tlvs, offsets);
@@ -120,7 +120,7 @@ internal ref struct TlvSet
                     return ParseStatus.Malformed;
                 }
 
-                offsets[tag] = (short)position;
+                offsets[tag] = position;
             }
 
             position += 2 + length;

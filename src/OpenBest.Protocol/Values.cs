@@ -90,7 +90,7 @@ public sealed record ServingNetwork
             return true;
         }
 
-        if (!Utf8.TryDecode(value, out var name))
+        if (!Utf8.TryDecode(value, out var name) || !name.IsNormalized(NormalizationForm.FormKC))
         {
             return false;
         }
@@ -180,7 +180,10 @@ public static class ImsiCodec
 
 internal static class Utf8
 {
-    /// <summary>Decodes well-formed UTF-8; false (no exception) for anything else.</summary>
+    /// <summary>
+    /// Decodes well-formed UTF-8; false (no exception) for anything else. Callers that feed the text to the
+    /// KDF also require it to be NFKC already, so normalisation cannot grow it past its TLV's bound.
+    /// </summary>
     public static bool TryDecode(ReadOnlySpan<byte> value, out string text)
     {
         if (!System.Text.Unicode.Utf8.IsValid(value))

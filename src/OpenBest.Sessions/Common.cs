@@ -142,6 +142,31 @@ public static class SessionKeyRoot
 
 }
 
+/// <summary>
+/// The Data Acks a receiver sent, by (Key ID, counter): a duplicate UP message gets the stored bytes again,
+/// never a newly sealed Ack, so replays cannot make a receiver spend counters or amplify (profile sections 3, 7).
+/// </summary>
+internal sealed class AckCache
+{
+    private const int Capacity = 64;
+    private readonly Dictionary<(byte, ulong), byte[]> _acks = [];
+    private readonly Queue<(byte, ulong)> _order = new();
+
+    public bool TryGet(byte keyId, ulong counter, out byte[] ack) => _acks.TryGetValue((keyId, counter), out ack!);
+
+    public void Add(byte keyId, ulong counter, byte[] ack)
+    {
+        if (_acks.TryAdd((keyId, counter), ack))
+        {
+            _order.Enqueue((keyId, counter));
+            if (_order.Count > Capacity)
+            {
+                _acks.Remove(_order.Dequeue());
+            }
+        }
+    }
+}
+
 /// <summary>Helpers shared by the three roles.</summary>
 internal static class Wire
 {

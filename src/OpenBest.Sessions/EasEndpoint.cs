@@ -27,7 +27,10 @@ public sealed class EasEndpoint : IDisposable
     /// <summary>Sessions known.</summary>
     public int SessionCount => _sessions.Count;
 
-    /// <summary>Installs the keys of a new session or of a refreshed key set; the previous set stays for the grace period.</summary>
+    /// <summary>
+    /// Installs the keys of a new session or of a refreshed key set; the previous set stays for the grace
+    /// period. Installing a Key ID that is already installed changes nothing.
+    /// </summary>
     /// <exception cref="ArgumentException">The keys are not for a UP service.</exception>
     public void Install(EasKeysReady keys)
     {
@@ -41,6 +44,13 @@ public sealed class EasEndpoint : IDisposable
         {
             session = new EasSession(keys.SessionId, keys.CounterLength, new SessionKeys(_reservation, Direction.Downlink));
             _sessions[keys.SessionId] = session;
+        }
+
+        if (session.Keys.Get(keys.KeyId) is not null)
+        {
+            // Delivered again (a retried event, a restart that fetched the PSK again): keep the live set and
+            // its counters; re-deriving would start the downlink counter at 0 and reuse nonces.
+            return;
         }
 
         session.N = keys.CounterLength;

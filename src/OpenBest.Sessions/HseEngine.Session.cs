@@ -60,8 +60,8 @@ public sealed partial class HseEngine
                     return;
                 }
 
-                // A fresh Session Start: new RAND, same Session ID, the key set derived anew.
-                session.Path = path;
+                // A fresh Session Start: new RAND, same Session ID, the key set derived anew. The path stays
+                // the request's source: an unauthenticated Reject never moves it (profile section 1).
                 session.Deadline = Now + _options.ConfirmationTimeout;
                 SendSessionStart(session, result);
                 _answers[Convert.ToHexString(session.RequestHash)] = new CachedAnswer(session.StartMessage!, Now + _options.RetransmissionCacheLifetime);
@@ -122,8 +122,11 @@ public sealed partial class HseEngine
 
             if (session.State == HseState.StartSent && prefix.KeyId == session.Keys.CurrentKeyId)
             {
+                // Any verified message confirms the keys, except a Reject (the UE refusing the Session Start);
+                // key agreement only needs the explicit Confirmation.
                 var explicitConfirmation = prefix.Plane == Plane.Control && frame.Body[0] == (byte)CommandCode.SessionStartConfirmation;
-                if (session.Selected.Service != BestService.KeyAgreementOnly || explicitConfirmation)
+                var reject = prefix.Plane == Plane.Control && frame.Body[0] == (byte)CommandCode.MessageReject;
+                if (!reject && (session.Selected.Service != BestService.KeyAgreementOnly || explicitConfirmation))
                 {
                     Confirm(session, result);
                 }
@@ -156,8 +159,7 @@ public sealed partial class HseEngine
 
             if (prefix.AckRequested)
             {
-                var ackKeyId = session.Keys.CurrentKeyId;
-                SendControl(session, new DataAck(Wire.Low32(opened.Counter), ackKeyId == prefix.KeyId ? null : prefix.KeyId), result);
+                SendAck(session, prefix.KeyId, opened.Counter, fresh, null, result);
             }
 
             return;
@@ -169,10 +171,32 @@ public sealed partial class HseEngine
             return;
         }
 
-        OnCommand(session, command!, fresh, result);
+        OnCommand(session, command!, prefix.KeyId, fresh, result);
     }
 
-    private void OnCommand(HseSession session, ControlCommand command, bool fresh, StepResult result)
+    /// <summary>
+    /// A Data Ack for (Key ID, counter): sealed once; a duplicate gets the stored bytes again, never a new seal
+    /// (profile section 3: "its Data Ack is sent again, rate limited").
+    /// </summary>
+    private void SendAck(HseSession session, byte keyId, ulong counter, bool fresh, ReadOnlyMemory<byte>? ackedTag, StepResult result)
+    {
+        if (session.Acks.TryGet(keyId, counter, out var stored))
+        {
+            result.Add(stored, session.Path);
+            return;
+        }
+
+        if (!fresh)
+        {
+            return; // too old to have its Ack stored: nothing new is sealed for a replay
+        }
+
+        var current = session.Keys.CurrentKeyId;
+        var bytes = SendControl(session, new DataAck(Wire.Low32(counter), current == keyId ? null : keyId, ackedTag), result);
+        session.Acks.Add(keyId, counter, bytes);
+    }
+
+    private void OnCommand(HseSession session, ControlCommand command, byte messageKeyId, bool fresh, StepResult result)
     {
         switch (command)
         {
@@ -182,9 +206,13 @@ public sealed partial class HseEngine
                 if (fresh || session.TerminateResponse is null)
                 {
                     session.TerminateResponse = SendControl(session, SessionTerminateResponse.Instance, result);
-                    session.State = HseState.Terminated;
-                    session.Deadline = Now + _options.TerminateLinger;
-                    result.Events.Add(new SessionTerminated(session.Id, terminate.Cause, ByPeer: true));
+                    session.Outstanding = null; // both ends may terminate at once: ours is answered by theirs
+                    if (session.State != HseState.Terminated)
+                    {
+                        session.State = HseState.Terminated;
+                        session.Deadline = Now + _options.TerminateLinger;
+                        result.Events.Add(new SessionTerminated(session.Id, terminate.Cause, ByPeer: true));
+                    }
                 }
                 else
                 {
@@ -220,9 +248,10 @@ public sealed partial class HseEngine
 
                 break;
             case DataAck ack when fresh:
-                var keyId = ack.AckedKeyId ?? session.Keys.CurrentKeyId;
+                // Without a Key ID TLV the acknowledged message used the Ack's own key set (profile 6.2).
+                var keyId = ack.AckedKeyId ?? messageKeyId;
                 var counter = Reconstruct32(session.Keys.Get(keyId)?.NextUserCounter ?? 0, ack.AckedCounter);
-                session.LastAckedDownlink = Math.Max(session.LastAckedDownlink, (long)counter);
+                session.Keys.Acknowledged(keyId, counter);
                 result.Events.Add(new DataAcknowledged(session.Id, keyId, counter));
                 break;
             default:
@@ -237,6 +266,14 @@ public sealed partial class HseEngine
 
     private void OnProtectedReject(HseSession session, MessageReject reject, StepResult result)
     {
+        if (reject.RejectedCommand == (byte)CommandCode.SessionStart && session.State == HseState.StartSent)
+        {
+            // The UE verified our Session Start and refuses its selection: the session never existed.
+            Remove(session);
+            result.Events.Add(new SessionRejected(session.Id, reject.Cause));
+            return;
+        }
+
         if (reject.RejectedCommand == (byte)CommandCode.ManageKeysRequest && session.PendingRand is { } rand)
         {
             if (reject.Cause == Cause.AkaSynchronisationFailure && reject.Auts is { } auts && !session.RefreshResyncDone
@@ -292,10 +329,24 @@ public sealed partial class HseEngine
             return;
         }
 
-        // The HSE cannot verify E2E traffic: it forwards, and its Data Ack means "forwarded" (profile 6.2).
+        // The HSE cannot verify E2E traffic: it forwards (rate limited), and its Data Ack means "forwarded" (profile 6.2).
+        var second = Now.ToUnixTimeSeconds();
+        if (session.ForwardSecond != second)
+        {
+            session.ForwardSecond = second;
+            session.ForwardsThisSecond = 0;
+        }
+
+        if (++session.ForwardsThisSecond > _options.MaxForwardsPerSessionPerSecond)
+        {
+            Drop(result, session.Id, DropReason.RateLimited);
+            return;
+        }
+
         var window = session.ForwardWindow;
         var counter = window.Reconstruct(frame.CounterField, frame.CounterLength);
-        if (window.IsAcceptable(counter))
+        var fresh = window.IsAcceptable(counter);
+        if (fresh)
         {
             window.Accept(counter);
         }
@@ -304,7 +355,7 @@ public sealed partial class HseEngine
         result.Events.Add(new UplinkForwarded(session.Id, session.Request.EasId, keys.KeyId, frame.Message.ToArray()));
         if (frame.Prefix.AckRequested && session.Keys.Current is not null)
         {
-            SendControl(session, new DataAck(Wire.Low32(counter), keys.KeyId == session.Keys.CurrentKeyId ? null : keys.KeyId, frame.Tag[..4].ToArray()), result);
+            SendAck(session, keys.KeyId, counter, fresh, frame.Tag[..4].ToArray(), result);
         }
     }
 

@@ -44,7 +44,7 @@ public sealed partial class HseEngine
 
         if (_options.RequireCookie && !CookieValid(message, request, path))
         {
-            SendUnprotectedReject(result, 0, new MessageReject(Cause.CookieRequired, (byte)CommandCode.SessionRequest, checksum, Cookie: Cookie(path, RequestWithoutCookie(message, request))), message.Length + 10, path);
+            SendUnprotectedReject(result, 0, new MessageReject(Cause.CookieRequired, (byte)CommandCode.SessionRequest, checksum, Cookie: Cookie(path, RequestWithoutCookie(message, request))), message.Length, path);
             return;
         }
 
@@ -85,6 +85,12 @@ public sealed partial class HseEngine
             return;
         }
 
+        if (!TakeVectorToken(imsi))
+        {
+            SendUnprotectedReject(result, 0, new MessageReject(Cause.Congestion, (byte)CommandCode.SessionRequest, checksum, BackOffSeconds: 60), message.Length, path);
+            return;
+        }
+
         var session = new HseSession(AllocateSessionId(), _reservation, _pending)
         {
             Imsi = imsi,
@@ -105,8 +111,7 @@ public sealed partial class HseEngine
         {
             if (!_options.HideUnknownSubscribers)
             {
-                _sessions.Remove(session.Id);
-                Release(session.Id);
+                Remove(session);
                 SendUnprotectedReject(result, 0, new MessageReject(Cause.UnknownSubscriber, (byte)CommandCode.SessionRequest, checksum), message.Length, path);
                 return;
             }
@@ -294,6 +299,21 @@ public sealed partial class HseEngine
         }
 
         return SuciResolver.TryResolve(request.Suci!.Value.Span, _options.SuciKeys, out imsi);
+    }
+
+    /// <summary>Vectors are rate limited per identity (profile 6.2, denial of service).</summary>
+    private bool TakeVectorToken(string imsi)
+    {
+        var minute = Now.ToUnixTimeSeconds() / 60;
+        if (_vectorBudget.Count > 100_000)
+        {
+            _vectorBudget.Clear();
+        }
+
+        var (window, count) = _vectorBudget.GetValueOrDefault(imsi);
+        count = window == minute ? count + 1 : 1;
+        _vectorBudget[imsi] = (minute, count);
+        return count <= _options.MaxVectorsPerIdentityPerMinute;
     }
 
     private uint AllocateSessionId()

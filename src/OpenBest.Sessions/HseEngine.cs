@@ -52,6 +52,7 @@ public sealed partial class HseEngine : IDisposable
     private readonly Dictionary<string, CachedAnswer> _answers = new(StringComparer.Ordinal);
     private readonly Queue<(uint Id, DateTimeOffset FreeAt)> _released = new();
     private readonly PendingCount _pending = new();
+    private readonly Dictionary<string, (long Minute, int Count)> _vectorBudget = new(StringComparer.Ordinal);
     private uint _neverUsed = 1;
     private long _rejectWindow;
     private int _rejectsInWindow;
@@ -110,7 +111,8 @@ public sealed partial class HseEngine : IDisposable
         if (!_sessions.TryGetValue(prefix.SessionId, out var session) || session.State == HseState.Gone)
         {
             Drop(result, prefix.SessionId, DropReason.UnknownSession);
-            if (prefix.Plane == Plane.Control && EmsdpFrame.TryParse(message, prefix, prefix.KeyId == 0 ? 1 : 1, 0, out var unknown) == ParseStatus.Ok
+            // Only a Key ID 0 CP message has a known layout (n = 1, no tag) without its session: answer those.
+            if (prefix.Plane == Plane.Control && prefix.KeyId == 0 && EmsdpFrame.TryParse(message, prefix, 1, 0, out var unknown) == ParseStatus.Ok
                 && unknown.Body.Length > 0 && unknown.Body[0] != (byte)CommandCode.MessageReject)
             {
                 SendUnprotectedReject(result, prefix.SessionId, new MessageReject(Cause.UnknownSession, unknown.Body[0]), message.Length, path);
@@ -292,7 +294,7 @@ public sealed partial class HseEngine : IDisposable
         var keys = session.Keys.Current!;
         Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
         var counter = session.Keys.NextCounter(keys, Plane.User, session.Id, session.N);
-        ackRequested |= SessionKeys.MustRequestAck(counter, session.LastAckedDownlink, session.N);
+        ackRequested |= SessionKeys.MustRequestAck(counter, session.Keys.LastAcked(keys.KeyId), session.N);
         var length = EmsdpProtection.SealUser(keys, Direction.Downlink, session.Id, session.N, counter, ackRequested, payload, buffer);
         result.Add(buffer[..length], session.Path);
         if (keys.MessagesSealed >= SessionKeys.UsageLimit(keys.Suite) && session.Keys.PendingKeyId is null)
@@ -380,7 +382,11 @@ public sealed partial class HseEngine : IDisposable
 
         public Queue<QueuedDownlink> Queue { get; } = new();
 
-        public long LastAckedDownlink { get; set; } = -1;
+        public AckCache Acks { get; } = new();
+
+        public long ForwardSecond { get; set; }
+
+        public int ForwardsThisSecond { get; set; }
 
         public ReplayWindow ForwardWindow { get; set; } = new();
 

@@ -80,6 +80,12 @@ public sealed record HseOptions
     /// <summary>Whether a subscriber may use a service with an EAS; a refusal is cause 0x10 (not authorised). Null allows all.</summary>
     public Func<string, string, BestService, bool>? Authorise { get; init; }
 
+    /// <summary>Session Starts (vectors) per identity per minute at most; beyond it cause 0x0D (20).</summary>
+    public int MaxVectorsPerIdentityPerMinute { get; init; } = 20;
+
+    /// <summary>UE-to-EAS uplink messages forwarded per session per second at most; the rest are dropped (100).</summary>
+    public int MaxForwardsPerSessionPerSecond { get; init; } = 100;
+
     /// <summary>Rejects sent per second at most (all sources; profile section 7 rate limit) (100).</summary>
     public int MaxRejectsPerSecond { get; init; } = 100;
 

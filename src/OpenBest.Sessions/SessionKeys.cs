@@ -13,6 +13,7 @@ internal sealed class SessionKeys : IDisposable
     private readonly DateTimeOffset?[] _eraseAt = new DateTimeOffset?[8];
     private readonly ulong[] _reservedControl = new ulong[8];
     private readonly ulong[] _reservedUser = new ulong[8];
+    private readonly long[] _lastAcked = [-1, -1, -1, -1, -1, -1, -1, -1];
     private readonly ICounterReservation _reservation;
     private readonly Direction _sendDirection;
 
@@ -123,6 +124,18 @@ internal sealed class SessionKeys : IDisposable
         return set.TakeCounter(plane);
     }
 
+    /// <summary>The highest acknowledged UP counter this end sent under <paramref name="keyId"/> (−1 when none): per key set, since a new set starts at 0.</summary>
+    public long LastAcked(byte keyId) => keyId is >= 1 and <= 7 ? _lastAcked[keyId] : -1;
+
+    /// <summary>Records a Data Ack for <paramref name="counter"/> under <paramref name="keyId"/>.</summary>
+    public void Acknowledged(byte keyId, ulong counter)
+    {
+        if (keyId is >= 1 and <= 7)
+        {
+            _lastAcked[keyId] = Math.Max(_lastAcked[keyId], (long)counter);
+        }
+    }
+
     /// <summary>The reservation block: at most 2^(8n − 3) for n &lt; 4 (16 for n = 1, 4096 for n = 2), 64 for n = 4.</summary>
     public static ulong BlockSize(int counterLength) => counterLength switch
     {
@@ -156,5 +169,6 @@ internal sealed class SessionKeys : IDisposable
         _eraseAt[id] = null;
         _reservedControl[id] = 0;
         _reservedUser[id] = 0;
+        _lastAcked[id] = -1;
     }
 }

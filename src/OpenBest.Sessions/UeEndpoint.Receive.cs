@@ -17,7 +17,7 @@ public sealed partial class UeEndpoint
             return result;
         }
 
-        var channel = prefix.SessionId == 0 ? null : _channels.Values.FirstOrDefault(c => c.SessionId == prefix.SessionId && c.State != ChannelState.Requesting);
+        var channel = prefix.SessionId == 0 ? null : _channels.Values.FirstOrDefault(c => c.SessionId == prefix.SessionId && c.State is not (ChannelState.Requesting or ChannelState.Failed));
         if (channel is not null)
         {
             OnChannelMessage(channel, message, prefix, result);
@@ -58,6 +58,14 @@ public sealed partial class UeEndpoint
         foreach (var c in _channels.Values)
         {
             c.Keys.Expire(now);
+            if (c.State == ChannelState.Terminated && c.TerminatedAt is { } at && now - at >= TerminateLinger)
+            {
+                // Keys kept 30 s to answer a retransmitted Terminate, then erased; the Session ID is free again.
+                c.Keys.Dispose();
+                c.SessionId = 0;
+                c.TerminatedAt = null;
+            }
+
             if (c.Outstanding is { } o && now >= o.NextSend && (c.BackOffUntil is null || now >= c.BackOffUntil))
             {
                 if (o.Retries >= _options.MaxRetransmissions)
@@ -71,7 +79,7 @@ public sealed partial class UeEndpoint
                             break;
                         case CommandCode.SessionTerminateRequest:
                             c.State = ChannelState.Terminated;
-                            c.Keys.Dispose();
+                            c.TerminatedAt = now;
                             result.Events.Add(new SessionTerminated(c.SessionId, null, ByPeer: false));
                             break;
                     }
@@ -106,6 +114,8 @@ public sealed partial class UeEndpoint
         return result;
     }
 
+    private static readonly TimeSpan TerminateLinger = TimeSpan.FromSeconds(30);
+
     private void OnUnprotectedReject(in EmsdpFrame frame, StepResult result)
     {
         if (ControlCommand.TryParse(frame.Body, out var command) != ParseStatus.Ok || command is not MessageReject reject)
@@ -115,7 +125,7 @@ public sealed partial class UeEndpoint
         }
 
         // Only a hint: honoured only when it echoes a pending request's checksum; never changes confirmed keys.
-        var channel = _channels.Values.FirstOrDefault(c => c.State == ChannelState.Requesting && reject.RequestChecksum is { } sum && sum.Span.SequenceEqual(c.Checksum));
+        var channel = _channels.Values.FirstOrDefault(c => c.State == ChannelState.Requesting && reject.RequestChecksum is { } sum && c.Requests.Any(r => sum.Span.SequenceEqual(r.Checksum)));
         if (channel is null)
         {
             Drop(result, frame.Prefix.SessionId, DropReason.UnexpectedInState);
@@ -125,7 +135,7 @@ public sealed partial class UeEndpoint
         channel.LastHint = reject.Cause;
         switch (reject.Cause)
         {
-            case Cause.CookieRequired when reject.Cookie is { } cookie:
+            case Cause.CookieRequired when reject.Cookie is { } cookie && channel.Requests.Count < 3:
                 SendRequest(channel, result, cookie);
                 break;
             case Cause.Congestion when reject.BackOffSeconds is { } seconds:
@@ -166,12 +176,14 @@ public sealed partial class UeEndpoint
     private void OnSessionStart(ReadOnlySpan<byte> message, in EmsdpFrame frame, SessionStart start, string hash, StepResult result)
     {
         var sessionId = frame.Prefix.SessionId;
-        var channel = _channels.Values.FirstOrDefault(c => c.State == ChannelState.Requesting && start.RequestChecksum.Span.SequenceEqual(c.Checksum));
+        var channel = _channels.Values.FirstOrDefault(c => c.State == ChannelState.Requesting && c.Requests.Any(r => start.RequestChecksum.Span.SequenceEqual(r.Checksum)));
         if (channel is null || sessionId == 0)
         {
             Drop(result, sessionId, DropReason.SessionStartCheckFailed);
             return;
         }
+
+        var requestHash = channel.Requests.First(r => start.RequestChecksum.Span.SequenceEqual(r.Checksum)).Hash;
 
         var o = channel.Options;
         var selected = start.Configuration;
@@ -184,6 +196,23 @@ public sealed partial class UeEndpoint
             && (o.CounterSchemes & (selected.CounterLength switch { 1 => CounterSchemes.OneOctet, 2 => CounterSchemes.TwoOctets, _ => CounterSchemes.FourOctets })) != 0
             && (selected.KeyAgreement != KeyAgreements.EpsAka || o.ServingNetwork is { Name: null })
             && (selected.KeyAgreement is not (KeyAgreements.FiveGAka or KeyAgreements.EapAkaPrime) || o.ServingNetwork is { Name: not null });
+
+        // Selections no key can come from (a Key ID that contradicts the service, a key agreement without the
+        // serving network it needs, no valid suite) are dropped before the USIM spends an SQN on them.
+        var derivable = keyIdOk
+            && (selected.Service == BestService.None || CipherSuite.TryGet(selected.SuiteId, out _))
+            && selected.KeyAgreement switch
+            {
+                KeyAgreements.UmtsAka => true,
+                KeyAgreements.EpsAka => o.ServingNetwork is { Name: null },
+                KeyAgreements.FiveGAka or KeyAgreements.EapAkaPrime => o.ServingNetwork is { Name: not null },
+                _ => false,
+            };
+        if (!derivable)
+        {
+            Drop(result, sessionId, DropReason.SessionStartCheckFailed);
+            return;
+        }
 
         using var answer = _usim.Authenticate(start.Rand.Span, start.Autn.Span);
         if (answer.Status == UsimAuthenticationStatus.MacFailure)
@@ -234,7 +263,7 @@ public sealed partial class UeEndpoint
             CryptographicOperations.ZeroMemory(kRoot);
         }
 
-        var opened = EmsdpProtection.OpenControl(keys, Direction.Downlink, frame, channel.RequestHash);
+        var opened = EmsdpProtection.OpenControl(keys, Direction.Downlink, frame, requestHash);
         if (opened.Status != OpenStatus.Accepted || opened.Counter != 0)
         {
             keys.Dispose();
@@ -258,7 +287,9 @@ public sealed partial class UeEndpoint
 
         channel.Keys.InstallCurrent(keys);
         Accept(channel, sessionId, selected, hash, result);
-        if (start.ConfirmationRequired || channel.FirstPayload is null)
+        // An explicit Confirmation when asked, when there is no first payload, and in UE-to-EAS mode, where the
+        // HSE cannot verify the UP message that would otherwise confirm.
+        if (start.ConfirmationRequired || channel.FirstPayload is null || selected.UeToEasMode)
         {
             SendControl(channel, SessionStartConfirmation.Instance, result);
         }
@@ -352,8 +383,16 @@ public sealed partial class UeEndpoint
 
             if (prefix.AckRequested)
             {
-                var current = c.Keys.CurrentKeyId;
-                SendControl(c, new DataAck(Wire.Low32(opened.Counter), current == prefix.KeyId ? null : prefix.KeyId), result);
+                // A duplicate gets the stored Ack again; nothing new is sealed for a replay.
+                if (c.Acks.TryGet(prefix.KeyId, opened.Counter, out var stored))
+                {
+                    result.Add(stored, null);
+                }
+                else if (fresh)
+                {
+                    var current = c.Keys.CurrentKeyId;
+                    c.Acks.Add(prefix.KeyId, opened.Counter, SendControl(c, new DataAck(Wire.Low32(opened.Counter), current == prefix.KeyId ? null : prefix.KeyId), result));
+                }
             }
 
             return;
@@ -374,9 +413,13 @@ public sealed partial class UeEndpoint
                 if (fresh || c.TerminateResponse is null)
                 {
                     c.TerminateResponse = SendControl(c, SessionTerminateResponse.Instance, result);
-                    c.State = ChannelState.Terminated;
                     c.Outstanding = null;
-                    result.Events.Add(new SessionTerminated(c.SessionId, terminate.Cause, ByPeer: true));
+                    if (c.State != ChannelState.Terminated)
+                    {
+                        c.State = ChannelState.Terminated;
+                        c.TerminatedAt = Now;
+                        result.Events.Add(new SessionTerminated(c.SessionId, terminate.Cause, ByPeer: true));
+                    }
                 }
                 else
                 {
@@ -386,6 +429,7 @@ public sealed partial class UeEndpoint
                 break;
             case SessionTerminateResponse when fresh && c.State == ChannelState.Terminating:
                 c.State = ChannelState.Terminated;
+                c.TerminatedAt = Now;
                 c.Outstanding = null;
                 result.Events.Add(new SessionTerminated(c.SessionId, null, ByPeer: false));
                 break;
@@ -394,18 +438,26 @@ public sealed partial class UeEndpoint
                 result.Events.Add(new SessionSuspended(c.SessionId, ByPeer: true));
                 break;
             case DataAck ack when fresh:
-                var keyId = ack.AckedKeyId ?? c.Keys.CurrentKeyId;
-                var match = c.Unacked.Keys.FirstOrDefault(k => k.KeyId == keyId && Wire.Low32(k.Counter) == ack.AckedCounter);
-                if (c.Unacked.Remove(match))
+                // Without a Key ID TLV the acknowledged message used the Ack's own key set (profile 6.2).
+                var keyId = ack.AckedKeyId ?? prefix.KeyId;
+                var match = c.Unacked.FirstOrDefault(p => p.Key.KeyId == keyId && Wire.Low32(p.Key.Counter) == ack.AckedCounter);
+                if (match.Value is null)
                 {
-                    c.LastAckedUplink = Math.Max(c.LastAckedUplink, (long)match.Counter);
-                    result.Events.Add(new DataAcknowledged(c.SessionId, keyId, match.Counter));
-                }
-                else
-                {
-                    result.Events.Add(new DataAcknowledged(c.SessionId, keyId, ack.AckedCounter));
+                    // Not one of ours that waits: a forced or late Ack still tells how far the peer got.
+                    c.Keys.Acknowledged(keyId, ack.AckedCounter);
+                    break;
                 }
 
+                // In UE-to-EAS mode the HSE's Ack means "forwarded" and must echo our tag (Acked tag, profile 6.2).
+                if (c.Selected.UeToEasMode && (ack.AckedTag is not { } tag || !CryptographicOperations.FixedTimeEquals(tag.Span, match.Value.TagPrefix)))
+                {
+                    Drop(result, c.SessionId, DropReason.UnexpectedInState);
+                    break;
+                }
+
+                c.Unacked.Remove(match.Key);
+                c.Keys.Acknowledged(keyId, match.Key.Counter);
+                result.Events.Add(new DataAcknowledged(c.SessionId, keyId, match.Key.Counter));
                 break;
             case MessageReject reject when fresh:
                 result.Events.Add(new SessionRejected(c.SessionId, reject.Cause, reject.BackOffSeconds is { } s ? TimeSpan.FromSeconds(Math.Min(s, _options.MaxBackOff.TotalSeconds)) : null));

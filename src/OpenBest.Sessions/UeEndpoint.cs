@@ -169,7 +169,9 @@ public sealed partial class UeEndpoint : IDisposable
             {
                 throw new InvalidOperationException("UeNonceSource must return 8 octets.");
             }
+
             c.AutsSent = false;
+            c.Requests.Clear();
         }
 
         var o = c.Options;
@@ -178,12 +180,16 @@ public sealed partial class UeEndpoint : IDisposable
             o.EasId, c.UeNonce, o.ServingNetwork, cookie);
         Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
         var length = EmsdpProtection.WriteUnprotected(0, request.Encode(), buffer);
-        c.Request = buffer[..length].ToArray();
-        c.RequestHash = SHA256.HashData(c.Request);
-        c.Checksum = c.RequestHash[..8];
+        var bytes = buffer[..length].ToArray();
+        var hash = SHA256.HashData(bytes);
+
+        // Every request sent with this nonce stays answerable: an unprotected Reject (a cookie request
+        // among them) is only a hint and must not make the UE forget what it is waiting for.
+        c.Requests.Add((hash[..8], hash));
         c.State = ChannelState.Requesting;
-        c.Outstanding = new Outstanding(c.Request, CommandCode.SessionRequest, Now + _options.RetransmissionInterval);
-        result.Add(c.Request, null);
+        var retries = c.Outstanding is { Code: CommandCode.SessionRequest } previous && cookie is not null ? previous.Retries : 0;
+        c.Outstanding = new Outstanding(bytes, CommandCode.SessionRequest, Now + _options.RetransmissionInterval, retries);
+        result.Add(bytes, null);
     }
 
     private byte[] SendControl(Channel c, ControlCommand command, StepResult result, KeySet? keys = null)
@@ -218,7 +224,7 @@ public sealed partial class UeEndpoint : IDisposable
             }
 
             counter = c.Keys.NextCounter(keys, Plane.User, c.SessionId, c.N);
-            ackRequested |= SessionKeys.MustRequestAck(counter, c.LastAckedUplink, c.N);
+            ackRequested |= SessionKeys.MustRequestAck(counter, c.Keys.LastAcked(keys.KeyId), c.N);
             length = EmsdpProtection.SealUser(keys, Direction.Uplink, c.SessionId, c.N, counter, ackRequested, payload, buffer);
         }
 
@@ -226,7 +232,9 @@ public sealed partial class UeEndpoint : IDisposable
         result.Add(bytes, null);
         if (ackRequested)
         {
-            c.Unacked[(c.Keys.CurrentKeyId, counter)] = new PendingUplink(bytes, payload.ToArray(), Now + _options.RetransmissionInterval, 0);
+            // The first 4 octets of the tag: in UE-to-EAS mode the HSE's "forwarded" Ack must echo them.
+            var tagSize = c.Keys.Current is { } k ? k.Suite.UserPlaneTagSize : 0;
+            c.Unacked[(c.Keys.CurrentKeyId, counter)] = new PendingUplink(bytes, payload.ToArray(), Now + _options.RetransmissionInterval, 0, bytes.AsSpan(bytes.Length - tagSize, Math.Min(4, tagSize)).ToArray());
         }
     }
 
@@ -242,7 +250,7 @@ public sealed partial class UeEndpoint : IDisposable
 
     private sealed record Outstanding(byte[] Message, CommandCode Code, DateTimeOffset NextSend, int Retries = 0);
 
-    private sealed record PendingUplink(byte[] Message, byte[] Payload, DateTimeOffset NextSend, int Retries);
+    private sealed record PendingUplink(byte[] Message, byte[] Payload, DateTimeOffset NextSend, int Retries, byte[] TagPrefix);
 
     private sealed class Channel(int handle, UeChannelOptions options, SessionKeys keys)
     {
@@ -262,11 +270,12 @@ public sealed partial class UeEndpoint : IDisposable
 
         public byte[] UeNonce { get; set; } = [];
 
-        public byte[] Request { get; set; } = [];
+        /// <summary>(checksum, SHA-256) of every Session Request sent with the current nonce.</summary>
+        public List<(byte[] Checksum, byte[] Hash)> Requests { get; } = [];
 
-        public byte[] RequestHash { get; set; } = [];
+        public DateTimeOffset? TerminatedAt { get; set; }
 
-        public byte[] Checksum { get; set; } = [];
+        public AckCache Acks { get; } = new();
 
         public bool AutsSent { get; set; }
 
@@ -283,8 +292,6 @@ public sealed partial class UeEndpoint : IDisposable
         public Dictionary<string, byte[]> ManageKeysAnswers { get; } = new(StringComparer.Ordinal);
 
         public Dictionary<(byte KeyId, ulong Counter), PendingUplink> Unacked { get; } = [];
-
-        public long LastAckedUplink { get; set; } = -1;
 
         public List<byte[]> Pending { get; } = [];
     }

@@ -278,10 +278,12 @@ public sealed class DataAndRefreshTests
     public void UnknownSession_CpGetsCause05_UpIsDropped()
     {
         using var h = new Harness();
-        var fake = new byte[] { 0x42, 0x3f, 0x00, 0xE0, 1, 2, 3, 4, 5, 6, 7, 8 };
+        var fake = new byte[] { 0x40, 0x3f, 0x00, 0xE0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
         var step = h.Hse.Receive(fake, h.Path);
         var reject = Assert.Single(step.Send);
         Assert.True(reject.Message.Length <= fake.Length);
+        // A protected message's layout depends on its session: without one it is never answered.
+        Assert.Empty(h.Hse.Receive([0x42, 0x3f, 0x00, 0xE0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], h.Path).Send);
         Assert.Empty(h.Hse.Receive([0x62, 0x3f, 0x00, 1, 2, 3, 4, 5, 6, 7, 8], h.Path).Send);
     }
 
@@ -289,7 +291,7 @@ public sealed class DataAndRefreshTests
     public void Rejects_AreRateLimited()
     {
         using var h = new Harness(new HseOptions { MaxRejectsPerSecond = 3 });
-        var fake = new byte[] { 0x42, 0x3f, 0x00, 0xE0, 1, 2, 3, 4, 5, 6, 7, 8 };
+        var fake = new byte[] { 0x40, 0x3f, 0x00, 0xE0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 };
         var sent = Enumerable.Range(0, 10).Sum(_ => h.Hse.Receive(fake, h.Path).Send.Count);
         Assert.Equal(3, sent);
     }
