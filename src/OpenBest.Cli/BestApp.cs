@@ -26,6 +26,7 @@ internal static class BestApp
             "Tools for operators and developers: AKA vectors and USIM checks today; the HSE, devices and the demo as they land.");
         root.Subcommands.Add(AkaCommand.Create());
         root.Subcommands.Add(EmsdpCommand.Create());
+        root.Subcommands.Add(DemoCommand.Create());
         return root;
     }
 

@@ -137,3 +137,32 @@ public sealed class EmsdpCommandTests
         Assert.Contains("AES-128-CCM-4/8", stdout, StringComparison.Ordinal);
     }
 }
+
+/// <summary><c>best demo</c> end to end: SQLite, UDP on loopback, the HSE host and simulated devices.</summary>
+public sealed class DemoCommandTests
+{
+    [Fact]
+    public void Demo_SmallRun_DeliversEverything_ExitCode0()
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = BestApp.Run(["demo", "--devices", "12", "--messages", "3"], output, error);
+        var text = output.ToString();
+        Assert.True(code == 0, text + error);
+        Assert.Contains("every message was delivered and verified", text, StringComparison.Ordinal);
+        Assert.Contains("12 / 12", text, StringComparison.Ordinal);
+        Assert.Contains("48 of 48", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u001b[", text, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--devices", "0", "--devices must be 1..2000")]
+    [InlineData("--messages", "5000", "--messages must be 1..1000")]
+    public void Demo_BadCounts_ExitCode2(string option, string value, string expected)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        Assert.Equal(2, BestApp.Run(["demo", option, value], output, error));
+        Assert.Contains(expected, error.ToString(), StringComparison.Ordinal);
+    }
+}

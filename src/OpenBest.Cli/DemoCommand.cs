@@ -1,0 +1,187 @@
+using System.Collections.Concurrent;
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using OpenBest.Bearers;
+using OpenBest.Hse;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+using Spectre.Console;
+
+namespace OpenBest.Cli;
+
+/// <summary>
+/// <c>best demo</c>: an HSE on a fresh SQLite database in a temporary folder and N simulated devices over
+/// real UDP on loopback, each running a whole session. Exit 0 only if every message was delivered and verified.
+/// </summary>
+internal static class DemoCommand
+{
+    public static Command Create()
+    {
+        var devices = new Option<int>("--devices") { Description = "simulated devices, 1..2000", DefaultValueFactory = _ => 100, HelpName = "N" };
+        var messages = new Option<int>("--messages") { Description = "acknowledged uplink messages per device, 1..1000", DefaultValueFactory = _ => 5, HelpName = "M" };
+        devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 2000) { r.AddError("--devices must be 1..2000"); } });
+        messages.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1000) { r.AddError("--messages must be 1..1000"); } });
+        var command = new Command("demo",
+            "Run an HSE on a fresh SQLite database and N simulated devices over UDP on loopback.\n" +
+            "Each device opens a session (services and suites mixed), sends acknowledged messages, refreshes its keys,\n" +
+            "suspends while the HSE queues a downlink message, resumes, receives it and terminates. Exit 0 only if all of it worked.");
+        command.Options.Add(devices);
+        command.Options.Add(messages);
+        command.SetAction((result, cancel) => RunAsync(result.GetValue(devices), result.GetValue(messages), result.InvocationConfiguration.Output, cancel));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(int deviceCount, int messageCount, TextWriter output, CancellationToken cancel)
+    {
+        // Colours and the live progress bar only on a terminal; plain text into pipes, files and tests.
+        var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
+        });
+        var directory = Directory.CreateTempSubdirectory("openbest-demo-");
+        try
+        {
+            using var masterKey = MasterKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+            using var store = SqliteSubscriberStore.Open(directory.FullName, masterKey);
+            var provisioned = Enumerable.Range(0, deviceCount)
+                .Select(i => new NewSubscriber(string.Create(CultureInfo.InvariantCulture, $"00101{i:D10}"), RandomNumberGenerator.GetBytes(16), RandomNumberGenerator.GetBytes(16)))
+                .ToList();
+            store.Add(provisioned);
+
+            using var subscribers = new StoreSubscribers(store);
+            var bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            await using var host = new HseHost(new HseEngine(subscribers), [bearer]);
+            host.Start();
+
+            var suspended = new ConcurrentDictionary<uint, TaskCompletionSource>();
+            var hseStats = new HseStats();
+            var pump = Task.Run(async () =>
+            {
+                await foreach (var e in host.Events.ReadAllAsync(cancel))
+                {
+                    hseStats.Count(e);
+                    if (e is SessionSuspended s)
+                    {
+                        suspended.GetOrAdd(s.SessionId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+                    }
+                }
+            }, cancel);
+
+            async Task DownlinkWhileSuspended(uint sessionId)
+            {
+                // Wait until the HSE has the session suspended, so the downlink really is queued and sealed later.
+                await suspended.GetOrAdd(sessionId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).Task.WaitAsync(TimeSpan.FromSeconds(20), cancel);
+                await host.InvokeAsync(engine => engine.SendDownlink(sessionId, "downlink while suspended"u8, ackRequested: true));
+            }
+
+            var devices = new List<DemoDevice>();
+            var failures = new ConcurrentBag<string>();
+            var started = DateTimeOffset.UtcNow;
+            try
+            {
+                foreach (var s in provisioned)
+                {
+                    devices.Add(new DemoDevice(s.Imsi, s.K, s.Opc, bearer.LocalEndPoint));
+                }
+
+                var stepsPerDevice = messageCount + 4;
+                await console.Progress().AutoClear(false).StartAsync(async context =>
+                {
+                    var task = context.AddTask($"[green]{deviceCount} devices[/]", maxValue: deviceCount * stepsPerDevice);
+                    await Task.WhenAll(devices.Select((device, i) => Task.Run(async () =>
+                    {
+                        var options = new UeChannelOptions
+                        {
+                            EasId = "demo.example.com",
+                            Service = i % 2 == 0 ? BestService.Confidential : BestService.Integrity,
+                            Suites = (byte)(1 << (i % 4)),
+                            ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org"),
+                        };
+                        try
+                        {
+                            await device.RunAsync(options, messageCount, DownlinkWhileSuspended, () => task.Increment(1));
+                        }
+                        catch (OperationCanceledException)
+                        {
+                            failures.Add($"device {i} timed out");
+                        }
+                    }, cancel)));
+                });
+            }
+            finally
+            {
+                foreach (var device in devices)
+                {
+                    await device.DisposeAsync();
+                }
+            }
+
+            var elapsed = DateTimeOffset.UtcNow - started;
+            var latencies = devices.SelectMany(d => d.AckLatenciesMs).Order().ToList();
+            var expectedUplink = deviceCount * (messageCount + 1);
+            var table = new Table().AddColumns("measure", "value");
+            table.AddRow("devices / sessions established at the HSE", $"{deviceCount} / {hseStats.Established}");
+            table.AddRow("uplink messages delivered and verified", $"{hseStats.Uplink} of {expectedUplink}");
+            table.AddRow("acknowledged at the devices", $"{latencies.Count + deviceCount} of {expectedUplink}");
+            table.AddRow("key refreshes / downlinks queued while suspended", $"{hseStats.Refreshes} / {hseStats.Resumed}");
+            table.AddRow("octets on the wire per session setup", Range(devices.Select(d => d.SetupOctets)));
+            table.AddRow("octets of overhead per uplink message", Range(devices.Select(d => d.UplinkOverhead)));
+            table.AddRow("ack latency p50 / p99 (ms)", latencies.Count == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{Percentile(latencies, 0.50):F2} / {Percentile(latencies, 0.99):F2}"));
+            table.AddRow("rejects / drops at the HSE", $"{hseStats.Rejects} / {hseStats.Drops}");
+            table.AddRow("elapsed", string.Create(CultureInfo.InvariantCulture, $"{elapsed.TotalSeconds:F1} s"));
+            console.Write(table);
+
+            var ok = failures.IsEmpty && hseStats.Established == deviceCount && hseStats.Uplink == expectedUplink && hseStats.Resumed == deviceCount;
+            console.MarkupLine(ok ? "[green]every message was delivered and verified[/]" : $"[red]FAILED[/]: {Markup.Escape(string.Join("; ", failures.Take(5)))}");
+            return ok ? ExitCodes.Success : ExitCodes.CheckFailed;
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            directory.Delete(recursive: true);
+        }
+    }
+
+    private static string Range(IEnumerable<int> values)
+    {
+        var list = values.ToList();
+        return list.Count == 0 ? "-" : list.Min() == list.Max() ? list.Min().ToString(CultureInfo.InvariantCulture) : $"{list.Min()}..{list.Max()}";
+    }
+
+    private static double Percentile(List<double> sorted, double p) => sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];
+
+    private sealed class HseStats
+    {
+        public int Established { get; private set; }
+
+        public int Uplink { get; private set; }
+
+        public int Refreshes { get; private set; }
+
+        public int Resumed { get; private set; }
+
+        public int Rejects { get; private set; }
+
+        public int Drops { get; private set; }
+
+        public void Count(SessionEvent e)
+        {
+            switch (e)
+            {
+                case SessionEstablished: Established++; break;
+                case DataReceived: Uplink++; break;
+                case KeysRefreshed: Refreshes++; break;
+                case SessionResumed: Resumed++; break;
+                case SessionRejected: Rejects++; break;
+                case MessageDropped: Drops++; break;
+            }
+        }
+    }
+}
