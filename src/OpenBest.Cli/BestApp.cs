@@ -27,6 +27,7 @@ internal static class BestApp
         root.Subcommands.Add(AkaCommand.Create());
         root.Subcommands.Add(EmsdpCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(SubscriberCommand.Create());
         return root;
     }
 

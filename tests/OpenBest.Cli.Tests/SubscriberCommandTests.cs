@@ -1,0 +1,101 @@
+namespace OpenBest.Cli.Tests;
+
+/// <summary><c>best subscriber</c> on a real SQLite file in a temporary data folder.</summary>
+public sealed class SubscriberCommandTests : IDisposable
+{
+    private const string K = "465b5ce8b199b49faa5f0a2ee238a6bc";
+    private const string Opc = "cd63cb71954a9f4e48a5994e37a02baf";
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("openbest-cli-");
+
+    private string DataDir => Path.Combine(_directory.FullName, "data");
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _directory.Delete(recursive: true);
+    }
+
+    private (int Code, string Out, string Err) Run(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = BestApp.Run([.. args, "--data-dir", DataDir], output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void AddListRemove_NeverPrintsKeys()
+    {
+        Assert.Equal(0, Run("subscriber", "add", "--imsi", "208930000000001", "--k", K, "--opc", Opc).Code);
+        Assert.Equal(0, Run("subscriber", "add", "--imsi", "208930000000002", "--k", K, "--op", "cdc202d5123e20f62b6d676ac72cb318", "--amf", "9000").Code);
+        var (code, list, _) = Run("subscriber", "list");
+        Assert.Equal(0, code);
+        Assert.Contains("208930000000001  8000", list, StringComparison.Ordinal);
+        Assert.Contains("208930000000002  9000", list, StringComparison.Ordinal);
+        Assert.DoesNotContain(K, list, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(0, Run("subscriber", "remove", "--imsi", "208930000000001").Code);
+        Assert.Equal(1, Run("subscriber", "remove", "--imsi", "208930000000001").Code);
+        Assert.DoesNotContain("208930000000001", Run("subscriber", "list").Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Add_Duplicate_ExitCode2()
+    {
+        Run("subscriber", "add", "--imsi", "208930000000001", "--k", K, "--opc", Opc);
+        var (code, _, err) = Run("subscriber", "add", "--imsi", "208930000000001", "--k", K, "--opc", Opc);
+        Assert.Equal(2, code);
+        Assert.Contains("exists already", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Add_BadImsi_ExitCode2()
+    {
+        var (code, _, err) = Run("subscriber", "add", "--imsi", "12ab", "--k", K, "--opc", Opc);
+        Assert.Equal(2, code);
+        Assert.Contains("--imsi must be 6..15 decimal digits", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ImportCsv_AllGood_ImportsAll()
+    {
+        var file = Path.Combine(_directory.FullName, "subs.csv");
+        File.WriteAllLines(file, ["imsi,k,opc,amf", $"001010000000001,{K},{Opc},8000", $"001010000000002,{K},{Opc},"]);
+        var (code, output, _) = Run("subscriber", "import", file);
+        Assert.Equal(0, code);
+        Assert.Contains("imported 2", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ImportCsv_BadRows_ReportsEachLine_ImportsNothing()
+    {
+        var file = Path.Combine(_directory.FullName, "bad.csv");
+        File.WriteAllLines(file, ["imsi,k,opc", $"001010000000001,{K},{Opc}", $"00101x,{K},{Opc}", $"001010000000003,{K[..30]},{Opc}", $"001010000000001,{K},{Opc}", "001010000000004,short"]);
+        var (code, _, err) = Run("subscriber", "import", file);
+        Assert.Equal(2, code);
+        Assert.Contains("bad.csv:3: imsi must be 6..15 decimal digits", err, StringComparison.Ordinal);
+        Assert.Contains("bad.csv:4: k must be 32 hex digits", err, StringComparison.Ordinal);
+        Assert.Contains("bad.csv:5: IMSI 001010000000001 appears twice", err, StringComparison.Ordinal);
+        Assert.Contains("bad.csv:6: expected 3 columns, found 2", err, StringComparison.Ordinal);
+        Assert.Contains("nothing was imported", err, StringComparison.Ordinal);
+        Assert.DoesNotContain(K[..30], err, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("001010000000001", Run("subscriber", "list").Out, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ImportJson_BadRow_NamesItsLine()
+    {
+        var file = Path.Combine(_directory.FullName, "subs.json");
+        File.WriteAllText(file, $"[\n  {{ \"imsi\": \"001010000000001\", \"k\": \"{K}\", \"opc\": \"{Opc}\" }},\n  {{ \"imsi\": \"001010000000002\", \"k\": \"{K}\" }}\n]\n");
+        var (code, _, err) = Run("subscriber", "import", file);
+        Assert.Equal(2, code);
+        Assert.Contains("subs.json:3: give exactly one of opc and op", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Import_MissingFile_ExitCode2()
+    {
+        var (code, _, err) = Run("subscriber", "import", Path.Combine(_directory.FullName, "nope.csv"));
+        Assert.Equal(2, code);
+        Assert.Contains("no such file", err, StringComparison.Ordinal);
+    }
+}
