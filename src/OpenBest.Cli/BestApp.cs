@@ -28,6 +28,7 @@ internal static class BestApp
         root.Subcommands.Add(EmsdpCommand.Create());
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(SubscriberCommand.Create());
+        root.Subcommands.Add(HseCommand.Create());
         return root;
     }
 

@@ -1,0 +1,78 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using OpenBest.Bearers;
+using OpenBest.Hse;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+
+namespace OpenBest.Cli;
+
+/// <summary><c>best hse</c>: run an HSE on the data folder's SQLite database, on UDP and TCP, until stopped.</summary>
+internal static class HseCommand
+{
+    public static Command Create()
+    {
+        var dataDir = SubscriberCommand.DataDirOption();
+        var bind = new Option<string>("--bind") { Description = "the address to listen on (default 127.0.0.1, loopback)", HelpName = "ADDRESS", DefaultValueFactory = _ => "127.0.0.1" };
+        var udpPort = new Option<int>("--udp-port") { Description = "the UDP port (default 3163; 0 picks a free one)", HelpName = "N", DefaultValueFactory = _ => UdpBearer.DefaultPort };
+        var tcpPort = new Option<int>("--tcp-port") { Description = "the TCP port (default 3163; 0 picks a free one; -1 for no TCP)", HelpName = "N", DefaultValueFactory = _ => UdpBearer.DefaultPort };
+        bind.Validators.Add(r => { if (!IPAddress.TryParse(r.GetValueOrDefault<string>(), out _)) { r.AddError("--bind must be an IP address, e.g. 127.0.0.1"); } });
+        udpPort.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 65535) { r.AddError("--udp-port must be 0..65535"); } });
+        tcpPort.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < -1 or > 65535) { r.AddError("--tcp-port must be -1..65535"); } });
+
+        var command = new Command("hse", "Run the HSE: EMSDP over UDP and TCP on the subscribers of the data folder, until Ctrl+C.");
+        foreach (var option in new Option[] { dataDir, bind, udpPort, tcpPort })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction(async (result, cancel) =>
+        {
+            var output = result.InvocationConfiguration.Output;
+            var address = IPAddress.Parse(result.GetValue(bind)!);
+            using var key = MasterKey.Load(result.GetValue(dataDir)!);
+            using var store = SqliteSubscriberStore.Open(result.GetValue(dataDir)!, key);
+            using var subscribers = new StoreSubscribers(store);
+            var bearers = new List<IBearer>();
+            var udp = UdpBearer.Bind(new IPEndPoint(address, result.GetValue(udpPort)));
+            bearers.Add(udp);
+            TcpBearer? tcp = null;
+            if (result.GetValue(tcpPort) >= 0)
+            {
+                tcp = TcpBearer.Listen(new IPEndPoint(address, result.GetValue(tcpPort)));
+                bearers.Add(tcp);
+            }
+
+            await using var host = new HseHost(new HseEngine(subscribers), bearers);
+            host.Start();
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}, {store.List().Count} subscriber(s); Ctrl+C stops it"));
+            output.Flush();
+            var events = 0L;
+            try
+            {
+                await foreach (var e in host.Events.ReadAllAsync(cancel))
+                {
+                    events++;
+                    if (e is SessionEstablished or SessionTerminated or SessionRejected)
+                    {
+                        output.WriteLine(e.ToString());
+                        output.Flush();
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: {host.Received} messages received, {host.Sent} sent, {events} events"));
+            foreach (var bearer in bearers)
+            {
+                await bearer.DisposeAsync();
+            }
+
+            return ExitCodes.Success;
+        });
+        return command;
+    }
+}
