@@ -1,0 +1,185 @@
+using System.Globalization;
+using Npgsql;
+
+namespace OpenBest.Storage.Postgres;
+
+/// <summary>
+/// The scale-out store: PostgreSQL through one pooled <see cref="NpgsqlDataSource"/>, the same schema and
+/// behaviour as the SQLite provider, created and migrated on open with versioned migrations.
+/// </summary>
+public sealed class PostgresSubscriberStore : ISubscriberStore
+{
+    // Versioned migrations: index + 1 is the schema version each one brings the database to.
+    private static readonly string[] Migrations =
+    [
+        """
+        CREATE TABLE subscribers (
+            imsi    text PRIMARY KEY,
+            k_enc   bytea NOT NULL,
+            opc_enc bytea NOT NULL,
+            amf     integer NOT NULL,
+            seq_he  bigint NOT NULL DEFAULT 0,
+            created timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+    ];
+
+    private readonly NpgsqlDataSource _dataSource;
+    private readonly MasterKey _masterKey;
+
+    private PostgresSubscriberStore(NpgsqlDataSource dataSource, MasterKey masterKey)
+    {
+        _dataSource = dataSource;
+        _masterKey = masterKey;
+    }
+
+    /// <summary>Opens the database named by <paramref name="connectionString"/>, migrating it when needed.</summary>
+    public static PostgresSubscriberStore Open(string connectionString, MasterKey masterKey)
+    {
+        ArgumentNullException.ThrowIfNull(masterKey);
+        var store = new PostgresSubscriberStore(NpgsqlDataSource.Create(connectionString), masterKey);
+        try
+        {
+            store.Migrate();
+            return store;
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc/>
+    public void Add(IReadOnlyList<NewSubscriber> subscribers)
+    {
+        ArgumentNullException.ThrowIfNull(subscribers);
+        using var connection = _dataSource.OpenConnection();
+        using var transaction = connection.BeginTransaction();
+        foreach (var subscriber in subscribers)
+        {
+            using var command = new NpgsqlCommand("INSERT INTO subscribers (imsi, k_enc, opc_enc, amf) VALUES ($1, $2, $3, $4)", connection, transaction);
+            command.Parameters.AddWithValue(subscriber.Imsi);
+            command.Parameters.AddWithValue(_masterKey.Seal(subscriber.K, Context(subscriber.Imsi, "k")));
+            command.Parameters.AddWithValue(_masterKey.Seal(subscriber.Opc, Context(subscriber.Imsi, "opc")));
+            command.Parameters.AddWithValue((int)subscriber.Amf);
+            try
+            {
+                command.ExecuteNonQuery();
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                throw new DuplicateSubscriberException(subscriber.Imsi);
+            }
+        }
+
+        transaction.Commit();
+    }
+
+    /// <inheritdoc/>
+    public bool Remove(string imsi)
+    {
+        using var command = _dataSource.CreateCommand("DELETE FROM subscribers WHERE imsi = $1");
+        command.Parameters.AddWithValue(imsi);
+        return command.ExecuteNonQuery() == 1;
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<SubscriberInfo> List()
+    {
+        using var command = _dataSource.CreateCommand("SELECT imsi, amf, seq_he FROM subscribers ORDER BY imsi");
+        using var reader = command.ExecuteReader();
+        var result = new List<SubscriberInfo>();
+        while (reader.Read())
+        {
+            result.Add(new SubscriberInfo(reader.GetString(0), (ushort)reader.GetInt32(1), (ulong)reader.GetInt64(2)));
+        }
+
+        return result;
+    }
+
+    /// <inheritdoc/>
+    public SubscriberSecrets? GetSecrets(string imsi)
+    {
+        using var command = _dataSource.CreateCommand("SELECT k_enc, opc_enc, amf FROM subscribers WHERE imsi = $1");
+        command.Parameters.AddWithValue(imsi);
+        using var reader = command.ExecuteReader();
+        if (!reader.Read())
+        {
+            return null;
+        }
+
+        var k = _masterKey.Open((byte[])reader[0], Context(imsi, "k"));
+        var opc = _masterKey.Open((byte[])reader[1], Context(imsi, "opc"));
+        if (k is null || opc is null)
+        {
+            k?.Dispose();
+            opc?.Dispose();
+            throw new InvalidOperationException($"The secrets of subscriber {imsi} do not decrypt: wrong master key, or the row was altered.");
+        }
+
+        return new SubscriberSecrets(k, opc, (ushort)reader.GetInt32(2));
+    }
+
+    /// <inheritdoc/>
+    public ulong? NextSeq(string imsi)
+    {
+        // One statement: the row lock makes concurrent HSE nodes take distinct values.
+        using var command = _dataSource.CreateCommand("UPDATE subscribers SET seq_he = seq_he + 1 WHERE imsi = $1 RETURNING seq_he");
+        command.Parameters.AddWithValue(imsi);
+        return command.ExecuteScalar() is long seq ? (ulong)seq : null;
+    }
+
+    /// <inheritdoc/>
+    public ulong? SeqHe(string imsi)
+    {
+        using var command = _dataSource.CreateCommand("SELECT seq_he FROM subscribers WHERE imsi = $1");
+        command.Parameters.AddWithValue(imsi);
+        return command.ExecuteScalar() is long seq ? (ulong)seq : null;
+    }
+
+    /// <inheritdoc/>
+    public void SetSeqHe(string imsi, ulong seqHe)
+    {
+        using var command = _dataSource.CreateCommand("UPDATE subscribers SET seq_he = $2 WHERE imsi = $1");
+        command.Parameters.AddWithValue(imsi);
+        command.Parameters.AddWithValue((long)seqHe);
+        command.ExecuteNonQuery();
+    }
+
+    /// <summary>Closes the pool (the master key belongs to the caller).</summary>
+    public void Dispose() => _dataSource.Dispose();
+
+    private static string Context(string imsi, string field) => $"openbest/subscriber/v1|{imsi}|{field}";
+
+    private void Migrate()
+    {
+        using var connection = _dataSource.OpenConnection();
+        using var transaction = connection.BeginTransaction();
+        using (var create = new NpgsqlCommand("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL); LOCK TABLE schema_version IN EXCLUSIVE MODE;", connection, transaction))
+        {
+            create.ExecuteNonQuery();
+        }
+
+        int version;
+        using (var read = new NpgsqlCommand("SELECT COALESCE(MAX(version), 0) FROM schema_version", connection, transaction))
+        {
+            version = Convert.ToInt32(read.ExecuteScalar(), CultureInfo.InvariantCulture);
+        }
+
+        if (version > Migrations.Length)
+        {
+            throw new InvalidOperationException($"The database has schema version {version}, newer than this program's {Migrations.Length}.");
+        }
+
+        for (var v = version; v < Migrations.Length; v++)
+        {
+            using var migrate = new NpgsqlCommand(Migrations[v], connection, transaction);
+            migrate.ExecuteNonQuery();
+            using var record = new NpgsqlCommand($"INSERT INTO schema_version (version) VALUES ({v + 1})", connection, transaction);
+            record.ExecuteNonQuery();
+        }
+
+        transaction.Commit();
+    }
+}
