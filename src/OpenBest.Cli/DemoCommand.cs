@@ -24,17 +24,19 @@ internal static class DemoCommand
         var messages = new Option<int>("--messages") { Description = "acknowledged uplink messages per device, 1..1000", DefaultValueFactory = _ => 5, HelpName = "M" };
         devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 2000) { r.AddError("--devices must be 1..2000"); } });
         messages.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1000) { r.AddError("--messages must be 1..1000"); } });
+        var postgres = StoreFactory.PostgresOption();
         var command = new Command("demo",
             "Run an HSE on a fresh SQLite database and N simulated devices over UDP on loopback.\n" +
             "Each device opens a session (services and suites mixed), sends acknowledged messages, refreshes its keys,\n" +
             "suspends while the HSE queues a downlink message, resumes, receives it and terminates. Exit 0 only if all of it worked.");
         command.Options.Add(devices);
         command.Options.Add(messages);
-        command.SetAction((result, cancel) => RunAsync(result.GetValue(devices), result.GetValue(messages), result.InvocationConfiguration.Output, cancel));
+        command.Options.Add(postgres);
+        command.SetAction((result, cancel) => RunAsync(result.GetValue(devices), result.GetValue(messages), result.GetValue(postgres), result.InvocationConfiguration.Output, cancel));
         return command;
     }
 
-    private static async Task<int> RunAsync(int deviceCount, int messageCount, TextWriter output, CancellationToken cancel)
+    private static async Task<int> RunAsync(int deviceCount, int messageCount, string? postgres, TextWriter output, CancellationToken cancel)
     {
         // Colours and the live progress bar only on a terminal; plain text into pipes, files and tests.
         var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
@@ -49,11 +51,21 @@ internal static class DemoCommand
         try
         {
             using var masterKey = MasterKey.FromBytes(RandomNumberGenerator.GetBytes(32));
-            using var store = SqliteSubscriberStore.Open(directory.FullName, masterKey);
+            using var store = StoreFactory.Open(directory.FullName, postgres, masterKey);
+
+            // IMSIs of this run only (test PLMN 001/01), removed at the end, so a shared database stays clean.
+            var run = RandomNumberGenerator.GetInt32(100_000);
             var provisioned = Enumerable.Range(0, deviceCount)
-                .Select(i => new NewSubscriber(string.Create(CultureInfo.InvariantCulture, $"00101{i:D10}"), RandomNumberGenerator.GetBytes(16), RandomNumberGenerator.GetBytes(16)))
+                .Select(i => new NewSubscriber(string.Create(CultureInfo.InvariantCulture, $"00101{run:D5}{i:D5}"), RandomNumberGenerator.GetBytes(16), RandomNumberGenerator.GetBytes(16)))
                 .ToList();
             store.Add(provisioned);
+            using var cleanup = new Cleanup(() =>
+            {
+                foreach (var s in provisioned)
+                {
+                    store.Remove(s.Imsi);
+                }
+            });
 
             using var subscribers = new StoreSubscribers(store);
             var bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
@@ -135,6 +147,7 @@ internal static class DemoCommand
             table.AddRow("octets of overhead per uplink message", Range(devices.Select(d => d.UplinkOverhead)));
             table.AddRow("ack latency p50 / p99 (ms)", latencies.Count == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{Percentile(latencies, 0.50):F2} / {Percentile(latencies, 0.99):F2}"));
             table.AddRow("rejects / drops at the HSE", $"{hseStats.Rejects} / {hseStats.Drops}");
+            table.AddRow("store", StoreFactory.Describe(postgres));
             table.AddRow("elapsed", string.Create(CultureInfo.InvariantCulture, $"{elapsed.TotalSeconds:F1} s"));
             console.Write(table);
 
@@ -147,6 +160,11 @@ internal static class DemoCommand
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             directory.Delete(recursive: true);
         }
+    }
+
+    private sealed class Cleanup(Action action) : IDisposable
+    {
+        public void Dispose() => action();
     }
 
     private static string Range(IEnumerable<int> values)

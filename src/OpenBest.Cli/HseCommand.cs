@@ -14,6 +14,7 @@ internal static class HseCommand
     public static Command Create()
     {
         var dataDir = SubscriberCommand.DataDirOption();
+        var postgres = StoreFactory.PostgresOption();
         var bind = new Option<string>("--bind") { Description = "the address to listen on (default 127.0.0.1, loopback)", HelpName = "ADDRESS", DefaultValueFactory = _ => "127.0.0.1" };
         var udpPort = new Option<int>("--udp-port") { Description = "the UDP port (default 3163; 0 picks a free one)", HelpName = "N", DefaultValueFactory = _ => UdpBearer.DefaultPort };
         var tcpPort = new Option<int>("--tcp-port") { Description = "the TCP port (default 3163; 0 picks a free one; -1 for no TCP)", HelpName = "N", DefaultValueFactory = _ => UdpBearer.DefaultPort };
@@ -22,7 +23,7 @@ internal static class HseCommand
         tcpPort.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < -1 or > 65535) { r.AddError("--tcp-port must be -1..65535"); } });
 
         var command = new Command("hse", "Run the HSE: EMSDP over UDP and TCP on the subscribers of the data folder, until Ctrl+C.");
-        foreach (var option in new Option[] { dataDir, bind, udpPort, tcpPort })
+        foreach (var option in new Option[] { dataDir, postgres, bind, udpPort, tcpPort })
         {
             command.Options.Add(option);
         }
@@ -32,7 +33,7 @@ internal static class HseCommand
             var output = result.InvocationConfiguration.Output;
             var address = IPAddress.Parse(result.GetValue(bind)!);
             using var key = MasterKey.Load(result.GetValue(dataDir)!);
-            using var store = SqliteSubscriberStore.Open(result.GetValue(dataDir)!, key);
+            using var store = StoreFactory.Open(result.GetValue(dataDir)!, result.GetValue(postgres), key);
             using var subscribers = new StoreSubscribers(store);
             var bearers = new List<IBearer>();
             var udp = UdpBearer.Bind(new IPEndPoint(address, result.GetValue(udpPort)));
@@ -46,7 +47,7 @@ internal static class HseCommand
 
             await using var host = new HseHost(new HseEngine(subscribers), bearers);
             host.Start();
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}, {store.List().Count} subscriber(s); Ctrl+C stops it"));
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}, {store.List().Count} subscriber(s) in {StoreFactory.Describe(result.GetValue(postgres))}; Ctrl+C stops it"));
             output.Flush();
             var events = 0L;
             try

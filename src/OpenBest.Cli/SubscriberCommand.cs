@@ -48,7 +48,7 @@ internal static class SubscriberCommand
         var op = HexOption.Create("--op", 16, "OP, from which OPc is computed (or --opc)");
         var amf = HexOption.Create("--amf", 2, "the AMF of its vectors (default 8000)");
         var command = new Command("add", "Add one subscriber.");
-        foreach (var option in new Option[] { imsi, k, opc, op, amf, dataDir })
+        foreach (var option in new Option[] { imsi, k, opc, op, amf, dataDir, Postgres })
         {
             command.Options.Add(option);
         }
@@ -82,6 +82,7 @@ internal static class SubscriberCommand
         var command = new Command("import", "Import subscribers from CSV or JSON: every bad row is reported with its line number, and nothing of a bad file is imported.");
         command.Arguments.Add(file);
         command.Options.Add(dataDir);
+        command.Options.Add(Postgres);
         command.SetAction(result =>
         {
             var path = result.GetValue(file)!;
@@ -128,6 +129,7 @@ internal static class SubscriberCommand
         var dataDir = DataDirOption();
         var command = new Command("list", "List subscribers: IMSI, AMF and SEQ_HE (never K or OPc).");
         command.Options.Add(dataDir);
+        command.Options.Add(Postgres);
         command.SetAction(result => WithStore(result.GetValue(dataDir)!, result, store =>
         {
             var output = result.InvocationConfiguration.Output;
@@ -149,6 +151,7 @@ internal static class SubscriberCommand
         var command = new Command("remove", "Remove one subscriber.");
         command.Options.Add(imsi);
         command.Options.Add(dataDir);
+        command.Options.Add(Postgres);
         command.Validators.Add(r => HexOption.Require(r, imsi));
         command.SetAction(result => WithStore(result.GetValue(dataDir)!, result, store =>
         {
@@ -164,12 +167,14 @@ internal static class SubscriberCommand
         return command;
     }
 
+    private static readonly Option<string> Postgres = StoreFactory.PostgresOption();
+
     private static int WithStore(string dataDir, ParseResult result, Func<ISubscriberStore, int> action)
     {
         try
         {
             using var key = MasterKey.Load(dataDir);
-            using var store = SqliteSubscriberStore.Open(dataDir, key);
+            using var store = StoreFactory.Open(dataDir, result.GetValue(Postgres), key);
             return action(store);
         }
         catch (DuplicateSubscriberException e)
@@ -177,7 +182,7 @@ internal static class SubscriberCommand
             result.InvocationConfiguration.Error.WriteLine($"best subscriber: {e.Message} Nothing was added.");
             return ExitCodes.BadInput;
         }
-        catch (InvalidOperationException e)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or Npgsql.NpgsqlException)
         {
             result.InvocationConfiguration.Error.WriteLine($"best subscriber: {e.Message}");
             return ExitCodes.BadInput;
