@@ -95,6 +95,10 @@ public sealed class InteropVectorTests
                 new UeChannelOptions { EasId = EasId, ServingNetwork = Snn }, suite: 1, n: 2, run: (_, _, _) => { }, otherK: true);
             Scenario(json, "no common suite: the UE offers suite 1 only, the HSE allows suite 3 only; unprotected Reject 0x08 echoing the checksum",
                 new UeChannelOptions { EasId = EasId, ServingNetwork = Snn, Suites = 0x01 }, suite: 3, n: 2, run: (_, _, _) => { });
+            Scenario(json, "cookie required: Reject 0x11 with a cookie (server secret = 32 zero octets, source path \"ue\"), the request again with the cookie, then the session",
+                new UeChannelOptions { EasId = EasId, ServingNetwork = Snn }, suite: 1, n: 2, run: (_, _, _) => { }, requireCookie: true);
+            Scenario(json, "unknown subscriber with hiding switched off: unprotected Reject 0x01 echoing the checksum",
+                new UeChannelOptions { EasId = EasId, ServingNetwork = Snn }, suite: 1, n: 2, run: (_, _, _) => { }, imsi: "208930000000999");
             json.WriteEndArray();
             json.WriteEndObject();
         }
@@ -126,11 +130,11 @@ public sealed class InteropVectorTests
     private static void UplinkWithAck(Driver d, int channel, uint sid) =>
         d.Pump("uplink UP end to end (A set), forwarded by the HSE", d.Ue.Send(channel, "for the enterprise only"u8, ackRequested: true), true);
 
-    private static void Scenario(Utf8JsonWriter json, string name, UeChannelOptions channelOptions, byte suite, byte n, Script run, ulong usimSeq = 0, bool otherK = false)
+    private static void Scenario(Utf8JsonWriter json, string name, UeChannelOptions channelOptions, byte suite, byte n, Script run, ulong usimSeq = 0, bool otherK = false, bool requireCookie = false, string imsi = Imsi)
     {
         json.WriteStartObject();
         json.WriteString("scenario", name);
-        var driver = new Driver(suite, n, usimSeq, otherK);
+        var driver = new Driver(suite, n, usimSeq, otherK, requireCookie, imsi);
         using (driver)
         {
             var step = driver.Ue.Open(channelOptions, out var channel);
@@ -263,12 +267,13 @@ public sealed class InteropVectorTests
         private readonly List<byte[]> _nonces = [];
         private byte _nonceCounter;
 
-        public Driver(byte suite, byte n, ulong usimSeq, bool otherK)
+        public Driver(byte suite, byte n, ulong usimSeq, bool otherK, bool requireCookie, string imsi)
         {
-            Hse = new HseEngine(Subscribers, new HseOptions { SuitePreference = [suite], CounterLengthPreference = [n], ServerSecret = new byte[32] }, Time);
+            var hide = imsi == Imsi;
+            Hse = new HseEngine(Subscribers, new HseOptions { SuitePreference = [suite], CounterLengthPreference = [n], ServerSecret = new byte[32], RequireCookie = requireCookie, HideUnknownSubscribers = hide }, Time);
             _ueMilenage = new Milenage(otherK ? Convert.FromHexString("000102030405060708090a0b0c0d0e0f") : K, Opc);
             var state = UsimSequenceState.FromSqnMs(SqnScheme.Default.Compose(usimSeq, 0), SqnScheme.Default);
-            Ue = new UeEndpoint(new Usim(_ueMilenage, state), new UeOptions { Imsi = Imsi, UeNonceSource = NextNonce }, Time);
+            Ue = new UeEndpoint(new Usim(_ueMilenage, state), new UeOptions { Imsi = imsi, UeNonceSource = NextNonce }, Time);
         }
 
         public ManualTime Time { get; } = new();
