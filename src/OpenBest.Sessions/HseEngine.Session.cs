@@ -178,7 +178,7 @@ public sealed partial class HseEngine
     /// A Data Ack for (Key ID, counter): sealed once; a duplicate gets the stored bytes again, never a new seal
     /// (profile section 3: "its Data Ack is sent again, rate limited").
     /// </summary>
-    private void SendAck(HseSession session, byte keyId, ulong counter, bool fresh, ReadOnlyMemory<byte>? ackedTag, StepResult result)
+    private static void SendAck(HseSession session, byte keyId, ulong counter, bool fresh, ReadOnlyMemory<byte>? ackedTag, StepResult result)
     {
         if (session.Acks.TryGet(keyId, counter, out var stored))
         {

@@ -278,13 +278,9 @@ public sealed partial class HseEngine : IDisposable
         result.Add(buffer[..length], path);
     }
 
-    private byte[] SendControl(HseSession session, ControlCommand command, StepResult result, KeySet? keys = null, ReadOnlySpan<byte> requestHash = default)
+    private static byte[] SendControl(HseSession session, ControlCommand command, StepResult result, KeySet? keys = null, ReadOnlySpan<byte> requestHash = default)
     {
-        keys ??= session.Keys.Current!;
-        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
-        var counter = session.Keys.NextCounter(keys, Plane.Control, session.Id, session.N);
-        var length = EmsdpProtection.SealControl(keys, Direction.Downlink, session.Id, session.N, counter, command.Encode(), requestHash, buffer);
-        var bytes = buffer[..length].ToArray();
+        var bytes = session.Keys.SealControl(keys ?? session.Keys.Current!, session.Id, session.N, command, requestHash);
         result.Add(bytes, session.Path);
         return bytes;
     }

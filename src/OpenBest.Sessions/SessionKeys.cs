@@ -136,6 +136,15 @@ internal sealed class SessionKeys : IDisposable
         }
     }
 
+    /// <summary>Seals <paramref name="command"/> under <paramref name="keys"/> at this end's next CP counter (reserved first) and returns the message.</summary>
+    public byte[] SealControl(KeySet keys, uint sessionId, int counterLength, ControlCommand command, ReadOnlySpan<byte> requestHash = default)
+    {
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        var counter = NextCounter(keys, Plane.Control, sessionId, counterLength);
+        var length = EmsdpProtection.SealControl(keys, _sendDirection, sessionId, counterLength, counter, command.Encode(), requestHash, buffer);
+        return buffer[..length].ToArray();
+    }
+
     /// <summary>The reservation block: at most 2^(8n − 3) for n &lt; 4 (16 for n = 1, 4096 for n = 2), 64 for n = 4.</summary>
     public static ulong BlockSize(int counterLength) => counterLength switch
     {

@@ -192,13 +192,9 @@ public sealed partial class UeEndpoint : IDisposable
         result.Add(bytes, null);
     }
 
-    private byte[] SendControl(Channel c, ControlCommand command, StepResult result, KeySet? keys = null)
+    private static byte[] SendControl(Channel c, ControlCommand command, StepResult result, KeySet? keys = null)
     {
-        keys ??= c.Keys.Current!;
-        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
-        var counter = c.Keys.NextCounter(keys, Plane.Control, c.SessionId, c.N);
-        var length = EmsdpProtection.SealControl(keys, Direction.Uplink, c.SessionId, c.N, counter, command.Encode(), default, buffer);
-        var bytes = buffer[..length].ToArray();
+        var bytes = c.Keys.SealControl(keys ?? c.Keys.Current!, c.SessionId, c.N, command);
         result.Add(bytes, null);
         return bytes;
     }

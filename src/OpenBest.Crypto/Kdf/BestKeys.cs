@@ -4,28 +4,6 @@ using OpenBest.Crypto.Aead;
 
 namespace OpenBest.Crypto.Kdf;
 
-/// <summary>The key agreement that produced a key set's root (profile section 5; UE configuration octet 2).</summary>
-public enum KeyAgreement : byte
-{
-    /// <summary>UMTS AKA: K_root = CK ‖ IK.</summary>
-    UmtsAka = 0x01,
-
-    /// <summary>EPS AKA: K_root = K_ASME.</summary>
-    EpsAka = 0x02,
-
-    /// <summary>5G AKA: K_root = K_HSE (FC 0x63).</summary>
-    FiveGAka = 0x04,
-
-    /// <summary>EAP-AKA': K_root = K_HSE (FC 0x64) from CK' ‖ IK'.</summary>
-    EapAkaPrime = 0x08,
-
-    /// <summary>GBA: Ks_NAF with the HSE as NAF.</summary>
-    Gba = 0x10,
-
-    /// <summary>AKMA: K_AF with the HSE as AF.</summary>
-    Akma = 0x20,
-}
-
 /// <summary>
 /// The per-key-set derivations of EMSDP wire profile 1, section 5, all with the two-octet FC 0xFF 0xBE:
 /// <code>
