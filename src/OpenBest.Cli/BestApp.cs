@@ -23,12 +23,12 @@ internal static class BestApp
     {
         var root = new RootCommand(
             "OpenBest: SIM-rooted, battery-efficient security for constrained IoT devices (3GPP BEST, TS 33.163).\n" +
-            "Tools for operators and developers: AKA vectors and USIM checks today; the HSE, devices and the demo as they land.");
-        root.Subcommands.Add(AkaCommand.Create());
-        root.Subcommands.Add(EmsdpCommand.Create());
+            "Run the demo or an HSE, provision subscribers, and look inside AKA and EMSDP.");
         root.Subcommands.Add(DemoCommand.Create());
-        root.Subcommands.Add(SubscriberCommand.Create());
         root.Subcommands.Add(HseCommand.Create());
+        root.Subcommands.Add(SubscriberCommand.Create());
+        root.Subcommands.Add(EmsdpCommand.Create());
+        root.Subcommands.Add(AkaCommand.Create());
         return root;
     }
 

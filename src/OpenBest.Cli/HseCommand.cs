@@ -15,9 +15,9 @@ internal static class HseCommand
     {
         var dataDir = SubscriberCommand.DataDirOption();
         var postgres = StoreFactory.PostgresOption();
-        var bind = new Option<string>("--bind") { Description = "the address to listen on (default 127.0.0.1, loopback)", HelpName = "ADDRESS", DefaultValueFactory = _ => "127.0.0.1" };
-        var udpPort = new Option<int>("--udp-port") { Description = "the UDP port (default 3163; 0 picks a free one)", HelpName = "N", DefaultValueFactory = _ => UdpBearer.DefaultPort };
-        var tcpPort = new Option<int>("--tcp-port") { Description = "the TCP port (default 3163; 0 picks a free one; -1 for no TCP)", HelpName = "N", DefaultValueFactory = _ => UdpBearer.DefaultPort };
+        var bind = new Option<string>("--bind") { Description = "the address to listen on (loopback by default)", HelpName = "ADDRESS", DefaultValueFactory = _ => "127.0.0.1" };
+        var udpPort = new Option<int>("--udp-port") { Description = "the UDP port (0 picks a free one)", HelpName = "N", DefaultValueFactory = _ => UdpBearer.DefaultPort };
+        var tcpPort = new Option<int>("--tcp-port") { Description = "the TCP port (0 picks a free one; -1 for no TCP)", HelpName = "N", DefaultValueFactory = _ => UdpBearer.DefaultPort };
         bind.Validators.Add(r => { if (!IPAddress.TryParse(r.GetValueOrDefault<string>(), out _)) { r.AddError("--bind must be an IP address, e.g. 127.0.0.1"); } });
         udpPort.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 65535) { r.AddError("--udp-port must be 0..65535"); } });
         tcpPort.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < -1 or > 65535) { r.AddError("--tcp-port must be -1..65535"); } });

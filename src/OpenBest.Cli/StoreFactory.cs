@@ -9,7 +9,7 @@ internal static class StoreFactory
 {
     public static Option<string> PostgresOption() => new("--postgres")
     {
-        Description = "a PostgreSQL connection string, e.g. \"Host=127.0.0.1;Username=best;Database=best\" (default: SQLite in the data folder; also $BEST_POSTGRES)",
+        Description = "a PostgreSQL connection string, e.g. \"Host=127.0.0.1;Username=best;Database=best\", instead of SQLite in the data folder; $BEST_POSTGRES when set",
         HelpName = "CONNECTION",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("BEST_POSTGRES") ?? string.Empty,
     };

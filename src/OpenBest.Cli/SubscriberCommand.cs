@@ -11,7 +11,7 @@ internal static class SubscriberCommand
 {
     public static Option<string> DataDirOption() => new("--data-dir")
     {
-        Description = "the data folder (database, master key); default $BEST_DATA_DIR or ./openbest-data",
+        Description = "the data folder (database, master key); $BEST_DATA_DIR when set",
         HelpName = "DIR",
         DefaultValueFactory = _ => Environment.GetEnvironmentVariable("BEST_DATA_DIR") is { Length: > 0 } dir ? dir : "openbest-data",
     };
