@@ -15,17 +15,28 @@ namespace OpenBest.Bearers;
 /// </summary>
 public sealed class TcpBearer : IBearer
 {
+    /// <summary>The default largest frame accepted: a larger declared length closes the connection.</summary>
+    public const int DefaultMaxFrame = 4096;
+
+    /// <summary>The default cap on open connections of a listener.</summary>
+    public const int DefaultMaxConnections = 10_000;
+
+    private const int SendQueue = 256;
     private readonly Socket? _listener;
     private readonly Channel<ReceivedMessage> _received;
+    private readonly int _maxFrame;
+    private readonly int _maxConnections;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
     private readonly Lock _gate = new();
     private readonly List<Connection> _connections = [];
     private long _dropped;
 
-    private TcpBearer(Socket? listener, int queue)
+    private TcpBearer(Socket? listener, int queue, int maxFrame = DefaultMaxFrame, int maxConnections = DefaultMaxConnections)
     {
         _listener = listener;
+        _maxFrame = maxFrame;
+        _maxConnections = maxConnections;
         _received = Channel.CreateBounded<ReceivedMessage>(new BoundedChannelOptions(queue) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
             _ => Interlocked.Increment(ref _dropped));
     }
@@ -84,28 +95,23 @@ public sealed class TcpBearer : IBearer
     }
 
     /// <inheritdoc/>
-    public async ValueTask SendAsync(ReadOnlyMemory<byte> message, BearerPath path, CancellationToken cancellationToken = default)
+    public ValueTask SendAsync(ReadOnlyMemory<byte> message, BearerPath path, CancellationToken cancellationToken = default)
     {
         if (path is not Connection connection || !ReferenceEquals(connection.Bearer, this))
         {
             throw new ArgumentException("The path belongs to another bearer.", nameof(path));
         }
 
+        // Never wait on the network here: the connection's writer sends; a peer that does not read fills its
+        // own bounded queue and loses messages, nobody else's.
         var framed = new byte[message.Length + 2];
         StreamFraming.Write(message.Span, framed);
-        await connection.SendLock.WaitAsync(cancellationToken).ConfigureAwait(false);
-        try
+        if (!connection.Outgoing.Writer.TryWrite(framed))
         {
-            await connection.Socket.SendAsync(framed, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            CountDrop(); // the connection is closing
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
-        {
-            Interlocked.Increment(ref _dropped); // the connection is gone; the session waits for the UE
-        }
-        finally
-        {
-            connection.SendLock.Release();
-        }
+
+        return ValueTask.CompletedTask;
     }
 
     /// <inheritdoc/>
@@ -124,7 +130,7 @@ public sealed class TcpBearer : IBearer
         Task[] loops;
         lock (_gate)
         {
-            loops = [.. _loops];
+            loops = [.. _loops, .. _connections.SelectMany(c => new[] { c.Reader, c.Writer }).OfType<Task>()];
         }
 
         try
@@ -148,9 +154,36 @@ public sealed class TcpBearer : IBearer
             {
                 socket = await _listener!.AcceptAsync(_stop.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException or SocketException)
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
             {
                 return;
+            }
+            catch (SocketException)
+            {
+                // Out of descriptors, a reset during the handshake: pause and keep listening.
+                try
+                {
+                    await Task.Delay(100, _stop.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            int open;
+            lock (_gate)
+            {
+                open = _connections.Count;
+            }
+
+            if (open >= _maxConnections)
+            {
+                Interlocked.Increment(ref _dropped);
+                socket.Dispose();
+                continue;
             }
 
             socket.NoDelay = true;
@@ -164,10 +197,25 @@ public sealed class TcpBearer : IBearer
         lock (_gate)
         {
             _connections.Add(connection);
-            _loops.Add(Task.Run(() => ReadLoopAsync(connection)));
         }
 
+        connection.Reader = Task.Run(() => ReadLoopAsync(connection));
+        connection.Writer = Task.Run(() => WriteLoopAsync(connection));
         return connection;
+    }
+
+    private async Task WriteLoopAsync(Connection connection)
+    {
+        try
+        {
+            await foreach (var framed in connection.Outgoing.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
+            {
+                await connection.Socket.SendAsync(framed, SocketFlags.None, _stop.Token).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
     }
 
     private async Task ReadLoopAsync(Connection connection)
@@ -179,10 +227,22 @@ public sealed class TcpBearer : IBearer
             {
                 var read = await reader.ReadAsync(_stop.Token).ConfigureAwait(false);
                 var buffer = read.Buffer;
+                if (buffer.Length >= 2 && DeclaredLength(buffer) > _maxFrame)
+                {
+                    // Refuse before buffering: a declared length beyond the limit closes the connection.
+                    Interlocked.Increment(ref _dropped);
+                    return;
+                }
+
                 FrameStatus status;
                 while ((status = StreamFraming.TryRead(ref buffer, out var message)) == FrameStatus.Ok)
                 {
                     _received.Writer.TryWrite(new ReceivedMessage(message.ToArray(), connection));
+                    if (buffer.Length >= 2 && DeclaredLength(buffer) > _maxFrame)
+                    {
+                        Interlocked.Increment(ref _dropped);
+                        return;
+                    }
                 }
 
                 reader.AdvanceTo(buffer.Start, buffer.End);
@@ -203,6 +263,7 @@ public sealed class TcpBearer : IBearer
         finally
         {
             await reader.CompleteAsync().ConfigureAwait(false);
+            connection.Outgoing.Writer.TryComplete();
             connection.Socket.Dispose();
             lock (_gate)
             {
@@ -211,13 +272,28 @@ public sealed class TcpBearer : IBearer
         }
     }
 
+    private void CountDrop() => Interlocked.Increment(ref _dropped);
+
+    private static int DeclaredLength(System.Buffers.ReadOnlySequence<byte> buffer)
+    {
+        Span<byte> prefix = stackalloc byte[2];
+        buffer.Slice(0, 2).CopyTo(prefix);
+        return (prefix[0] << 8) | prefix[1];
+    }
+
     private sealed class Connection(TcpBearer bearer, Socket socket) : BearerPath
     {
         public override IBearer Bearer => bearer;
 
         public Socket Socket { get; } = socket;
 
-        public SemaphoreSlim SendLock { get; } = new(1, 1);
+        public Channel<byte[]> Outgoing { get; } = Channel.CreateBounded<byte[]>(
+            new BoundedChannelOptions(SendQueue) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite },
+            _ => bearer.CountDrop());
+
+        public Task? Reader { get; set; }
+
+        public Task? Writer { get; set; }
 
         public override string ToString()
         {

@@ -14,13 +14,14 @@ public sealed class HseHost : IAsyncDisposable
     private readonly HseEngine _engine;
     private readonly IReadOnlyList<IBearer> _bearers;
     private readonly TimeSpan _tick;
-    private readonly Channel<Func<HseEngine, StepResult>> _work;
+    private readonly Channel<WorkItem> _work;
     private readonly Channel<SessionEvent> _events = Channel.CreateUnbounded<SessionEvent>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _tasks = [];
     private long _received;
     private long _sent;
     private long _overloaded;
+    private long _errors;
 
     /// <summary>Creates a host; call <see cref="Start"/> to run it.</summary>
     /// <param name="engine">The engine; the host owns it from now on.</param>
@@ -32,8 +33,12 @@ public sealed class HseHost : IAsyncDisposable
         _engine = engine;
         _bearers = bearers;
         _tick = tick ?? TimeSpan.FromSeconds(1);
-        _work = Channel.CreateBounded<Func<HseEngine, StepResult>>(new BoundedChannelOptions(queue) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite },
-            _ => Interlocked.Increment(ref _overloaded));
+        _work = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(queue) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite },
+            dropped =>
+            {
+                Interlocked.Increment(ref _overloaded);
+                dropped.Done?.TrySetException(new InvalidOperationException("The HSE is overloaded: the work queue is full."));
+            });
     }
 
     /// <summary>Session events, for the application (northbound delivery, EAS interface, metrics).</summary>
@@ -47,6 +52,12 @@ public sealed class HseHost : IAsyncDisposable
 
     /// <summary>Messages refused because the work queue was full.</summary>
     public long Overloaded => Interlocked.Read(ref _overloaded);
+
+    /// <summary>Work items or sends that failed (storage unavailable, a socket error); the host goes on.</summary>
+    public long Errors => Interlocked.Read(ref _errors);
+
+    /// <summary>The type of the last failure (never its message, which could name a subscriber), or null.</summary>
+    public string? LastError { get; private set; }
 
     /// <summary>Starts the executor, the bearer readers and the timer.</summary>
     public void Start()
@@ -64,22 +75,25 @@ public sealed class HseHost : IAsyncDisposable
     public Task<StepResult> InvokeAsync(Func<HseEngine, StepResult> call)
     {
         var done = new TaskCompletionSource<StepResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_work.Writer.TryWrite(engine =>
-        {
-            try
+        var item = new WorkItem(
+            engine =>
             {
-                var result = call(engine);
-                done.SetResult(result);
-                return result;
-            }
-            catch (Exception e)
-            {
-                done.SetException(e);
-                return new StepResult();
-            }
-        }))
+                try
+                {
+                    var result = call(engine);
+                    done.TrySetResult(result);
+                    return result;
+                }
+                catch (Exception e)
+                {
+                    done.TrySetException(e);
+                    return new StepResult();
+                }
+            },
+            done);
+        if (!_work.Writer.TryWrite(item))
         {
-            done.SetException(new InvalidOperationException("The HSE is overloaded: the work queue is full."));
+            done.TrySetException(new InvalidOperationException("The HSE is stopping."));
         }
 
         return done.Task;
@@ -94,13 +108,23 @@ public sealed class HseHost : IAsyncDisposable
         {
             await Task.WhenAll(_tasks).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
         }
+        finally
+        {
+            _events.Writer.TryComplete();
+            _engine.Dispose();
+            _stop.Dispose();
+        }
+    }
 
-        _events.Writer.TryComplete();
-        _engine.Dispose();
-        _stop.Dispose();
+    private sealed record WorkItem(Func<HseEngine, StepResult> Run, TaskCompletionSource<StepResult>? Done);
+
+    private void Failed(Exception e)
+    {
+        Interlocked.Increment(ref _errors);
+        LastError = e.GetType().Name;
     }
 
     private async Task ReadAsync(IBearer bearer)
@@ -112,7 +136,7 @@ public sealed class HseHost : IAsyncDisposable
                 Interlocked.Increment(ref _received);
                 var message = received.Message;
                 var path = received.Path;
-                _work.Writer.TryWrite(engine => engine.Receive(message.Span, path));
+                _work.Writer.TryWrite(new WorkItem(engine => engine.Receive(message.Span, path), null));
             }
         }
         catch (OperationCanceledException)
@@ -127,7 +151,7 @@ public sealed class HseHost : IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {
-                _work.Writer.TryWrite(engine => engine.Tick());
+                _work.Writer.TryWrite(new WorkItem(engine => engine.Tick(), null));
             }
         }
         catch (OperationCanceledException)
@@ -141,7 +165,18 @@ public sealed class HseHost : IAsyncDisposable
         {
             await foreach (var item in _work.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
             {
-                var step = item(_engine);
+                StepResult step;
+                try
+                {
+                    step = item.Run(_engine);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    // One failing item (storage down, a row sealed under another key) must not stop the HSE.
+                    Failed(e);
+                    continue;
+                }
+
                 foreach (var e in step.Events)
                 {
                     _events.Writer.TryWrite(e);
@@ -149,10 +184,20 @@ public sealed class HseHost : IAsyncDisposable
 
                 foreach (var send in step.Send)
                 {
-                    if (send.Path is BearerPath path)
+                    if (send.Path is not BearerPath path)
                     {
+                        continue;
+                    }
+
+                    try
+                    {
+                        // Bearers never block here: UDP sends a datagram, TCP queues to the connection's writer.
                         await path.SendAsync(send.Message, _stop.Token).ConfigureAwait(false);
                         Interlocked.Increment(ref _sent);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        Failed(e);
                     }
                 }
             }

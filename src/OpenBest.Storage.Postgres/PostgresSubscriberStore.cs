@@ -139,12 +139,13 @@ public sealed class PostgresSubscriberStore : ISubscriberStore
     }
 
     /// <inheritdoc/>
-    public void SetSeqHe(string imsi, ulong seqHe)
+    public bool TrySetSeqHe(string imsi, ulong expected, ulong seqHe)
     {
-        using var command = _dataSource.CreateCommand("UPDATE subscribers SET seq_he = $2 WHERE imsi = $1");
+        using var command = _dataSource.CreateCommand("UPDATE subscribers SET seq_he = $2 WHERE imsi = $1 AND seq_he = $3");
         command.Parameters.AddWithValue(imsi);
         command.Parameters.AddWithValue((long)seqHe);
-        command.ExecuteNonQuery();
+        command.Parameters.AddWithValue((long)expected);
+        return command.ExecuteNonQuery() == 1;
     }
 
     /// <summary>Closes the pool (the master key belongs to the caller).</summary>
@@ -156,7 +157,8 @@ public sealed class PostgresSubscriberStore : ISubscriberStore
     {
         using var connection = _dataSource.OpenConnection();
         using var transaction = connection.BeginTransaction();
-        using (var create = new NpgsqlCommand("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL); LOCK TABLE schema_version IN EXCLUSIVE MODE;", connection, transaction))
+        // Several HSE nodes may start at once on a fresh database: one migrates, the others wait.
+        using (var create = new NpgsqlCommand("SELECT pg_advisory_xact_lock(3163); CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL);", connection, transaction))
         {
             create.ExecuteNonQuery();
         }

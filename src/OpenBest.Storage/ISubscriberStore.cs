@@ -68,6 +68,9 @@ public interface ISubscriberStore : IDisposable
     /// <summary>SEQ_HE of a subscriber, or null for an unknown one.</summary>
     ulong? SeqHe(string imsi);
 
-    /// <summary>Sets SEQ_HE after a verified resynchronisation.</summary>
-    void SetSeqHe(string imsi, ulong seqHe);
+    /// <summary>
+    /// Sets SEQ_HE after a verified resynchronisation, only if it still is <paramref name="expected"/>
+    /// (compare and set: another HSE worker may have issued a vector meanwhile); false when it moved.
+    /// </summary>
+    bool TrySetSeqHe(string imsi, ulong expected, ulong seqHe);
 }

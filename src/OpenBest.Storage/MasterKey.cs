@@ -45,19 +45,7 @@ public sealed class MasterKey : IDisposable
         var path = Path.Combine(dataDirectory, FileName);
         if (!File.Exists(path))
         {
-            var key = RandomNumberGenerator.GetBytes(32);
-            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
-            if (!OperatingSystem.IsWindows())
-            {
-                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            }
-
-            using (var file = new FileStream(path, options))
-            {
-                file.Write(Encoding.ASCII.GetBytes(Convert.ToHexStringLower(key) + "\n"));
-            }
-
-            CryptographicOperations.ZeroMemory(key);
+            CreateKeyFile(path);
         }
 
         return FromHex(File.ReadAllText(path).Trim(), path);
@@ -95,6 +83,56 @@ public sealed class MasterKey : IDisposable
 
     /// <summary>Zeroes the key.</summary>
     public void Dispose() => _aead.Dispose();
+
+    /// <summary>
+    /// Writes a new key to a private temporary file and moves it into place without overwriting, so a
+    /// concurrent first start or a crash never leaves a partial key file: the loser reads the winner's key.
+    /// </summary>
+    private static void CreateKeyFile(string path)
+    {
+        var temporary = path + "." + Guid.NewGuid().ToString("N") + ".tmp";
+        var key = RandomNumberGenerator.GetBytes(32);
+        var hex = new byte[65];
+        try
+        {
+            for (var i = 0; i < key.Length; i++)
+            {
+                hex[2 * i] = (byte)"0123456789abcdef"[key[i] >> 4];
+                hex[(2 * i) + 1] = (byte)"0123456789abcdef"[key[i] & 0xF];
+            }
+
+            hex[64] = (byte)'\n';
+            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+            }
+
+            using (var file = new FileStream(temporary, options))
+            {
+                file.Write(hex);
+                file.Flush(flushToDisk: true);
+            }
+
+            try
+            {
+                File.Move(temporary, path, overwrite: false);
+            }
+            catch (IOException) when (File.Exists(path))
+            {
+                File.Delete(temporary); // another process created it first: use theirs
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+            CryptographicOperations.ZeroMemory(hex);
+            if (File.Exists(temporary))
+            {
+                File.Delete(temporary);
+            }
+        }
+    }
 
     private static MasterKey FromHex(string hex, string source)
     {

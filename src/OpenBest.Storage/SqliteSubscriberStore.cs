@@ -154,14 +154,15 @@ public sealed class SqliteSubscriberStore : ISubscriberStore
     }
 
     /// <inheritdoc/>
-    public void SetSeqHe(string imsi, ulong seqHe)
+    public bool TrySetSeqHe(string imsi, ulong expected, ulong seqHe)
     {
         using var connection = Connect();
         using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE subscribers SET seq_he = $seq WHERE imsi = $imsi";
+        command.CommandText = "UPDATE subscribers SET seq_he = $seq WHERE imsi = $imsi AND seq_he = $expected";
         command.Parameters.AddWithValue("$imsi", imsi);
         command.Parameters.AddWithValue("$seq", (long)seqHe);
-        command.ExecuteNonQuery();
+        command.Parameters.AddWithValue("$expected", (long)expected);
+        return command.ExecuteNonQuery() == 1;
     }
 
     /// <summary>Closes the pooled connections (the master key belongs to the caller).</summary>

@@ -38,15 +38,24 @@ public sealed class StoreSubscribers(ISubscriberStore store, int ind = 31) : IHs
             return false;
         }
 
-        var current = store.SeqHe(imsi) ?? 0;
-        var result = AuthenticationCentre.Resynchronise(entry.Milenage, rand, auts, current, SqnScheme.Default);
-        if (result.Outcome != ResynchronisationOutcome.Resynchronised)
+        // Compare and set: between reading SEQ_HE and writing it back another worker may issue a vector,
+        // and a blind write would let a SEQ be issued twice.
+        for (var attempt = 0; attempt < 8; attempt++)
         {
-            return false;
+            var current = store.SeqHe(imsi) ?? 0;
+            var result = AuthenticationCentre.Resynchronise(entry.Milenage, rand, auts, current, SqnScheme.Default);
+            if (result.Outcome != ResynchronisationOutcome.Resynchronised)
+            {
+                return false;
+            }
+
+            if (result.SeqHe == current || store.TrySetSeqHe(imsi, current, result.SeqHe))
+            {
+                return true;
+            }
         }
 
-        store.SetSeqHe(imsi, result.SeqHe);
-        return true;
+        return false;
     }
 
     /// <summary>Zeroes the keys held in memory.</summary>

@@ -163,3 +163,43 @@ public sealed class LoopbackTests
         Assert.True(condition(), "timed out after 10 s");
     }
 }
+
+/// <summary>Listener hardening: oversized frames, peers that never read.</summary>
+public sealed class TcpHardeningTests
+{
+    [Fact]
+    public async Task DeclaredLengthOverTheLimit_ClosesTheConnection()
+    {
+        var cancel = TestContext.Current.CancellationToken;
+        await using var bearer = TcpBearer.Listen(new IPEndPoint(IPAddress.Loopback, 0));
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(bearer.LocalEndPoint!, cancel);
+        await client.SendAsync(new byte[] { 0xFF, 0xFF, 0x40 }, SocketFlags.None, cancel); // declares 65535 > 4096
+        var buffer = new byte[8];
+        Assert.Equal(0, await client.ReceiveAsync(buffer, SocketFlags.None, cancel));
+        Assert.Equal(1, bearer.Dropped);
+    }
+
+    [Fact]
+    public async Task PeerThatNeverReads_NeverBlocksTheSender()
+    {
+        var cancel = TestContext.Current.CancellationToken;
+        await using var bearer = TcpBearer.Listen(new IPEndPoint(IPAddress.Loopback, 0));
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { ReceiveBufferSize = 1024 };
+        await client.ConnectAsync(bearer.LocalEndPoint!, cancel);
+        await client.SendAsync(new byte[] { 0x00, 0x03, 0x40, 0x00, 0x00 }, SocketFlags.None, cancel);
+        var path = (await bearer.Received.ReadAsync(cancel)).Path;
+
+        // 4 000 messages of 60 KiB (240 MiB, far beyond any socket buffer) to a peer that reads nothing:
+        // every send returns at once, and the excess is dropped.
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var message = new byte[60 * 1024];
+        for (var i = 0; i < 4_000; i++)
+        {
+            await path.SendAsync(message, cancel);
+        }
+
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), "sending blocked on a peer that does not read");
+        Assert.True(bearer.Dropped > 0);
+    }
+}

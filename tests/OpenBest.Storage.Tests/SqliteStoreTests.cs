@@ -69,6 +69,16 @@ public sealed class SqliteStoreTests : IDisposable
         }
 
         Assert.Equal(first, File.ReadAllText(path));
+
+        // Many processes starting at once on an empty folder all end up with the one key.
+        var racing = Path.Combine(_directory.FullName, "race");
+        Parallel.For(0, 8, _ =>
+        {
+            using (MasterKey.Load(racing))
+            {
+            }
+        });
+        Assert.Single(Directory.GetFiles(racing));
         File.WriteAllText(path, "not hex");
         Assert.Throws<InvalidOperationException>(() => MasterKey.Load(directory));
     }

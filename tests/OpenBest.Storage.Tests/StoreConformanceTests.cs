@@ -83,6 +83,38 @@ public abstract class StoreConformanceTests
     }
 
     [Fact]
+    public void TrySetSeqHe_IsCompareAndSet()
+    {
+        using var key = Key();
+        using var store = Open(key);
+        store.Add([new NewSubscriber("208930000000001", K, Opc)]);
+        store.NextSeq("208930000000001");
+        Assert.False(store.TrySetSeqHe("208930000000001", expected: 0, seqHe: 50)); // it moved to 1 meanwhile
+        Assert.True(store.TrySetSeqHe("208930000000001", expected: 1, seqHe: 50));
+        Assert.Equal(50UL, store.SeqHe("208930000000001"));
+    }
+
+    [Fact]
+    public void OpeningInParallel_OnAFreshDatabase_MigratesOnce()
+    {
+        using var key = Key();
+        var errors = new System.Collections.Concurrent.ConcurrentBag<Exception>();
+        Parallel.For(0, 4, _ =>
+        {
+            try
+            {
+                using var store = Open(key);
+                store.List();
+            }
+            catch (Exception e) when (e is not Xunit.Sdk.XunitException)
+            {
+                errors.Add(e);
+            }
+        });
+        Assert.Empty(errors);
+    }
+
+    [Fact]
     public void Reopening_KeepsDataAndSchema()
     {
         using var key = Key();
