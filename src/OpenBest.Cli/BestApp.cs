@@ -63,10 +63,11 @@ internal static class BestApp
         {
             return parseResult.Invoke(configuration);
         }
-        catch (Exception e) when (e is CommandLineException or ArgumentException)
+        catch (Exception e) when (e is CommandLineException or ArgumentException or InvalidOperationException or IOException
+            or UnauthorizedAccessException or System.Net.Sockets.SocketException or System.Data.Common.DbException)
         {
-            // Library messages name the parameter and the expected length, never a value.
-            error.WriteLine($"{string.Join(' ', path)}: {e.Message}");
+            // One line naming what failed (a data folder, an address, a database): messages here name inputs, never key values.
+            error.WriteLine($"{string.Join(' ', path)}: {e.Message.ReplaceLineEndings(" ")}");
             return ExitCodes.BadInput;
         }
     }

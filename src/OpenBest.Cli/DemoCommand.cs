@@ -68,15 +68,15 @@ internal static class DemoCommand
             });
 
             using var subscribers = new StoreSubscribers(store);
-            var bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            await using var host = new HseHost(new HseEngine(subscribers), [bearer]);
+            await using var bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            var host = new HseHost(new HseEngine(subscribers), [bearer]);
             host.Start();
 
             var suspended = new ConcurrentDictionary<uint, TaskCompletionSource>();
             var hseStats = new HseStats();
             var pump = Task.Run(async () =>
             {
-                await foreach (var e in host.Events.ReadAllAsync(cancel))
+                await foreach (var e in host.Events.ReadAllAsync(CancellationToken.None))
                 {
                     hseStats.Count(e);
                     if (e is SessionSuspended s)
@@ -120,9 +120,13 @@ internal static class DemoCommand
                         {
                             await device.RunAsync(options, messageCount, DownlinkWhileSuspended, () => task.Increment(1));
                         }
-                        catch (OperationCanceledException)
+                        catch (Exception e) when (e is OperationCanceledException or TimeoutException)
                         {
                             failures.Add($"device {i} timed out");
+                        }
+                        catch (Exception e) when (e is InvalidOperationException or System.Net.Sockets.SocketException)
+                        {
+                            failures.Add($"device {i}: {e.GetType().Name}");
                         }
                     }, cancel)));
                 });
@@ -135,7 +139,10 @@ internal static class DemoCommand
                 }
             }
 
+            // Stop the host, then let the event pump count everything it had produced.
             var elapsed = DateTimeOffset.UtcNow - started;
+            await host.DisposeAsync();
+            await pump;
             var latencies = devices.SelectMany(d => d.AckLatenciesMs).Order().ToList();
             var expectedUplink = deviceCount * (messageCount + 1);
             var table = new Table().AddColumns("measure", "value");

@@ -32,20 +32,30 @@ internal static class HseCommand
         {
             var output = result.InvocationConfiguration.Output;
             var address = IPAddress.Parse(result.GetValue(bind)!);
-            using var key = MasterKey.Load(result.GetValue(dataDir)!);
-            using var store = StoreFactory.Open(result.GetValue(dataDir)!, result.GetValue(postgres), key);
-            using var subscribers = new StoreSubscribers(store);
+
+            // Bind first: a bad address or a busy port fails before anything is written to the data folder.
             var bearers = new List<IBearer>();
             var udp = UdpBearer.Bind(new IPEndPoint(address, result.GetValue(udpPort)));
             bearers.Add(udp);
             TcpBearer? tcp = null;
-            if (result.GetValue(tcpPort) >= 0)
+            try
             {
-                tcp = TcpBearer.Listen(new IPEndPoint(address, result.GetValue(tcpPort)));
-                bearers.Add(tcp);
+                if (result.GetValue(tcpPort) >= 0)
+                {
+                    tcp = TcpBearer.Listen(new IPEndPoint(address, result.GetValue(tcpPort)));
+                    bearers.Add(tcp);
+                }
+            }
+            catch
+            {
+                await udp.DisposeAsync();
+                throw;
             }
 
-            await using var host = new HseHost(new HseEngine(subscribers), bearers);
+            using var key = MasterKey.Load(result.GetValue(dataDir)!);
+            using var store = StoreFactory.Open(result.GetValue(dataDir)!, result.GetValue(postgres), key);
+            using var subscribers = new StoreSubscribers(store);
+            var host = new HseHost(new HseEngine(subscribers), bearers);
             host.Start();
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}, {store.List().Count} subscriber(s) in {StoreFactory.Describe(result.GetValue(postgres))}; Ctrl+C stops it"));
             output.Flush();
@@ -55,9 +65,10 @@ internal static class HseCommand
                 await foreach (var e in host.Events.ReadAllAsync(cancel))
                 {
                     events++;
+                    // The EAS Id is the UE's text: printed as data, its control characters replaced.
                     if (e is SessionEstablished or SessionTerminated or SessionRejected)
                     {
-                        output.WriteLine(e.ToString());
+                        output.WriteLine(new string([.. e.ToString().Select(ch => char.IsControl(ch) ? '?' : ch)]));
                         output.Flush();
                     }
                 }
@@ -66,12 +77,14 @@ internal static class HseCommand
             {
             }
 
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: {host.Received} messages received, {host.Sent} sent, {events} events"));
+            // The host stops before its bearers close, so nothing is sent on a closed socket.
+            await host.DisposeAsync();
             foreach (var bearer in bearers)
             {
                 await bearer.DisposeAsync();
             }
 
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: {host.Received} messages received, {host.Sent} sent, {host.Errors} errors, {events} events"));
             return ExitCodes.Success;
         });
         return command;

@@ -321,12 +321,12 @@ internal static class SubscriberCommand
                 return (rows, problems);
             }
 
-            var lineStarts = text.Select((c, i) => (c, i)).Where(x => x.c == '\n').Select(x => x.i).ToList();
+            var lines = ObjectLines(text);
             var index = 0;
             foreach (var element in document.RootElement.EnumerateArray())
             {
+                var line = index < lines.Count ? lines[index] : 1;
                 index++;
-                var line = LineOf(text, index, lineStarts);
                 string? Field(string name) => element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
                 var (subscriber, problem) = Row(Field("imsi"), Field("k"), Field("opc"), Field("op"), Field("amf"));
                 if (subscriber is null)
@@ -348,21 +348,67 @@ internal static class SubscriberCommand
         return (rows, problems);
     }
 
-    // The line on which the n-th object of the array starts (1-based), found by counting top-level '{'.
-    private static int LineOf(string text, int nth, List<int> newlines)
+    /// <summary>
+    /// The line (1-based) on which each element of the top-level array starts, in one pass that skips
+    /// string contents, so a brace inside a value does not count.
+    /// </summary>
+    private static List<int> ObjectLines(string text)
     {
+        var lines = new List<int>();
+        var line = 1;
         var depth = 0;
-        var count = 0;
-        for (var i = 0; i < text.Length; i++)
+        var inString = false;
+        var escaped = false;
+        var expecting = false;
+        foreach (var ch in text)
         {
-            if (text[i] == '{' && depth == 1 && ++count == nth)
+            if (ch == '\n')
             {
-                return newlines.Count(n => n < i) + 1;
+                line++;
             }
 
-            depth += text[i] switch { '[' or '{' => 1, ']' or '}' => -1, _ => 0 };
+            if (inString)
+            {
+                if (escaped)
+                {
+                    escaped = false;
+                }
+                else if (ch == '\\')
+                {
+                    escaped = true;
+                }
+                else if (ch == '"')
+                {
+                    inString = false;
+                }
+
+                continue;
+            }
+
+            if (depth == 1 && expecting && !char.IsWhiteSpace(ch) && ch != ']')
+            {
+                lines.Add(line);
+                expecting = false;
+            }
+
+            switch (ch)
+            {
+                case '"':
+                    inString = true;
+                    break;
+                case '[' or '{':
+                    depth++;
+                    expecting = depth == 1;
+                    break;
+                case ']' or '}':
+                    depth--;
+                    break;
+                case ',' when depth == 1:
+                    expecting = true;
+                    break;
+            }
         }
 
-        return 1;
+        return lines;
     }
 }

@@ -99,3 +99,54 @@ public sealed class SubscriberCommandTests : IDisposable
         Assert.Contains("no such file", err, StringComparison.Ordinal);
     }
 }
+
+public sealed class SubscriberImportScaleTests : IDisposable
+{
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("openbest-import-");
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _directory.Delete(recursive: true);
+    }
+
+    [Fact]
+    public void ImportJson_TwentyThousandRows_OneBadRowNamedByItsLine()
+    {
+        // One pass over the text: large files report the right line fast, and braces inside strings do not count.
+        var rows = Enumerable.Range(0, 20_000).Select(i => $"  {{ \"imsi\": \"00101{i:D10}\", \"k\": \"465b5ce8b199b49faa5f0a2ee238a6bc\", \"opc\": \"cd63cb71954a9f4e48a5994e37a02baf\", \"note\": \"{{x}}\" }}").ToList();
+        rows[15_000] = "  { \"imsi\": \"bad\", \"k\": \"00\" }";
+        var file = Path.Combine(_directory.FullName, "many.json");
+        File.WriteAllText(file, "[\n" + string.Join(",\n", rows) + "\n]\n");
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var code = BestApp.Run(["subscriber", "import", file, "--data-dir", Path.Combine(_directory.FullName, "data")], output, error);
+        Assert.Equal(2, code);
+        Assert.Contains("many.json:15002: imsi must be 6..15 decimal digits", error.ToString(), StringComparison.Ordinal);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(60));
+    }
+
+    [Fact]
+    public void Hse_BadBindAddress_OneLine_ExitCode2_NothingWritten()
+    {
+        var data = Path.Combine(_directory.FullName, "never");
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = BestApp.Run(["hse", "--bind", "10.255.255.1", "--udp-port", "0", "--tcp-port", "-1", "--data-dir", data], output, error);
+        Assert.Equal(2, code);
+        Assert.Single(error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.False(Directory.Exists(data));
+    }
+
+    [Fact]
+    public void Subscriber_DataDirIsAFile_OneLine_ExitCode2()
+    {
+        var file = Path.Combine(_directory.FullName, "a-file");
+        File.WriteAllText(file, "x");
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        Assert.Equal(2, BestApp.Run(["subscriber", "list", "--data-dir", file], output, error));
+        Assert.Single(error.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+}
