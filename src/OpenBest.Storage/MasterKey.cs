@@ -20,6 +20,7 @@ public sealed class MasterKey : IDisposable
     private const int NonceSize = 12;
     private const int TagSize = 16;
     private readonly AesGcm _aead;
+    private readonly Lock _gate = new(); // one platform AEAD context: calls from several threads take turns
 
     private MasterKey(ReadOnlySpan<byte> key) => _aead = new AesGcm(key, TagSize);
 
@@ -56,7 +57,11 @@ public sealed class MasterKey : IDisposable
     {
         var output = new byte[NonceSize + secret.Length + TagSize];
         RandomNumberGenerator.Fill(output.AsSpan(0, NonceSize));
-        _aead.Encrypt(output.AsSpan(0, NonceSize), secret, output.AsSpan(NonceSize, secret.Length), output.AsSpan(NonceSize + secret.Length), Encoding.UTF8.GetBytes(context));
+        lock (_gate)
+        {
+            _aead.Encrypt(output.AsSpan(0, NonceSize), secret, output.AsSpan(NonceSize, secret.Length), output.AsSpan(NonceSize + secret.Length), Encoding.UTF8.GetBytes(context));
+        }
+
         return output;
     }
 
@@ -71,7 +76,11 @@ public sealed class MasterKey : IDisposable
         var secret = new SecretBuffer(sealedValue.Length - NonceSize - TagSize);
         try
         {
-            _aead.Decrypt(sealedValue[..NonceSize], sealedValue[NonceSize..^TagSize], sealedValue[^TagSize..], secret.WritableSpan, Encoding.UTF8.GetBytes(context));
+            lock (_gate)
+            {
+                _aead.Decrypt(sealedValue[..NonceSize], sealedValue[NonceSize..^TagSize], sealedValue[^TagSize..], secret.WritableSpan, Encoding.UTF8.GetBytes(context));
+            }
+
             return secret;
         }
         catch (AuthenticationTagMismatchException)
