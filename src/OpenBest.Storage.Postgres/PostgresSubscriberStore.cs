@@ -60,8 +60,8 @@ public sealed class PostgresSubscriberStore : ISubscriberStore
         {
             using var command = new NpgsqlCommand("INSERT INTO subscribers (imsi, k_enc, opc_enc, amf) VALUES ($1, $2, $3, $4)", connection, transaction);
             command.Parameters.AddWithValue(subscriber.Imsi);
-            command.Parameters.AddWithValue(_masterKey.Seal(subscriber.K, Context(subscriber.Imsi, "k")));
-            command.Parameters.AddWithValue(_masterKey.Seal(subscriber.Opc, Context(subscriber.Imsi, "opc")));
+            command.Parameters.AddWithValue(SubscriberSealing.Seal(_masterKey, subscriber.Imsi, "k", subscriber.K));
+            command.Parameters.AddWithValue(SubscriberSealing.Seal(_masterKey, subscriber.Imsi, "opc", subscriber.Opc));
             command.Parameters.AddWithValue((int)subscriber.Amf);
             try
             {
@@ -109,16 +109,7 @@ public sealed class PostgresSubscriberStore : ISubscriberStore
             return null;
         }
 
-        var k = _masterKey.Open((byte[])reader[0], Context(imsi, "k"));
-        var opc = _masterKey.Open((byte[])reader[1], Context(imsi, "opc"));
-        if (k is null || opc is null)
-        {
-            k?.Dispose();
-            opc?.Dispose();
-            throw new InvalidOperationException($"The secrets of subscriber {imsi} do not decrypt: wrong master key, or the row was altered.");
-        }
-
-        return new SubscriberSecrets(k, opc, (ushort)reader.GetInt32(2));
+        return SubscriberSealing.Open(_masterKey, imsi, (byte[])reader[0], (byte[])reader[1], (ushort)reader.GetInt32(2));
     }
 
     /// <inheritdoc/>
@@ -150,8 +141,6 @@ public sealed class PostgresSubscriberStore : ISubscriberStore
 
     /// <summary>Closes the pool (the master key belongs to the caller).</summary>
     public void Dispose() => _dataSource.Dispose();
-
-    private static string Context(string imsi, string field) => $"openbest/subscriber/v1|{imsi}|{field}";
 
     private void Migrate()
     {

@@ -35,6 +35,39 @@ public sealed class SubscriberSecrets(SecretBuffer k, SecretBuffer opc, ushort a
     }
 }
 
+/// <summary>
+/// How every provider seals a subscriber's K and OPc at rest: AES-256-GCM under the master key, bound to the
+/// IMSI and the field, so a value moved to another row or column does not decrypt.
+/// </summary>
+public static class SubscriberSealing
+{
+    /// <summary>Seals K (<paramref name="field"/> "k") or OPc ("opc") of <paramref name="imsi"/>.</summary>
+    public static byte[] Seal(MasterKey key, string imsi, string field, ReadOnlySpan<byte> secret)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        return key.Seal(secret, Context(imsi, field));
+    }
+
+    /// <summary>Opens a row's sealed K and OPc.</summary>
+    /// <exception cref="InvalidOperationException">They do not decrypt: another master key, or an altered row.</exception>
+    public static SubscriberSecrets Open(MasterKey key, string imsi, byte[] kSealed, byte[] opcSealed, ushort amf)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        var k = key.Open(kSealed, Context(imsi, "k"));
+        var opc = key.Open(opcSealed, Context(imsi, "opc"));
+        if (k is null || opc is null)
+        {
+            k?.Dispose();
+            opc?.Dispose();
+            throw new InvalidOperationException($"The secrets of subscriber {imsi} do not decrypt: wrong master key, or the row was altered.");
+        }
+
+        return new SubscriberSecrets(k, opc, amf);
+    }
+
+    private static string Context(string imsi, string field) => $"openbest/subscriber/v1|{imsi}|{field}";
+}
+
 /// <summary>Thrown when a subscriber exists already.</summary>
 public sealed class DuplicateSubscriberException(string imsi) : Exception($"Subscriber {imsi} exists already.")
 {

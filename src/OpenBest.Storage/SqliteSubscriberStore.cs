@@ -66,8 +66,8 @@ public sealed class SqliteSubscriberStore : ISubscriberStore
         foreach (var subscriber in subscribers)
         {
             imsi.Value = subscriber.Imsi;
-            k.Value = _masterKey.Seal(subscriber.K, Context(subscriber.Imsi, "k"));
-            opc.Value = _masterKey.Seal(subscriber.Opc, Context(subscriber.Imsi, "opc"));
+            k.Value = SubscriberSealing.Seal(_masterKey, subscriber.Imsi, "k", subscriber.K);
+            opc.Value = SubscriberSealing.Seal(_masterKey, subscriber.Imsi, "opc", subscriber.Opc);
             amf.Value = (int)subscriber.Amf;
             try
             {
@@ -121,16 +121,7 @@ public sealed class SqliteSubscriberStore : ISubscriberStore
             return null;
         }
 
-        var k = _masterKey.Open((byte[])reader[0], Context(imsi, "k"));
-        var opc = _masterKey.Open((byte[])reader[1], Context(imsi, "opc"));
-        if (k is null || opc is null)
-        {
-            k?.Dispose();
-            opc?.Dispose();
-            throw new InvalidOperationException($"The secrets of subscriber {imsi} do not decrypt: wrong master key, or the row was altered.");
-        }
-
-        return new SubscriberSecrets(k, opc, (ushort)reader.GetInt32(2));
+        return SubscriberSealing.Open(_masterKey, imsi, (byte[])reader[0], (byte[])reader[1], (ushort)reader.GetInt32(2));
     }
 
     /// <inheritdoc/>
@@ -170,8 +161,6 @@ public sealed class SqliteSubscriberStore : ISubscriberStore
     {
         SqliteConnection.ClearAllPools();
     }
-
-    private static string Context(string imsi, string field) => $"openbest/subscriber/v1|{imsi}|{field}";
 
     private SqliteConnection Connect()
     {
