@@ -27,6 +27,7 @@ internal static class BestApp
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(HseCommand.Create());
         root.Subcommands.Add(SubscriberCommand.Create());
+        root.Subcommands.Add(UeCommand.Create());
         root.Subcommands.Add(EmsdpCommand.Create());
         root.Subcommands.Add(AkaCommand.Create());
         return root;
@@ -63,7 +64,7 @@ internal static class BestApp
         {
             return parseResult.Invoke(configuration);
         }
-        catch (Exception e) when (e is CommandLineException or ArgumentException or InvalidOperationException or IOException
+        catch (Exception e) when (e is CommandLineException or ArgumentException or InvalidOperationException or IOException or System.Text.Json.JsonException
             or UnauthorizedAccessException or System.Net.Sockets.SocketException or System.Data.Common.DbException)
         {
             // One line naming what failed (a data folder, an address, a database): messages here name inputs, never key values.

@@ -96,3 +96,77 @@ public sealed partial class HseCommandTests : IDisposable
     [GeneratedRegex(@"udp (\S+?)( and|,)")]
     private static partial Regex UdpEndpoint();
 }
+
+/// <summary><c>best ue send</c> against <c>best hse</c>, both as a person would run them.</summary>
+public sealed partial class UeCommandTests : IDisposable
+{
+    private const string K = "465b5ce8b199b49faa5f0a2ee238a6bc";
+    private const string Opc = "cd63cb71954a9f4e48a5994e37a02baf";
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("openbest-ue-");
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _directory.Delete(recursive: true);
+    }
+
+    [Fact]
+    public async Task UeSend_TwiceWithAPersistedUsim_BothAcknowledged()
+    {
+        var cancel = TestContext.Current.CancellationToken;
+        var data = Path.Combine(_directory.FullName, "hse");
+        using (var sink = new StringWriter())
+        {
+            Assert.Equal(0, BestApp.Run(["subscriber", "add", "--imsi", "001010000000777", "--k", K, "--opc", Opc, "--data-dir", data], sink, sink));
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "best.dll"), "hse", "--data-dir", data, "--udp-port", "0", "--tcp-port", "-1" })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(info)!;
+        try
+        {
+            var first = await process.StandardOutput.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(60), cancel);
+            var hse = Endpoint().Match(first!).Groups[1].Value;
+            var state = Path.Combine(_directory.FullName, "usim.json");
+            foreach (var text in new[] { "first reading", "second reading" })
+            {
+                using var output = new StringWriter();
+                using var error = new StringWriter();
+                var code = BestApp.Run(["ue", "send", "--imsi", "001010000000777", "--k", K, "--opc", Opc, "--hse", hse, "--usim-state", state, text], output, error);
+                Assert.True(code == 0, output.ToString() + error);
+                Assert.Contains("acknowledged", output.ToString(), StringComparison.Ordinal);
+            }
+
+            // The USIM's SQN state was committed to the file, owner-only.
+            var saved = File.ReadAllText(state);
+            Assert.Contains("\"SqnMs\":\"0000000000", saved, StringComparison.Ordinal);
+            if (!OperatingSystem.IsWindows())
+            {
+                Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(state));
+            }
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public void UeSend_NoHse_FailsWithinItsTimeout_ExitCode1()
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = BestApp.Run(["ue", "send", "--imsi", "001010000000777", "--k", K, "--opc", Opc, "--hse", "127.0.0.1:9", "--timeout", "2", "hello"], output, error);
+        Assert.Equal(1, code);
+        Assert.Contains("no session from 127.0.0.1:9", error.ToString(), StringComparison.Ordinal);
+    }
+
+    [GeneratedRegex(@"udp (\S+?)( and|,)")]
+    private static partial Regex Endpoint();
+}

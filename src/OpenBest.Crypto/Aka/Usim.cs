@@ -39,6 +39,29 @@ public sealed class UsimSequenceState
         return state;
     }
 
+    /// <summary>Restores a state saved with <see cref="SeqMsEntries"/> and <see cref="SqnMs"/>.</summary>
+    /// <exception cref="ArgumentException">The array does not have 2^IND length entries.</exception>
+    public static UsimSequenceState Restore(SqnScheme scheme, IReadOnlyList<ulong> seqMs, ulong sqnMs, ulong delta = SqnScheme.DefaultDelta)
+    {
+        ArgumentNullException.ThrowIfNull(seqMs);
+        if (seqMs.Count != scheme.ArraySize)
+        {
+            throw new ArgumentException($"The SEQ_MS array has {scheme.ArraySize} entries for an IND of {scheme.IndLength} bits.", nameof(seqMs));
+        }
+
+        var state = new UsimSequenceState(scheme, delta);
+        for (var i = 0; i < seqMs.Count; i++)
+        {
+            state._seqMs[i] = seqMs[i];
+        }
+
+        state.SqnMs = sqnMs & SqnScheme.MaxSqn;
+        return state;
+    }
+
+    /// <summary>A copy of the SEQ_MS array, to save the state.</summary>
+    public IReadOnlyList<ulong> SeqMsEntries => [.. _seqMs];
+
     /// <summary>The SQN scheme.</summary>
     public SqnScheme Scheme { get; }
 
@@ -172,6 +195,12 @@ public sealed class Usim
     /// <summary>Whether freshness is checked at all. A test tool may switch it off; a USIM never does.</summary>
     public bool CheckFreshness { get; init; } = true;
 
+    /// <summary>
+    /// Called after an accepted SQN updated the array and before CK and IK are returned: a software USIM
+    /// commits its state durably here (profile section 5), so a crash can never make it accept a SQN twice.
+    /// </summary>
+    public Action<UsimSequenceState>? CommitState { get; init; }
+
     /// <summary>Runs AUTHENTICATE on <paramref name="rand"/> and <paramref name="autn"/>.</summary>
     /// <exception cref="ArgumentException">RAND or AUTN is not 16 octets.</exception>
     public UsimAuthenticationResult Authenticate(ReadOnlySpan<byte> rand, ReadOnlySpan<byte> autn)
@@ -214,8 +243,18 @@ public sealed class Usim
 
             var result = new UsimAuthenticationResult(UsimAuthenticationStatus.Success, sqn, amf);
             var w = result.Writable;
-            _milenage.F2345(rand, w[..8], w.Slice(8, 16), w.Slice(24, 16), default);
             State.Accept(sqn);
+            try
+            {
+                CommitState?.Invoke(State);
+            }
+            catch
+            {
+                result.Dispose();
+                throw;
+            }
+
+            _milenage.F2345(rand, w[..8], w.Slice(8, 16), w.Slice(24, 16), default);
             return result;
         }
         finally
