@@ -26,17 +26,19 @@ public sealed class TcpBearer : IBearer
     private readonly Channel<ReceivedMessage> _received;
     private readonly int _maxFrame;
     private readonly int _maxConnections;
+    private readonly TimeSpan _idleTimeout;
     private readonly CancellationTokenSource _stop = new();
     private readonly List<Task> _loops = [];
     private readonly Lock _gate = new();
     private readonly List<Connection> _connections = [];
     private long _dropped;
 
-    private TcpBearer(Socket? listener, int queue, int maxFrame = DefaultMaxFrame, int maxConnections = DefaultMaxConnections)
+    private TcpBearer(Socket? listener, int queue, int maxFrame = DefaultMaxFrame, int maxConnections = DefaultMaxConnections, TimeSpan? idleTimeout = null)
     {
         _listener = listener;
         _maxFrame = maxFrame;
         _maxConnections = maxConnections;
+        _idleTimeout = idleTimeout ?? TimeSpan.FromMinutes(10);
         _received = Channel.CreateBounded<ReceivedMessage>(new BoundedChannelOptions(queue) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
             _ => Interlocked.Increment(ref _dropped));
     }
@@ -53,8 +55,8 @@ public sealed class TcpBearer : IBearer
     /// <summary>The client's connection to its server (clients only).</summary>
     public BearerPath? ServerPath { get; private set; }
 
-    /// <summary>Listens on <paramref name="endPoint"/>.</summary>
-    public static TcpBearer Listen(IPEndPoint endPoint, int queue = 4096)
+    /// <summary>Listens on <paramref name="endPoint"/>; a connection idle for <paramref name="idleTimeout"/> (default 10 min) is closed.</summary>
+    public static TcpBearer Listen(IPEndPoint endPoint, int queue = 4096, TimeSpan? idleTimeout = null)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -69,7 +71,7 @@ public sealed class TcpBearer : IBearer
             throw;
         }
 
-        var bearer = new TcpBearer(socket, queue);
+        var bearer = new TcpBearer(socket, queue, idleTimeout: idleTimeout);
         bearer._loops.Add(Task.Run(bearer.AcceptLoopAsync));
         return bearer;
     }
@@ -221,11 +223,14 @@ public sealed class TcpBearer : IBearer
     private async Task ReadLoopAsync(Connection connection)
     {
         var reader = PipeReader.Create(new NetworkStream(connection.Socket, ownsSocket: false));
+        using var idle = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
         try
         {
             while (!_stop.IsCancellationRequested)
             {
-                var read = await reader.ReadAsync(_stop.Token).ConfigureAwait(false);
+                // A connection that sends nothing for the idle time is closed (clients reconnect when they send).
+                idle.CancelAfter(_idleTimeout);
+                var read = await reader.ReadAsync(idle.Token).ConfigureAwait(false);
                 var buffer = read.Buffer;
                 if (buffer.Length >= 2 && DeclaredLength(buffer) > _maxFrame)
                 {

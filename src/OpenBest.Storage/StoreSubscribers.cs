@@ -7,11 +7,15 @@ namespace OpenBest.Storage;
 
 /// <summary>
 /// The HSE's <see cref="IHseSubscribers"/> over a store: SQN allocated atomically in the database (so
-/// several HSE workers on one database never repeat one), MILENAGE instances kept in memory per subscriber.
+/// several HSE workers on one database never repeat one), MILENAGE instances kept in memory per subscriber
+/// for <paramref name="cacheLifetime"/> (default 60 s), so a subscriber re-provisioned with a new K is
+/// picked up by every running HSE within that time.
 /// </summary>
-public sealed class StoreSubscribers(ISubscriberStore store, int ind = 31) : IHseSubscribers, IDisposable
+public sealed class StoreSubscribers(ISubscriberStore store, int ind = 31, TimeSpan? cacheLifetime = null, TimeProvider? time = null) : IHseSubscribers, IDisposable
 {
-    private readonly ConcurrentDictionary<string, (Milenage Milenage, ushort Amf)> _loaded = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (Milenage Milenage, ushort Amf, DateTimeOffset Expires)> _loaded = new(StringComparer.Ordinal);
+    private readonly TimeSpan _lifetime = cacheLifetime ?? TimeSpan.FromSeconds(60);
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
 
     /// <inheritdoc/>
     public AuthenticationVector? CreateVector(string imsi, AkaContext context)
@@ -71,24 +75,34 @@ public sealed class StoreSubscribers(ISubscriberStore store, int ind = 31) : IHs
 
     private bool TryLoad(string imsi, out (Milenage Milenage, ushort Amf) entry)
     {
-        if (_loaded.TryGetValue(imsi, out entry))
+        var now = _time.GetUtcNow();
+        if (_loaded.TryGetValue(imsi, out var cached) && cached.Expires > now)
         {
+            entry = (cached.Milenage, cached.Amf);
             return true;
         }
 
+        entry = default;
         using var secrets = store.GetSecrets(imsi);
         if (secrets is null)
         {
+            if (_loaded.TryRemove(imsi, out var gone))
+            {
+                gone.Milenage.Dispose();
+            }
+
             return false;
         }
 
-        var created = (new Milenage(secrets.K, secrets.Opc), secrets.Amf);
-        entry = _loaded.GetOrAdd(imsi, created);
-        if (!ReferenceEquals(entry.Milenage, created.Item1))
+        // Replace an expired entry. The executor is the only caller, so an entry it still uses is not disposed under it.
+        var fresh = (new Milenage(secrets.K, secrets.Opc), secrets.Amf, now + _lifetime);
+        if (_loaded.TryGetValue(imsi, out var old))
         {
-            created.Item1.Dispose();
+            old.Milenage.Dispose();
         }
 
+        _loaded[imsi] = fresh;
+        entry = (fresh.Item1, fresh.Amf);
         return true;
     }
 }

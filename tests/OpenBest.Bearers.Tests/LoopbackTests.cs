@@ -203,3 +203,18 @@ public sealed class TcpHardeningTests
         Assert.True(bearer.Dropped > 0);
     }
 }
+
+public sealed class TcpIdleTests
+{
+    [Fact]
+    public async Task IdleConnection_IsClosed()
+    {
+        var cancel = TestContext.Current.CancellationToken;
+        await using var bearer = TcpBearer.Listen(new IPEndPoint(IPAddress.Loopback, 0), idleTimeout: TimeSpan.FromMilliseconds(300));
+        using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(bearer.LocalEndPoint!, cancel);
+        var buffer = new byte[8];
+        var read = await client.ReceiveAsync(buffer, SocketFlags.None, cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), cancel);
+        Assert.Equal(0, read);
+    }
+}

@@ -83,3 +83,54 @@ public sealed class SqliteStoreTests : IDisposable
         Assert.Throws<InvalidOperationException>(() => MasterKey.Load(directory));
     }
 }
+
+public sealed class StoreSubscribersCacheTests : IDisposable
+{
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("openbest-cache-");
+
+    public void Dispose()
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _directory.Delete(recursive: true);
+    }
+
+    private sealed class ManualTime : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = DateTimeOffset.UnixEpoch;
+
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
+    [Fact]
+    public void ReprovisionedSubscriber_NewKeyUsedAfterTheCacheLifetime()
+    {
+        var oldK = Convert.FromHexString("465b5ce8b199b49faa5f0a2ee238a6bc");
+        var newK = Convert.FromHexString("0396eb317b6d1c36f19c1c84cd6ffd16");
+        var opc = Convert.FromHexString("cd63cb71954a9f4e48a5994e37a02baf");
+        using var key = MasterKey.FromBytes(new byte[32]);
+        using var store = SqliteSubscriberStore.Open(_directory.FullName, key);
+        store.Add([new NewSubscriber("001010000000001", oldK, opc)]);
+        var time = new ManualTime();
+        using var subscribers = new StoreSubscribers(store, cacheLifetime: TimeSpan.FromSeconds(60), time: time);
+        using (subscribers.CreateVector("001010000000001", OpenBest.Crypto.Aka.AkaContext.FiveG))
+        {
+        }
+
+        // The SIM is replaced: same IMSI, new K.
+        store.Remove("001010000000001");
+        store.Add([new NewSubscriber("001010000000001", newK, opc)]);
+        using var newMilenage = new OpenBest.Crypto.Milenage(newK, opc);
+        var usim = new OpenBest.Crypto.Aka.Usim(newMilenage, new OpenBest.Crypto.Aka.UsimSequenceState(OpenBest.Crypto.Aka.SqnScheme.Default));
+
+        using (var stale = subscribers.CreateVector("001010000000001", OpenBest.Crypto.Aka.AkaContext.FiveG)!)
+        using (var answer = usim.Authenticate(stale.Rand, stale.Autn))
+        {
+            Assert.Equal(OpenBest.Crypto.Aka.UsimAuthenticationStatus.MacFailure, answer.Status); // still the cached old K
+        }
+
+        time.Now += TimeSpan.FromSeconds(61);
+        using var fresh = subscribers.CreateVector("001010000000001", OpenBest.Crypto.Aka.AkaContext.FiveG)!;
+        using var ok = usim.Authenticate(fresh.Rand, fresh.Autn);
+        Assert.Equal(OpenBest.Crypto.Aka.UsimAuthenticationStatus.Success, ok.Status);
+    }
+}
