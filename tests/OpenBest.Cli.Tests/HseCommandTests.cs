@@ -34,7 +34,7 @@ public sealed partial class HseCommandTests : IDisposable
 
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "best.dll"), "hse", "--data-dir", _directory.FullName, "--udp-port", "0", "--tcp-port", "0" })
+        foreach (var arg in new[] { Path.Combine(AppContext.BaseDirectory, "best.dll"), "hse", "--data-dir", _directory.FullName, "--udp-port", "0", "--tcp-port", "0", "--metrics-port", "0" })
         {
             info.ArgumentList.Add(arg);
         }
@@ -85,6 +85,16 @@ public sealed partial class HseCommandTests : IDisposable
             Assert.True(acknowledged);
             var established = await process.StandardOutput.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(20), cancel);
             Assert.StartsWith("SessionEstablished", established, StringComparison.Ordinal);
+
+            // Operations endpoints: Prometheus text and health, with no identity in any label.
+            var web = MetricsEndpoint().Match(first);
+            Assert.True(web.Success, first);
+            using var http = new HttpClient();
+            var metrics = await http.GetStringAsync(new Uri(web.Groups[1].Value + "/metrics"), cancel);
+            Assert.Contains("openbest_hse_events_total{kind=\"SessionEstablished\"} 1", metrics, StringComparison.Ordinal);
+            Assert.Contains("openbest_hse_messages_received_total", metrics, StringComparison.Ordinal);
+            Assert.DoesNotContain(Imsi, metrics, StringComparison.Ordinal);
+            Assert.Equal("ok\n", await http.GetStringAsync(new Uri(web.Groups[1].Value + "/health"), cancel));
         }
         finally
         {
@@ -95,6 +105,9 @@ public sealed partial class HseCommandTests : IDisposable
 
     [GeneratedRegex(@"udp (\S+?)( and|,)")]
     private static partial Regex UdpEndpoint();
+
+    [GeneratedRegex(@"metrics on (\S+)/metrics")]
+    private static partial Regex MetricsEndpoint();
 }
 
 /// <summary><c>best ue send</c> against <c>best hse</c>, both as a person would run them.</summary>
