@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Security.Cryptography;
 using OpenBest.Crypto.Aead;
 using OpenBest.Crypto.Aka;
@@ -172,8 +171,6 @@ internal static class Wire
 {
     public const int MaxMessage = EmsdpProtection.MaxMessageLength;
 
-    /// <summary>The first 8 octets of SHA-256 over the message: the Request checksum (TLV 0x0A).</summary>
-    public static byte[] Checksum(ReadOnlySpan<byte> message) => SHA256.HashData(message)[..8];
 
     /// <summary>The next Key ID cycling 1 → 7 → 1.</summary>
     public static byte NextKeyId(byte keyId) => (byte)(keyId % 7 + 1);
@@ -187,6 +184,4 @@ internal static class Wire
     };
 
     public static uint Low32(ulong counter) => (uint)counter;
-
-    public static ulong ReadUInt64(ReadOnlySpan<byte> eight) => BinaryPrimitives.ReadUInt64BigEndian(eight);
 }

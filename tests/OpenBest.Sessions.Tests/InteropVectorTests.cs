@@ -36,7 +36,7 @@ public sealed class InteropVectorTests
     public void TheCommittedFile_IsWhatTheCodeProduces()
     {
         var generated = Generate();
-        var path = Path.Combine(RepositoryRoot(), "testvectors", "emsdp-profile1.json");
+        var path = Path.Combine(TestPaths.RepositoryRoot(), "testvectors", "emsdp-profile1.json");
         if (Environment.GetEnvironmentVariable("OPENBEST_UPDATE_VECTORS") == "1")
         {
             File.WriteAllText(path, generated);
@@ -206,19 +206,6 @@ public sealed class InteropVectorTests
     }
 
     private static string Hex(ReadOnlySpan<byte> bytes) => Convert.ToHexStringLower(bytes);
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "OpenBest.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("OpenBest.slnx not found above the test binaries.");
-    }
 
     /// <summary>Vectors from a fixed list of RANDs with SEQ 1, 2, … and IND 31; remembers what it issued.</summary>
     private sealed class ScriptedSubscribers : IHseSubscribers, IDisposable

@@ -33,7 +33,7 @@ public sealed class WiresharkDissectorTests
         {
             var capture = Path.Combine(directory.FullName, "emsdp.pcap");
             WritePcap(capture, h.Wire);
-            var script = Path.Combine(RepositoryRoot(), "tools", "wireshark", "emsdp.lua");
+            var script = Path.Combine(TestPaths.RepositoryRoot(), "tools", "wireshark", "emsdp.lua");
             var lines = Run(tshark, "-r", capture, "-X", $"lua_script:{script}", "-T", "fields", "-E", "separator=;",
                 "-e", "emsdp.session_id", "-e", "emsdp.key_id", "-e", "emsdp.plane", "-e", "emsdp.command", "-e", "emsdp.cause", "-e", "emsdp.eas_id");
 
@@ -125,17 +125,4 @@ public sealed class WiresharkDissectorTests
     private static string? FindTshark() =>
         (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(':')
             .Select(dir => Path.Combine(dir, "tshark")).FirstOrDefault(File.Exists);
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "OpenBest.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("OpenBest.slnx not found above the test binaries.");
-    }
 }

@@ -1,5 +1,3 @@
-using System.Security.Cryptography;
-
 namespace OpenBest.Crypto.Aka;
 
 /// <summary>
@@ -100,6 +98,4 @@ internal static class AkaOctets
         destination[0] = (byte)(amf >> 8);
         destination[1] = (byte)amf;
     }
-
-    public static void Zero(Span<byte> a) => CryptographicOperations.ZeroMemory(a);
 }
