@@ -103,6 +103,17 @@ public struct ReplayWindow
         }
     }
 
+    /// <summary>The accepted-counter bitmap (bit i: Highest − i was accepted), to persist the window exactly.</summary>
+    public readonly ulong Bitmap => _bitmap;
+
+    /// <summary>Restores a window persisted exactly (<see cref="Highest"/> and <see cref="Bitmap"/>).</summary>
+    public static ReplayWindow FromState(long highest, ulong bitmap)
+    {
+        var window = new ReplayWindow { Highest = Math.Max(-1, highest) };
+        window._bitmap = highest < 0 ? 0 : bitmap;
+        return window;
+    }
+
     /// <summary>Restores a window after a restart: everything at or below <paramref name="floor"/> is refused.</summary>
     public static ReplayWindow FromFloor(long floor)
     {

@@ -114,6 +114,7 @@ public sealed partial class HseEngine
         var fresh = opened.Status == OpenStatus.Accepted;
         if (fresh)
         {
+            session.Touch();
             // The peer path moves only with a verified message above the highest accepted (profile section 1).
             if ((long)opened.Counter == keys.ReceiveHighest(prefix.Plane))
             {
@@ -188,7 +189,14 @@ public sealed partial class HseEngine
 
         if (!fresh)
         {
-            return; // too old to have its Ack stored: nothing new is sealed for a replay
+            // Too old to have its Ack stored: nothing new is sealed for a replay. After a restart the cache is
+            // empty, so a bounded number of Acks for messages accepted before it are sealed anew.
+            if (session.RestoredAckBudget <= 0)
+            {
+                return;
+            }
+
+            session.RestoredAckBudget--;
         }
 
         var current = session.Keys.CurrentKeyId;
@@ -316,7 +324,7 @@ public sealed partial class HseEngine
             // Each queued message is sealed only now, when it is delivered (profile 6.2).
             if (queued.Expires > now)
             {
-                SendUser(session, queued.Payload, queued.AckRequested, result);
+                SendUser(session, queued.Payload.Span, queued.AckRequested, result);
             }
         }
     }
@@ -349,6 +357,7 @@ public sealed partial class HseEngine
         if (fresh)
         {
             window.Accept(counter);
+            session.Touch();
         }
 
         session.ForwardWindow = window;
@@ -420,7 +429,11 @@ public sealed partial class HseEngine
 
     private void TickSession(HseSession session, DateTimeOffset now, StepResult result)
     {
-        session.Keys.Expire(now);
+        if (session.Keys.Expire(now))
+        {
+            session.Touch();
+        }
+
         switch (session.State)
         {
             case HseState.StartSent when now >= session.Deadline:
@@ -471,6 +484,7 @@ public sealed partial class HseEngine
         while (session.Queue.TryPeek(out var head) && head.Expires <= now)
         {
             session.Queue.Dequeue();
+            session.Touch();
             Drop(result, session.Id, DropReason.RateLimited);
         }
     }
@@ -478,6 +492,11 @@ public sealed partial class HseEngine
     private void Remove(HseSession session)
     {
         session.State = HseState.Gone;
+        if (session.Persisted)
+        {
+            _ended.Add(session.Id);
+        }
+
         _sessions.Remove(session.Id);
         session.Dispose();
         Release(session.Id);

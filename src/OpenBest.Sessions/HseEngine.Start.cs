@@ -91,7 +91,7 @@ public sealed partial class HseEngine
             return;
         }
 
-        var session = new HseSession(AllocateSessionId(), _reservation, _pending)
+        var session = new HseSession(AllocateSessionId(), _reservation, _pending, _dirty)
         {
             Imsi = imsi,
             Request = request,

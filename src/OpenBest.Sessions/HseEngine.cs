@@ -171,6 +171,7 @@ public sealed partial class HseEngine : IDisposable
             }
 
             session.Queue.Enqueue(new QueuedDownlink(payload.ToArray(), ackRequested, Now + _options.QueuedDownlinkTimeToLive));
+            session.Touch();
             return result;
         }
 
@@ -281,6 +282,7 @@ public sealed partial class HseEngine : IDisposable
     private static byte[] SendControl(HseSession session, ControlCommand command, StepResult result, KeySet? keys = null, ReadOnlySpan<byte> requestHash = default)
     {
         var bytes = session.Keys.SealControl(keys ?? session.Keys.Current!, session.Id, session.N, command, requestHash);
+        session.Touch();
         result.Add(bytes, session.Path);
         return bytes;
     }
@@ -290,6 +292,7 @@ public sealed partial class HseEngine : IDisposable
         var keys = session.Keys.Current!;
         Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
         var counter = session.Keys.NextCounter(keys, Plane.User, session.Id, session.N);
+        session.Touch();
         ackRequested |= SessionKeys.MustRequestAck(counter, session.Keys.LastAcked(keys.KeyId), session.N);
         var length = EmsdpProtection.SealUser(keys, Direction.Downlink, session.Id, session.N, counter, ackRequested, payload, buffer);
         result.Add(buffer[..length], session.Path);
@@ -300,8 +303,6 @@ public sealed partial class HseEngine : IDisposable
     }
 
     private sealed record CachedAnswer(byte[] Message, DateTimeOffset Expires);
-
-    private sealed record QueuedDownlink(byte[] Payload, bool AckRequested, DateTimeOffset Expires);
 
     private sealed record Outstanding(byte[] Message, CommandCode Code, DateTimeOffset NextSend, int Retries = 0);
 
@@ -322,7 +323,7 @@ public sealed partial class HseEngine : IDisposable
         public int Value { get; set; }
     }
 
-    private sealed class HseSession(uint id, ICounterReservation reservation, PendingCount pending) : IDisposable
+    private sealed class HseSession(uint id, ICounterReservation reservation, PendingCount pending, HashSet<uint> dirty) : IDisposable
     {
         private HseState _state;
 
@@ -335,8 +336,18 @@ public sealed partial class HseEngine : IDisposable
             {
                 pending.Value += (value == HseState.StartSent ? 1 : 0) - (_state == HseState.StartSent ? 1 : 0);
                 _state = value;
+                dirty.Add(Id);
             }
         }
+
+        /// <summary>Whether the host holds this session's state (so its end must be written too).</summary>
+        public bool Persisted { get; set; }
+
+        /// <summary>After a restore, Data Acks that may be sealed anew for messages accepted before the restart.</summary>
+        public int RestoredAckBudget { get; set; }
+
+        /// <summary>Marks the session's durable state as changed.</summary>
+        public void Touch() => dirty.Add(Id);
 
         public string Imsi { get; set; } = string.Empty;
 

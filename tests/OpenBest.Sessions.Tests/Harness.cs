@@ -61,7 +61,7 @@ internal sealed class Harness : IDisposable
 
     public InMemorySubscribers Subscribers { get; } = new();
 
-    public HseEngine Hse { get; }
+    public HseEngine Hse { get; set; }
 
     public UeEndpoint Ue { get; }
 

@@ -53,7 +53,9 @@ public abstract class AeadAlgorithm
             throw new ArgumentException($"{Name} takes a {KeySize}-octet key, not {key.Length}.", nameof(key));
         }
 
-        return CreateKeyCore(key);
+        var handle = CreateKeyCore(key);
+        handle.Raw = key.ToArray();
+        return handle;
     }
 
     /// <summary>Encrypts <paramref name="plaintext"/> into <paramref name="ciphertext"/> and writes the tag (its span's length is the tag size).</summary>
@@ -119,9 +121,24 @@ public abstract class AeadKey : IDisposable
     /// <summary>The algorithm the key belongs to.</summary>
     public AeadAlgorithm Algorithm { get; }
 
+    internal byte[] Raw { get; set; } = [];
+
+    /// <summary>
+    /// Copies the key into <paramref name="destination"/> (its <see cref="AeadAlgorithm.KeySize"/> octets): only to
+    /// seal it at rest, never to show it.
+    /// </summary>
+    /// <exception cref="ObjectDisposedException">The key was disposed.</exception>
+    public void Export(Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(Raw.Length == 0, this);
+        Raw.CopyTo(destination);
+    }
+
     /// <summary>Zeroes the key.</summary>
     public void Dispose()
     {
+        System.Security.Cryptography.CryptographicOperations.ZeroMemory(Raw);
+        Raw = [];
         Dispose(true);
         GC.SuppressFinalize(this);
     }

@@ -1,0 +1,180 @@
+using System.Security.Cryptography;
+using OpenBest.Protocol;
+
+namespace OpenBest.Sessions;
+
+/// <summary>A downlink message queued for a suspended session, sealed only when it is delivered (profile 6.2).</summary>
+public sealed record QueuedDownlink(ReadOnlyMemory<byte> Payload, bool AckRequested, DateTimeOffset Expires);
+
+/// <summary>
+/// The durable state of one established (or suspended) HSE session: what a restarted HSE needs to go on with it.
+/// <see cref="State"/> holds key material: the store seals it at rest, and the host zeroes it after use.
+/// </summary>
+/// <param name="SessionId">The Session ID.</param>
+/// <param name="Imsi">The subscriber.</param>
+/// <param name="EasId">The EAS the session names.</param>
+/// <param name="Suspended">Whether the session is suspended.</param>
+/// <param name="State">The engine's serialised state (keys, counters at their reserved limits, replay windows).</param>
+/// <param name="Queue">Downlink messages queued for the suspended session.</param>
+public sealed record HseSessionSnapshot(uint SessionId, string Imsi, string EasId, bool Suspended, byte[] State, IReadOnlyList<QueuedDownlink> Queue)
+{
+    /// <summary>Never shows the state.</summary>
+    public override string ToString() => $"HseSessionSnapshot({SessionId}, {EasId}, {(Suspended ? "suspended" : "established")}, {Queue.Count} queued)";
+}
+
+public sealed partial class HseEngine
+{
+    private const byte SnapshotVersion = 1;
+    private readonly HashSet<uint> _dirty = [];
+    private readonly HashSet<uint> _ended = [];
+
+    /// <summary>The next Session ID never handed out: persist it, and give it to <see cref="ResumeSessionIdsAt"/> after a restart.</summary>
+    public uint NextSessionId => _neverUsed;
+
+    /// <summary>After a restart: hand out Session IDs from <paramref name="next"/> on, so no ID of a session before the crash is reused early.</summary>
+    public void ResumeSessionIdsAt(uint next) => _neverUsed = Math.Max(_neverUsed, next);
+
+    /// <summary>
+    /// Drains what changed since the last call: the durable state of each established or suspended session that
+    /// changed (saved), and the IDs of stored sessions that ended (to delete). A host that persists sessions
+    /// writes both, in one transaction, before it sends the step's messages (profile section 3: counters are
+    /// reserved before use, and a receiver persists its exact highest counter with the message it stores).
+    /// </summary>
+    public void TakeChanges(ICollection<HseSessionSnapshot> saved, ICollection<uint> ended)
+    {
+        ArgumentNullException.ThrowIfNull(saved);
+        ArgumentNullException.ThrowIfNull(ended);
+        foreach (var id in _dirty)
+        {
+            if (_sessions.TryGetValue(id, out var session) && !session.Decoy && session.State is HseState.Established or HseState.Suspended)
+            {
+                saved.Add(Snapshot(session));
+                session.Persisted = true;
+            }
+            else if (session is not null && session.Persisted && session.State is not (HseState.Established or HseState.Suspended))
+            {
+                session.Persisted = false;
+                _ended.Add(id);
+            }
+        }
+
+        foreach (var id in _ended)
+        {
+            ended.Add(id);
+        }
+
+        _dirty.Clear();
+        _ended.Clear();
+    }
+
+    /// <summary>Whether anything changed since the last <see cref="TakeChanges"/>.</summary>
+    public bool HasChanges => _dirty.Count > 0 || _ended.Count > 0;
+
+    /// <summary>
+    /// Restores a session a previous run saved. It sends on from its reserved counter limits, its replay windows
+    /// are exactly as stored, and its peer path is unknown until the UE sends.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The state is not one this engine wrote.</exception>
+    public void Restore(HseSessionSnapshot snapshot)
+    {
+        ArgumentNullException.ThrowIfNull(snapshot);
+        using var stream = new MemoryStream(snapshot.State, writable: false);
+        using var reader = new BinaryReader(stream);
+        if (snapshot.State.Length < 5 || reader.ReadByte() != SnapshotVersion || reader.ReadUInt32() != snapshot.SessionId || snapshot.SessionId is 0 or > SessionIdCodec.MaxValue)
+        {
+            throw new InvalidDataException($"Session {snapshot.SessionId} was stored in an unknown format.");
+        }
+
+        var id = snapshot.SessionId;
+        var session = new HseSession(id, _reservation, _pending, _dirty);
+        try
+        {
+            session.Imsi = reader.ReadString();
+            var suspended = reader.ReadBoolean();
+            session.Selected = new HseConfiguration((BestService)reader.ReadByte(), reader.ReadBoolean(), (KeyAgreements)reader.ReadByte(), reader.ReadByte(), reader.ReadByte());
+            session.N = session.Selected.CounterLength;
+            if (ControlCommand.TryParse(reader.ReadBytes(reader.ReadUInt16()), out var request) != ParseStatus.Ok || request is not SessionRequest sessionRequest
+                || !Crypto.Aead.CipherSuite.TryGet(session.Selected.SuiteId, out var suite))
+            {
+                throw new InvalidDataException($"Session {id} was stored with an invalid request or suite.");
+            }
+
+            session.Request = sessionRequest;
+            session.Suite = suite;
+            session.CurrentRand = reader.ReadBytes(reader.ReadByte());
+            if (reader.ReadBoolean())
+            {
+                session.EasPsk = reader.ReadBytes(32);
+            }
+
+            var expiry = reader.ReadInt64();
+            session.KeyExpiry = expiry < 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(expiry);
+            session.ForwardWindow = ReplayWindow.FromState(reader.ReadInt64(), reader.ReadUInt64());
+            session.Keys.ReadState(reader);
+            foreach (var queued in snapshot.Queue)
+            {
+                session.Queue.Enqueue(queued);
+            }
+
+            session.State = suspended ? HseState.Suspended : HseState.Established;
+            session.Persisted = true;
+            session.RestoredAckBudget = ReplayWindow.Width;
+        }
+        catch (EndOfStreamException)
+        {
+            session.Dispose();
+            throw new InvalidDataException($"Session {id} was stored truncated.");
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+
+        if (_sessions.Remove(id, out var old))
+        {
+            old.Dispose();
+        }
+
+        _sessions[id] = session;
+        _dirty.Remove(id);
+        _neverUsed = Math.Max(_neverUsed, id + 1);
+    }
+
+    private static HseSessionSnapshot Snapshot(HseSession session)
+    {
+        using var stream = new MemoryStream(256);
+        using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            writer.Write(SnapshotVersion);
+            writer.Write(session.Id);
+            writer.Write(session.Imsi);
+            writer.Write(session.State == HseState.Suspended);
+            var selected = session.Selected;
+            writer.Write((byte)selected.Service);
+            writer.Write(selected.UeToEasMode);
+            writer.Write((byte)selected.KeyAgreement);
+            writer.Write(selected.SuiteId);
+            writer.Write(selected.CounterLength);
+            var request = session.Request.Encode();
+            writer.Write((ushort)request.Length);
+            writer.Write(request);
+            writer.Write((byte)session.CurrentRand.Length);
+            writer.Write(session.CurrentRand);
+            writer.Write(session.EasPsk is not null);
+            if (session.EasPsk is not null)
+            {
+                writer.Write(session.EasPsk);
+            }
+
+            writer.Write(session.KeyExpiry?.ToUnixTimeMilliseconds() ?? -1);
+            writer.Write(session.ForwardWindow.Highest);
+            writer.Write(session.ForwardWindow.Bitmap);
+            session.Keys.WriteState(writer);
+        }
+
+        var state = stream.ToArray();
+        CryptographicOperations.ZeroMemory(stream.GetBuffer());
+        return new HseSessionSnapshot(session.Id, session.Imsi, session.Request.EasId, session.State == HseState.Suspended, state, [.. session.Queue]);
+    }
+}

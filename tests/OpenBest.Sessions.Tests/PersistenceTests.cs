@@ -1,0 +1,125 @@
+using OpenBest.Crypto.Aead;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+
+namespace OpenBest.Sessions.Tests;
+
+/// <summary>Profile section 3 (persistence): a restarted HSE goes on with its sessions, never reusing a counter or accepting a replay.</summary>
+public sealed class PersistenceTests
+{
+    private static (List<HseSessionSnapshot> Saved, List<uint> Ended) Changes(HseEngine hse)
+    {
+        var saved = new List<HseSessionSnapshot>();
+        var ended = new List<uint>();
+        hse.TakeChanges(saved, ended);
+        return (saved, ended);
+    }
+
+    private static HseEngine Restart(Harness h, IEnumerable<HseSessionSnapshot> stored, uint nextSessionId)
+    {
+        h.Hse.Dispose();
+        var hse = new HseEngine(h.Subscribers, null, h.Time);
+        foreach (var snapshot in stored)
+        {
+            hse.Restore(snapshot);
+        }
+
+        hse.ResumeSessionIdsAt(nextSessionId);
+        return hse;
+    }
+
+    [Fact]
+    public void Established_SessionIsSaved_AndARestartedHseGoesOnWithIt()
+    {
+        using var h = new Harness();
+        var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = BestService.Confidential, ServingNetwork = Harness.FiveG });
+        var sid = h.Ue.SessionIdOf(ch);
+        h.Pump(h.Ue.Send(ch, "one"u8, ackRequested: true), uplink: true);
+        h.Pump(h.Hse.SendDownlink(sid, "down-1"u8), uplink: false);
+        var (saved, ended) = Changes(h.Hse);
+        var snapshot = Assert.Single(saved);
+        Assert.Empty(ended);
+        Assert.Equal(sid, snapshot.SessionId);
+        Assert.Equal(Harness.Imsi, snapshot.Imsi);
+        Assert.DoesNotContain("State", snapshot.ToString(), StringComparison.Ordinal);
+        var snapshotCounterLength = h.Single<SessionEstablished>(h.HseEvents).CounterLength;
+
+        h.Hse = Restart(h, saved, h.Hse.NextSessionId);
+        Assert.Equal("Established", h.Hse.StateOf(sid));
+
+        // The uplink "one" replayed after the restart is not delivered again.
+        h.HseEvents.Clear();
+        var uplinks = h.Wire.Where(w => w.Uplink).Select(w => w.Message).ToList();
+        foreach (var old in uplinks)
+        {
+            h.Pump(h.Hse.Receive(old, h.Path), uplink: false);
+        }
+
+        Assert.Empty(h.HseEvents.OfType<DataReceived>());
+
+        // New uplink is accepted, and downlink goes on from the reserved limit: no counter is sealed twice.
+        h.Pump(h.Ue.Send(ch, "two"u8, ackRequested: true), uplink: true);
+        Assert.Equal("two"u8.ToArray(), h.Single<DataReceived>(h.HseEvents).Payload.ToArray());
+        h.UeEvents.Clear();
+        h.Pump(h.Hse.SendDownlink(sid, "down-2"u8), uplink: false);
+        Assert.Equal("down-2"u8.ToArray(), h.Single<DataReceived>(h.UeEvents).Payload.ToArray());
+        // Every protected downlink after the Session Start: (Key ID, plane, counter) never seals two byte strings
+        // (a stored Ack sent again is the same bytes).
+        var seen = new Dictionary<(byte, Plane, uint), string>();
+        foreach (var (_, message) in h.Wire.Where(w => !w.Uplink).Skip(1))
+        {
+            Assert.Equal(ParseStatus.Ok, HeaderPrefix.TryRead(message, out var prefix));
+            if (prefix.SessionId != sid)
+            {
+                continue; // the replayed Session Request started another session
+            }
+
+            Assert.Equal(ParseStatus.Ok, EmsdpFrame.TryParse(message, prefix, snapshotCounterLength, 0, out var frame));
+            var hex = Convert.ToHexString(message);
+            Assert.True(seen.TryAdd((prefix.KeyId, prefix.Plane, frame.CounterField), hex) || seen[(prefix.KeyId, prefix.Plane, frame.CounterField)] == hex, $"counter {frame.CounterField} on {prefix.Plane} sealed twice");
+        }
+    }
+
+    [Fact]
+    public void Suspended_SessionKeepsItsQueue_AcrossARestart()
+    {
+        using var h = new Harness();
+        var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = BestService.Integrity, ServingNetwork = Harness.FiveG });
+        var sid = h.Ue.SessionIdOf(ch);
+        h.Pump(h.Ue.Suspend(ch), uplink: true);
+        h.Pump(h.Hse.SendDownlink(sid, "queued"u8), uplink: false);
+        var (saved, _) = Changes(h.Hse);
+        var snapshot = Assert.Single(saved);
+        Assert.True(snapshot.Suspended);
+        Assert.Single(snapshot.Queue);
+
+        h.Hse = Restart(h, saved, h.Hse.NextSessionId);
+        h.UeEvents.Clear();
+        h.Pump(h.Ue.Resume(ch), uplink: true);
+        Assert.Equal("queued"u8.ToArray(), h.Single<DataReceived>(h.UeEvents).Payload.ToArray());
+    }
+
+    [Fact]
+    public void Terminated_StoredSessionIsReportedEnded_AndIdsAreNotReused()
+    {
+        using var h = new Harness();
+        var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = BestService.Integrity, ServingNetwork = Harness.FiveG });
+        var sid = h.Ue.SessionIdOf(ch);
+        Changes(h.Hse);
+        h.Pump(h.Ue.Terminate(ch), uplink: true);
+        var (saved, ended) = Changes(h.Hse);
+        Assert.Empty(saved);
+        Assert.Equal([sid], ended);
+        var next = h.Hse.NextSessionId;
+        h.Hse = Restart(h, [], next);
+        Assert.Equal(next, h.Hse.NextSessionId);
+    }
+
+    [Fact]
+    public void Restore_RefusesStateItDidNotWrite()
+    {
+        using var hse = new HseEngine(new InMemorySubscribers());
+        Assert.Throws<InvalidDataException>(() => hse.Restore(new HseSessionSnapshot(1, "1", "e", false, [9, 9, 9], [])));
+        Assert.Throws<InvalidDataException>(() => hse.Restore(new HseSessionSnapshot(1, "1", "e", false, [1, 1, 0], [])));
+    }
+}
