@@ -7,7 +7,7 @@ namespace OpenBest.Storage.Postgres;
 /// The scale-out store: PostgreSQL through one pooled <see cref="NpgsqlDataSource"/>, the same schema and
 /// behaviour as the SQLite provider, created and migrated on open with versioned migrations.
 /// </summary>
-public sealed class PostgresSubscriberStore : ISubscriberStore
+public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStateStore
 {
     // Versioned migrations: index + 1 is the schema version each one brings the database to.
     private static readonly string[] Migrations =
@@ -20,6 +20,84 @@ public sealed class PostgresSubscriberStore : ISubscriberStore
             amf     integer NOT NULL,
             seq_he  bigint NOT NULL DEFAULT 0,
             created timestamptz NOT NULL DEFAULT now()
+        );
+        """,
+        """
+        ALTER TABLE subscribers ADD COLUMN services integer;
+        CREATE TABLE sessions (
+            session_id bigint PRIMARY KEY,
+            imsi       text NOT NULL,
+            eas_id     text NOT NULL,
+            suspended  boolean NOT NULL,
+            state_enc  bytea NOT NULL,
+            updated    bigint NOT NULL
+        );
+        CREATE TABLE downlink_queue (
+            session_id    bigint NOT NULL REFERENCES sessions (session_id) ON DELETE CASCADE,
+            position      integer NOT NULL,
+            payload       bytea NOT NULL,
+            ack_requested boolean NOT NULL,
+            expires       bigint NOT NULL,
+            PRIMARY KEY (session_id, position)
+        );
+        CREATE TABLE uplink (
+            seq        bigserial PRIMARY KEY,
+            session_id bigint NOT NULL,
+            imsi       text NOT NULL,
+            eas_id     text NOT NULL,
+            key_id     integer NOT NULL,
+            counter    bigint NOT NULL,
+            payload    bytea NOT NULL,
+            received   bigint NOT NULL
+        );
+        CREATE TABLE outbox (
+            seq          bigserial PRIMARY KEY,
+            eas_id       text NOT NULL,
+            session_id   bigint NOT NULL,
+            message      bytea NOT NULL,
+            attempts     integer NOT NULL DEFAULT 0,
+            next_attempt bigint NOT NULL
+        );
+        CREATE INDEX outbox_by_eas ON outbox (eas_id, seq);
+        CREATE TABLE eas_registrations (
+            eas_id          text PRIMARY KEY,
+            registration_id text NOT NULL,
+            endpoint        text NOT NULL,
+            registered      bigint NOT NULL
+        );
+        CREATE TABLE eas_policies (
+            eas_id   text PRIMARY KEY,
+            services integer
+        );
+        CREATE TABLE external_ids (
+            enterprise  text NOT NULL,
+            external_id text NOT NULL,
+            imsi        text NOT NULL,
+            PRIMARY KEY (enterprise, external_id),
+            UNIQUE (enterprise, imsi)
+        );
+        CREATE TABLE past_psks (
+            imsi           text NOT NULL,
+            eas_id         text NOT NULL,
+            key_identifier bigint NOT NULL,
+            session_id     bigint NOT NULL,
+            key_id         integer NOT NULL,
+            psk_enc        bytea NOT NULL,
+            created        bigint NOT NULL,
+            added          bigserial,
+            PRIMARY KEY (imsi, eas_id, key_identifier)
+        );
+        CREATE TABLE audit_log (
+            seq            bigserial PRIMARY KEY,
+            at             bigint NOT NULL,
+            event          text NOT NULL,
+            eas_id         text NOT NULL,
+            subject        text NOT NULL,
+            key_identifier bigint NOT NULL
+        );
+        CREATE TABLE hse_meta (
+            name  text PRIMARY KEY,
+            value bigint NOT NULL
         );
         """,
     ];

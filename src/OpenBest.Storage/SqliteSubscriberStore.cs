@@ -7,7 +7,7 @@ namespace OpenBest.Storage;
 /// The embedded default store: one SQLite file in WAL mode, created and migrated on open with
 /// versioned migrations.
 /// </summary>
-public sealed class SqliteSubscriberStore : ISubscriberStore
+public sealed partial class SqliteSubscriberStore : ISubscriberStore, IHseStateStore
 {
     /// <summary>The database file's name in the data folder.</summary>
     public const string FileName = "openbest.db";
@@ -23,6 +23,83 @@ public sealed class SqliteSubscriberStore : ISubscriberStore
             amf     INTEGER NOT NULL,
             seq_he  INTEGER NOT NULL DEFAULT 0,
             created TEXT NOT NULL
+        ) STRICT;
+        """,
+        """
+        ALTER TABLE subscribers ADD COLUMN services INTEGER;
+        CREATE TABLE sessions (
+            session_id INTEGER PRIMARY KEY NOT NULL,
+            imsi       TEXT NOT NULL,
+            eas_id     TEXT NOT NULL,
+            suspended  INTEGER NOT NULL,
+            state_enc  BLOB NOT NULL,
+            updated    INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE downlink_queue (
+            session_id    INTEGER NOT NULL REFERENCES sessions (session_id) ON DELETE CASCADE,
+            position      INTEGER NOT NULL,
+            payload       BLOB NOT NULL,
+            ack_requested INTEGER NOT NULL,
+            expires       INTEGER NOT NULL,
+            PRIMARY KEY (session_id, position)
+        ) STRICT;
+        CREATE TABLE uplink (
+            seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id INTEGER NOT NULL,
+            imsi       TEXT NOT NULL,
+            eas_id     TEXT NOT NULL,
+            key_id     INTEGER NOT NULL,
+            counter    INTEGER NOT NULL,
+            payload    BLOB NOT NULL,
+            received   INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE outbox (
+            seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+            eas_id       TEXT NOT NULL,
+            session_id   INTEGER NOT NULL,
+            message      BLOB NOT NULL,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            next_attempt INTEGER NOT NULL
+        ) STRICT;
+        CREATE INDEX outbox_by_eas ON outbox (eas_id, seq);
+        CREATE TABLE eas_registrations (
+            eas_id          TEXT PRIMARY KEY NOT NULL,
+            registration_id TEXT NOT NULL,
+            endpoint        TEXT NOT NULL,
+            registered      INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE eas_policies (
+            eas_id   TEXT PRIMARY KEY NOT NULL,
+            services INTEGER
+        ) STRICT;
+        CREATE TABLE external_ids (
+            enterprise  TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            imsi        TEXT NOT NULL,
+            PRIMARY KEY (enterprise, external_id),
+            UNIQUE (enterprise, imsi)
+        ) STRICT;
+        CREATE TABLE past_psks (
+            imsi           TEXT NOT NULL,
+            eas_id         TEXT NOT NULL,
+            key_identifier INTEGER NOT NULL,
+            session_id     INTEGER NOT NULL,
+            key_id         INTEGER NOT NULL,
+            psk_enc        BLOB NOT NULL,
+            created        INTEGER NOT NULL,
+            PRIMARY KEY (imsi, eas_id, key_identifier)
+        ) STRICT;
+        CREATE TABLE audit_log (
+            seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+            at             INTEGER NOT NULL,
+            event          TEXT NOT NULL,
+            eas_id         TEXT NOT NULL,
+            subject        TEXT NOT NULL,
+            key_identifier INTEGER NOT NULL
+        ) STRICT;
+        CREATE TABLE hse_meta (
+            name  TEXT PRIMARY KEY NOT NULL,
+            value INTEGER NOT NULL
         ) STRICT;
         """,
     ];
@@ -167,7 +244,7 @@ public sealed class SqliteSubscriberStore : ISubscriberStore
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
         using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON;";
+        pragma.CommandText = "PRAGMA busy_timeout = 30000; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;";
         pragma.ExecuteNonQuery();
         return connection;
     }

@@ -166,6 +166,116 @@ public abstract class StoreConformanceTests
         Assert.True(ue.IsEstablished(channel));
         Assert.Equal(5001UL, store.SeqHe("208930000000001"));
     }
+
+    private static HseSessionSnapshot Snapshot(uint id, bool suspended = false, params QueuedDownlink[] queue) =>
+        new(id, "208930000000001", "eas.example.com", suspended, [1, 2, 3, (byte)id], queue);
+
+    [Fact]
+    public void Sessions_AreSealedAtRest_ReplacedDeleted_WithTheirQueues()
+    {
+        using var key = Key();
+        using var store = Open(key);
+        var state = (IHseStateStore)store;
+        var batch = new HseBatch { NextSessionId = 7 };
+        batch.Saved.Add(Snapshot(1));
+        batch.Saved.Add(Snapshot(2, true, new QueuedDownlink("a"u8.ToArray(), false, DateTimeOffset.FromUnixTimeMilliseconds(1_000)), new QueuedDownlink("b"u8.ToArray(), true, DateTimeOffset.FromUnixTimeMilliseconds(2_000))));
+        state.Commit(batch);
+        var loaded = state.LoadSessions();
+        Assert.Equal([1u, 2u], loaded.Select(s => s.SessionId));
+        Assert.Equal([1, 2, 3, 1], loaded[0].State);
+        Assert.True(loaded[1].Suspended);
+        Assert.Equal(["a", "b"], loaded[1].Queue.Select(q => System.Text.Encoding.ASCII.GetString(q.Payload.Span)));
+        Assert.True(loaded[1].Queue[1].AckRequested);
+        Assert.Equal(7u, state.LoadNextSessionId());
+
+        batch = new HseBatch { NextSessionId = 3 }; // the high-water mark never goes back
+        batch.Saved.Add(Snapshot(2));
+        batch.Ended.Add(1);
+        state.Commit(batch);
+        loaded = state.LoadSessions();
+        Assert.Equal(2u, Assert.Single(loaded).SessionId);
+        Assert.Empty(loaded[0].Queue);
+        Assert.False(loaded[0].Suspended);
+        Assert.Equal(7u, state.LoadNextSessionId());
+
+        using var otherKey = MasterKey.FromBytes(Enumerable.Repeat((byte)1, 32).ToArray());
+        using var wrong = Open(otherKey);
+        Assert.Contains("session 2", Assert.Throws<InvalidOperationException>(() => ((IHseStateStore)wrong).LoadSessions()).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Uplink_AndOutbox_AreStoredInOrder()
+    {
+        using var key = Key();
+        using var store = Open(key);
+        var state = (IHseStateStore)store;
+        var batch = new HseBatch();
+        for (var i = 0; i < 5; i++)
+        {
+            batch.Uplinks.Add(new UplinkToStore(1, "208930000000001", "eas.example.com", 1, (ulong)i, new[] { (byte)i }, DateTimeOffset.UnixEpoch));
+            batch.Outbox.Add(new OutboxItem(i % 2 == 0 ? "even" : "odd", (uint)i, new[] { (byte)i }));
+        }
+
+        state.Commit(batch);
+        var uplinks = state.Uplinks(0, 100);
+        Assert.Equal([0ul, 1, 2, 3, 4], uplinks.Select(u => u.Counter));
+        Assert.Equal([3ul, 4], state.Uplinks(uplinks[2].Seq, 100).Select(u => u.Counter));
+        var due = state.DueOutbox("even", DateTimeOffset.UtcNow.AddSeconds(1), 10);
+        Assert.Equal([0u, 2, 4], due.Select(d => d.SessionId));
+        state.OutboxRetry(due[0].Seq, DateTimeOffset.UtcNow.AddHours(1));
+        state.OutboxDelivered(due[1].Seq);
+        var again = state.DueOutbox("even", DateTimeOffset.UtcNow.AddSeconds(1), 10);
+        Assert.Equal([4u], again.Select(d => d.SessionId));
+        var later = state.DueOutbox("even", DateTimeOffset.UtcNow.AddHours(2), 10);
+        Assert.Equal([0u, 4], later.Select(d => d.SessionId));
+        Assert.Equal(1, later[0].Attempts);
+    }
+
+    [Fact]
+    public void EasRegistrations_ExternalIds_Psks_Audit_Policy()
+    {
+        using var key = Key();
+        using var store = Open(key);
+        store.Add([new NewSubscriber("208930000000001", K, Opc)]);
+        var state = (IHseStateStore)store;
+        state.RegisterEas(new EasRegistration("eas.example.com", "r1", "https://127.0.0.1:1/", DateTimeOffset.UnixEpoch));
+        state.RegisterEas(new EasRegistration("eas.example.com", "r2", "https://127.0.0.1:2/", DateTimeOffset.UnixEpoch));
+        Assert.Equal("r2", Assert.Single(state.EasRegistrations()).RegistrationId);
+        Assert.True(state.DeregisterEas("eas.example.com"));
+        Assert.False(state.DeregisterEas("eas.example.com"));
+
+        state.SetExternalId("acme", "meter-1@acme", "208930000000001");
+        state.SetExternalId("acme", "meter-9@acme", "208930000000001"); // replaces the first
+        Assert.Null(state.ImsiOf("acme", "meter-1@acme"));
+        Assert.Equal("208930000000001", state.ImsiOf("acme", "meter-9@acme"));
+        Assert.Equal("meter-9@acme", state.ExternalIdOf("acme", "208930000000001"));
+        Assert.Null(state.ExternalIdOf("other", "208930000000001"));
+
+        for (uint i = 1; i <= 5; i++)
+        {
+            state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 0x1000 + i, i, 1, Enumerable.Repeat((byte)i, 32).ToArray(), DateTimeOffset.FromUnixTimeMilliseconds(i * 1000)));
+        }
+
+        var psks = state.Psks("208930000000001", "eas.example.com");
+        Assert.Equal([0x1005u, 0x1004, 0x1003], psks.Select(p => p.KeyIdentifier));
+        Assert.Equal(Enumerable.Repeat((byte)5, 32), psks[0].Psk);
+        Assert.DoesNotContain("0505050505", psks[0].ToString(), StringComparison.Ordinal);
+
+        state.Audit("key-delivered", "eas.example.com", "meter-9@acme", 0x1005);
+        state.Audit("key-requested", "eas.example.com", "meter-9@acme", 0x1004);
+        Assert.Equal(["key-requested", "key-delivered"], state.AuditLog(10).Select(a => a.Event));
+
+        Assert.Equal((null, null), state.Services("208930000000001", "eas.example.com"));
+        Assert.True(state.SetSubscriberServices("208930000000001", ServicePolicy.Parse("integrity")));
+        Assert.False(state.SetSubscriberServices("208930000000999", null));
+        state.SetEasServices("eas.example.com", ServicePolicy.Parse("integrity,confidential"));
+        var (subscriber, eas) = state.Services("208930000000001", "eas.example.com");
+        Assert.True(ServicePolicy.Allows(subscriber, BestService.Integrity));
+        Assert.False(ServicePolicy.Allows(subscriber, BestService.Confidential));
+        Assert.True(ServicePolicy.Allows(eas, BestService.Confidential));
+        state.SetEasServices("eas.example.com", null);
+        Assert.Null(state.Services("208930000000001", "eas.example.com").Eas);
+    }
 }
 
 public sealed class SqliteConformanceTests : StoreConformanceTests, IDisposable
