@@ -69,7 +69,7 @@ internal static class DemoCommand
 
             using var subscribers = new StoreSubscribers(store);
             await using var bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            var host = new HseHost(new HseEngine(subscribers), [bearer]);
+            var host = new HseHost(new HseEngine(subscribers), [bearer], state: (IHseStateStore)store);
             host.Start();
 
             var suspended = new ConcurrentDictionary<uint, TaskCompletionSource>();

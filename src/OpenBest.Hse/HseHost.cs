@@ -1,6 +1,7 @@
 using System.Threading.Channels;
 using OpenBest.Bearers;
 using OpenBest.Sessions;
+using OpenBest.Storage;
 
 namespace OpenBest.Hse;
 
@@ -9,6 +10,13 @@ namespace OpenBest.Hse;
 /// a work item on one bounded queue that a single executor drains, so the engine has one owner at a time.
 /// When the queue is full, received messages are dropped and counted before any crypto runs.
 /// </summary>
+/// <remarks>
+/// With a state store, the executor commits in groups: it runs the items waiting (up to
+/// <see cref="MaxBatch"/>), writes what they changed (sessions with their counters and replay windows,
+/// accepted uplink, outbox) in one transaction, and only then sends their messages and publishes their
+/// events. A crash therefore never loses an acknowledged message, and no counter is used before it is durable
+/// (profile section 3). If the store keeps failing, the host stops rather than run on unrecorded state.
+/// </remarks>
 public sealed class HseHost : IAsyncDisposable
 {
     private readonly HseEngine _engine;
@@ -17,20 +25,30 @@ public sealed class HseHost : IAsyncDisposable
     private readonly Channel<WorkItem> _work;
     private readonly Channel<SessionEvent> _events = Channel.CreateUnbounded<SessionEvent>(new UnboundedChannelOptions { SingleReader = true });
     private readonly CancellationTokenSource _stop = new();
+    private readonly CancellationTokenSource _executorStop = new();
+    private Task _executor = Task.CompletedTask;
+    private readonly IHseStateStore? _state;
+    private readonly HseBatch _batch = new();
+    private readonly List<StepResult> _steps = [];
+    private uint _savedNextSessionId;
     private readonly List<Task> _tasks = [];
     private long _received;
     private long _sent;
     private long _overloaded;
     private long _errors;
+    private long _commits;
+    private readonly TaskCompletionSource _faulted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates a host; call <see cref="Start"/> to run it.</summary>
     /// <param name="engine">The engine; the host owns it from now on.</param>
     /// <param name="bearers">The listeners.</param>
     /// <param name="tick">How often timers run (1 s).</param>
     /// <param name="queue">Work items queued at most (admission control; 65 536).</param>
-    public HseHost(HseEngine engine, IReadOnlyList<IBearer> bearers, TimeSpan? tick = null, int queue = 65_536)
+    /// <param name="state">Where sessions, uplink and the outbox are kept (group commit); null keeps nothing.</param>
+    public HseHost(HseEngine engine, IReadOnlyList<IBearer> bearers, TimeSpan? tick = null, int queue = 65_536, IHseStateStore? state = null)
     {
         _engine = engine;
+        _state = state;
         _bearers = bearers;
         _tick = tick ?? TimeSpan.FromSeconds(1);
         _work = Channel.CreateBounded<WorkItem>(new BoundedChannelOptions(queue) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite },
@@ -56,13 +74,53 @@ public sealed class HseHost : IAsyncDisposable
     /// <summary>Work items or sends that failed (storage unavailable, a socket error); the host goes on.</summary>
     public long Errors => Interlocked.Read(ref _errors);
 
+    /// <summary>Work items run together and committed in one transaction at most (256).</summary>
+    public int MaxBatch { get; init; } = 256;
+
+    /// <summary>Transactions committed.</summary>
+    public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>Set when the store failed for good and the host stopped.</summary>
+    public Task Faulted => _faulted.Task;
+
+    /// <summary>
+    /// Restores the sessions a previous run stored, and the Session ID high-water mark; call before <see cref="Start"/>.
+    /// </summary>
+    /// <returns>The number of sessions restored.</returns>
+    public int Restore()
+    {
+        if (_state is null)
+        {
+            return 0;
+        }
+
+        var sessions = _state.LoadSessions();
+        foreach (var snapshot in sessions)
+        {
+            try
+            {
+                _engine.Restore(snapshot);
+            }
+            finally
+            {
+                System.Security.Cryptography.CryptographicOperations.ZeroMemory(snapshot.State);
+            }
+        }
+
+        _engine.ResumeSessionIdsAt(_state.LoadNextSessionId());
+        _savedNextSessionId = _engine.NextSessionId;
+        _engine.TakeChanges(_batch.Saved, _batch.Ended);
+        _batch.Clear();
+        return sessions.Count;
+    }
+
     /// <summary>The type of the last failure (never its message, which could name a subscriber), or null.</summary>
     public string? LastError { get; private set; }
 
     /// <summary>Starts the executor, the bearer readers and the timer.</summary>
     public void Start()
     {
-        _tasks.Add(Task.Run(ExecutorAsync));
+        _executor = Task.Run(ExecutorAsync);
         foreach (var bearer in _bearers)
         {
             _tasks.Add(Task.Run(() => ReadAsync(bearer)));
@@ -99,11 +157,13 @@ public sealed class HseHost : IAsyncDisposable
         return done.Task;
     }
 
-    /// <summary>Stops the host and disposes the engine (zeroing its keys).</summary>
+    /// <summary>
+    /// Stops the host gracefully: the bearers' readers and the timer stop, the executor runs and commits what is
+    /// queued (for at most 10 s), then the engine is disposed (zeroing its keys).
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
-        _work.Writer.TryComplete();
         try
         {
             await Task.WhenAll(_tasks).ConfigureAwait(false);
@@ -111,11 +171,23 @@ public sealed class HseHost : IAsyncDisposable
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
         {
         }
+
+        _work.Writer.TryComplete();
+        try
+        {
+            await _executor.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            await _executorStop.CancelAsync().ConfigureAwait(false);
+            await _executor.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
         finally
         {
             _events.Writer.TryComplete();
             _engine.Dispose();
             _stop.Dispose();
+            _executorStop.Dispose();
         }
     }
 
@@ -163,47 +235,130 @@ public sealed class HseHost : IAsyncDisposable
     {
         try
         {
-            await foreach (var item in _work.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
+            while (await _work.Reader.WaitToReadAsync(_executorStop.Token).ConfigureAwait(false))
             {
-                StepResult step;
-                try
+                _steps.Clear();
+                while (_steps.Count < MaxBatch && _work.Reader.TryRead(out var item))
                 {
-                    step = item.Run(_engine);
-                }
-                catch (Exception e) when (e is not OperationCanceledException)
-                {
-                    // One failing item (storage down, a row sealed under another key) must not stop the HSE.
-                    Failed(e);
-                    continue;
-                }
-
-                foreach (var e in step.Events)
-                {
-                    _events.Writer.TryWrite(e);
-                }
-
-                foreach (var send in step.Send)
-                {
-                    if (send.Path is not BearerPath path)
-                    {
-                        continue;
-                    }
-
                     try
                     {
-                        // Bearers never block here: UDP sends a datagram, TCP queues to the connection's writer.
-                        await path.SendAsync(send.Message, _stop.Token).ConfigureAwait(false);
-                        Interlocked.Increment(ref _sent);
+                        _steps.Add(item.Run(_engine));
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
+                        // One failing item (storage down, a row sealed under another key) must not stop the HSE.
                         Failed(e);
                     }
+                }
+
+                if (!await CommitAsync().ConfigureAwait(false))
+                {
+                    return;
+                }
+
+                foreach (var step in _steps)
+                {
+                    await PublishAsync(step).ConfigureAwait(false);
                 }
             }
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    /// <summary>Writes what the batch changed; false when the store failed for good (the host then stops).</summary>
+    private async Task<bool> CommitAsync()
+    {
+        if (_state is null)
+        {
+            _engine.TakeChanges(_batch.Saved, _batch.Ended);
+            _batch.Clear();
+            return true;
+        }
+
+        _engine.TakeChanges(_batch.Saved, _batch.Ended);
+        foreach (var step in _steps)
+        {
+            foreach (var e in step.Events)
+            {
+                switch (e)
+                {
+                    case DataReceived data when _engine.Describe(data.SessionId) is { } who:
+                        _batch.Uplinks.Add(new UplinkToStore(data.SessionId, who.Imsi, who.EasId, data.KeyId, data.Counter, data.Payload, DateTimeOffset.UtcNow));
+                        break;
+                    case UplinkForwarded forwarded:
+                        _batch.Outbox.Add(new OutboxItem(forwarded.EasId, forwarded.SessionId, forwarded.Message));
+                        break;
+                }
+            }
+        }
+
+        if (_engine.NextSessionId != _savedNextSessionId)
+        {
+            _batch.NextSessionId = _engine.NextSessionId;
+        }
+
+        if (_batch.IsEmpty)
+        {
+            return true;
+        }
+
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                _state.Commit(_batch);
+                Interlocked.Increment(ref _commits);
+                if (_batch.NextSessionId != 0)
+                {
+                    _savedNextSessionId = _batch.NextSessionId;
+                }
+
+                _batch.Clear();
+                return true;
+            }
+            catch (Exception e) when (e is not OperationCanceledException && attempt < 4)
+            {
+                Failed(e);
+                await Task.Delay(TimeSpan.FromMilliseconds(50 << attempt), _executorStop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Nothing of this batch was sent: the devices retransmit to a restarted HSE, which has the last good state.
+                Failed(e);
+                _batch.Clear();
+                _faulted.TrySetResult();
+                _work.Writer.TryComplete();
+                return false;
+            }
+        }
+    }
+
+    private async Task PublishAsync(StepResult step)
+    {
+        foreach (var e in step.Events)
+        {
+            _events.Writer.TryWrite(e);
+        }
+
+        foreach (var send in step.Send)
+        {
+            if (send.Path is not BearerPath path)
+            {
+                continue;
+            }
+
+            try
+            {
+                // Bearers never block here: UDP sends a datagram, TCP queues to the connection's writer.
+                await path.SendAsync(send.Message, _executorStop.Token).ConfigureAwait(false);
+                Interlocked.Increment(ref _sent);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                Failed(e);
+            }
         }
     }
 }

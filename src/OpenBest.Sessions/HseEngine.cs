@@ -81,6 +81,10 @@ public sealed partial class HseEngine : IDisposable
     /// <summary>The state of a session, or null.</summary>
     public string? StateOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.State.ToString() : null;
 
+    /// <summary>The subscriber and the EAS Id of a session, or null.</summary>
+    public (string Imsi, string EasId)? Describe(uint sessionId) =>
+        _sessions.TryGetValue(sessionId, out var s) && !s.Decoy ? (s.Imsi, s.Request.EasId) : null;
+
     /// <summary>The current Key ID of a session (0 if none).</summary>
     public byte CurrentKeyIdOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.Keys.CurrentKeyId : (byte)0;
 

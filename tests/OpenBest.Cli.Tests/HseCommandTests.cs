@@ -83,8 +83,19 @@ public sealed partial class HseCommandTests : IDisposable
             }
 
             Assert.True(acknowledged);
-            var established = await process.StandardOutput.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(20), cancel);
-            Assert.StartsWith("SessionEstablished", established, StringComparison.Ordinal);
+            // Structured logs on stderr: the session, never the IMSI.
+            string? line;
+            var logged = new List<string>();
+            do
+            {
+                line = await process.StandardError.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(20), cancel);
+                logged.Add(line ?? string.Empty);
+            }
+            while (line is not null && !line.Contains("session 1 established", StringComparison.Ordinal));
+
+            Assert.NotNull(line);
+            Assert.Contains("eas.example.com", line, StringComparison.Ordinal);
+            Assert.DoesNotContain(logged, l => l.Contains(Imsi, StringComparison.Ordinal));
 
             // Operations endpoints: Prometheus text and health, with no identity in any label.
             var web = MetricsEndpoint().Match(first);

@@ -1,0 +1,229 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using OpenBest.Sessions;
+
+namespace OpenBest.Hse;
+
+/// <summary>A setting that is wrong: the message names the setting and where it came from, never a secret.</summary>
+public sealed class SettingsException(string message) : InvalidOperationException(message);
+
+/// <summary>
+/// The settings of <c>best hse</c>, from (weakest first) the defaults, <c>appsettings.json</c> (section "Hse"),
+/// <c>BEST_</c>-prefixed environment variables (<c>BEST_DATA_DIR</c>, <c>BEST_UDP_PORT</c>, ...) and the command
+/// line. <see cref="Load"/> validates everything before anything starts.
+/// </summary>
+public sealed record HseSettings
+{
+    /// <summary>Every setting: its name in appsettings.json, and its default as text.</summary>
+    public static IReadOnlyList<(string Name, string Default, string Description)> Catalogue { get; } =
+    [
+        ("DataDir", "openbest-data", "the data folder (SQLite database, master key)"),
+        ("Postgres", "", "a PostgreSQL connection string instead of SQLite"),
+        ("Bind", "127.0.0.1", "the address the listeners bind"),
+        ("UdpPort", "3163", "the UDP port (0: any free one)"),
+        ("TcpPort", "3163", "the TCP port (0: any free one; -1: no TCP)"),
+        ("MetricsPort", "-1", "the HTTP port of /metrics and /health (-1: none)"),
+        ("NonIp", "", "a non-IP stream bearer: a serial device path, or - for stdin/stdout"),
+        ("AllowNoSecurity", "false", "whether the no-security service may be selected"),
+        ("ConfidentialityForbiddenIn", "", "serving networks (names or PLMN IDs, comma separated) where confidentiality is not allowed"),
+        ("RejectWhereConfidentialityForbidden", "false", "reject (cause 0x09) instead of selecting integrity there"),
+        ("RequireCookie", "false", "ask every new device for a cookie first"),
+        ("HideUnknownSubscribers", "true", "answer unknown identities with a decoy Session Start"),
+        ("KeyLifetimeSeconds", "0", "refresh keys after this many seconds (0: never by age)"),
+        ("MaxPendingSessions", "10000", "unconfirmed sessions at most"),
+        ("MaxSessions", "1000000", "sessions held at most"),
+        ("WorkQueue", "65536", "work items queued at most (admission control)"),
+        ("LogFormat", "text", "text or json (structured logs on stderr)"),
+        ("LogLevel", "Information", "Trace, Debug, Information, Warning, Error or None"),
+    ];
+
+    /// <summary>The data folder.</summary>
+    public string DataDir { get; init; } = "openbest-data";
+
+    /// <summary>The PostgreSQL connection string, or empty for SQLite.</summary>
+    public string Postgres { get; init; } = string.Empty;
+
+    /// <summary>The listeners' address.</summary>
+    public IPAddress Bind { get; init; } = IPAddress.Loopback;
+
+    /// <summary>The UDP port.</summary>
+    public int UdpPort { get; init; } = 3163;
+
+    /// <summary>The TCP port, or −1.</summary>
+    public int TcpPort { get; init; } = 3163;
+
+    /// <summary>The metrics port, or −1.</summary>
+    public int MetricsPort { get; init; } = -1;
+
+    /// <summary>The non-IP bearer: a device path, "-" for stdin/stdout, or empty.</summary>
+    public string NonIp { get; init; } = string.Empty;
+
+    /// <summary>The engine's options these settings give.</summary>
+    public HseOptions Engine { get; init; } = new();
+
+    /// <summary>Work items queued at most.</summary>
+    public int WorkQueue { get; init; } = 65_536;
+
+    /// <summary>Whether logs are JSON lines.</summary>
+    public bool JsonLogs { get; init; }
+
+    /// <summary>The minimum log level.</summary>
+    public LogLevel LogLevel { get; init; } = LogLevel.Information;
+
+    /// <summary>Where each setting came from, for the start-up log (never values of secrets: there are none here).</summary>
+    public string Sources { get; init; } = "defaults";
+
+    /// <summary>
+    /// Loads and validates the settings: <paramref name="jsonFile"/> (or appsettings.json in the current folder,
+    /// when present), then the environment, then <paramref name="commandLine"/> (setting name → value).
+    /// </summary>
+    /// <exception cref="SettingsException">A setting is unknown or invalid; the message names it.</exception>
+    public static HseSettings Load(string? jsonFile, IReadOnlyDictionary<string, string?> commandLine, IDictionary<string, string?>? environment = null)
+    {
+        ArgumentNullException.ThrowIfNull(commandLine);
+        var builder = new ConfigurationBuilder();
+        var sources = new List<string> { "defaults" };
+        var json = jsonFile ?? (File.Exists("appsettings.json") ? Path.GetFullPath("appsettings.json") : null);
+        if (json is not null)
+        {
+            if (!File.Exists(json))
+            {
+                throw new SettingsException($"--config: {json} does not exist");
+            }
+
+            try
+            {
+                builder.AddJsonFile(json, optional: false, reloadOnChange: false);
+                builder.Build();
+            }
+            catch (Exception e) when (e is FormatException or InvalidDataException or System.Text.Json.JsonException)
+            {
+                throw new SettingsException($"{json}: not valid JSON ({e.Message.ReplaceLineEndings(" ")})");
+            }
+
+            sources.Add(json);
+        }
+
+        var env = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        var variables = environment ?? Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        foreach (var (name, _, _) in Catalogue)
+        {
+            var variable = EnvironmentName(name);
+            if (variables.TryGetValue(variable, out var value) && !string.IsNullOrEmpty(value))
+            {
+                env[$"Hse:{name}"] = value;
+            }
+        }
+
+        if (env.Count > 0)
+        {
+            builder.AddInMemoryCollection(env);
+            sources.Add("environment");
+        }
+
+        if (commandLine.Count > 0)
+        {
+            builder.AddInMemoryCollection(commandLine.Where(p => p.Value is not null).Select(p => new KeyValuePair<string, string?>($"Hse:{p.Key}", p.Value)));
+            sources.Add("command line");
+        }
+
+        var section = builder.Build().GetSection("Hse");
+        var known = Catalogue.Select(c => c.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
+        foreach (var child in section.GetChildren())
+        {
+            if (!known.Contains(child.Key))
+            {
+                throw new SettingsException($"Hse:{child.Key}: unknown setting (known: {string.Join(", ", known)})");
+            }
+        }
+
+        string Text(string name) => section[name] ?? Catalogue.First(c => c.Name == name).Default;
+        int Integer(string name, int min, int max)
+        {
+            var text = Text(name);
+            return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min && v <= max
+                ? v
+                : throw new SettingsException($"{Describe(name)}: '{text}' is not an integer in {min}..{max}");
+        }
+
+        bool Flag(string name) => bool.TryParse(Text(name), out var v) ? v : throw new SettingsException($"{Describe(name)}: '{Text(name)}' is not true or false");
+
+        var dataDir = Text("DataDir");
+        if (string.IsNullOrWhiteSpace(dataDir))
+        {
+            throw new SettingsException($"{Describe("DataDir")}: must not be empty");
+        }
+
+        if (!IPAddress.TryParse(Text("Bind"), out var bind))
+        {
+            throw new SettingsException($"{Describe("Bind")}: '{Text("Bind")}' is not an IP address, e.g. 127.0.0.1");
+        }
+
+        var nonIp = Text("NonIp");
+        if (nonIp.Length > 0 && nonIp != "-" && !File.Exists(nonIp))
+        {
+            throw new SettingsException($"{Describe("NonIp")}: '{nonIp}' is neither - (stdin/stdout) nor an existing device");
+        }
+
+        var format = Text("LogFormat");
+        if (format is not ("text" or "json"))
+        {
+            throw new SettingsException($"{Describe("LogFormat")}: '{format}' is not text or json");
+        }
+
+        if (!Enum.TryParse<LogLevel>(Text("LogLevel"), ignoreCase: true, out var level) || !Enum.IsDefined(level))
+        {
+            throw new SettingsException($"{Describe("LogLevel")}: '{Text("LogLevel")}' is not Trace, Debug, Information, Warning, Error or None");
+        }
+
+        var lifetime = Integer("KeyLifetimeSeconds", 0, int.MaxValue);
+        var forbidden = Text("ConfidentialityForbiddenIn").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return new HseSettings
+        {
+            DataDir = dataDir,
+            Postgres = Text("Postgres"),
+            Bind = bind,
+            UdpPort = Integer("UdpPort", 0, 65535),
+            TcpPort = Integer("TcpPort", -1, 65535),
+            MetricsPort = Integer("MetricsPort", -1, 65535),
+            NonIp = nonIp,
+            WorkQueue = Integer("WorkQueue", 16, 16_777_216),
+            JsonLogs = format == "json",
+            LogLevel = level,
+            Sources = string.Join(" < ", sources),
+            Engine = new HseOptions
+            {
+                AllowNoSecurity = Flag("AllowNoSecurity"),
+                ConfidentialityForbiddenIn = new HashSet<string>(forbidden, StringComparer.Ordinal),
+                DowngradeToIntegrityWhereConfidentialityForbidden = !Flag("RejectWhereConfidentialityForbidden"),
+                RequireCookie = Flag("RequireCookie"),
+                HideUnknownSubscribers = Flag("HideUnknownSubscribers"),
+                KeyLifetime = lifetime == 0 ? null : TimeSpan.FromSeconds(lifetime),
+                MaxPendingSessions = Integer("MaxPendingSessions", 1, 10_000_000),
+                MaxSessions = Integer("MaxSessions", 1, 100_000_000),
+            },
+        };
+    }
+
+    /// <summary>The environment variable of a setting: DataDir → BEST_DATA_DIR.</summary>
+    public static string EnvironmentName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        var text = new System.Text.StringBuilder("BEST_");
+        for (var i = 0; i < name.Length; i++)
+        {
+            if (i > 0 && char.IsUpper(name[i]))
+            {
+                text.Append('_');
+            }
+
+            text.Append(char.ToUpperInvariant(name[i]));
+        }
+
+        return text.ToString();
+    }
+
+    private static string Describe(string name) => $"{name} ({EnvironmentName(name)})";
+}
