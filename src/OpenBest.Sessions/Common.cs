@@ -21,7 +21,11 @@ public sealed record SessionEstablished(uint SessionId, byte KeyId, BestService 
 public sealed record DataReceived(uint SessionId, byte KeyId, ulong Counter, ReadOnlyMemory<byte> Payload, bool AckRequested) : SessionEvent(SessionId);
 
 /// <summary>The peer acknowledged the UP message with this counter.</summary>
-public sealed record DataAcknowledged(uint SessionId, byte KeyId, ulong Counter) : SessionEvent(SessionId);
+public sealed record DataAcknowledged(uint SessionId, byte KeyId, ulong Counter) : SessionEvent(SessionId)
+{
+    /// <summary>The token the application gave the payload when it sent it (0 when none).</summary>
+    public long Token { get; init; }
+}
 
 /// <summary>A new key set is in use.</summary>
 public sealed record KeysRefreshed(uint SessionId, byte KeyId) : SessionEvent(SessionId);

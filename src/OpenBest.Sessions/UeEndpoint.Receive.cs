@@ -98,7 +98,7 @@ public sealed partial class UeEndpoint
                 {
                     // No Data Ack after the retries: resynchronise with a new Session Request (profile section 3);
                     // unacknowledged payloads go again once the new session is up.
-                    c.Pending.AddRange(c.Unacked.Values.OrderBy(p => p.NextSend).Select(p => p.Payload));
+                    c.Pending.AddRange(c.Unacked.Values.OrderBy(p => p.NextSend).Select(p => (p.Payload, p.Token)));
                     c.Unacked.Clear();
                     c.Keys.Dispose();
                     c.SessionId = 0;
@@ -300,9 +300,9 @@ public sealed partial class UeEndpoint
             SendUser(channel, first.Span, false, result);
         }
 
-        foreach (var payload in channel.Pending)
+        foreach (var (payload, token) in channel.Pending)
         {
-            SendUser(channel, payload, true, result);
+            SendUser(channel, payload, true, result, token);
         }
 
         channel.Pending.Clear();
@@ -457,7 +457,7 @@ public sealed partial class UeEndpoint
 
                 c.Unacked.Remove(match.Key);
                 c.Keys.Acknowledged(keyId, match.Key.Counter);
-                result.Events.Add(new DataAcknowledged(c.SessionId, keyId, match.Key.Counter));
+                result.Events.Add(new DataAcknowledged(c.SessionId, keyId, match.Key.Counter) { Token = match.Value.Token });
                 break;
             case MessageReject reject when fresh:
                 result.Events.Add(new SessionRejected(c.SessionId, reject.Cause, reject.BackOffSeconds is { } s ? TimeSpan.FromSeconds(Math.Min(s, _options.MaxBackOff.TotalSeconds)) : null));

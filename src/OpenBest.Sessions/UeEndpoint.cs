@@ -72,7 +72,12 @@ public sealed partial class UeEndpoint : IDisposable
 
     /// <summary>Sends an uplink payload on an established channel (a suspended one resumes).</summary>
     /// <exception cref="InvalidOperationException">The channel is not established or carries no user plane.</exception>
-    public StepResult Send(int channel, ReadOnlySpan<byte> payload, bool ackRequested = false)
+    /// <param name="channel">The channel.</param>
+    /// <param name="payload">The payload.</param>
+    /// <param name="ackRequested">Whether to ask for a Data Ack (retransmitted with back-off until it comes; after the retries the
+    /// channel resynchronises with a new Session Request and sends the payload again).</param>
+    /// <param name="token">The application's token for this payload, echoed in its <see cref="DataAcknowledged"/> even after a resynchronisation.</param>
+    public StepResult Send(int channel, ReadOnlySpan<byte> payload, bool ackRequested = false, long token = 0)
     {
         var result = new StepResult();
         var c = Get(channel);
@@ -87,7 +92,7 @@ public sealed partial class UeEndpoint : IDisposable
             result.Events.Add(new SessionResumed(c.SessionId));
         }
 
-        SendUser(c, payload, ackRequested, result);
+        SendUser(c, payload, ackRequested, result, token);
         return result;
     }
 
@@ -199,7 +204,7 @@ public sealed partial class UeEndpoint : IDisposable
         return bytes;
     }
 
-    private void SendUser(Channel c, ReadOnlySpan<byte> payload, bool ackRequested, StepResult result)
+    private void SendUser(Channel c, ReadOnlySpan<byte> payload, bool ackRequested, StepResult result, long token = 0)
     {
         Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
         int length;
@@ -230,7 +235,7 @@ public sealed partial class UeEndpoint : IDisposable
         {
             // The first 4 octets of the tag: in UE-to-EAS mode the HSE's "forwarded" Ack must echo them.
             var tagSize = c.Keys.Current is { } k ? k.Suite.UserPlaneTagSize : 0;
-            c.Unacked[(c.Keys.CurrentKeyId, counter)] = new PendingUplink(bytes, payload.ToArray(), Now + _options.RetransmissionInterval, 0, bytes.AsSpan(bytes.Length - tagSize, Math.Min(4, tagSize)).ToArray());
+            c.Unacked[(c.Keys.CurrentKeyId, counter)] = new PendingUplink(bytes, payload.ToArray(), Now + _options.RetransmissionInterval, 0, bytes.AsSpan(bytes.Length - tagSize, Math.Min(4, tagSize)).ToArray(), token);
         }
     }
 
@@ -246,7 +251,7 @@ public sealed partial class UeEndpoint : IDisposable
 
     private sealed record Outstanding(byte[] Message, CommandCode Code, DateTimeOffset NextSend, int Retries = 0);
 
-    private sealed record PendingUplink(byte[] Message, byte[] Payload, DateTimeOffset NextSend, int Retries, byte[] TagPrefix);
+    private sealed record PendingUplink(byte[] Message, byte[] Payload, DateTimeOffset NextSend, int Retries, byte[] TagPrefix, long Token);
 
     private sealed class Channel(int handle, UeChannelOptions options, SessionKeys keys)
     {
@@ -289,6 +294,6 @@ public sealed partial class UeEndpoint : IDisposable
 
         public Dictionary<(byte KeyId, ulong Counter), PendingUplink> Unacked { get; } = [];
 
-        public List<byte[]> Pending { get; } = [];
+        public List<(byte[] Payload, long Token)> Pending { get; } = [];
     }
 }

@@ -1,0 +1,565 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Threading.Channels;
+using OpenBest.Bearers;
+using OpenBest.Crypto;
+using OpenBest.Crypto.Aka;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+
+namespace OpenBest.Client;
+
+/// <summary>How the device reaches its HSE.</summary>
+public abstract record BestTransport
+{
+    private BestTransport()
+    {
+    }
+
+    /// <summary>UDP to the HSE (port 3163 by default): one datagram per message.</summary>
+    public sealed record Udp(IPEndPoint Hse) : BestTransport;
+
+    /// <summary>TCP to the HSE, with the 2-octet length framing.</summary>
+    public sealed record Tcp(IPEndPoint Hse) : BestTransport;
+
+    /// <summary>A non-IP byte stream (a serial modem, a pipe), with the 2-octet length framing. The streams stay the caller's.</summary>
+    public sealed record NonIp(System.IO.Stream Input, System.IO.Stream Output) : BestTransport;
+}
+
+/// <summary>The device's settings: its software USIM and how it reaches the HSE. Immutable.</summary>
+public sealed record BestClientOptions
+{
+    /// <summary>The IMSI the device identifies with.</summary>
+    public required string Imsi { get; init; }
+
+    /// <summary>The USIM's K (16 octets).</summary>
+    public required ReadOnlyMemory<byte> K { get; init; }
+
+    /// <summary>The USIM's OPc (16 octets).</summary>
+    public required ReadOnlyMemory<byte> Opc { get; init; }
+
+    /// <summary>How to reach the HSE.</summary>
+    public required BestTransport Transport { get; init; }
+
+    /// <summary>A file that keeps the USIM's SQN state between runs (null: in memory only, for tests and simulators).</summary>
+    public string? UsimStateFile { get; init; }
+
+    /// <summary>First retransmission interval of a request or an acknowledged message; it doubles each time (2 s).</summary>
+    public TimeSpan RetransmissionInterval { get; init; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Retransmissions before the channel resynchronises with a new session (4).</summary>
+    public int MaxRetransmissions { get; init; } = 4;
+
+    /// <summary>How often timers run (250 ms).</summary>
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Refresh each channel's keys after this time (device-triggered refresh), or null to leave it to the HSE.</summary>
+    public TimeSpan? RefreshKeysEvery { get; init; }
+
+    /// <summary>How long <see cref="BestClient.OpenAsync"/> and acknowledged sends wait at most (60 s).</summary>
+    public TimeSpan OperationTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Never shows K or OPc.</summary>
+    public override string ToString() => $"BestClientOptions({Imsi}, {Transport.GetType().Name})";
+}
+
+/// <summary>What the network answered to opening a channel.</summary>
+/// <param name="Channel">The channel, when established.</param>
+/// <param name="Rejected">The cause, when the HSE (or the USIM's checks) refused; null when established or timed out.</param>
+/// <param name="BackOff">How long the HSE asked the device to wait before trying again.</param>
+public sealed record OpenResult(BestChannel? Channel, Cause? Rejected, TimeSpan? BackOff)
+{
+    /// <summary>Whether the channel is up.</summary>
+    public bool Established => Channel is not null;
+}
+
+/// <summary>What became of a payload sent.</summary>
+public enum SendStatus
+{
+    /// <summary>Sent without asking for an Ack.</summary>
+    Sent,
+
+    /// <summary>The peer acknowledged it (after storing it).</summary>
+    Acknowledged,
+
+    /// <summary>No Ack within the operation timeout; the channel goes on retransmitting and, if need be, resends it in a new session.</summary>
+    NotAcknowledged,
+}
+
+/// <summary>A payload received on a channel.</summary>
+public sealed record BestMessage(uint SessionId, ReadOnlyMemory<byte> Payload, bool AckRequested);
+
+/// <summary>
+/// The BEST device SDK: one software USIM and one bearer to the HSE, carrying several channels, each with its own
+/// EAS, service and keys (profile 6.2). Send (optionally acknowledged: retransmitted with back-off, and resent in
+/// a new session after the retries), receive, suspend, resume, refresh. Usable without a host; thread-safe.
+/// Misuse (a closed channel, a payload too large) throws; what the network answered comes back as results.
+/// </summary>
+public sealed class BestClient : IAsyncDisposable
+{
+    private readonly BestClientOptions _options;
+    private readonly Milenage _milenage;
+    private readonly UeEndpoint _ue;
+    private readonly IBearer _bearer;
+    private readonly BearerPath _hse;
+    private readonly object _gate = new();
+    private readonly ConcurrentDictionary<int, BestChannel> _channels = new();
+    private readonly ConcurrentDictionary<long, TaskCompletionSource<SendStatus>> _acks = new();
+    private readonly SemaphoreSlim _opening = new(1, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _reader;
+    private readonly Task _ticker;
+    private TaskCompletionSource<SessionEvent>? _openWaiter;
+    private int _openingHandle;
+    private long _nextToken;
+    private long _sentOctets;
+    private long _receivedOctets;
+
+    private BestClient(BestClientOptions options, IBearer bearer, BearerPath hse)
+    {
+        _options = options;
+        _bearer = bearer;
+        _hse = hse;
+        _milenage = new Milenage(options.K.Span, options.Opc.Span);
+        var usim = new Usim(_milenage, UsimStateFile.Load(options.UsimStateFile)) { CommitState = s => UsimStateFile.Save(options.UsimStateFile, s) };
+        _ue = new UeEndpoint(usim, new UeOptions { Imsi = options.Imsi, RetransmissionInterval = options.RetransmissionInterval, MaxRetransmissions = options.MaxRetransmissions });
+        _reader = Task.Run(ReadAsync);
+        _ticker = Task.Run(TickAsync);
+    }
+
+    /// <summary>Octets of EMSDP messages sent.</summary>
+    public long SentOctets => Interlocked.Read(ref _sentOctets);
+
+    /// <summary>Octets of EMSDP messages received.</summary>
+    public long ReceivedOctets => Interlocked.Read(ref _receivedOctets);
+
+    /// <summary>Messages the device dropped (tags, replays, malformed), by reason.</summary>
+    public IReadOnlyDictionary<DropReason, long> Dropped
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return new Dictionary<DropReason, long>(_ue.Dropped);
+            }
+        }
+    }
+
+    /// <summary>Creates a client: binds or connects its bearer. Nothing is sent until a channel opens.</summary>
+    /// <exception cref="ArgumentException">K or OPc is not 16 octets, or the IMSI is not 6..15 digits.</exception>
+    public static async Task<BestClient> CreateAsync(BestClientOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.K.Length != 16 || options.Opc.Length != 16)
+        {
+            throw new ArgumentException("K and OPc are 16 octets each.", nameof(options));
+        }
+
+        if (options.Imsi is not { Length: >= 6 and <= 15 } || !options.Imsi.All(char.IsAsciiDigit))
+        {
+            throw new ArgumentException("The IMSI is 6..15 decimal digits.", nameof(options));
+        }
+
+        switch (options.Transport)
+        {
+            case BestTransport.Udp udp:
+                var bearer = UdpBearer.Bind(new IPEndPoint(udp.Hse.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
+                if (IPAddress.IsLoopback(udp.Hse.Address))
+                {
+                    await bearer.DisposeAsync().ConfigureAwait(false);
+                    bearer = UdpBearer.Bind(new IPEndPoint(udp.Hse.Address, 0));
+                }
+
+                return new BestClient(options, bearer, bearer.PathTo(udp.Hse));
+            case BestTransport.Tcp tcp:
+                var connection = await TcpBearer.ConnectAsync(tcp.Hse, cancellationToken).ConfigureAwait(false);
+                return new BestClient(options, connection, connection.ServerPath!);
+            case BestTransport.NonIp stream:
+                var link = StreamBearer.Over(stream.Input, stream.Output, "non-IP");
+                return new BestClient(options, link, link.Path);
+            default:
+                throw new ArgumentException("Unknown transport.", nameof(options));
+        }
+    }
+
+    /// <summary>
+    /// Opens a channel: one round trip of AKA with the HSE (retransmitted with back-off). Returns the channel, or
+    /// the HSE's refusal with its cause and back-off, or neither when nothing answered within the timeout.
+    /// </summary>
+    public async Task<OpenResult> OpenAsync(UeChannelOptions channel, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(channel);
+        ObjectDisposedException.ThrowIf(_stop.IsCancellationRequested, this);
+        await _opening.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var waiter = new TaskCompletionSource<SessionEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
+            int handle;
+            StepResult step;
+            lock (_gate)
+            {
+                step = _ue.Open(channel, out handle);
+                _openingHandle = handle;
+                _openWaiter = waiter;
+                _channels[handle] = new BestChannel(this, handle, channel);
+            }
+
+            await PublishAsync(step).ConfigureAwait(false);
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
+            timeout.CancelAfter(_options.OperationTimeout);
+            SessionEvent outcome;
+            try
+            {
+                outcome = await waiter.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                _channels.TryRemove(handle, out _);
+                return new OpenResult(null, null, null);
+            }
+
+            if (outcome is SessionRejected rejected)
+            {
+                _channels.TryRemove(handle, out _);
+                return new OpenResult(null, rejected.Cause, rejected.BackOff);
+            }
+
+            var established = (SessionEstablished)outcome;
+            var opened = _channels[handle];
+            opened.OnEstablished(established);
+            return new OpenResult(opened, null, null);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _openWaiter = null;
+                _openingHandle = 0;
+            }
+
+            _opening.Release();
+        }
+    }
+
+    /// <summary>Closes every channel's bearer and zeroes the keys (channels are not terminated: call <see cref="BestChannel.CloseAsync"/> first).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _bearer.DisposeAsync().ConfigureAwait(false);
+        await Task.WhenAll(_reader, _ticker).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        foreach (var waiter in _acks.Values)
+        {
+            waiter.TrySetResult(SendStatus.NotAcknowledged);
+        }
+
+        foreach (var channel in _channels.Values)
+        {
+            channel.Complete();
+        }
+
+        lock (_gate)
+        {
+            _ue.Dispose();
+            _milenage.Dispose();
+        }
+
+        _stop.Dispose();
+        _opening.Dispose();
+    }
+
+    internal TimeSpan OperationTimeout => _options.OperationTimeout;
+
+    internal long NextToken() => Interlocked.Increment(ref _nextToken);
+
+    internal TaskCompletionSource<SendStatus> ExpectAck(long token)
+    {
+        var waiter = new TaskCompletionSource<SendStatus>(TaskCreationOptions.RunContinuationsAsynchronously);
+        _acks[token] = waiter;
+        return waiter;
+    }
+
+    internal void ForgetAck(long token) => _acks.TryRemove(token, out _);
+
+    internal uint SessionIdOf(int handle)
+    {
+        lock (_gate)
+        {
+            return _ue.SessionIdOf(handle);
+        }
+    }
+
+    /// <summary>Runs an operation on the UE state machine and sends what it produced.</summary>
+    internal async Task<StepResult> DoAsync(Func<UeEndpoint, StepResult> operation)
+    {
+        ObjectDisposedException.ThrowIf(_stop.IsCancellationRequested, this);
+        StepResult step;
+        lock (_gate)
+        {
+            step = operation(_ue);
+        }
+
+        await PublishAsync(step).ConfigureAwait(false);
+        return step;
+    }
+
+    private async Task PublishAsync(StepResult step)
+    {
+        foreach (var e in step.Events)
+        {
+            Dispatch(e);
+        }
+
+        foreach (var send in step.Send)
+        {
+            Interlocked.Add(ref _sentOctets, send.Message.Length);
+            try
+            {
+                await _hse.SendAsync(send.Message, _stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or IOException or ObjectDisposedException or OperationCanceledException)
+            {
+                // A lost message is what retransmission is for.
+            }
+        }
+    }
+
+    private void Dispatch(SessionEvent e)
+    {
+        if (e is DataAcknowledged acked && acked.Token != 0 && _acks.TryRemove(acked.Token, out var waiter))
+        {
+            waiter.TrySetResult(SendStatus.Acknowledged);
+        }
+
+        TaskCompletionSource<SessionEvent>? opening;
+        int openingHandle;
+        lock (_gate)
+        {
+            opening = _openWaiter;
+            openingHandle = _openingHandle;
+        }
+
+        if (opening is not null && (e is SessionEstablished || (e is SessionRejected && e.SessionId == 0)) && (e.SessionId == 0 || SessionIdOf(openingHandle) == e.SessionId))
+        {
+            opening.TrySetResult(e);
+        }
+
+        foreach (var channel in _channels.Values)
+        {
+            if (e.SessionId != 0 && (channel.SessionId == e.SessionId || SessionIdOf(channel.Handle) == e.SessionId))
+            {
+                channel.OnEvent(e);
+                return;
+            }
+        }
+    }
+
+    private async Task ReadAsync()
+    {
+        try
+        {
+            await foreach (var received in _bearer.Received.ReadAllAsync(_stop.Token).ConfigureAwait(false))
+            {
+                Interlocked.Add(ref _receivedOctets, received.Message.Length);
+                var message = received.Message;
+                await DoAsync(ue => ue.Receive(message.Span)).ConfigureAwait(false);
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+        }
+    }
+
+    private async Task TickAsync()
+    {
+        using var timer = new PeriodicTimer(_options.TickInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
+            {
+                await DoAsync(ue => ue.Tick()).ConfigureAwait(false);
+                if (_options.RefreshKeysEvery is { } every)
+                {
+                    foreach (var channel in _channels.Values)
+                    {
+                        await channel.RefreshIfDueAsync(every).ConfigureAwait(false);
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+        {
+        }
+    }
+}
+
+/// <summary>
+/// One secure channel of a <see cref="BestClient"/>: its own EAS, service and keys. Its Session ID changes if it
+/// resynchronises (a new session after an Ack never came).
+/// </summary>
+public sealed class BestChannel
+{
+    private readonly BestClient _client;
+    private readonly Channel<BestMessage> _received = Channel.CreateBounded<BestMessage>(new BoundedChannelOptions(1024) { FullMode = BoundedChannelFullMode.DropOldest });
+    private TaskCompletionSource<bool>? _refreshed;
+    private TaskCompletionSource<bool>? _terminated;
+    private DateTimeOffset _keysSince = DateTimeOffset.UtcNow;
+
+    internal BestChannel(BestClient client, int handle, UeChannelOptions options)
+    {
+        _client = client;
+        Handle = handle;
+        Options = options;
+    }
+
+    /// <summary>What the channel was opened with.</summary>
+    public UeChannelOptions Options { get; }
+
+    /// <summary>The current Session ID.</summary>
+    public uint SessionId { get; private set; }
+
+    /// <summary>The service the HSE selected.</summary>
+    public BestService Service { get; private set; }
+
+    /// <summary>The cipher suite the HSE selected.</summary>
+    public Crypto.Aead.CipherSuite? Suite { get; private set; }
+
+    /// <summary>Whether the channel was terminated (by either end).</summary>
+    public bool IsClosed { get; private set; }
+
+    /// <summary>Times the channel resynchronised with a new session.</summary>
+    public int Resynchronisations { get; private set; }
+
+    /// <summary>Payloads received (downlink), in order of arrival.</summary>
+    public ChannelReader<BestMessage> Received => _received.Reader;
+
+    internal int Handle { get; }
+
+    /// <summary>
+    /// Sends a payload. Acknowledged: waits for the Data Ack (the message is retransmitted with back-off meanwhile,
+    /// and after the retries resent in a new session) up to the client's operation timeout.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The channel is closed, or carries no user plane (key agreement only).</exception>
+    /// <exception cref="ArgumentException">The payload does not fit one message.</exception>
+    public async Task<SendStatus> SendAsync(ReadOnlyMemory<byte> payload, bool acknowledged = false, CancellationToken cancellationToken = default)
+    {
+        if (IsClosed)
+        {
+            throw new InvalidOperationException($"Channel {SessionId} is closed.");
+        }
+
+        if (payload.Length > EmsdpProtection.MaxMessageLength - 32)
+        {
+            throw new ArgumentException($"A payload has at most {EmsdpProtection.MaxMessageLength - 32} octets, not {payload.Length}.", nameof(payload));
+        }
+
+        if (!acknowledged)
+        {
+            await _client.DoAsync(ue => ue.Send(Handle, payload.Span)).ConfigureAwait(false);
+            return SendStatus.Sent;
+        }
+
+        var token = _client.NextToken();
+        var waiter = _client.ExpectAck(token);
+        try
+        {
+            await _client.DoAsync(ue => ue.Send(Handle, payload.Span, ackRequested: true, token)).ConfigureAwait(false);
+            return await waiter.Task.WaitAsync(_client.OperationTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return SendStatus.NotAcknowledged;
+        }
+        finally
+        {
+            _client.ForgetAck(token);
+        }
+    }
+
+    /// <summary>Suspends the channel: the HSE queues downlink until it resumes.</summary>
+    public Task SuspendAsync() => _client.DoAsync(ue => ue.Suspend(Handle));
+
+    /// <summary>Resumes the channel: the HSE delivers what it queued.</summary>
+    public Task ResumeAsync() => _client.DoAsync(ue => ue.Resume(Handle));
+
+    /// <summary>Refreshes the keys (device-triggered: a new AKA run); true when the new keys are in use.</summary>
+    public async Task<bool> RefreshKeysAsync(CancellationToken cancellationToken = default)
+    {
+        var waiter = _refreshed = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _client.DoAsync(ue => ue.RequestKeyRefresh(Handle)).ConfigureAwait(false);
+        try
+        {
+            return await waiter.Task.WaitAsync(_client.OperationTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Terminates the channel's session; true when the HSE confirmed.</summary>
+    public async Task<bool> CloseAsync(CancellationToken cancellationToken = default)
+    {
+        if (IsClosed)
+        {
+            return true;
+        }
+
+        var waiter = _terminated = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await _client.DoAsync(ue => ue.Terminate(Handle)).ConfigureAwait(false);
+        try
+        {
+            return await waiter.Task.WaitAsync(_client.OperationTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            return false;
+        }
+    }
+
+    internal void OnEstablished(SessionEstablished established)
+    {
+        SessionId = established.SessionId;
+        Service = established.Service;
+        Suite = established.Suite;
+        _keysSince = DateTimeOffset.UtcNow;
+    }
+
+    internal void OnEvent(SessionEvent e)
+    {
+        switch (e)
+        {
+            case SessionEstablished established when established.SessionId != SessionId:
+                Resynchronisations += SessionId == 0 ? 0 : 1;
+                OnEstablished(established);
+                break;
+            case DataReceived data:
+                _received.Writer.TryWrite(new BestMessage(data.SessionId, data.Payload, data.AckRequested));
+                break;
+            case KeysRefreshed:
+                _keysSince = DateTimeOffset.UtcNow;
+                _refreshed?.TrySetResult(true);
+                break;
+            case SessionTerminated:
+                IsClosed = true;
+                _terminated?.TrySetResult(true);
+                _received.Writer.TryComplete();
+                break;
+        }
+    }
+
+    internal async Task RefreshIfDueAsync(TimeSpan every)
+    {
+        if (!IsClosed && SessionId != 0 && DateTimeOffset.UtcNow - _keysSince >= every)
+        {
+            _keysSince = DateTimeOffset.UtcNow;
+            await _client.DoAsync(ue => ue.RequestKeyRefresh(Handle)).ConfigureAwait(false);
+        }
+    }
+
+    internal void Complete() => _received.Writer.TryComplete();
+}
