@@ -113,11 +113,10 @@ internal static partial class HseCommand
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}{(settings.NonIp.Length == 0 ? string.Empty : $" and non-IP {settings.NonIp}")}, {store.List().Count} subscriber(s) and {restored} restored session(s) in {storeName}{webText}; Ctrl+C stops it"));
             output.Flush();
             var events = 0L;
-            using var running = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-            using var onFault = host.Faulted.ContinueWith(_ => running.Cancel(), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
             try
             {
-                await foreach (var e in host.Events.ReadAllAsync(running.Token))
+                // The events end when the host stops, or fails for good.
+                await foreach (var e in host.Events.ReadAllAsync(cancel))
                 {
                     events++;
                     metrics.Record(e);

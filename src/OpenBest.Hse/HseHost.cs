@@ -330,6 +330,7 @@ public sealed class HseHost : IAsyncDisposable
                 _batch.Clear();
                 _faulted.TrySetResult();
                 _work.Writer.TryComplete();
+                _events.Writer.TryComplete();
                 return false;
             }
         }

@@ -112,6 +112,12 @@ public sealed partial class HseEngine
         }
 
         var fresh = opened.Status == OpenStatus.Accepted;
+        if (session.Path is null)
+        {
+            // A session restored after a restart learns its path from the first verified message, even a retransmission.
+            session.Path = path;
+        }
+
         if (fresh)
         {
             session.Touch();

@@ -47,9 +47,14 @@ public sealed class PersistenceTests
         h.Hse = Restart(h, saved, h.Hse.NextSessionId);
         Assert.Equal("Established", h.Hse.StateOf(sid));
 
-        // The uplink "one" replayed after the restart is not delivered again.
+        // The uplink "one" retransmitted after the restart is not delivered again, but its Ack is sealed anew
+        // (the Ack cache did not survive) and goes to the path the restored session learns from it.
         h.HseEvents.Clear();
         var uplinks = h.Wire.Where(w => w.Uplink).Select(w => w.Message).ToList();
+        var acked = uplinks.Last(m => HeaderPrefix.TryRead(m, out var p) == ParseStatus.Ok && p.Plane == Plane.User);
+        var again = h.Hse.Receive(acked, "10.0.0.9:7000");
+        Assert.Empty(again.Events.OfType<DataReceived>());
+        Assert.Equal("10.0.0.9:7000", Assert.Single(again.Send).Path);
         foreach (var old in uplinks)
         {
             h.Pump(h.Hse.Receive(old, h.Path), uplink: false);

@@ -1,0 +1,104 @@
+using System.Net;
+using OpenBest.Bearers;
+using OpenBest.Client;
+using OpenBest.Hse;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+
+namespace OpenBest.Client.Tests;
+
+/// <summary>The host's group commit: nothing leaves before it is durable, and a store that keeps failing stops the host.</summary>
+public sealed class HseHostTests
+{
+    private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    /// <summary>The real SQLite store with its commits failing on demand (failure injection: a disk cannot be made to fail here).</summary>
+    private sealed class FailingStore(SqliteSubscriberStore inner) : IHseStateStore
+    {
+        public bool Fail { get; set; }
+
+        public void Commit(HseBatch batch)
+        {
+            if (Fail)
+            {
+                throw new IOException("disk full");
+            }
+
+            inner.Commit(batch);
+        }
+
+        public IReadOnlyList<HseSessionSnapshot> LoadSessions() => inner.LoadSessions();
+
+        public uint LoadNextSessionId() => inner.LoadNextSessionId();
+
+        public IReadOnlyList<StoredUplink> Uplinks(long afterSeq, int limit) => inner.Uplinks(afterSeq, limit);
+
+        public IReadOnlyList<OutboxEntry> DueOutbox(string easId, DateTimeOffset now, int limit) => inner.DueOutbox(easId, now, limit);
+
+        public void OutboxDelivered(long seq) => inner.OutboxDelivered(seq);
+
+        public void OutboxRetry(long seq, DateTimeOffset nextAttempt) => inner.OutboxRetry(seq, nextAttempt);
+
+        public void RegisterEas(EasRegistration registration) => inner.RegisterEas(registration);
+
+        public bool DeregisterEas(string easId) => inner.DeregisterEas(easId);
+
+        public IReadOnlyList<EasRegistration> EasRegistrations() => inner.EasRegistrations();
+
+        public void SetExternalId(string enterprise, string externalId, string imsi) => inner.SetExternalId(enterprise, externalId, imsi);
+
+        public string? ImsiOf(string enterprise, string externalId) => inner.ImsiOf(enterprise, externalId);
+
+        public string? ExternalIdOf(string enterprise, string imsi) => inner.ExternalIdOf(enterprise, imsi);
+
+        public void SavePsk(PastPsk psk) => inner.SavePsk(psk);
+
+        public IReadOnlyList<PastPsk> Psks(string imsi, string easId) => inner.Psks(imsi, easId);
+
+        public void Audit(string eventName, string easId, string subject, uint keyIdentifier) => inner.Audit(eventName, easId, subject, keyIdentifier);
+
+        public IReadOnlyList<AuditEntry> AuditLog(int limit) => inner.AuditLog(limit);
+
+        public bool SetSubscriberServices(string imsi, int? services) => inner.SetSubscriberServices(imsi, services);
+
+        public void SetEasServices(string easId, int? services) => inner.SetEasServices(easId, services);
+
+        public (int? Subscriber, int? Eas) Services(string imsi, string easId) => inner.Services(imsi, easId);
+    }
+
+    [Fact]
+    public async Task StoreFailingForGood_StopsTheHost_AndNothingUnrecordedIsAcknowledged()
+    {
+        var directory = Directory.CreateTempSubdirectory("openbest-host-");
+        try
+        {
+            using var key = MasterKey.FromBytes(new byte[32]);
+            using var store = SqliteSubscriberStore.Open(directory.FullName, key);
+            store.Add([new NewSubscriber(TestHse.Imsi, TestHse.K, TestHse.Opc)]);
+            using var subscribers = new StoreSubscribers(store);
+            var failing = new FailingStore(store);
+            await using var udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            var host = new HseHost(new HseEngine(subscribers), [udp], TimeSpan.FromMilliseconds(100), state: failing);
+            host.Start();
+            await using var client = await BestClient.CreateAsync(new BestClientOptions
+            {
+                Imsi = TestHse.Imsi, K = TestHse.K, Opc = TestHse.Opc, Transport = new BestTransport.Udp(udp.LocalEndPoint),
+                RetransmissionInterval = TimeSpan.FromMilliseconds(100), TickInterval = TimeSpan.FromMilliseconds(50), OperationTimeout = TimeSpan.FromSeconds(3),
+            }, Cancel);
+            var channel = (await client.OpenAsync(new UeChannelOptions { EasId = "eas.example.com", ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
+            Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("kept"u8.ToArray(), true, Cancel));
+            failing.Fail = true;
+            Assert.Equal(SendStatus.NotAcknowledged, await channel.SendAsync("never acknowledged"u8.ToArray(), true, Cancel));
+            await host.Faulted.WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+            Assert.Equal("IOException", host.LastError);
+            Assert.Equal(["kept"], store.Uplinks(0, 10).Select(u => System.Text.Encoding.UTF8.GetString(u.Payload)));
+            await host.DisposeAsync();
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            directory.Delete(recursive: true);
+        }
+    }
+}
