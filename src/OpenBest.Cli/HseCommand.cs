@@ -94,7 +94,7 @@ internal static partial class HseCommand
             using var key = MasterKey.Load(settings.DataDir);
             using var store = StoreFactory.Open(settings.DataDir, settings.Postgres, key);
             var state = (IHseStateStore)store;
-            using var subscribers = new StoreSubscribers(store);
+            using var subscribers = new StoreSubscribers(store, settings.SqnInd, seqBlock: settings.SeqBlock);
             var policy = new StorePolicy(state);
             var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise });
             var host = new HseHost(engine, bearers, queue: settings.WorkQueue, state: state);

@@ -35,6 +35,8 @@ public sealed record HseSettings
         ("MaxPendingSessions", "10000", "unconfirmed sessions at most"),
         ("MaxSessions", "1000000", "sessions held at most"),
         ("WorkQueue", "65536", "work items queued at most (admission control)"),
+        ("SqnInd", "31", "the IND of this node's SQNs, 0..31 (give each HSE node sharing a database its own)"),
+        ("SeqBlock", "16", "SEQs reserved per subscriber per database write"),
         ("LogFormat", "text", "text or json (structured logs on stderr)"),
         ("LogLevel", "Information", "Trace, Debug, Information, Warning, Error or None"),
     ];
@@ -65,6 +67,12 @@ public sealed record HseSettings
 
     /// <summary>Work items queued at most.</summary>
     public int WorkQueue { get; init; } = 65_536;
+
+    /// <summary>The IND of this node's SQNs.</summary>
+    public int SqnInd { get; init; } = 31;
+
+    /// <summary>SEQs reserved per subscriber per database write.</summary>
+    public int SeqBlock { get; init; } = 16;
 
     /// <summary>Whether logs are JSON lines.</summary>
     public bool JsonLogs { get; init; }
@@ -190,6 +198,8 @@ public sealed record HseSettings
             MetricsPort = Integer("MetricsPort", -1, 65535),
             NonIp = nonIp,
             WorkQueue = Integer("WorkQueue", 16, 16_777_216),
+            SqnInd = Integer("SqnInd", 0, 31),
+            SeqBlock = Integer("SeqBlock", 1, 1024),
             JsonLogs = format == "json",
             LogLevel = level,
             Sources = string.Join(" < ", sources),

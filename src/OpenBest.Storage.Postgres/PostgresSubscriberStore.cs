@@ -191,11 +191,16 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
     }
 
     /// <inheritdoc/>
-    public ulong? NextSeq(string imsi)
+    public ulong? NextSeq(string imsi) => ReserveSeq(imsi, 1);
+
+    /// <inheritdoc/>
+    public ulong? ReserveSeq(string imsi, int count)
     {
-        // One statement: the row lock makes concurrent HSE nodes take distinct values.
-        using var command = _dataSource.CreateCommand("UPDATE subscribers SET seq_he = seq_he + 1 WHERE imsi = $1 RETURNING seq_he");
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        // One statement: the row lock makes concurrent HSE nodes take distinct blocks.
+        using var command = _dataSource.CreateCommand("UPDATE subscribers SET seq_he = seq_he + $2 WHERE imsi = $1 RETURNING seq_he");
         command.Parameters.AddWithValue(imsi);
+        command.Parameters.AddWithValue((long)count);
         return command.ExecuteScalar() is long seq ? (ulong)seq : null;
     }
 

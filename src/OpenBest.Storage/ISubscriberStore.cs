@@ -98,6 +98,9 @@ public interface ISubscriberStore : IDisposable
     /// <summary>Atomically increments SEQ_HE and returns the new value, or null for an unknown subscriber.</summary>
     ulong? NextSeq(string imsi);
 
+    /// <summary>Atomically adds <paramref name="count"/> to SEQ_HE and returns the new value (the last SEQ of the block reserved), or null for an unknown subscriber.</summary>
+    ulong? ReserveSeq(string imsi, int count);
+
     /// <summary>SEQ_HE of a subscriber, or null for an unknown one.</summary>
     ulong? SeqHe(string imsi);
 

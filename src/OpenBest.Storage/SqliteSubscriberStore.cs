@@ -202,12 +202,17 @@ public sealed partial class SqliteSubscriberStore : ISubscriberStore, IHseStateS
     }
 
     /// <inheritdoc/>
-    public ulong? NextSeq(string imsi)
+    public ulong? NextSeq(string imsi) => ReserveSeq(imsi, 1);
+
+    /// <inheritdoc/>
+    public ulong? ReserveSeq(string imsi, int count)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         using var connection = Connect();
         using var command = connection.CreateCommand();
-        command.CommandText = "UPDATE subscribers SET seq_he = seq_he + 1 WHERE imsi = $imsi RETURNING seq_he";
+        command.CommandText = "UPDATE subscribers SET seq_he = seq_he + $n WHERE imsi = $imsi RETURNING seq_he";
         command.Parameters.AddWithValue("$imsi", imsi);
+        command.Parameters.AddWithValue("$n", count);
         return command.ExecuteScalar() is long seq ? (ulong)seq : null;
     }
 

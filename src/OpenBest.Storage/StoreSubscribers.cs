@@ -6,13 +6,17 @@ using OpenBest.Sessions;
 namespace OpenBest.Storage;
 
 /// <summary>
-/// The HSE's <see cref="IHseSubscribers"/> over a store: SQN allocated atomically in the database (so
-/// several HSE workers on one database never repeat one), MILENAGE instances kept in memory per subscriber
-/// for <paramref name="cacheLifetime"/> (default 60 s), so a subscriber re-provisioned with a new K is
-/// picked up by every running HSE within that time.
+/// The HSE's <see cref="IHseSubscribers"/> over a store: SEQs reserved atomically in the database in blocks of
+/// <paramref name="seqBlock"/> (default 16) per subscriber, so several HSE nodes on one database never issue the
+/// same SEQ, and one database write serves several vectors. Each node should use its own <paramref name="ind"/>
+/// (TS 33.102 Annex C: the USIM keeps SEQ_MS per IND, so blocks of different nodes interleave without
+/// resynchronisation); a crash skips the rest of a block, never repeats a SEQ. MILENAGE instances are kept in
+/// memory per subscriber for <paramref name="cacheLifetime"/> (default 60 s), so a subscriber re-provisioned
+/// with a new K is picked up by every running HSE within that time.
 /// </summary>
-public sealed class StoreSubscribers(ISubscriberStore store, int ind = 31, TimeSpan? cacheLifetime = null, TimeProvider? time = null) : IHseSubscribers, IDisposable
+public sealed class StoreSubscribers(ISubscriberStore store, int ind = 31, TimeSpan? cacheLifetime = null, TimeProvider? time = null, int seqBlock = 16) : IHseSubscribers, IDisposable
 {
+    private readonly ConcurrentDictionary<string, (ulong Next, ulong Last)> _blocks = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (Milenage Milenage, ushort Amf, DateTimeOffset Expires)> _loaded = new(StringComparer.Ordinal);
     private readonly TimeSpan _lifetime = cacheLifetime ?? TimeSpan.FromSeconds(60);
     private readonly TimeProvider _time = time ?? TimeProvider.System;
@@ -25,11 +29,19 @@ public sealed class StoreSubscribers(ISubscriberStore store, int ind = 31, TimeS
             return null;
         }
 
-        // The SEQ is taken in the database before the vector exists: a crash can skip one, never repeat one.
-        if (store.NextSeq(imsi) is not { } seq)
+        // The SEQ is reserved in the database before the vector exists: a crash can skip some, never repeat one.
+        if (!_blocks.TryGetValue(imsi, out var block) || block.Next > block.Last)
         {
-            return null;
+            if (store.ReserveSeq(imsi, Math.Max(1, seqBlock)) is not { } last)
+            {
+                return null;
+            }
+
+            block = (last - (ulong)Math.Max(1, seqBlock) + 1, last);
         }
+
+        var seq = block.Next;
+        _blocks[imsi] = (seq + 1, block.Last);
 
         return AuthenticationCentre.Generate(entry.Milenage, SqnScheme.Default.Compose(seq, ind), entry.Amf, default, context);
     }
@@ -55,6 +67,8 @@ public sealed class StoreSubscribers(ISubscriberStore store, int ind = 31, TimeS
 
             if (result.SeqHe == current || store.TrySetSeqHe(imsi, current, result.SeqHe))
             {
+                // The next vector takes a new block, above what the USIM has seen.
+                _blocks.TryRemove(imsi, out _);
                 return true;
             }
         }

@@ -164,7 +164,9 @@ public abstract class StoreConformanceTests
         }
 
         Assert.True(ue.IsEstablished(channel));
-        Assert.Equal(5001UL, store.SeqHe("208930000000001"));
+        // The new vector used SEQ 5001; the store holds the end of the block reserved after the resynchronisation.
+        Assert.Equal(5000UL + 16, store.SeqHe("208930000000001"));
+        Assert.Equal(5000UL + 16 + 4, store.ReserveSeq("208930000000001", 4));
     }
 
     private static HseSessionSnapshot Snapshot(uint id, bool suspended = false, params QueuedDownlink[] queue) =>
