@@ -16,6 +16,9 @@ public sealed class UdpBearer : IBearer
     /// <summary>The default largest datagram accepted (profile section 1).</summary>
     public const int DefaultMaxDatagram = 1280;
 
+    /// <summary>The socket buffers a server asks for: 4 MB.</summary>
+    public const int ServerSocketBuffer = 4 << 20;
+
     private readonly Socket _socket;
     private readonly Channel<ReceivedMessage> _received;
     private readonly int _maxDatagram;
@@ -45,12 +48,20 @@ public sealed class UdpBearer : IBearer
     /// <param name="endPoint">The local address and port; port 0 picks a free one.</param>
     /// <param name="maxDatagram">Larger datagrams are dropped and counted (default 1280).</param>
     /// <param name="queue">Received messages held at most before the oldest is dropped (default 4096).</param>
-    public static UdpBearer Bind(IPEndPoint endPoint, int maxDatagram = DefaultMaxDatagram, int queue = 4096)
+    /// <param name="socketBuffer">The kernel's receive and send buffers in octets (0: the system default). A server
+    /// that takes bursts from many devices wants several MB (Linux caps it at net.core.rmem_max).</param>
+    public static UdpBearer Bind(IPEndPoint endPoint, int maxDatagram = DefaultMaxDatagram, int queue = 4096, int socketBuffer = 0)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         var socket = new Socket(endPoint.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
         try
         {
+            if (socketBuffer > 0)
+            {
+                socket.ReceiveBufferSize = socketBuffer;
+                socket.SendBufferSize = socketBuffer;
+            }
+
             socket.Bind(endPoint);
             return new UdpBearer(socket, maxDatagram, queue);
         }

@@ -25,6 +25,7 @@ internal static class BestApp
             "OpenBest: SIM-rooted, battery-efficient security for constrained IoT devices (3GPP BEST, TS 33.163).\n" +
             "Run the demo or an HSE, provision subscribers, and look inside AKA and EMSDP.");
         root.Subcommands.Add(DemoCommand.Create());
+        root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(HseCommand.Create());
         root.Subcommands.Add(SubscriberCommand.Create());
         root.Subcommands.Add(UeCommand.Create());

@@ -68,7 +68,7 @@ internal static class DemoCommand
             });
 
             using var subscribers = new StoreSubscribers(store);
-            await using var bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            await using var bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0), queue: 65_536, socketBuffer: UdpBearer.ServerSocketBuffer);
             var host = new HseHost(new HseEngine(subscribers), [bearer], state: (IHseStateStore)store);
             host.Start();
 

@@ -65,7 +65,7 @@ internal static partial class HseCommand
 
             // Bind first: a bad address or a busy port fails before anything is written to the data folder.
             var bearers = new List<IBearer>();
-            var udp = UdpBearer.Bind(new IPEndPoint(settings.Bind, settings.UdpPort));
+            var udp = UdpBearer.Bind(new IPEndPoint(settings.Bind, settings.UdpPort), queue: 65_536, socketBuffer: UdpBearer.ServerSocketBuffer);
             bearers.Add(udp);
             TcpBearer? tcp = null;
             try

@@ -62,6 +62,22 @@ public sealed class Aes128 : IDisposable
         }
     }
 
+    /// <summary>Copies the key (the first round key) into <paramref name="destination"/>: only to seal it at rest.</summary>
+    /// <exception cref="ObjectDisposedException">The cipher was disposed.</exception>
+    internal void ExportKey(Span<byte> destination)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_roundKeys is not null)
+        {
+            _roundKeys[0].CopyTo(destination);
+            return;
+        }
+
+        var key = _fallback!.Key;
+        key.CopyTo(destination);
+        System.Security.Cryptography.CryptographicOperations.ZeroMemory(key);
+    }
+
     /// <summary>Encrypts one block: <paramref name="output"/> = AES_K(<paramref name="input"/>). The spans may be the same.</summary>
     /// <exception cref="ArgumentException">A span is shorter than 16 octets.</exception>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

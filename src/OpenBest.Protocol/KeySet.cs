@@ -140,7 +140,7 @@ public sealed class KeySet : IDisposable
                 {
                     if (service == BestService.Integrity)
                     {
-                        user = suite.CreateKey(key[..suite.KeySize]);
+                        user = control; // K_E2Mint protects both planes: one key object (the nonce's plane bit keeps them apart)
                     }
                     else
                     {
@@ -163,7 +163,11 @@ public sealed class KeySet : IDisposable
         catch
         {
             control?.Dispose();
-            user?.Dispose();
+            if (!ReferenceEquals(user, control))
+            {
+                user?.Dispose();
+            }
+
             throw;
         }
         finally
@@ -248,7 +252,7 @@ public sealed class KeySet : IDisposable
                         throw new InvalidDataException("A stored key set is truncated.");
                     }
 
-                    handles[i] = suite.CreateKey(key);
+                    handles[i] = i == 1 && handles[0] is not null && service == BestService.Integrity && !ueToEas ? handles[0] : suite.CreateKey(key);
                 }
             }
 
@@ -279,7 +283,10 @@ public sealed class KeySet : IDisposable
     public void Dispose()
     {
         _controlKey?.Dispose();
-        _userKey?.Dispose();
+        if (!ReferenceEquals(_userKey, _controlKey))
+        {
+            _userKey?.Dispose();
+        }
     }
 
     /// <summary>Never shows keys.</summary>

@@ -175,6 +175,6 @@ public sealed partial class HseEngine
 
         var state = stream.ToArray();
         CryptographicOperations.ZeroMemory(stream.GetBuffer());
-        return new HseSessionSnapshot(session.Id, session.Imsi, session.Request.EasId, session.State == HseState.Suspended, state, [.. session.Queue]);
+        return new HseSessionSnapshot(session.Id, session.Imsi, session.Request.EasId, session.State == HseState.Suspended, state, session.QueuedCount == 0 ? [] : [.. session.Queue]);
     }
 }

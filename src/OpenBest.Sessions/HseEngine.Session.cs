@@ -311,6 +311,9 @@ public sealed partial class HseEngine
     private void Confirm(HseSession session, StepResult result)
     {
         session.State = HseState.Established;
+        // What only the pending Session Start needed: an established session keeps its keys, not its setup.
+        session.StartMessage = null;
+        session.RequestHash = [];
         session.KeyExpiry = _options.KeyLifetime is { } lifetime ? Now + lifetime : null;
         var suite = session.Suite ?? CipherSuite.Aes128Ccm8;
         result.Events.Add(new SessionEstablished(session.Id, session.Keys.CurrentKeyId, session.Selected.Service, suite, session.N, session.Selected.UeToEasMode, session.Request.EasId));
@@ -325,7 +328,7 @@ public sealed partial class HseEngine
         session.State = HseState.Established;
         result.Events.Add(new SessionResumed(session.Id));
         var now = Now;
-        while (session.Queue.TryDequeue(out var queued))
+        while (session.QueuedCount > 0 && session.Queue.TryDequeue(out var queued))
         {
             // Each queued message is sealed only now, when it is delivered (profile 6.2).
             if (queued.Expires > now)
@@ -487,7 +490,7 @@ public sealed partial class HseEngine
             StartRefresh(session, result);
         }
 
-        while (session.Queue.TryPeek(out var head) && head.Expires <= now)
+        while (session.QueuedCount > 0 && session.Queue.TryPeek(out var head) && head.Expires <= now)
         {
             session.Queue.Dequeue();
             session.Touch();

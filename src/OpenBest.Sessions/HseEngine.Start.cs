@@ -96,7 +96,6 @@ public sealed partial class HseEngine
             Imsi = imsi,
             Request = request,
             RequestHash = hash,
-            RequestMessage = message.ToArray(),
             Selected = selected,
             N = selected.CounterLength,
             Path = path,

@@ -361,8 +361,6 @@ public sealed partial class HseEngine : IDisposable
 
         public byte[] RequestHash { get; set; } = [];
 
-        public byte[] RequestMessage { get; set; } = [];
-
         public byte[]? EasPsk { get; set; }
 
         public HseConfiguration Selected { get; set; }
@@ -391,9 +389,17 @@ public sealed partial class HseEngine : IDisposable
 
         public byte[]? TerminateResponse { get; set; }
 
-        public Queue<QueuedDownlink> Queue { get; } = new();
+        /// <summary>Downlink queued while suspended (created on first use: most sessions never queue).</summary>
+        public Queue<QueuedDownlink> Queue => _queue ??= new();
 
-        public AckCache Acks { get; } = new();
+        public int QueuedCount => _queue?.Count ?? 0;
+
+        /// <summary>The Data Acks sealed (created on first use).</summary>
+        public AckCache Acks => _acks ??= new();
+
+        private Queue<QueuedDownlink>? _queue;
+
+        private AckCache? _acks;
 
         public long ForwardSecond { get; set; }
 

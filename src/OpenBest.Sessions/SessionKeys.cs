@@ -9,11 +9,8 @@ namespace OpenBest.Sessions;
 /// </summary>
 internal sealed class SessionKeys : IDisposable
 {
-    private readonly KeySet?[] _sets = new KeySet?[8];
-    private readonly DateTimeOffset?[] _eraseAt = new DateTimeOffset?[8];
-    private readonly ulong[] _reservedControl = new ulong[8];
-    private readonly ulong[] _reservedUser = new ulong[8];
-    private readonly long[] _lastAcked = [-1, -1, -1, -1, -1, -1, -1, -1];
+    // One slot per Key ID 1..7 (index 0 unused), in one array: an idle session's memory is mostly its keys.
+    private readonly Slot[] _slots = NewSlots();
     private readonly ICounterReservation _reservation;
     private readonly Direction _sendDirection;
 
@@ -27,20 +24,20 @@ internal sealed class SessionKeys : IDisposable
 
     public byte? PendingKeyId { get; private set; }
 
-    public KeySet? Current => CurrentKeyId == 0 ? null : _sets[CurrentKeyId];
+    public KeySet? Current => CurrentKeyId == 0 ? null : _slots[CurrentKeyId].Set;
 
-    public KeySet? Pending => PendingKeyId is { } id ? _sets[id] : null;
+    public KeySet? Pending => PendingKeyId is { } id ? _slots[id].Set : null;
 
-    public KeySet? Get(byte keyId) => keyId is >= 1 and <= 7 ? _sets[keyId] : null;
+    public KeySet? Get(byte keyId) => keyId is >= 1 and <= 7 ? _slots[keyId].Set : null;
 
     /// <summary>Whether <paramref name="keyId"/> may be used for a new key set (its old set is erased).</summary>
-    public bool IsFree(byte keyId) => _sets[keyId] is null;
+    public bool IsFree(byte keyId) => _slots[keyId].Set is null;
 
     /// <summary>Installs the first (or a re-run) key set as current, erasing whatever held that ID.</summary>
     public void InstallCurrent(KeySet set)
     {
         Erase(set.KeyId);
-        _sets[set.KeyId] = set;
+        _slots[set.KeyId].Set = set;
         CurrentKeyId = set.KeyId;
     }
 
@@ -52,7 +49,7 @@ internal sealed class SessionKeys : IDisposable
         }
 
         Erase(set.KeyId);
-        _sets[set.KeyId] = set;
+        _slots[set.KeyId].Set = set;
         PendingKeyId = set.KeyId;
     }
 
@@ -66,7 +63,7 @@ internal sealed class SessionKeys : IDisposable
 
         if (CurrentKeyId != 0 && CurrentKeyId != id)
         {
-            _eraseAt[CurrentKeyId] = now + grace;
+            _slots[CurrentKeyId].EraseAtTicks = (now + grace).UtcTicks;
         }
 
         CurrentKeyId = id;
@@ -88,7 +85,7 @@ internal sealed class SessionKeys : IDisposable
         var erased = false;
         for (byte id = 1; id <= 7; id++)
         {
-            if (_eraseAt[id] is { } at && at <= now)
+            if (_slots[id].EraseAtTicks != 0 && _slots[id].EraseAtTicks <= now.UtcTicks)
             {
                 Erase(id);
                 erased = true;
@@ -101,11 +98,11 @@ internal sealed class SessionKeys : IDisposable
     public DateTimeOffset? NextExpiry()
     {
         DateTimeOffset? next = null;
-        foreach (var at in _eraseAt)
+        foreach (var slot in _slots)
         {
-            if (at is { } value && (next is null || value < next))
+            if (slot.EraseAtTicks != 0 && (next is null || slot.EraseAtTicks < next.Value.UtcTicks))
             {
-                next = value;
+                next = new DateTimeOffset(slot.EraseAtTicks, TimeSpan.Zero);
             }
         }
 
@@ -117,26 +114,26 @@ internal sealed class SessionKeys : IDisposable
     public ulong NextCounter(KeySet set, Plane plane, uint sessionId, int counterLength)
     {
         var counter = plane == Plane.Control ? set.NextControlCounter : set.NextUserCounter;
-        var reserved = plane == Plane.Control ? _reservedControl : _reservedUser;
-        if (counter >= reserved[set.KeyId])
+        ref var slot = ref _slots[set.KeyId];
+        ref var reserved = ref plane == Plane.Control ? ref slot.ReservedControl : ref slot.ReservedUser;
+        if (counter >= reserved)
         {
-            var block = BlockSize(counterLength);
-            reserved[set.KeyId] = counter + block;
-            _reservation.Reserve(sessionId, set.KeyId, _sendDirection, plane, reserved[set.KeyId]);
+            reserved = counter + BlockSize(counterLength);
+            _reservation.Reserve(sessionId, set.KeyId, _sendDirection, plane, reserved);
         }
 
         return set.TakeCounter(plane);
     }
 
     /// <summary>The highest acknowledged UP counter this end sent under <paramref name="keyId"/> (−1 when none): per key set, since a new set starts at 0.</summary>
-    public long LastAcked(byte keyId) => keyId is >= 1 and <= 7 ? _lastAcked[keyId] : -1;
+    public long LastAcked(byte keyId) => keyId is >= 1 and <= 7 ? _slots[keyId].LastAcked : -1;
 
     /// <summary>Records a Data Ack for <paramref name="counter"/> under <paramref name="keyId"/>.</summary>
     public void Acknowledged(byte keyId, ulong counter)
     {
         if (keyId is >= 1 and <= 7)
         {
-            _lastAcked[keyId] = Math.Max(_lastAcked[keyId], (long)counter);
+            _slots[keyId].LastAcked = Math.Max(_slots[keyId].LastAcked, (long)counter);
         }
     }
 
@@ -173,7 +170,7 @@ internal sealed class SessionKeys : IDisposable
         writer.Write(CurrentKeyId);
         for (byte id = 1; id <= 7; id++)
         {
-            var set = _sets[id];
+            var set = _slots[id].Set;
             if (set is null || id == PendingKeyId)
             {
                 continue;
@@ -181,10 +178,10 @@ internal sealed class SessionKeys : IDisposable
 
             writer.Write(id);
             set.WriteState(writer);
-            writer.Write(_eraseAt[id]?.ToUnixTimeMilliseconds() ?? -1);
-            writer.Write(_reservedControl[id]);
-            writer.Write(_reservedUser[id]);
-            writer.Write(_lastAcked[id]);
+            writer.Write(_slots[id].EraseAtTicks == 0 ? -1 : new DateTimeOffset(_slots[id].EraseAtTicks, TimeSpan.Zero).ToUnixTimeMilliseconds());
+            writer.Write(_slots[id].ReservedControl);
+            writer.Write(_slots[id].ReservedUser);
+            writer.Write(_slots[id].LastAcked);
         }
 
         writer.Write((byte)0);
@@ -201,19 +198,20 @@ internal sealed class SessionKeys : IDisposable
         while ((id = reader.ReadByte()) != 0)
         {
             var set = KeySet.ReadState(reader);
-            if (set.KeyId != id || _sets[id] is not null)
+            if (id > 7 || set.KeyId != id || _slots[id].Set is not null)
             {
                 set.Dispose();
                 throw new InvalidDataException("A stored session repeats or mislabels a key set.");
             }
 
-            _sets[id] = set;
+            ref var slot = ref _slots[id];
+            slot.Set = set;
             var eraseAt = reader.ReadInt64();
-            _eraseAt[id] = eraseAt < 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(eraseAt);
-            _reservedControl[id] = reader.ReadUInt64();
-            _reservedUser[id] = reader.ReadUInt64();
-            _lastAcked[id] = reader.ReadInt64();
-            set.ResumeSendingAt(_reservedControl[id], _reservedUser[id]);
+            slot.EraseAtTicks = eraseAt < 0 ? 0 : DateTimeOffset.FromUnixTimeMilliseconds(eraseAt).UtcTicks;
+            slot.ReservedControl = reader.ReadUInt64();
+            slot.ReservedUser = reader.ReadUInt64();
+            slot.LastAcked = reader.ReadInt64();
+            set.ResumeSendingAt(slot.ReservedControl, slot.ReservedUser);
         }
 
         if (Current is null)
@@ -235,11 +233,28 @@ internal sealed class SessionKeys : IDisposable
 
     private void Erase(byte id)
     {
-        _sets[id]?.Dispose();
-        _sets[id] = null;
-        _eraseAt[id] = null;
-        _reservedControl[id] = 0;
-        _reservedUser[id] = 0;
-        _lastAcked[id] = -1;
+        _slots[id].Set?.Dispose();
+        _slots[id] = new Slot { LastAcked = -1 };
+    }
+
+    private static Slot[] NewSlots()
+    {
+        var slots = new Slot[8];
+        for (var i = 0; i < slots.Length; i++)
+        {
+            slots[i].LastAcked = -1;
+        }
+
+        return slots;
+    }
+
+    /// <summary>A Key ID's set with its grace deadline, send-counter reservations and last acknowledged counter.</summary>
+    private struct Slot
+    {
+        public KeySet? Set;
+        public long EraseAtTicks; // 0: kept
+        public ulong ReservedControl;
+        public ulong ReservedUser;
+        public long LastAcked;
     }
 }

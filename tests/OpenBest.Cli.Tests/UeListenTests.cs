@@ -63,3 +63,32 @@ public sealed class UeListenTests : IDisposable
         throw new InvalidOperationException("The host stopped.");
     }
 }
+
+/// <summary><c>best bench</c> runs end to end on a small load (figures are measured by hand: they are not assertions).</summary>
+public sealed class BenchCommandTests
+{
+    [Fact]
+    public void Bench_SmallLoad_ReportsEveryFigure()
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = BestApp.Run(["bench", "--devices", "20", "--duration", "1", "--idle-sessions", "500"], output, error);
+        var text = output.ToString();
+        Assert.True(code == 0, text + error);
+        foreach (var row in new[] { "devices / sessions established", "new sessions per second", "uplink messages stored per second", "Ack latency p50 / p99", "HSE memory per idle session", "SQLite" })
+        {
+            Assert.Contains(row, text, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("20 / 20", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Bench_BadOption_IsOneLine()
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        Assert.Equal(2, BestApp.Run(["bench", "--devices", "0"], output, error));
+        Assert.Equal("best bench: --devices must be 1..10000 (see 'best bench --help')", error.ToString().Trim());
+    }
+}

@@ -280,3 +280,35 @@ public sealed class RandomPoolTests
         Assert.Contains(a, x => x != 0);
     }
 }
+
+/// <summary>Keys give their bytes back only to be sealed at rest, and a key made from them seals the same bytes.</summary>
+public sealed class AeadKeyExportTests
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void Export_RoundTrips_AndDisposedKeysRefuse(byte suiteId)
+    {
+        Assert.True(CipherSuite.TryGet(suiteId, out var suite));
+        var raw = RandomNumberGenerator.GetBytes(suite.KeySize);
+        var key = suite.CreateKey(raw);
+        var exported = new byte[suite.KeySize];
+        key.Export(exported);
+        Assert.Equal(raw, exported);
+        using var again = suite.CreateKey(exported);
+        var nonce = new byte[suite.Algorithm.NonceSize];
+        var a = new byte[4];
+        var b = new byte[4];
+        var tagA = new byte[suite.UserPlaneTagSize];
+        var tagB = new byte[suite.UserPlaneTagSize];
+        suite.Algorithm.Encrypt(key, nonce, "data"u8, a, tagA);
+        suite.Algorithm.Encrypt(again, nonce, "data"u8, b, tagB);
+        Assert.Equal(a, b);
+        Assert.Equal(tagA, tagB);
+        key.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => key.Export(exported));
+        Assert.DoesNotContain(Convert.ToHexString(raw), key.ToString(), StringComparison.Ordinal);
+    }
+}

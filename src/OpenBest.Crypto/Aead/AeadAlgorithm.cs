@@ -54,7 +54,11 @@ public abstract class AeadAlgorithm
         }
 
         var handle = CreateKeyCore(key);
-        handle.Raw = key.ToArray();
+        if (!handle.ExportsItself)
+        {
+            handle.Raw = key.ToArray();
+        }
+
         return handle;
     }
 
@@ -130,9 +134,21 @@ public abstract class AeadKey : IDisposable
     /// <exception cref="ObjectDisposedException">The key was disposed.</exception>
     public void Export(Span<byte> destination)
     {
+        if (ExportsItself)
+        {
+            ExportCore(destination);
+            return;
+        }
+
         ObjectDisposedException.ThrowIf(Raw.Length == 0, this);
         Raw.CopyTo(destination);
     }
+
+    /// <summary>Whether the key can give its bytes back itself (no copy is kept beside it).</summary>
+    internal virtual bool ExportsItself => false;
+
+    /// <summary>Copies the key when <see cref="ExportsItself"/>.</summary>
+    internal virtual void ExportCore(Span<byte> destination) => throw new NotSupportedException();
 
     /// <summary>Zeroes the key.</summary>
     public void Dispose()

@@ -37,6 +37,11 @@ internal sealed class Aes128CcmAlgorithm : AeadAlgorithm
     {
         private readonly Aes128 _aes = new(key);
 
+        // The first round key of AES-128 is the key itself: no copy is kept for sealing at rest.
+        internal override bool ExportsItself => true;
+
+        internal override void ExportCore(Span<byte> destination) => _aes.ExportKey(destination);
+
         internal override void EncryptCore(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext, Span<byte> tag, ReadOnlySpan<byte> associatedData)
         {
             _aes.ThrowIfDisposed();
