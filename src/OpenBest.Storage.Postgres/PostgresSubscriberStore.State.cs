@@ -6,6 +6,7 @@ namespace OpenBest.Storage.Postgres;
 public sealed partial class PostgresSubscriberStore
 {
     /// <inheritdoc/>
+    /// <remarks>One round trip: every table's rows go as arrays (UNNEST) in one batch, inside one transaction.</remarks>
     public void Commit(HseBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
@@ -17,62 +18,61 @@ public sealed partial class PostgresSubscriberStore
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         using var connection = _dataSource.OpenConnection();
         using var transaction = connection.BeginTransaction();
-        if (batch.Saved.Count > 0 || batch.Ended.Count > 0)
+        using var commands = new NpgsqlBatch(connection, transaction);
+        void Add(string sql, params object[] values)
         {
-            using var upsert = Command(connection, transaction, "INSERT INTO sessions (session_id, imsi, eas_id, suspended, state_enc, updated) VALUES (@id, @imsi, @eas, @suspended, @state, @now) ON CONFLICT (session_id) DO UPDATE SET imsi = excluded.imsi, eas_id = excluded.eas_id, suspended = excluded.suspended, state_enc = excluded.state_enc, updated = excluded.updated");
-            using var clearQueue = Command(connection, transaction, "DELETE FROM downlink_queue WHERE session_id = @id");
-            using var enqueue = Command(connection, transaction, "INSERT INTO downlink_queue (session_id, position, payload, ack_requested, expires) VALUES (@id, @position, @payload, @ack, @expires)");
-            foreach (var saved in batch.Saved)
+            var command = new NpgsqlBatchCommand(sql);
+            foreach (var value in values)
             {
-                Bind(upsert, ("@id", (long)saved.SessionId), ("@imsi", saved.Imsi), ("@eas", saved.EasId), ("@suspended", saved.Suspended),
-                    ("@state", _masterKey.Seal(saved.State, StateSealing.SessionContext(saved.SessionId))), ("@now", now));
-                upsert.ExecuteNonQuery();
-                Bind(clearQueue, ("@id", (long)saved.SessionId));
-                clearQueue.ExecuteNonQuery();
-                for (var i = 0; i < saved.Queue.Count; i++)
-                {
-                    var queued = saved.Queue[i];
-                    Bind(enqueue, ("@id", (long)saved.SessionId), ("@position", i), ("@payload", queued.Payload.ToArray()), ("@ack", queued.AckRequested), ("@expires", queued.Expires.ToUnixTimeMilliseconds()));
-                    enqueue.ExecuteNonQuery();
-                }
+                command.Parameters.Add(new NpgsqlParameter { Value = value });
             }
 
-            using var delete = Command(connection, transaction, "DELETE FROM sessions WHERE session_id = @id");
-            foreach (var id in batch.Ended)
+            commands.BatchCommands.Add(command);
+        }
+
+        if (batch.Saved.Count > 0)
+        {
+            var ids = batch.Saved.Select(s => (long)s.SessionId).ToArray();
+            Add("INSERT INTO sessions (session_id, imsi, eas_id, suspended, state_enc, updated) SELECT u.*, $6 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::boolean[], $5::bytea[]) AS u " +
+                "ON CONFLICT (session_id) DO UPDATE SET imsi = excluded.imsi, eas_id = excluded.eas_id, suspended = excluded.suspended, state_enc = excluded.state_enc, updated = excluded.updated",
+                ids, batch.Saved.Select(s => s.Imsi).ToArray(), batch.Saved.Select(s => s.EasId).ToArray(), batch.Saved.Select(s => s.Suspended).ToArray(),
+                batch.Saved.Select(s => _masterKey.Seal(s.State, StateSealing.SessionContext(s.SessionId))).ToArray(), now);
+            Add("DELETE FROM downlink_queue WHERE session_id = ANY($1)", ids);
+            var queued = batch.Saved.SelectMany(s => s.Queue.Select((q, i) => (s.SessionId, Position: i, q))).ToList();
+            if (queued.Count > 0)
             {
-                Bind(delete, ("@id", (long)id));
-                delete.ExecuteNonQuery();
+                Add("INSERT INTO downlink_queue (session_id, position, payload, ack_requested, expires) SELECT * FROM UNNEST($1::bigint[], $2::integer[], $3::bytea[], $4::boolean[], $5::bigint[])",
+                    queued.Select(q => (long)q.SessionId).ToArray(), queued.Select(q => q.Position).ToArray(), queued.Select(q => q.q.Payload.ToArray()).ToArray(),
+                    queued.Select(q => q.q.AckRequested).ToArray(), queued.Select(q => q.q.Expires.ToUnixTimeMilliseconds()).ToArray());
             }
+        }
+
+        if (batch.Ended.Count > 0)
+        {
+            Add("DELETE FROM sessions WHERE session_id = ANY($1)", batch.Ended.Select(id => (long)id).ToArray());
         }
 
         if (batch.Uplinks.Count > 0)
         {
-            using var insert = Command(connection, transaction, "INSERT INTO uplink (session_id, imsi, eas_id, key_id, counter, payload, received) VALUES (@id, @imsi, @eas, @key, @counter, @payload, @at)");
-            foreach (var uplink in batch.Uplinks)
-            {
-                Bind(insert, ("@id", (long)uplink.SessionId), ("@imsi", uplink.Imsi), ("@eas", uplink.EasId), ("@key", (int)uplink.KeyId), ("@counter", (long)uplink.Counter),
-                    ("@payload", uplink.Payload.ToArray()), ("@at", uplink.ReceivedAt.ToUnixTimeMilliseconds()));
-                insert.ExecuteNonQuery();
-            }
+            var u = batch.Uplinks;
+            Add("INSERT INTO uplink (session_id, imsi, eas_id, key_id, counter, payload, received) SELECT a, b, c, d, e, f, g FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::bigint[], $6::bytea[], $7::bigint[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, n) ORDER BY n",
+                u.Select(x => (long)x.SessionId).ToArray(), u.Select(x => x.Imsi).ToArray(), u.Select(x => x.EasId).ToArray(), u.Select(x => (int)x.KeyId).ToArray(),
+                u.Select(x => (long)x.Counter).ToArray(), u.Select(x => x.Payload.ToArray()).ToArray(), u.Select(x => x.ReceivedAt.ToUnixTimeMilliseconds()).ToArray());
         }
 
         if (batch.Outbox.Count > 0)
         {
-            using var insert = Command(connection, transaction, "INSERT INTO outbox (eas_id, session_id, message, next_attempt) VALUES (@eas, @id, @message, @now)");
-            foreach (var item in batch.Outbox)
-            {
-                Bind(insert, ("@eas", item.EasId), ("@id", (long)item.SessionId), ("@message", item.Message.ToArray()), ("@now", now));
-                insert.ExecuteNonQuery();
-            }
+            var o = batch.Outbox;
+            Add("INSERT INTO outbox (eas_id, session_id, message, next_attempt) SELECT a, b, c, $4 FROM UNNEST($1::text[], $2::bigint[], $3::bytea[]) WITH ORDINALITY AS t(a, b, c, n) ORDER BY n",
+                o.Select(x => x.EasId).ToArray(), o.Select(x => (long)x.SessionId).ToArray(), o.Select(x => x.Message.ToArray()).ToArray(), now);
         }
 
         if (batch.NextSessionId != 0)
         {
-            using var meta = Command(connection, transaction, "INSERT INTO hse_meta (name, value) VALUES ('next_session_id', @v) ON CONFLICT (name) DO UPDATE SET value = GREATEST(hse_meta.value, excluded.value)");
-            Bind(meta, ("@v", (long)batch.NextSessionId));
-            meta.ExecuteNonQuery();
+            Add("INSERT INTO hse_meta (name, value) VALUES ('next_session_id', $1) ON CONFLICT (name) DO UPDATE SET value = GREATEST(hse_meta.value, excluded.value)", (long)batch.NextSessionId);
         }
 
+        commands.ExecuteNonQuery();
         transaction.Commit();
     }
 

@@ -103,11 +103,18 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
     ];
 
     private readonly NpgsqlDataSource _dataSource;
+    private readonly NpgsqlDataSource _relaxed;
     private readonly MasterKey _masterKey;
 
-    private PostgresSubscriberStore(NpgsqlDataSource dataSource, MasterKey masterKey)
+    private PostgresSubscriberStore(string connectionString, MasterKey masterKey)
     {
-        _dataSource = dataSource;
+        _dataSource = NpgsqlDataSource.Create(connectionString);
+        // SEQ reservations commit without waiting for the WAL flush: the next group commit flushes the WAL past
+        // them before any vector leaves (the WAL is one sequence), and a block lost to a crash of the server is only
+        // issued again, which the USIM's freshness check answers with a resynchronisation.
+        var relaxed = new NpgsqlConnectionStringBuilder(connectionString);
+        relaxed.Options = ((relaxed.Options ?? string.Empty) + " -c synchronous_commit=off").Trim();
+        _relaxed = NpgsqlDataSource.Create(relaxed.ConnectionString);
         _masterKey = masterKey;
     }
 
@@ -115,7 +122,7 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
     public static PostgresSubscriberStore Open(string connectionString, MasterKey masterKey)
     {
         ArgumentNullException.ThrowIfNull(masterKey);
-        var store = new PostgresSubscriberStore(NpgsqlDataSource.Create(connectionString), masterKey);
+        var store = new PostgresSubscriberStore(connectionString, masterKey);
         try
         {
             store.Migrate();
@@ -198,7 +205,7 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
         // One statement: the row lock makes concurrent HSE nodes take distinct blocks.
-        using var command = _dataSource.CreateCommand("UPDATE subscribers SET seq_he = seq_he + $2 WHERE imsi = $1 RETURNING seq_he");
+        using var command = _relaxed.CreateCommand("UPDATE subscribers SET seq_he = seq_he + $2 WHERE imsi = $1 RETURNING seq_he");
         command.Parameters.AddWithValue(imsi);
         command.Parameters.AddWithValue((long)count);
         return command.ExecuteScalar() is long seq ? (ulong)seq : null;
@@ -223,7 +230,11 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
     }
 
     /// <summary>Closes the pool (the master key belongs to the caller).</summary>
-    public void Dispose() => _dataSource.Dispose();
+    public void Dispose()
+    {
+        _dataSource.Dispose();
+        _relaxed.Dispose();
+    }
 
     private void Migrate()
     {
