@@ -28,6 +28,7 @@ internal static class BestApp
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(HseCommand.Create());
         root.Subcommands.Add(SubscriberCommand.Create());
+        root.Subcommands.Add(PkiCommand.Create());
         root.Subcommands.Add(UeCommand.Create());
         root.Subcommands.Add(EmsdpCommand.Create());
         root.Subcommands.Add(AkaCommand.Create());

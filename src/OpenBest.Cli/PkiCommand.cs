@@ -1,0 +1,42 @@
+using System.CommandLine;
+using OpenBest.EasInterface;
+
+namespace OpenBest.Cli;
+
+/// <summary><c>best pki init</c>: the development PKI of the HSE–EAS interface (mutually authenticated TLS).</summary>
+internal static class PkiCommand
+{
+    public static Command Create()
+    {
+        var command = new Command("pki", "Certificates for the HSE–EAS interface (mutually authenticated TLS).");
+        var dataDir = SubscriberCommand.DataDirOption();
+        var eas = new Option<string[]>("--eas") { Description = "an EAS Id to issue a certificate for (common name = EAS Id); repeat for several", HelpName = "ID", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [] };
+        eas.Validators.Add(r =>
+        {
+            foreach (var id in r.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (id.Length is 0 or > 253 || id.Any(char.IsWhiteSpace) || id.Any(char.IsControl))
+                {
+                    r.AddError($"--eas '{id}' is not an EAS Id (1..253 characters, no spaces)");
+                }
+            }
+        });
+        var init = new Command("init", "Create a development CA and certificates in the data folder's pki/ (the HSE's, and one per --eas). Existing files are kept; private keys get mode 0600.\nProduction points the HSE and the EAS at PEM files of its own PKI instead.");
+        init.Options.Add(dataDir);
+        init.Options.Add(eas);
+        init.SetAction(result =>
+        {
+            var output = result.InvocationConfiguration.Output;
+            var written = DevelopmentPki.Init(result.GetValue(dataDir)!, result.GetValue(eas) ?? []);
+            foreach (var file in written.Where(f => f.EndsWith(".crt", StringComparison.Ordinal)))
+            {
+                output.WriteLine($"created {file} (and its key)");
+            }
+
+            output.WriteLine(written.Count == 0 ? "nothing to create: every certificate exists" : $"{written.Count / 2} certificate(s) created in {Path.Combine(result.GetValue(dataDir)!, DevelopmentPki.FolderName)}");
+            return ExitCodes.Success;
+        });
+        command.Subcommands.Add(init);
+        return command;
+    }
+}
