@@ -148,7 +148,9 @@ public static class DevelopmentPki
         request.CertificateExtensions.Add(san.Build());
         var serial = RandomNumberGenerator.GetBytes(16);
         serial[0] &= 0x7F;
-        using var certificate = request.Create(ca, DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow + lifetime, serial);
+        var notAfter = DateTimeOffset.UtcNow + lifetime;
+        var caNotAfter = new DateTimeOffset(ca.NotAfter.ToUniversalTime(), TimeSpan.Zero);
+        using var certificate = request.Create(ca, DateTimeOffset.UtcNow.AddMinutes(-5), notAfter < caNotAfter ? notAfter : caNotAfter, serial);
         using var withKey = certificate.CopyWithPrivateKey(key);
         Write(files, withKey, key, written);
     }

@@ -29,6 +29,7 @@ public sealed class HseHost : IAsyncDisposable
     private Task _executor = Task.CompletedTask;
     private readonly IHseStateStore? _state;
     private readonly HseBatch _batch = new();
+    private readonly List<(string Imsi, EasKeysReady Keys)> _keysToKeep = [];
     private readonly List<StepResult> _steps = [];
     private uint _savedNextSessionId;
     private readonly List<Task> _tasks = [];
@@ -155,6 +156,19 @@ public sealed class HseHost : IAsyncDisposable
         }
 
         return done.Task;
+    }
+
+    /// <summary>Reads something of the engine on the executor (the engine has one owner at a time).</summary>
+    public async Task<T> QueryAsync<T>(Func<HseEngine, T> query)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        var value = default(T)!;
+        await InvokeAsync(engine =>
+        {
+            value = query(engine);
+            return new StepResult();
+        }).ConfigureAwait(false);
+        return value;
     }
 
     /// <summary>
@@ -290,6 +304,9 @@ public sealed class HseHost : IAsyncDisposable
                     case UplinkForwarded forwarded:
                         _batch.Outbox.Add(new OutboxItem(forwarded.EasId, forwarded.SessionId, forwarded.Message));
                         break;
+                    case EasKeysReady keys when _engine.Describe(keys.SessionId) is { } owner:
+                        _keysToKeep.Add((owner.Imsi, keys));
+                        break;
                 }
             }
         }
@@ -308,6 +325,16 @@ public sealed class HseHost : IAsyncDisposable
         {
             try
             {
+                // K_EAS_PSK of each confirmed session is kept (sealed; the last three per UE and EAS) before the
+                // confirmation's answer leaves, so an EAS can fetch it as soon as the UE talks to it.
+                foreach (var (imsi, keys) in _keysToKeep)
+                {
+                    _state.SavePsk(new PastPsk(imsi, keys.EasId, keys.EasKeyIdentifier, keys.SessionId, keys.KeyId, keys.Suite.Id,
+                        ServiceName(keys.Service), keys.CounterLength, keys.UeToEasMode, keys.KEasPsk.ToArray(), DateTimeOffset.UtcNow));
+                    _state.Audit("key-created", keys.EasId, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"session {keys.SessionId}"), keys.EasKeyIdentifier);
+                }
+
+                _keysToKeep.Clear();
                 _state.Commit(_batch);
                 Interlocked.Increment(ref _commits);
                 if (_batch.NextSessionId != 0)
@@ -335,6 +362,14 @@ public sealed class HseHost : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>The interface's name of a service.</summary>
+    public static string ServiceName(Protocol.BestService service) => service switch
+    {
+        Protocol.BestService.KeyAgreementOnly => "key-agreement-only",
+        Protocol.BestService.Integrity => "integrity",
+        _ => "confidential",
+    };
 
     private async Task PublishAsync(StepResult step)
     {

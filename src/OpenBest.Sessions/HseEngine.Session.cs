@@ -147,7 +147,7 @@ public sealed partial class HseEngine
                 result.Events.Add(new KeysRefreshed(session.Id, prefix.KeyId));
                 if (NeedsEasKeys(session.Selected) && session.EasPsk is not null)
                 {
-                    result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, prefix.KeyId, session.Suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()));
+                    result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, prefix.KeyId, session.Suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()) { UeToEasMode = session.Selected.UeToEasMode });
                 }
             }
 
@@ -319,7 +319,7 @@ public sealed partial class HseEngine
         result.Events.Add(new SessionEstablished(session.Id, session.Keys.CurrentKeyId, session.Selected.Service, suite, session.N, session.Selected.UeToEasMode, session.Request.EasId));
         if (NeedsEasKeys(session.Selected) && session.EasPsk is not null)
         {
-            result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, session.Keys.CurrentKeyId, suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()));
+            result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, session.Keys.CurrentKeyId, suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()) { UeToEasMode = session.Selected.UeToEasMode });
         }
     }
 

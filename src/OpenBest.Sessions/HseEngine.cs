@@ -16,6 +16,9 @@ public sealed record UplinkForwarded(uint SessionId, string EasId, byte KeyId, R
 /// </summary>
 public sealed record EasKeysReady(uint SessionId, string EasId, byte KeyId, CipherSuite Suite, BestService Service, int CounterLength, uint EasKeyIdentifier, ReadOnlyMemory<byte> KEasPsk) : SessionEvent(SessionId)
 {
+    /// <summary>Whether the user plane runs end to end to the EAS (false: key agreement only).</summary>
+    public bool UeToEasMode { get; init; }
+
     /// <summary>Shows everything but the key.</summary>
     public override string ToString() => $"EasKeysReady(session {SessionId}, {EasId}, key {KeyId}, {Suite.Name}, {Service}, n={CounterLength}, id {EasKeyIdentifier:x8})";
 }
@@ -84,6 +87,10 @@ public sealed partial class HseEngine : IDisposable
     /// <summary>The subscriber and the EAS Id of a session, or null.</summary>
     public (string Imsi, string EasId)? Describe(uint sessionId) =>
         _sessions.TryGetValue(sessionId, out var s) && !s.Decoy ? (s.Imsi, s.Request.EasId) : null;
+
+    /// <summary>The established (or suspended) sessions of a subscriber that name <paramref name="easId"/>.</summary>
+    public IReadOnlyList<uint> SessionsOf(string imsi, string easId) =>
+        [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended && s.Imsi == imsi && s.Request.EasId == easId).Select(s => s.Id)];
 
     /// <summary>The current Key ID of a session (0 if none).</summary>
     public byte CurrentKeyIdOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.Keys.CurrentKeyId : (byte)0;

@@ -19,7 +19,7 @@ public sealed record OutboxEntry(long Seq, string EasId, uint SessionId, byte[] 
 public sealed record EasRegistration(string EasId, string RegistrationId, string Endpoint, DateTimeOffset RegisteredAt);
 
 /// <summary>A K_EAS_PSK kept for key synchronisation (the last three per UE and EAS). The key is secret: never shown.</summary>
-public sealed record PastPsk(string Imsi, string EasId, uint KeyIdentifier, uint SessionId, byte KeyId, byte[] Psk, DateTimeOffset CreatedAt)
+public sealed record PastPsk(string Imsi, string EasId, uint KeyIdentifier, uint SessionId, byte KeyId, byte Suite, string Service, int CounterLength, bool UeToEasMode, byte[] Psk, DateTimeOffset CreatedAt)
 {
     /// <summary>Never shows the key.</summary>
     public override string ToString() => $"PastPsk({EasId}, key identifier {KeyIdentifier:x8}, session {SessionId}, key {KeyId})";

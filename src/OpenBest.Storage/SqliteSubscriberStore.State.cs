@@ -216,9 +216,9 @@ public sealed partial class SqliteSubscriberStore
         ArgumentNullException.ThrowIfNull(psk);
         using var connection = Connect();
         using var transaction = connection.BeginTransaction();
-        using (var insert = Command(connection, transaction, "INSERT INTO past_psks (imsi, eas_id, key_identifier, session_id, key_id, psk_enc, created) VALUES ($imsi, $eas, $kid, $sid, $key, $psk, $at) ON CONFLICT (imsi, eas_id, key_identifier) DO UPDATE SET session_id = excluded.session_id, key_id = excluded.key_id, psk_enc = excluded.psk_enc, created = excluded.created"))
+        using (var insert = Command(connection, transaction, "INSERT INTO past_psks (imsi, eas_id, key_identifier, session_id, key_id, suite, service, counter_length, ue_to_eas, psk_enc, created) VALUES ($imsi, $eas, $kid, $sid, $key, $suite, $service, $n, $e2e, $psk, $at) ON CONFLICT (imsi, eas_id, key_identifier) DO UPDATE SET session_id = excluded.session_id, key_id = excluded.key_id, suite = excluded.suite, service = excluded.service, counter_length = excluded.counter_length, ue_to_eas = excluded.ue_to_eas, psk_enc = excluded.psk_enc, created = excluded.created"))
         {
-            Bind(insert, ("$imsi", psk.Imsi), ("$eas", psk.EasId), ("$kid", (long)psk.KeyIdentifier), ("$sid", (long)psk.SessionId), ("$key", (int)psk.KeyId),
+            Bind(insert, ("$imsi", psk.Imsi), ("$eas", psk.EasId), ("$kid", (long)psk.KeyIdentifier), ("$sid", (long)psk.SessionId), ("$key", (int)psk.KeyId), ("$suite", (int)psk.Suite), ("$service", psk.Service), ("$n", psk.CounterLength), ("$e2e", psk.UeToEasMode ? 1 : 0),
                 ("$psk", _masterKey.Seal(psk.Psk, StateSealing.PskContext(psk.Imsi, psk.EasId, psk.KeyIdentifier))), ("$at", psk.CreatedAt.ToUnixTimeMilliseconds()));
             insert.ExecuteNonQuery();
         }
@@ -236,7 +236,7 @@ public sealed partial class SqliteSubscriberStore
     public IReadOnlyList<PastPsk> Psks(string imsi, string easId)
     {
         using var connection = Connect();
-        using var command = Command(connection, null, "SELECT key_identifier, session_id, key_id, psk_enc, created FROM past_psks WHERE imsi = $imsi AND eas_id = $eas ORDER BY created DESC, rowid DESC");
+        using var command = Command(connection, null, "SELECT key_identifier, session_id, key_id, psk_enc, created, suite, service, counter_length, ue_to_eas FROM past_psks WHERE imsi = $imsi AND eas_id = $eas ORDER BY created DESC, rowid DESC");
         Bind(command, ("$imsi", imsi), ("$eas", easId));
         using var reader = command.ExecuteReader();
         var result = new List<PastPsk>();
@@ -244,7 +244,7 @@ public sealed partial class SqliteSubscriberStore
         {
             var keyIdentifier = (uint)reader.GetInt64(0);
             var psk = StateSealing.Open(_masterKey, (byte[])reader[3], StateSealing.PskContext(imsi, easId, keyIdentifier), $"A PSK of {easId}");
-            result.Add(new PastPsk(imsi, easId, keyIdentifier, (uint)reader.GetInt64(1), (byte)reader.GetInt64(2), psk, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4))));
+            result.Add(new PastPsk(imsi, easId, keyIdentifier, (uint)reader.GetInt64(1), (byte)reader.GetInt64(2), (byte)reader.GetInt64(5), reader.GetString(6), (int)reader.GetInt64(7), reader.GetInt64(8) != 0, psk, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4))));
         }
 
         return result;

@@ -85,6 +85,10 @@ public sealed partial class SqliteSubscriberStore : ISubscriberStore, IHseStateS
             key_identifier INTEGER NOT NULL,
             session_id     INTEGER NOT NULL,
             key_id         INTEGER NOT NULL,
+            suite          INTEGER NOT NULL,
+            service        TEXT NOT NULL,
+            counter_length INTEGER NOT NULL,
+            ue_to_eas      INTEGER NOT NULL,
             psk_enc        BLOB NOT NULL,
             created        INTEGER NOT NULL,
             PRIMARY KEY (imsi, eas_id, key_identifier)

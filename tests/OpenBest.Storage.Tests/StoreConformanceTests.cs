@@ -255,12 +255,13 @@ public abstract class StoreConformanceTests
 
         for (uint i = 1; i <= 5; i++)
         {
-            state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 0x1000 + i, i, 1, Enumerable.Repeat((byte)i, 32).ToArray(), DateTimeOffset.FromUnixTimeMilliseconds(i * 1000)));
+            state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 0x1000 + i, i, 1, 1, "confidential", 2, true, Enumerable.Repeat((byte)i, 32).ToArray(), DateTimeOffset.FromUnixTimeMilliseconds(i * 1000)));
         }
 
         var psks = state.Psks("208930000000001", "eas.example.com");
         Assert.Equal([0x1005u, 0x1004, 0x1003], psks.Select(p => p.KeyIdentifier));
         Assert.Equal(Enumerable.Repeat((byte)5, 32), psks[0].Psk);
+        Assert.Equal((1, "confidential", 2, true), (psks[0].Suite, psks[0].Service, psks[0].CounterLength, psks[0].UeToEasMode));
         Assert.DoesNotContain("0505050505", psks[0].ToString(), StringComparison.Ordinal);
 
         state.Audit("key-delivered", "eas.example.com", "meter-9@acme", 0x1005);

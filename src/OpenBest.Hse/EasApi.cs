@@ -1,0 +1,213 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Logging;
+using OpenBest.EasInterface;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+
+namespace OpenBest.Hse;
+
+/// <summary>
+/// The HSE's side of the HSE–EAS interface (TS 33.163 annex: RESTful HTTP, XML bodies, mutually authenticated TLS).
+/// Every request must present a client certificate issued by the interface's CA; its common name is the caller's EAS
+/// Id, and an EAS only ever reaches sessions and keys that name its own EAS Id. Every body is validated against the
+/// schema; a malformed one gets 400 with a Problem body and changes nothing.
+/// </summary>
+public static class EasApi
+{
+    /// <summary>Starts the interface on <paramref name="endPoint"/> (port 0 picks a free one); dispose the result to stop it.</summary>
+    public static async Task<WebApplication> StartAsync(HseHost host, IHseStateStore store, X509Certificate2 serverCertificate, X509Certificate2 ca, IPEndPoint endPoint, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        ArgumentNullException.ThrowIfNull(store);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(endPoint, listen => listen.UseHttps(new HttpsConnectionAdapterOptions
+        {
+            ServerCertificate = serverCertificate,
+            ClientCertificateMode = ClientCertificateMode.RequireCertificate,
+            // Only certificates of the interface's CA: a missing or foreign client certificate fails the handshake.
+            ClientCertificateValidation = (certificate, _, _) => DevelopmentPki.IsIssuedBy(certificate, ca),
+        })));
+        var app = builder.Build();
+        app.MapPost("/eas/v1/registrations", (Func<HttpContext, Task<IResult>>)(context => Handle(context, async (easId, message) =>
+        {
+            if (message is not EasSessionRegister register)
+            {
+                return Problem(400, "expected EasSessionRegister");
+            }
+
+            if (register.EasId != easId)
+            {
+                return Problem(403, "the EAS Id is not the client certificate's", $"the certificate is for {easId}");
+            }
+
+            if (register.Endpoint.Scheme != Uri.UriSchemeHttps)
+            {
+                return Problem(400, "the endpoint must be https");
+            }
+
+            var registration = new EasRegistration(easId, Convert.ToHexString(RandomNumberGenerator.GetBytes(16)).ToLowerInvariant(), register.Endpoint.ToString(), DateTimeOffset.UtcNow);
+            store.RegisterEas(registration);
+            store.Audit("eas-registered", easId, registration.Endpoint, 0);
+            context.Response.Headers.Location = $"/eas/v1/registrations/{registration.RegistrationId}";
+            return Xml(201, new EasSessionRegistered(registration.RegistrationId, easId));
+        })));
+        app.MapDelete("/eas/v1/registrations/{id}", (HttpContext context, string id) => Handle(context, async (easId, _) =>
+        {
+            var own = store.EasRegistrations().FirstOrDefault(r => r.EasId == easId);
+            if (own is null || !CryptographicOperations.FixedTimeEquals(System.Text.Encoding.ASCII.GetBytes(own.RegistrationId), System.Text.Encoding.ASCII.GetBytes(id)))
+            {
+                return Problem(404, "no such registration of this EAS");
+            }
+
+            store.DeregisterEas(easId);
+            store.Audit("eas-deregistered", easId, own.Endpoint, 0);
+            return Results.StatusCode(204);
+        }, bodyless: true));
+        app.MapPost("/eas/v1/keys", (Func<HttpContext, Task<IResult>>)(context => Handle(context, async (easId, message) =>
+        {
+            if (message is not EasSessionRequest request || request.Keys is not null)
+            {
+                return Problem(400, "expected EasSessionRequest without keys");
+            }
+
+            // Only keys of sessions that named this EAS: the PSKs are kept per UE and per EAS Id.
+            var imsi = store.ImsiOf(easId, request.ExternalId);
+            var psk = imsi is null ? null : store.Psks(imsi, easId).FirstOrDefault(p => p.KeyIdentifier == request.KeyIdentifier);
+            if (psk is null)
+            {
+                store.Audit("key-refused", easId, request.ExternalId, request.KeyIdentifier);
+                return Problem(404, "no such key for this EAS", $"{request.ExternalId} has no key {request.KeyIdentifier:x8} for {easId}");
+            }
+
+            store.Audit("key-delivered", easId, request.ExternalId, request.KeyIdentifier);
+            var keys = KeysOf(psk, request.ExternalId);
+            return Xml(200, new EasSessionStart(request.ExternalId, request.KeyIdentifier, keys), zero: keys.KEasPsk);
+        })));
+        app.MapPost("/eas/v1/refresh", (Func<HttpContext, Task<IResult>>)(context => Handle(context, async (easId, message) =>
+        {
+            if (message is not EasKeyRefresh refresh)
+            {
+                return Problem(400, "expected EasKeyRefresh");
+            }
+
+            var imsi = store.ImsiOf(easId, refresh.ExternalId);
+            var sessions = imsi is null ? [] : await host.QueryAsync(engine => engine.SessionsOf(imsi, easId)).ConfigureAwait(false);
+            if (sessions.Count == 0)
+            {
+                return Problem(404, "no live session of that UE with this EAS");
+            }
+
+            foreach (var sessionId in sessions)
+            {
+                await host.InvokeAsync(engine => engine.RefreshKeys(sessionId)).ConfigureAwait(false);
+            }
+
+            store.Audit("refresh-requested", easId, refresh.ExternalId, 0);
+            return Results.StatusCode(202);
+        })));
+        app.MapPost("/eas/v1/downlink", (Func<HttpContext, Task<IResult>>)(context => Handle(context, async (easId, message) =>
+        {
+            if (message is not EasDownlink downlink)
+            {
+                return Problem(400, "expected EasDownlink");
+            }
+
+            var owner = await host.QueryAsync(engine => engine.Describe(downlink.SessionId)?.EasId).ConfigureAwait(false);
+            if (owner != easId)
+            {
+                return Problem(404, "no session of this EAS with that id");
+            }
+
+            StepResult step;
+            try
+            {
+                step = await host.InvokeAsync(engine => engine.ForwardDownlinkFromEas(downlink.SessionId, downlink.Message)).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException)
+            {
+                return Problem(404, "the session is not established");
+            }
+
+            return step.Events.OfType<MessageDropped>().Any()
+                ? Problem(409, "the message does not fit the session (plane, Session ID or Key ID)")
+                : Results.StatusCode(202);
+        })));
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        return app;
+    }
+
+    /// <summary>The keys of a kept PSK, as the interface carries them (PSK identity of profile section 5).</summary>
+    public static EasSessionKeys KeysOf(PastPsk psk, string externalId)
+    {
+        ArgumentNullException.ThrowIfNull(psk);
+        return new EasSessionKeys(psk.SessionId, psk.KeyId, psk.Suite, psk.Service, psk.CounterLength, psk.UeToEasMode, EasXml.PskIdentity(externalId, psk.KeyIdentifier), psk.Psk);
+    }
+
+    private static async Task<IResult> Handle(HttpContext context, Func<string, EasMessage?, Task<IResult>> handler, bool bodyless = false)
+    {
+        var certificate = await context.Connection.GetClientCertificateAsync(context.RequestAborted).ConfigureAwait(false);
+        if (certificate is null)
+        {
+            return Problem(401, "a client certificate is required");
+        }
+
+        var easId = DevelopmentPki.IdentityOf(certificate);
+        EasMessage? message = null;
+        if (!bodyless)
+        {
+            if (context.Request.ContentLength is > EasXml.MaxBody)
+            {
+                return Problem(413, "the body is too large");
+            }
+
+            using var buffer = new MemoryStream();
+            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+            var error = "the body is too large";
+            if (buffer.Length > EasXml.MaxBody || !EasXml.TryRead(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), out message, out error))
+            {
+                return Problem(400, "the body is not a valid HSE–EAS message", error);
+            }
+        }
+
+        try
+        {
+            return await handler(easId, message).ConfigureAwait(false);
+        }
+        finally
+        {
+            EasXml.Zero(message);
+        }
+    }
+
+    private static XmlResult Xml(int status, EasMessage message, byte[]? zero = null)
+    {
+        var body = EasXml.Write(message);
+        if (zero is not null)
+        {
+            CryptographicOperations.ZeroMemory(zero);
+        }
+
+        return new XmlResult(status, body);
+    }
+
+    /// <summary>An XML body with its status.</summary>
+    private sealed class XmlResult(int status, byte[] body) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = status;
+            httpContext.Response.ContentType = EasXml.MediaType + "; charset=utf-8";
+            return httpContext.Response.Body.WriteAsync(body).AsTask();
+        }
+    }
+
+    private static XmlResult Problem(int status, string title, string? detail = null) => Xml(status, new EasProblem(title, detail));
+}

@@ -1,0 +1,242 @@
+using System.Net;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using OpenBest.Bearers;
+using OpenBest.Client;
+using OpenBest.Crypto.Aead;
+using OpenBest.EasInterface;
+using OpenBest.Hse;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+
+namespace OpenBest.Eas.Tests;
+
+/// <summary>
+/// The HSE's side of the HSE–EAS interface over real mutually authenticated TLS on loopback, with a real HSE (host,
+/// engine, SQLite) and a real device (BestClient over UDP).
+/// </summary>
+public sealed class EasApiTests : IAsyncLifetime
+{
+    private const string Imsi = "001010000000321";
+    private const string EasId = "eas.example.com";
+    private static readonly byte[] K = Convert.FromHexString("465b5ce8b199b49faa5f0a2ee238a6bc");
+    private static readonly byte[] Opc = Convert.FromHexString("cd63cb71954a9f4e48a5994e37a02baf");
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("openbest-easapi-");
+    private readonly MasterKey _key = MasterKey.FromBytes(new byte[32]);
+    private SqliteSubscriberStore _store = null!;
+    private StoreSubscribers _subscribers = null!;
+    private UdpBearer _udp = null!;
+    private HseHost _host = null!;
+    private WebApplication _api = null!;
+    private X509Certificate2 _ca = null!;
+    private X509Certificate2 _server = null!;
+
+    private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    private Uri Base => new(HseWeb.Address(_api));
+
+    public async ValueTask InitializeAsync()
+    {
+        DevelopmentPki.Init(_directory.FullName, [EasId, "other.example.com"]);
+        _ca = DevelopmentPki.LoadCertificate(DevelopmentPki.Ca(_directory.FullName).Certificate);
+        _store = SqliteSubscriberStore.Open(_directory.FullName, _key);
+        _store.Add([new NewSubscriber(Imsi, K, Opc)]);
+        _store.SetExternalId(EasId, "meter-7@acme", Imsi);
+        _subscribers = new StoreSubscribers(_store);
+        _udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _host = new HseHost(new HseEngine(_subscribers), [_udp], TimeSpan.FromMilliseconds(100), state: _store);
+        _host.Start();
+        _ = Task.Run(async () => { await foreach (var _ in _host.Events.ReadAllAsync()) { } });
+        // Kestrel uses the certificate for every handshake: it lives as long as the interface.
+        _server = DevelopmentPki.LoadPair(DevelopmentPki.Hse(_directory.FullName));
+        _api = await EasApi.StartAsync(_host, _store, _server, _ca, new IPEndPoint(IPAddress.Loopback, 0), Cancel);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _api.DisposeAsync();
+        await _host.DisposeAsync();
+        await _udp.DisposeAsync();
+        _subscribers.Dispose();
+        _store.Dispose();
+        _key.Dispose();
+        _ca.Dispose();
+        _server.Dispose();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _directory.Delete(recursive: true);
+    }
+
+    private HttpClient Client(string? eas, string? directory = null)
+    {
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => DevelopmentPki.IsIssuedBy(certificate as X509Certificate2, _ca);
+        if (eas is not null)
+        {
+            var certificate = DevelopmentPki.LoadPair(DevelopmentPki.Eas(directory ?? _directory.FullName, eas));
+            handler.SslOptions.ClientCertificates = [certificate];
+            handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate;
+        }
+
+        return new HttpClient(handler) { BaseAddress = Base };
+    }
+
+    private static async Task<(HttpStatusCode Status, EasMessage? Body)> PostAsync(HttpClient client, string path, EasMessage message)
+    {
+        using var content = new ByteArrayContent(EasXml.Write(message));
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(EasXml.MediaType);
+        using var response = await client.PostAsync(path, content, Cancel);
+        var body = await response.Content.ReadAsByteArrayAsync(Cancel);
+        EasXml.TryRead(body, out var read, out _);
+        return (response.StatusCode, read);
+    }
+
+    /// <summary>A device opens a UE-to-EAS session naming <see cref="EasId"/>; returns the client, its channel and the key identifier.</summary>
+    private async Task<(BestClient Client, BestChannel Channel, uint KeyIdentifier)> DeviceAsync()
+    {
+        var client = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        var opened = await client.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel);
+        Assert.True(opened.Established);
+        // The HSE keeps the key once the session is confirmed (the UE's confirmation is on its way).
+        for (var i = 0; i < 100 && _store.Psks(Imsi, EasId).Count == 0; i++)
+        {
+            await Task.Delay(50, Cancel);
+        }
+
+        return (client, opened.Channel!, Assert.Single(_store.Psks(Imsi, EasId)).KeyIdentifier);
+    }
+
+    [Fact]
+    public async Task Register_ReturnsCreated_AndOnlyForTheCertificatesOwnEasId()
+    {
+        using var client = Client(EasId);
+        var (status, body) = await PostAsync(client, "/eas/v1/registrations", new EasSessionRegister(EasId, new Uri("https://127.0.0.1:9443/")));
+        Assert.Equal(HttpStatusCode.Created, status);
+        var registered = Assert.IsType<EasSessionRegistered>(body);
+        Assert.Equal(EasId, Assert.Single(_store.EasRegistrations()).EasId);
+
+        (status, body) = await PostAsync(client, "/eas/v1/registrations", new EasSessionRegister("other.example.com", new Uri("https://127.0.0.1:9443/")));
+        Assert.Equal(HttpStatusCode.Forbidden, status);
+        Assert.IsType<EasProblem>(body);
+
+        using (var other = Client("other.example.com"))
+        {
+            using var wrong = await other.DeleteAsync($"/eas/v1/registrations/{registered.RegistrationId}", Cancel);
+            Assert.Equal(HttpStatusCode.NotFound, wrong.StatusCode);
+        }
+
+        using var gone = await client.DeleteAsync($"/eas/v1/registrations/{registered.RegistrationId}", Cancel);
+        Assert.Equal(HttpStatusCode.NoContent, gone.StatusCode);
+        Assert.Empty(_store.EasRegistrations());
+        Assert.Contains(_store.AuditLog(10), a => a.Event == "eas-deregistered");
+    }
+
+    [Fact]
+    public async Task MalformedBody_Gets400WithAProblem_AndChangesNothing()
+    {
+        using var client = Client(EasId);
+        using var content = new StringContent("<EasSessionRegister xmlns=\"urn:openbest:hse-eas:1\"><EasId>eas.example.com</EasId></EasSessionRegister>", Encoding.UTF8, EasXml.MediaType);
+        using var response = await client.PostAsync("/eas/v1/registrations", content, Cancel);
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.True(EasXml.TryRead(await response.Content.ReadAsByteArrayAsync(Cancel), out var problem, out _));
+        Assert.Contains("Endpoint", ((EasProblem)problem!).Detail, StringComparison.Ordinal);
+        Assert.Empty(_store.EasRegistrations());
+    }
+
+    [Fact]
+    public async Task MissingOrForeignClientCertificate_IsRefused()
+    {
+        using (var anonymous = Client(null))
+        {
+            await Assert.ThrowsAnyAsync<HttpRequestException>(() => PostAsync(anonymous, "/eas/v1/registrations", new EasSessionRegister(EasId, new Uri("https://127.0.0.1:9443/"))));
+        }
+
+        var foreign = Directory.CreateTempSubdirectory("openbest-foreign-");
+        try
+        {
+            DevelopmentPki.Init(foreign.FullName, [EasId]);
+            using var impostor = Client(EasId, foreign.FullName);
+            await Assert.ThrowsAnyAsync<HttpRequestException>(() => PostAsync(impostor, "/eas/v1/registrations", new EasSessionRegister(EasId, new Uri("https://127.0.0.1:9443/"))));
+        }
+        finally
+        {
+            foreign.Delete(recursive: true);
+        }
+
+        Assert.Empty(_store.EasRegistrations());
+    }
+
+    [Fact]
+    public async Task KeyRequest_GivesTheEasItsKey_WhichOpensTheDevicesEndToEndMessages_AndRefusesOtherEas()
+    {
+        var (device, channel, keyIdentifier) = await DeviceAsync();
+        await using (device)
+        {
+            using var client = Client(EasId);
+            var (status, body) = await PostAsync(client, "/eas/v1/keys", new EasSessionRequest("meter-7@acme", keyIdentifier));
+            Assert.Equal(HttpStatusCode.OK, status);
+            var keys = Assert.IsType<EasSessionStart>(body).Keys!;
+            Assert.Equal(channel.SessionId, keys.SessionId);
+            Assert.Equal($"meter-7@acme#{keyIdentifier:x8}", keys.PskIdentity);
+            Assert.True(keys.UeToEasMode);
+
+            // The EAS opens the device's end-to-end uplink with what it got (the HSE cannot).
+            using var eas = new EasEndpoint();
+            Assert.True(CipherSuite.TryGet(keys.Suite, out var suite));
+            eas.Install(new EasKeysReady(keys.SessionId, EasId, keys.KeyId, suite, BestService.Confidential, keys.CounterLength, keyIdentifier, keys.KEasPsk) { UeToEasMode = true });
+            var sealedUplink = new List<byte[]>();
+            await channel.SendAsync("reading 12.5"u8.ToArray(), cancellationToken: Cancel);
+            for (var i = 0; i < 100 && sealedUplink.Count == 0; i++)
+            {
+                sealedUplink.AddRange(_store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddMinutes(1), 10).Select(o => o.Message));
+                await Task.Delay(50, Cancel);
+            }
+
+            var opened = eas.Receive(Assert.Single(sealedUplink));
+            Assert.Equal("reading 12.5"u8.ToArray(), Assert.Single(opened.Events.OfType<DataReceived>()).Payload.ToArray());
+
+            // Another EAS, or an unknown key identifier, gets nothing.
+            using var other = Client("other.example.com");
+            (status, _) = await PostAsync(other, "/eas/v1/keys", new EasSessionRequest("meter-7@acme", keyIdentifier));
+            Assert.Equal(HttpStatusCode.NotFound, status);
+            (status, _) = await PostAsync(client, "/eas/v1/keys", new EasSessionRequest("meter-7@acme", keyIdentifier ^ 1));
+            Assert.Equal(HttpStatusCode.NotFound, status);
+            Assert.Contains(_store.AuditLog(20), a => a.Event == "key-delivered" && a.EasId == EasId && a.KeyIdentifier == keyIdentifier);
+            Assert.Contains(_store.AuditLog(20), a => a.Event == "key-refused" && a.EasId == "other.example.com");
+        }
+    }
+
+    [Fact]
+    public async Task EasTriggeredRefresh_ReachesTheDevice_AndTheHseKeepsTheLastKeysForSynchronisation()
+    {
+        var (device, channel, first) = await DeviceAsync();
+        await using (device)
+        {
+            var before = channel.SessionId;
+            using var client = Client(EasId);
+            using var content = new ByteArrayContent(EasXml.Write(new EasKeyRefresh("meter-7@acme")));
+            using var response = await client.PostAsync("/eas/v1/refresh", content, Cancel);
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            for (var i = 0; i < 100 && _store.Psks(Imsi, EasId).Count < 2; i++)
+            {
+                await Task.Delay(50, Cancel);
+            }
+
+            var psks = _store.Psks(Imsi, EasId);
+            Assert.Equal(2, psks.Count);
+            Assert.NotEqual(first, psks[0].KeyIdentifier);
+            Assert.Equal(before, channel.SessionId);
+
+            // The older key identifier still gets its key (synchronisation with a UE that used the old one).
+            var (status, body) = await PostAsync(client, "/eas/v1/keys", new EasSessionRequest("meter-7@acme", first));
+            Assert.Equal(HttpStatusCode.OK, status);
+            Assert.Equal(first, ((EasSessionStart)body!).KeyIdentifier);
+
+            using var unknown = new ByteArrayContent(EasXml.Write(new EasKeyRefresh("nobody@acme")));
+            using var none = await client.PostAsync("/eas/v1/refresh", unknown, Cancel);
+            Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+        }
+    }
+}
