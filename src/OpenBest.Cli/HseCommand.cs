@@ -24,12 +24,13 @@ internal static partial class HseCommand
         var tcpPort = new Option<string?>("--tcp-port") { Description = "the TCP port, 0 for any free one, -1 for none [TcpPort, $BEST_TCP_PORT; 3163]", HelpName = "N" };
         var metricsPort = new Option<string?>("--metrics-port") { Description = "serve /metrics and /health over HTTP on this port, -1 for none [MetricsPort, $BEST_METRICS_PORT; -1]", HelpName = "N" };
         var nonIp = new Option<string?>("--non-ip") { Description = "also serve a non-IP stream bearer: a serial device path, or - for stdin/stdout [NonIp, $BEST_NON_IP]", HelpName = "PATH|-" };
+        var easPort = new Option<string?>("--eas-port") { Description = "serve the HSE–EAS interface (HTTPS, mutual TLS) on this port of the bind address, -1 for none [EasPort, $BEST_EAS_PORT; -1]; certificates from 'best pki init'", HelpName = "N" };
         var logFormat = new Option<string?>("--log-format") { Description = "structured logs on stderr: text or json [LogFormat, $BEST_LOG_FORMAT; text]", HelpName = "FORMAT" };
         var logLevel = new Option<string?>("--log-level") { Description = "Trace, Debug, Information, Warning, Error or None [LogLevel, $BEST_LOG_LEVEL; Information]", HelpName = "LEVEL" };
         var options = new (Option<string?> Option, string Setting)[]
         {
             (dataDir, "DataDir"), (postgres, "Postgres"), (bind, "Bind"), (udpPort, "UdpPort"), (tcpPort, "TcpPort"), (metricsPort, "MetricsPort"),
-            (nonIp, "NonIp"), (logFormat, "LogFormat"), (logLevel, "LogLevel"),
+            (nonIp, "NonIp"), (easPort, "EasPort"), (logFormat, "LogFormat"), (logLevel, "LogLevel"),
         };
 
         var command = new Command("hse", "Run the HSE: EMSDP over UDP, TCP and optionally a non-IP stream, on the subscribers and sessions of the data folder, until Ctrl+C or SIGTERM.\n" +
@@ -91,6 +92,9 @@ internal static partial class HseCommand
                 throw;
             }
 
+            // The interface's certificates load before anything is written: a missing one is one line naming it.
+            using var easServer = settings.EasPort >= 0 ? EasInterface.DevelopmentPki.LoadPair(new EasInterface.DevelopmentPki.Pair(settings.EasCertificate, settings.EasKey)) : null;
+            using var easCa = settings.EasPort >= 0 ? EasInterface.DevelopmentPki.LoadCertificate(settings.EasCa) : null;
             using var key = MasterKey.Load(settings.DataDir);
             using var store = StoreFactory.Open(settings.DataDir, settings.Postgres, key);
             var state = (IHseStateStore)store;
@@ -107,9 +111,15 @@ internal static partial class HseCommand
                 web = await HseWeb.StartAsync(host, metrics, new IPEndPoint(settings.Bind, settings.MetricsPort), cancel);
             }
 
+            Microsoft.AspNetCore.Builder.WebApplication? eas = null;
+            if (easServer is not null)
+            {
+                eas = await EasApi.StartAsync(host, state, easServer, easCa!, new IPEndPoint(settings.Bind, settings.EasPort), cancel);
+            }
+
             var storeName = StoreFactory.Describe(settings.Postgres);
             LogStarted(log, udp.LocalEndPoint?.ToString() ?? "-", tcp?.LocalEndPoint?.ToString() ?? "none", settings.NonIp.Length == 0 ? "none" : settings.NonIp, storeName, restored, settings.Sources);
-            var webText = web is null ? string.Empty : $", metrics on {HseWeb.Address(web)}/metrics";
+            var webText = (web is null ? string.Empty : $", metrics on {HseWeb.Address(web)}/metrics") + (eas is null ? string.Empty : $", EAS interface on {HseWeb.Address(eas)}");
             output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}{(settings.NonIp.Length == 0 ? string.Empty : $" and non-IP {settings.NonIp}")}, {store.List().Count} subscriber(s) and {restored} restored session(s) in {storeName}{webText}; Ctrl+C stops it"));
             output.Flush();
             var events = 0L;
@@ -136,6 +146,11 @@ internal static partial class HseCommand
             if (web is not null)
             {
                 await web.DisposeAsync();
+            }
+
+            if (eas is not null)
+            {
+                await eas.DisposeAsync();
             }
 
             await host.DisposeAsync();

@@ -23,6 +23,97 @@ internal static class SubscriberCommand
         command.Subcommands.Add(CreateImport());
         command.Subcommands.Add(CreateList());
         command.Subcommands.Add(CreateRemove());
+        command.Subcommands.Add(CreateExternalId());
+        command.Subcommands.Add(CreatePolicy());
+        return command;
+    }
+
+    private static Command CreateExternalId()
+    {
+        var dataDir = DataDirOption();
+        var imsi = ImsiOption();
+        var eas = new Option<string>("--eas") { Description = "the EAS Id (the enterprise) the identifier is for", HelpName = "ID" };
+        var id = new Option<string>("--id") { Description = "the UE's identifier for that enterprise (never the IMSI), e.g. meter-7@acme", HelpName = "EXTERNAL" };
+        id.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not { Length: > 0 and <= 253 } v || v.Any(c => char.IsWhiteSpace(c) || c == '#')) { r.AddError("--id must be 1..253 characters without spaces or #"); } });
+        var command = new Command("external-id", "Give a subscriber an external identifier for one EAS: what the EAS knows the device by (PSK identity <external id>#<key identifier>).");
+        foreach (var option in new Option[] { imsi, eas, id, dataDir, Postgres })
+        {
+            command.Options.Add(option);
+        }
+
+        command.Validators.Add(r => HexOption.Require(r, imsi, eas, id));
+        command.SetAction(result => WithStore(result.GetValue(dataDir)!, result, store =>
+        {
+            if (store.SeqHe(result.GetValue(imsi)!) is null)
+            {
+                result.InvocationConfiguration.Error.WriteLine($"best subscriber external-id: no subscriber {result.GetValue(imsi)}");
+                return ExitCodes.CheckFailed;
+            }
+
+            ((IHseStateStore)store).SetExternalId(result.GetValue(eas)!, result.GetValue(id)!, result.GetValue(imsi)!);
+            result.InvocationConfiguration.Output.WriteLine($"{result.GetValue(imsi)} is {result.GetValue(id)} for {result.GetValue(eas)}");
+            return ExitCodes.Success;
+        }));
+        return command;
+    }
+
+    private static Command CreatePolicy()
+    {
+        var dataDir = DataDirOption();
+        var imsi = new Option<string>("--imsi") { Description = "the subscriber whose services to set", HelpName = "DIGITS" };
+        var eas = new Option<string>("--eas") { Description = "the EAS whose services to set", HelpName = "ID" };
+        var services = new Option<string>("--services") { Description = "comma separated: integrity, confidential, key-agreement-only, none; or 'any' to remove the limit", HelpName = "LIST" };
+        services.Validators.Add(r =>
+        {
+            var text = r.GetValueOrDefault<string>() ?? string.Empty;
+            try
+            {
+                if (text != "any")
+                {
+                    ServicePolicy.Parse(text);
+                }
+            }
+            catch (FormatException e)
+            {
+                r.AddError($"--services: {e.Message}");
+            }
+        });
+        var command = new Command("policy", "Set the services a subscriber (--imsi) or an EAS (--eas) may use; a session needs both to allow its service (cause 0x10 otherwise).");
+        foreach (var option in new Option[] { imsi, eas, services, dataDir, Postgres })
+        {
+            command.Options.Add(option);
+        }
+
+        command.Validators.Add(r =>
+        {
+            if ((r.GetResult(imsi) is null) == (r.GetResult(eas) is null))
+            {
+                r.AddError("give exactly one of --imsi and --eas");
+            }
+
+            HexOption.Require(r, services);
+        });
+        command.SetAction(result => WithStore(result.GetValue(dataDir)!, result, store =>
+        {
+            var state = (IHseStateStore)store;
+            var text = result.GetValue(services)!;
+            int? mask = text == "any" ? null : ServicePolicy.Parse(text);
+            if (result.GetValue(imsi) is { } subscriber)
+            {
+                if (!state.SetSubscriberServices(subscriber, mask))
+                {
+                    result.InvocationConfiguration.Error.WriteLine($"best subscriber policy: no subscriber {subscriber}");
+                    return ExitCodes.CheckFailed;
+                }
+            }
+            else
+            {
+                state.SetEasServices(result.GetValue(eas)!, mask);
+            }
+
+            result.InvocationConfiguration.Output.WriteLine($"{result.GetValue(imsi) ?? result.GetValue(eas)}: {ServicePolicy.Describe(mask)}");
+            return ExitCodes.Success;
+        }));
         return command;
     }
 

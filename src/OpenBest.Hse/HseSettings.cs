@@ -26,6 +26,10 @@ public sealed record HseSettings
         ("TcpPort", "3163", "the TCP port (0: any free one; -1: no TCP)"),
         ("MetricsPort", "-1", "the HTTP port of /metrics and /health (-1: none)"),
         ("NonIp", "", "a non-IP stream bearer: a serial device path, or - for stdin/stdout"),
+        ("EasPort", "-1", "the HTTPS port of the HSE–EAS interface (mutual TLS; -1: none)"),
+        ("EasCertificate", "", "the HSE's certificate (PEM) for the EAS interface; DataDir/pki/hse.crt by default"),
+        ("EasKey", "", "its private key (PEM); DataDir/pki/hse.key by default"),
+        ("EasCa", "", "the CA (PEM) EAS certificates must chain to; DataDir/pki/ca.crt by default"),
         ("AllowNoSecurity", "false", "whether the no-security service may be selected"),
         ("ConfidentialityForbiddenIn", "", "serving networks (names or PLMN IDs, comma separated) where confidentiality is not allowed"),
         ("RejectWhereConfidentialityForbidden", "false", "reject (cause 0x09) instead of selecting integrity there"),
@@ -61,6 +65,18 @@ public sealed record HseSettings
 
     /// <summary>The non-IP bearer: a device path, "-" for stdin/stdout, or empty.</summary>
     public string NonIp { get; init; } = string.Empty;
+
+    /// <summary>The HSE–EAS interface's port, or −1.</summary>
+    public int EasPort { get; init; } = -1;
+
+    /// <summary>The HSE's certificate for the EAS interface (PEM).</summary>
+    public string EasCertificate { get; init; } = string.Empty;
+
+    /// <summary>Its private key (PEM).</summary>
+    public string EasKey { get; init; } = string.Empty;
+
+    /// <summary>The CA EAS certificates must chain to (PEM).</summary>
+    public string EasCa { get; init; } = string.Empty;
 
     /// <summary>The engine's options these settings give.</summary>
     public HseOptions Engine { get; init; } = new();
@@ -197,6 +213,10 @@ public sealed record HseSettings
             TcpPort = Integer("TcpPort", -1, 65535),
             MetricsPort = Integer("MetricsPort", -1, 65535),
             NonIp = nonIp,
+            EasPort = Integer("EasPort", -1, 65535),
+            EasCertificate = Text("EasCertificate") is { Length: > 0 } c ? c : Path.Combine(dataDir, "pki", "hse.crt"),
+            EasKey = Text("EasKey") is { Length: > 0 } k ? k : Path.Combine(dataDir, "pki", "hse.key"),
+            EasCa = Text("EasCa") is { Length: > 0 } a ? a : Path.Combine(dataDir, "pki", "ca.crt"),
             WorkQueue = Integer("WorkQueue", 16, 16_777_216),
             SqnInd = Integer("SqnInd", 0, 31),
             SeqBlock = Integer("SeqBlock", 1, 1024),
