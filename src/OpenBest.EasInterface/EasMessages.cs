@@ -33,7 +33,12 @@ public sealed record EasSessionStart(string ExternalId, uint KeyIdentifier, EasS
 public sealed record EasKeyRefresh(string ExternalId) : EasMessage;
 
 /// <summary>HSE → EAS: a UE-to-EAS uplink message, forwarded unmodified through the outbox.</summary>
-public sealed record EasUplink(long Sequence, uint SessionId, string ExternalId, byte[] Message) : EasMessage;
+/// <param name="Sequence">The outbox's order: increasing per EAS, so a receiver that remembers the last one delivers each message once.</param>
+/// <param name="SessionId">The UE session.</param>
+/// <param name="ExternalId">The UE's identifier for this EAS.</param>
+/// <param name="Message">The EMSDP message, unmodified.</param>
+/// <param name="KeyIdentifier">The EAS key identifier of the message's key set, when the HSE knows it (to fetch a key the EAS lacks).</param>
+public sealed record EasUplink(long Sequence, uint SessionId, string ExternalId, byte[] Message, uint? KeyIdentifier = null) : EasMessage;
 
 /// <summary>EAS → HSE: a downlink message the EAS sealed for a UE-to-EAS session.</summary>
 public sealed record EasDownlink(uint SessionId, byte[] Message) : EasMessage;
@@ -82,7 +87,8 @@ public static class EasXml
             EasSessionStart m => new XElement(Ns + "EasSessionStart", new XElement(Ns + "ExternalId", m.ExternalId), new XElement(Ns + "KeyIdentifier", Hex(m.KeyIdentifier)), KeysElement(m.Keys),
                 m.EnterpriseKeyIdentifier is { } eki ? new XElement(Ns + "EnterpriseKeyIdentifier", Convert.ToHexString(eki)) : null),
             EasKeyRefresh m => new XElement(Ns + "EasKeyRefresh", new XElement(Ns + "ExternalId", m.ExternalId)),
-            EasUplink m => new XElement(Ns + "EasUplink", new XElement(Ns + "Sequence", m.Sequence), new XElement(Ns + "SessionId", m.SessionId), new XElement(Ns + "ExternalId", m.ExternalId), new XElement(Ns + "Message", Convert.ToBase64String(m.Message))),
+            EasUplink m => new XElement(Ns + "EasUplink", new XElement(Ns + "Sequence", m.Sequence), new XElement(Ns + "SessionId", m.SessionId), new XElement(Ns + "ExternalId", m.ExternalId),
+                m.KeyIdentifier is { } kid ? new XElement(Ns + "KeyIdentifier", Hex(kid)) : null, new XElement(Ns + "Message", Convert.ToBase64String(m.Message))),
             EasDownlink m => new XElement(Ns + "EasDownlink", new XElement(Ns + "SessionId", m.SessionId), new XElement(Ns + "Message", Convert.ToBase64String(m.Message))),
             EasProblem m => new XElement(Ns + "Problem", new XElement(Ns + "Title", m.Title), m.Detail is null ? null : new XElement(Ns + "Detail", m.Detail)),
             _ => throw new ArgumentException($"Unknown message {message.GetType().Name}.", nameof(message)),
@@ -140,7 +146,8 @@ public static class EasXml
                 "EasSessionStart" => new EasSessionStart(Text(root, "ExternalId"), ParseHex(Text(root, "KeyIdentifier")), ReadKeys(root),
                     root.Element(Ns + "EnterpriseKeyIdentifier") is { } eki ? Convert.FromHexString(eki.Value) : null),
                 "EasKeyRefresh" => new EasKeyRefresh(Text(root, "ExternalId")),
-                "EasUplink" => new EasUplink(long.Parse(Text(root, "Sequence"), CultureInfo.InvariantCulture), uint.Parse(Text(root, "SessionId"), CultureInfo.InvariantCulture), Text(root, "ExternalId"), Convert.FromBase64String(Text(root, "Message"))),
+                "EasUplink" => new EasUplink(long.Parse(Text(root, "Sequence"), CultureInfo.InvariantCulture), uint.Parse(Text(root, "SessionId"), CultureInfo.InvariantCulture), Text(root, "ExternalId"), Convert.FromBase64String(Text(root, "Message")),
+                    root.Element(Ns + "KeyIdentifier") is { } kid ? ParseHex(kid.Value) : null),
                 "EasDownlink" => new EasDownlink(uint.Parse(Text(root, "SessionId"), CultureInfo.InvariantCulture), Convert.FromBase64String(Text(root, "Message"))),
                 "Problem" => new EasProblem(Text(root, "Title"), root.Element(Ns + "Detail")?.Value),
                 _ => null,

@@ -19,7 +19,7 @@ public sealed class EasXmlTests
         "start" => new EasSessionStart("meter-7@acme", 0x0a0b0c0d, Keys),
         "start-eki" => new EasSessionStart("meter-7@acme", 0x0a0b0c0d, null, [0xE1, 0x02]),
         "refresh" => new EasKeyRefresh("meter-7@acme"),
-        "uplink" => new EasUplink(17, 42, "meter-7@acme", [1, 2, 3]),
+        "uplink" => new EasUplink(17, 42, "meter-7@acme", [1, 2, 3], 0x0a0b0c0d),
         "downlink" => new EasDownlink(42, [4, 5, 6]),
         _ => new EasProblem("bad request", "KeyIdentifier is missing"),
     };

@@ -1,0 +1,186 @@
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using OpenBest.EasInterface;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+
+namespace OpenBest.Hse;
+
+/// <summary>
+/// The HSE as a client of its registered EASs (mutual TLS; the EAS's certificate must chain to the interface's CA
+/// and name the EAS Id): it pushes the keys of each confirmed session ("EAS Session Request" with the keys), and
+/// delivers the outbox of UE-to-EAS uplink at least once, in order per EAS, retrying with back-off; a delivery
+/// that fails leaves the rest of that EAS's outbox waiting, so order holds across restarts of either side.
+/// </summary>
+public sealed class EasDelivery : IAsyncDisposable
+{
+    private readonly HseHost _host;
+    private readonly IHseStateStore _store;
+    private readonly HttpClient _http;
+    private readonly CancellationTokenSource _stop = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly Task _loop;
+    private long _delivered;
+    private long _failed;
+
+    /// <summary>Starts delivering; <paramref name="clientCertificate"/> is the HSE's (it must outlive this object).</summary>
+    public EasDelivery(HseHost host, IHseStateStore store, X509Certificate2 clientCertificate, X509Certificate2 ca, TimeSpan? poll = null)
+    {
+        ArgumentNullException.ThrowIfNull(clientCertificate);
+        ArgumentNullException.ThrowIfNull(ca);
+        _host = host;
+        _store = store;
+        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+        handler.SslOptions.ClientCertificates = [clientCertificate];
+        handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientCertificate;
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => DevelopmentPki.IsIssuedBy(certificate as X509Certificate2, ca);
+        _http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+        Poll = poll ?? TimeSpan.FromMilliseconds(200);
+        _loop = Task.Run(LoopAsync);
+    }
+
+    /// <summary>How often the outbox is looked at when nothing wakes the loop.</summary>
+    public TimeSpan Poll { get; }
+
+    /// <summary>Outbox messages delivered.</summary>
+    public long Delivered => Interlocked.Read(ref _delivered);
+
+    /// <summary>Deliveries and pushes that failed (and will be retried, or were left to the EAS to fetch).</summary>
+    public long Failed => Interlocked.Read(ref _failed);
+
+    /// <summary>Something for the EASs happened (uplink forwarded, keys ready): look at the outbox now, and push keys.</summary>
+    public void OnEvent(SessionEvent e)
+    {
+        switch (e)
+        {
+            case UplinkForwarded:
+                _wake.Release();
+                break;
+            case EasKeysReady keys:
+                var copy = keys with { KEasPsk = keys.KEasPsk.ToArray() };
+                _ = Task.Run(() => PushAsync(copy));
+                break;
+        }
+    }
+
+    /// <summary>Stops delivering (the outbox stays for the next start).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _http.Dispose();
+        _stop.Dispose();
+        _wake.Dispose();
+    }
+
+    private async Task PushAsync(EasKeysReady keys)
+    {
+        var psk = (byte[])keys.KEasPsk.ToArray();
+        try
+        {
+            if (_store.EasRegistrations().FirstOrDefault(r => r.EasId == keys.EasId) is not { } registration
+                || await _host.QueryAsync(engine => engine.Describe(keys.SessionId)).ConfigureAwait(false) is not { } owner
+                || _store.ExternalIdOf(keys.EasId, owner.Imsi) is not { } externalId)
+            {
+                return; // not registered, or no external id: the EAS fetches the key when the UE names it
+            }
+
+            var message = new EasSessionRequest(externalId, keys.EasKeyIdentifier, new EasSessionKeys(keys.SessionId, keys.KeyId, keys.Suite.Id, HseHost.ServiceName(keys.Service),
+                keys.CounterLength, keys.UeToEasMode, EasXml.PskIdentity(externalId, keys.EasKeyIdentifier), psk));
+            for (var attempt = 0; attempt < 3 && !_stop.IsCancellationRequested; attempt++)
+            {
+                if (await PostAsync(registration, "keys", message).ConfigureAwait(false))
+                {
+                    _store.Audit("key-pushed", keys.EasId, externalId, keys.EasKeyIdentifier);
+                    return;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(200 << attempt), _stop.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(psk);
+            CryptographicOperations.ZeroMemory(MemoryMarshalArray(keys.KEasPsk));
+        }
+    }
+
+    private static byte[] MemoryMarshalArray(ReadOnlyMemory<byte> memory) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray(memory, out var segment) && segment.Array is { } array ? array : [];
+
+    private async Task LoopAsync()
+    {
+        while (!_stop.IsCancellationRequested)
+        {
+            try
+            {
+                await _wake.WaitAsync(Poll, _stop.Token).ConfigureAwait(false);
+                foreach (var registration in _store.EasRegistrations())
+                {
+                    await DeliverAsync(registration).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException or IOException)
+            {
+                Interlocked.Increment(ref _failed);
+            }
+        }
+    }
+
+    private async Task DeliverAsync(EasRegistration registration)
+    {
+        var now = DateTimeOffset.UtcNow;
+        foreach (var entry in _store.DueOutbox(registration.EasId, now, 64))
+        {
+            var owner = await _host.QueryAsync(engine => engine.Describe(entry.SessionId)).ConfigureAwait(false);
+            var externalId = owner is { } o ? _store.ExternalIdOf(registration.EasId, o.Imsi) : null;
+            uint? keyIdentifier = null;
+            if (owner is { } known && HeaderPrefix.TryRead(entry.Message, out var prefix) == ParseStatus.Ok)
+            {
+                keyIdentifier = _store.Psks(known.Imsi, registration.EasId).FirstOrDefault(p => p.SessionId == entry.SessionId && p.KeyId == prefix.KeyId)?.KeyIdentifier;
+            }
+
+            var message = new EasUplink(entry.Seq, entry.SessionId, externalId ?? $"session-{entry.SessionId}", entry.Message, keyIdentifier);
+            if (await PostAsync(registration, "uplink", message).ConfigureAwait(false))
+            {
+                _store.OutboxDelivered(entry.Seq);
+                Interlocked.Increment(ref _delivered);
+                continue;
+            }
+
+            // In order: the rest of this EAS's outbox waits for this one.
+            var backOff = TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Min(entry.Attempts, 6)) * 0.25));
+            _store.OutboxRetry(entry.Seq, now + backOff);
+            return;
+        }
+    }
+
+    private async Task<bool> PostAsync(EasRegistration registration, string resource, EasMessage message)
+    {
+        try
+        {
+            using var content = new ByteArrayContent(EasXml.Write(message));
+            content.Headers.ContentType = new MediaTypeHeaderValue(EasXml.MediaType);
+            using var response = await _http.PostAsync(new Uri(new Uri(registration.Endpoint.EndsWith('/') ? registration.Endpoint : registration.Endpoint + "/"), resource), content, _stop.Token).ConfigureAwait(false);
+            if (response.IsSuccessStatusCode)
+            {
+                return true;
+            }
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
+        {
+        }
+
+        Interlocked.Increment(ref _failed);
+        return false;
+    }
+}
