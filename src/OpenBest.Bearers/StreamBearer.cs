@@ -22,6 +22,7 @@ public sealed class StreamBearer : IBearer
     private readonly Task _reader;
     private readonly Link _link;
     private long _dropped;
+    private Stream? _owned;
 
     private StreamBearer(Stream input, Stream output, int maxFrame, string name)
     {
@@ -56,10 +57,26 @@ public sealed class StreamBearer : IBearer
 
     /// <summary>A serial (or any character) device, opened for reading and writing.</summary>
     /// <exception cref="IOException">The device cannot be opened.</exception>
+    /// <remarks>A terminal device (<c>/dev/tty*</c>) is put in raw mode first (<c>stty raw -echo</c>): its default line
+    /// discipline would rewrite CR and LF, swallow XON/XOFF and echo frames back to the peer.</remarks>
     public static StreamBearer OverDevice(string path)
     {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!OperatingSystem.IsWindows() && path.StartsWith("/dev/tty", StringComparison.Ordinal))
+        {
+            using var stty = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("stty", ["-F", path, "raw", "-echo"]) { RedirectStandardError = true })
+                ?? throw new IOException($"{path}: stty could not be started to set raw mode");
+            stty.WaitForExit();
+            if (stty.ExitCode != 0)
+            {
+                throw new IOException($"{path}: could not be set to raw mode ({stty.StandardError.ReadToEnd().Trim()})");
+            }
+        }
+
         var device = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.ReadWrite, bufferSize: 0, useAsync: false);
-        return Over(device, device, path);
+        var bearer = Over(device, device, path);
+        bearer._owned = device;
+        return bearer;
     }
 
     /// <inheritdoc/>
@@ -85,7 +102,7 @@ public sealed class StreamBearer : IBearer
         }
     }
 
-    /// <summary>Stops reading (the streams belong to the caller).</summary>
+    /// <summary>Stops reading (the streams belong to the caller, except a device this bearer opened).</summary>
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
@@ -94,6 +111,10 @@ public sealed class StreamBearer : IBearer
         _received.Writer.TryComplete();
         _stop.Dispose();
         _writeGate.Dispose();
+        if (_owned is not null)
+        {
+            await _owned.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private async Task ReadAsync()

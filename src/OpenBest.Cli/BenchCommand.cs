@@ -34,7 +34,8 @@ internal static class BenchCommand
         seconds.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--duration must be 1..600 seconds"); } });
         window.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 256) { r.AddError("--window must be 1..256"); } });
         idle.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 1_000_000) { r.AddError("--idle-sessions must be 0..1000000"); } });
-        var postgres = StoreFactory.PostgresOption();
+        // Never from $BEST_POSTGRES: the bench writes sessions and uplink, so it runs only on a database named here.
+        var postgres = new Option<string>("--postgres") { Description = "run on this PostgreSQL database instead of a fresh SQLite one; use a database of its own (the bench takes the HSE lease and removes its subscribers and their data at the end)", HelpName = "CONNECTION" };
         var command = new Command("bench",
             "Measure the HSE: K simulated devices over UDP on loopback open sessions at once (new sessions/s), then send uplink for\n" +
             "--duration seconds (messages/s delivered and stored, Ack latency). The HSE runs in this process on a fresh SQLite\n" +
@@ -76,6 +77,7 @@ internal static class BenchCommand
             {
                 using var subscribers = new StoreSubscribers(store);
                 await using var udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0), queue: 1 << 16, socketBuffer: UdpBearer.ServerSocketBuffer);
+                using var lease = ((IHseStateStore)store).AcquireHseLease();
                 var host = new HseHost(new HseEngine(subscribers, new HseOptions { MaxPendingSessions = 100_000 }), [udp], state: (IHseStateStore)store);
                 var delivered = 0L;
                 host.Start();

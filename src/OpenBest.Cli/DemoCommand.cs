@@ -69,6 +69,7 @@ internal static class DemoCommand
 
             using var subscribers = new StoreSubscribers(store);
             await using var bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0), queue: 65_536, socketBuffer: UdpBearer.ServerSocketBuffer);
+            using var lease = ((IHseStateStore)store).AcquireHseLease();
             var host = new HseHost(new HseEngine(subscribers), [bearer], state: (IHseStateStore)store);
             host.Start();
 

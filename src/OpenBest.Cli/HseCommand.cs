@@ -98,11 +98,17 @@ internal static partial class HseCommand
             using var key = MasterKey.Load(settings.DataDir);
             using var store = StoreFactory.Open(settings.DataDir, settings.Postgres, key);
             var state = (IHseStateStore)store;
+            using var lease = state.AcquireHseLease();
             using var subscribers = new StoreSubscribers(store, settings.SqnInd, seqBlock: settings.SeqBlock);
             var policy = new StorePolicy(state);
             var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise });
             var host = new HseHost(engine, bearers, queue: settings.WorkQueue, state: state);
             var restored = host.Restore();
+            if (host.Unreadable > 0)
+            {
+                LogUnreadable(log, host.Unreadable);
+            }
+
             host.Start();
             using var metrics = new HseMetrics(host);
             Microsoft.AspNetCore.Builder.WebApplication? web = null;
@@ -211,6 +217,9 @@ internal static partial class HseCommand
 
     [LoggerMessage(7, LogLevel.Critical, "the store failed for good ({Error}): the HSE stopped; nothing unrecorded was sent, restart it on the same database")]
     private static partial void LogStoreFailed(ILogger log, string error);
+
+    [LoggerMessage(9, LogLevel.Warning, "{Count} stored sessions could not be read and were deleted (their devices start new sessions)")]
+    private static partial void LogUnreadable(ILogger log, int count);
 
     [LoggerMessage(8, LogLevel.Information, "HSE stopped: {Received} received, {Sent} sent, {Commits} commits, {Errors} errors")]
     private static partial void LogStopped(ILogger log, long received, long sent, long commits, long errors);

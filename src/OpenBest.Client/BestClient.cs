@@ -114,6 +114,7 @@ public sealed class BestClient : IAsyncDisposable
     private long _nextToken;
     private long _sentOctets;
     private long _receivedOctets;
+    private long _errors;
 
     private BestClient(BestClientOptions options, IBearer bearer, BearerPath hse)
     {
@@ -126,6 +127,9 @@ public sealed class BestClient : IAsyncDisposable
         _reader = Task.Run(ReadAsync);
         _ticker = Task.Run(TickAsync);
     }
+
+    /// <summary>Background operations that failed and were skipped (a USIM state file that could not be written).</summary>
+    public long Errors => Interlocked.Read(ref _errors);
 
     /// <summary>Octets of EMSDP messages sent.</summary>
     public long SentOctets => Interlocked.Read(ref _sentOctets);
@@ -212,15 +216,21 @@ public sealed class BestClient : IAsyncDisposable
             {
                 outcome = await waiter.Task.WaitAsync(timeout.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            catch (OperationCanceledException)
             {
-                _channels.TryRemove(handle, out _);
+                // Nothing answered: the channel is abandoned, so its late retries can never be taken for the next open's.
+                Abandon(handle);
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    throw;
+                }
+
                 return new OpenResult(null, null, null);
             }
 
             if (outcome is SessionRejected rejected)
             {
-                _channels.TryRemove(handle, out _);
+                Abandon(handle);
                 return new OpenResult(null, rejected.Cause, rejected.BackOff);
             }
 
@@ -273,6 +283,30 @@ public sealed class BestClient : IAsyncDisposable
     }
 
     internal TimeSpan OperationTimeout => _options.OperationTimeout;
+
+    internal bool IsEstablished(int handle)
+    {
+        lock (_gate)
+        {
+            try
+            {
+                return _ue.IsEstablished(handle);
+            }
+            catch (ArgumentException)
+            {
+                return false;
+            }
+        }
+    }
+
+    private void Abandon(int handle)
+    {
+        _channels.TryRemove(handle, out _);
+        lock (_gate)
+        {
+            _ue.Abandon(handle);
+        }
+    }
 
     internal long NextToken() => Interlocked.Increment(ref _nextToken);
 
@@ -366,7 +400,16 @@ public sealed class BestClient : IAsyncDisposable
             {
                 Interlocked.Add(ref _receivedOctets, received.Message.Length);
                 var message = received.Message;
-                await DoAsync(ue => ue.Receive(message.Span)).ConfigureAwait(false);
+                try
+                {
+                    await DoAsync(ue => ue.Receive(message.Span)).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+                {
+                    // The USIM state could not be saved (the message is dropped before its keys are used), or the
+                    // message did not fit a channel's state: the reader goes on.
+                    Interlocked.Increment(ref _errors);
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
@@ -381,13 +424,21 @@ public sealed class BestClient : IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {
-                await DoAsync(ue => ue.Tick()).ConfigureAwait(false);
-                if (_options.RefreshKeysEvery is { } every)
+                try
                 {
-                    foreach (var channel in _channels.Values)
+                    await DoAsync(ue => ue.Tick()).ConfigureAwait(false);
+                    if (_options.RefreshKeysEvery is { } every)
                     {
-                        await channel.RefreshIfDueAsync(every).ConfigureAwait(false);
+                        foreach (var channel in _channels.Values.Where(c => IsEstablished(c.Handle)))
+                        {
+                            await channel.RefreshIfDueAsync(every).ConfigureAwait(false);
+                        }
                     }
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or ArgumentException)
+                {
+                    // One failing timer (a USIM state file that cannot be written) must not stop retransmission.
+                    Interlocked.Increment(ref _errors);
                 }
             }
         }

@@ -31,6 +31,7 @@ public sealed class HseHost : IAsyncDisposable
     private readonly HseBatch _batch = new();
     private readonly List<(string Imsi, EasKeysReady Keys)> _keysToKeep = [];
     private readonly List<StepResult> _steps = [];
+    private readonly List<(TaskCompletionSource<StepResult>? Done, StepResult Step)> _waiting = [];
     private uint _savedNextSessionId;
     private readonly List<Task> _tasks = [];
     private long _received;
@@ -81,6 +82,9 @@ public sealed class HseHost : IAsyncDisposable
     /// <summary>Transactions committed.</summary>
     public long Commits => Interlocked.Read(ref _commits);
 
+    /// <summary>Stored sessions <see cref="Restore"/> could not read (deleted).</summary>
+    public int Unreadable { get; private set; }
+
     /// <summary>Set when the store failed for good and the host stopped.</summary>
     public Task Faulted => _faulted.Task;
 
@@ -96,11 +100,21 @@ public sealed class HseHost : IAsyncDisposable
         }
 
         var sessions = _state.LoadSessions();
+        var restored = 0;
+        var unreadable = new List<uint>();
         foreach (var snapshot in sessions)
         {
             try
             {
                 _engine.Restore(snapshot);
+                restored++;
+            }
+            catch (InvalidDataException e)
+            {
+                // One state this program cannot read must not keep the HSE down: it is counted and deleted (its UE
+                // starts a new session), and the others are restored.
+                Failed(e);
+                unreadable.Add(snapshot.SessionId);
             }
             finally
             {
@@ -112,7 +126,15 @@ public sealed class HseHost : IAsyncDisposable
         _savedNextSessionId = _engine.NextSessionId;
         _engine.TakeChanges(_batch.Saved, _batch.Ended);
         _batch.Clear();
-        return sessions.Count;
+        if (unreadable.Count > 0)
+        {
+            _batch.Ended.AddRange(unreadable);
+            _state.Commit(_batch);
+            _batch.Clear();
+        }
+
+        Unreadable = unreadable.Count;
+        return restored;
     }
 
     /// <summary>The type of the last failure (never its message, which could name a subscriber), or null.</summary>
@@ -133,15 +155,14 @@ public sealed class HseHost : IAsyncDisposable
     /// <summary>Runs an application call (e.g. <see cref="HseEngine.SendDownlink"/>) on the executor.</summary>
     public Task<StepResult> InvokeAsync(Func<HseEngine, StepResult> call)
     {
+        // The caller's task completes once the step is committed and its messages sent (or fails with the call).
         var done = new TaskCompletionSource<StepResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         var item = new WorkItem(
             engine =>
             {
                 try
                 {
-                    var result = call(engine);
-                    done.TrySetResult(result);
-                    return result;
+                    return call(engine);
                 }
                 catch (Exception e)
                 {
@@ -252,21 +273,26 @@ public sealed class HseHost : IAsyncDisposable
             while (await _work.Reader.WaitToReadAsync(_executorStop.Token).ConfigureAwait(false))
             {
                 _steps.Clear();
+                _waiting.Clear();
                 while (_steps.Count < MaxBatch && _work.Reader.TryRead(out var item))
                 {
                     try
                     {
-                        _steps.Add(item.Run(_engine));
+                        var step = item.Run(_engine);
+                        _steps.Add(step);
+                        _waiting.Add((item.Done, step));
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
                         // One failing item (storage down, a row sealed under another key) must not stop the HSE.
                         Failed(e);
+                        item.Done?.TrySetException(e);
                     }
                 }
 
                 if (!await CommitAsync().ConfigureAwait(false))
                 {
+                    FailWaiting(new InvalidOperationException("The HSE's store failed: the HSE stopped."));
                     return;
                 }
 
@@ -274,10 +300,42 @@ public sealed class HseHost : IAsyncDisposable
                 {
                     await PublishAsync(step).ConfigureAwait(false);
                 }
+
+                foreach (var (done, step) in _waiting)
+                {
+                    done?.TrySetResult(step);
+                }
             }
         }
         catch (OperationCanceledException)
         {
+        }
+        catch (Exception e)
+        {
+            // Anything else (a state that does not serialise) ends the executor: say so, never hang.
+            Failed(e);
+            _faulted.TrySetResult();
+            _work.Writer.TryComplete();
+            _events.Writer.TryComplete();
+        }
+        finally
+        {
+            FailWaiting(new InvalidOperationException("The HSE is stopping."));
+        }
+    }
+
+    /// <summary>Fails the calls of the batch in hand and of every item still queued.</summary>
+    private void FailWaiting(Exception reason)
+    {
+        foreach (var (done, _) in _waiting)
+        {
+            done?.TrySetException(reason);
+        }
+
+        _waiting.Clear();
+        while (_work.Reader.TryRead(out var item))
+        {
+            item.Done?.TrySetException(reason);
         }
     }
 
@@ -327,14 +385,24 @@ public sealed class HseHost : IAsyncDisposable
             {
                 // K_EAS_PSK of each confirmed session is kept (sealed; the last three per UE and EAS) before the
                 // confirmation's answer leaves, so an EAS can fetch it as soon as the UE talks to it.
-                foreach (var (imsi, keys) in _keysToKeep)
+                while (_keysToKeep.Count > 0)
                 {
-                    _state.SavePsk(new PastPsk(imsi, keys.EasId, keys.EasKeyIdentifier, keys.SessionId, keys.KeyId, keys.Suite.Id,
-                        ServiceName(keys.Service), keys.CounterLength, keys.UeToEasMode, keys.KEasPsk.ToArray(), DateTimeOffset.UtcNow));
+                    var (imsi, keys) = _keysToKeep[0];
+                    var psk = keys.KEasPsk.ToArray();
+                    try
+                    {
+                        _state.SavePsk(new PastPsk(imsi, keys.EasId, keys.EasKeyIdentifier, keys.SessionId, keys.KeyId, keys.Suite.Id,
+                            ServiceName(keys.Service), keys.CounterLength, keys.UeToEasMode, psk, DateTimeOffset.UtcNow));
+                    }
+                    finally
+                    {
+                        System.Security.Cryptography.CryptographicOperations.ZeroMemory(psk);
+                    }
+
+                    _keysToKeep.RemoveAt(0);
                     _state.Audit("key-created", keys.EasId, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"session {keys.SessionId}"), keys.EasKeyIdentifier);
                 }
 
-                _keysToKeep.Clear();
                 _state.Commit(_batch);
                 Interlocked.Increment(ref _commits);
                 if (_batch.NextSessionId != 0)
@@ -355,6 +423,7 @@ public sealed class HseHost : IAsyncDisposable
                 // Nothing of this batch was sent: the devices retransmit to a restarted HSE, which has the last good state.
                 Failed(e);
                 _batch.Clear();
+                _keysToKeep.Clear();
                 _faulted.TrySetResult();
                 _work.Writer.TryComplete();
                 _events.Writer.TryComplete();

@@ -46,7 +46,8 @@ public sealed partial class HseEngine
         ArgumentNullException.ThrowIfNull(ended);
         foreach (var id in _dirty)
         {
-            if (_sessions.TryGetValue(id, out var session) && !session.Decoy && session.State is HseState.Established or HseState.Suspended)
+            // The no-security service has no keys to keep: its sessions do not survive a restart.
+            if (_sessions.TryGetValue(id, out var session) && !session.Decoy && session.State is HseState.Established or HseState.Suspended && session.Selected.Service != BestService.None)
             {
                 saved.Add(Snapshot(session));
                 session.Persisted = true;
@@ -119,6 +120,8 @@ public sealed partial class HseEngine
             session.State = suspended ? HseState.Suspended : HseState.Established;
             session.Persisted = true;
             session.RestoredAckBudget = ReplayWindow.Width;
+            session.RestoredKeyId = session.Keys.CurrentKeyId;
+            session.RestoredHighest = session.Keys.Current!.ReceiveHighest(Crypto.Aead.Plane.User);
         }
         catch (EndOfStreamException)
         {
@@ -141,9 +144,9 @@ public sealed partial class HseEngine
         _neverUsed = Math.Max(_neverUsed, id + 1);
     }
 
-    private static HseSessionSnapshot Snapshot(HseSession session)
+    private HseSessionSnapshot Snapshot(HseSession session)
     {
-        using var stream = new MemoryStream(256);
+        using var stream = new MemoryStream(4096); // never grows: no copy of the keys is left behind
         using (var writer = new BinaryWriter(stream, System.Text.Encoding.UTF8, leaveOpen: true))
         {
             writer.Write(SnapshotVersion);
@@ -167,7 +170,9 @@ public sealed partial class HseEngine
                 writer.Write(session.EasPsk);
             }
 
-            writer.Write(session.KeyExpiry?.ToUnixTimeMilliseconds() ?? -1);
+            // A refresh in flight is not kept: the restored session runs it again at once.
+            var expiry = session.Keys.PendingKeyId is not null ? Now : session.KeyExpiry;
+            writer.Write(expiry?.ToUnixTimeMilliseconds() ?? -1);
             writer.Write(session.ForwardWindow.Highest);
             writer.Write(session.ForwardWindow.Bitmap);
             session.Keys.WriteState(writer);

@@ -112,19 +112,19 @@ public sealed partial class HseEngine
         }
 
         var fresh = opened.Status == OpenStatus.Accepted;
-        if (session.Path is null)
-        {
-            // A session restored after a restart learns its path from the first verified message, even a retransmission.
-            session.Path = path;
-        }
-
         if (fresh)
         {
             session.Touch();
             // The peer path moves only with a verified message above the highest accepted (profile section 1).
-            if ((long)opened.Counter == keys.ReceiveHighest(prefix.Plane))
+            // A session restored after a restart has none until then; what it queued meanwhile goes now.
+            if ((long)opened.Counter == keys.ReceiveHighest(prefix.Plane) || session.Path is null)
             {
+                var learned = session.Path is null;
                 session.Path = path;
+                if (learned && session.State == HseState.Established && session.QueuedCount > 0)
+                {
+                    FlushQueue(session, result);
+                }
             }
 
             if (session.State == HseState.StartSent && prefix.KeyId == session.Keys.CurrentKeyId)
@@ -166,7 +166,9 @@ public sealed partial class HseEngine
 
             if (prefix.AckRequested)
             {
-                SendAck(session, prefix.KeyId, opened.Counter, fresh, null, result);
+                // A duplicate's Ack goes back where the duplicate came from: an old message replayed from
+                // elsewhere never moves the session's path (profile section 1).
+                SendAck(session, prefix.KeyId, opened.Counter, fresh, null, result, fresh ? null : path);
             }
 
             return;
@@ -185,19 +187,20 @@ public sealed partial class HseEngine
     /// A Data Ack for (Key ID, counter): sealed once; a duplicate gets the stored bytes again, never a new seal
     /// (profile section 3: "its Data Ack is sent again, rate limited").
     /// </summary>
-    private static void SendAck(HseSession session, byte keyId, ulong counter, bool fresh, ReadOnlyMemory<byte>? ackedTag, StepResult result)
+    private static void SendAck(HseSession session, byte keyId, ulong counter, bool fresh, ReadOnlyMemory<byte>? ackedTag, StepResult result, object? to = null)
     {
         if (session.Acks.TryGet(keyId, counter, out var stored))
         {
-            result.Add(stored, session.Path);
+            result.Add(stored, to ?? session.Path);
             return;
         }
 
         if (!fresh)
         {
             // Too old to have its Ack stored: nothing new is sealed for a replay. After a restart the cache is
-            // empty, so a bounded number of Acks for messages accepted before it are sealed anew.
-            if (session.RestoredAckBudget <= 0)
+            // empty, so Acks for messages accepted before it (at most the window's width of them, and only at or
+            // below the highest counter restored) are sealed anew.
+            if (session.RestoredAckBudget <= 0 || keyId != session.RestoredKeyId || (long)counter > session.RestoredHighest)
             {
                 return;
             }
@@ -206,7 +209,9 @@ public sealed partial class HseEngine
         }
 
         var current = session.Keys.CurrentKeyId;
-        var bytes = SendControl(session, new DataAck(Wire.Low32(counter), current == keyId ? null : keyId, ackedTag), result);
+        var bytes = session.Keys.SealControl(session.Keys.Current!, session.Id, session.N, new DataAck(Wire.Low32(counter), current == keyId ? null : keyId, ackedTag));
+        session.Touch();
+        result.Add(bytes, to ?? session.Path);
         session.Acks.Add(keyId, counter, bytes);
     }
 
@@ -327,6 +332,11 @@ public sealed partial class HseEngine
     {
         session.State = HseState.Established;
         result.Events.Add(new SessionResumed(session.Id));
+        FlushQueue(session, result);
+    }
+
+    private void FlushQueue(HseSession session, StepResult result)
+    {
         var now = Now;
         while (session.QueuedCount > 0 && session.Queue.TryDequeue(out var queued))
         {

@@ -35,6 +35,9 @@ public sealed class HseCounters
     /// <summary>Authentication vectors used.</summary>
     public long VectorsUsed { get; internal set; }
 
+    /// <summary>Session timers that failed (and were tried again at the next tick).</summary>
+    public long TickFailures { get; internal set; }
+
     internal void Drop(DropReason reason) => Dropped[reason] = Dropped.GetValueOrDefault(reason) + 1;
 
     internal void Reject(Cause cause) => RejectsSent[cause] = RejectsSent.GetValueOrDefault(cause) + 1;
@@ -151,7 +154,15 @@ public sealed partial class HseEngine : IDisposable
         var now = Now;
         foreach (var session in _sessions.Values.ToList())
         {
-            TickSession(session, now, result);
+            try
+            {
+                TickSession(session, now, result);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // One session's failure (the store down while refreshing its keys) must not stop the others' timers.
+                Counters.TickFailures++;
+            }
         }
 
         foreach (var key in _answers.Where(a => a.Value.Expires <= now).Select(a => a.Key).ToList())
@@ -173,7 +184,8 @@ public sealed partial class HseEngine : IDisposable
             throw new InvalidOperationException("This session carries no user plane between the UE and the HSE.");
         }
 
-        if (session.State == HseState.Suspended)
+        // Suspended, or restored after a restart and not heard from yet (no path): queue, sealed when delivered.
+        if (session.State == HseState.Suspended || session.Path is null)
         {
             if (session.Queue.Count >= _options.MaxQueuedDownlink)
             {
@@ -356,6 +368,12 @@ public sealed partial class HseEngine : IDisposable
 
         /// <summary>After a restore, Data Acks that may be sealed anew for messages accepted before the restart.</summary>
         public int RestoredAckBudget { get; set; }
+
+        /// <summary>The key set and highest UP counter restored: only messages at or below it get a new Ack.</summary>
+        public byte RestoredKeyId { get; set; }
+
+        /// <summary>See <see cref="RestoredKeyId"/>.</summary>
+        public long RestoredHighest { get; set; } = -1;
 
         /// <summary>Marks the session's durable state as changed.</summary>
         public void Touch() => dirty.Add(Id);

@@ -139,6 +139,15 @@ public sealed partial class UeEndpoint : IDisposable
         return result;
     }
 
+    /// <summary>Forgets a channel without a word to the HSE (an open that timed out): no retransmission, no late events; its keys are zeroed.</summary>
+    public void Abandon(int channel)
+    {
+        if (_channels.Remove(channel, out var c))
+        {
+            c.Keys.Dispose();
+        }
+    }
+
     /// <summary>Zeroes every key.</summary>
     public void Dispose()
     {

@@ -6,6 +6,23 @@ namespace OpenBest.Storage.Postgres;
 public sealed partial class PostgresSubscriberStore
 {
     /// <inheritdoc/>
+    public IDisposable AcquireHseLease()
+    {
+        // A session-level advisory lock on a connection of its own (not pooled), kept open: released when the HSE
+        // closes it or dies.
+        var connection = new NpgsqlConnection(_leaseConnectionString);
+        connection.Open();
+        using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(3163001)", connection);
+        if (command.ExecuteScalar() is true)
+        {
+            return connection;
+        }
+
+        connection.Dispose();
+        throw new InvalidOperationException("another HSE is running on this PostgreSQL database (one HSE process per database)");
+    }
+
+    /// <inheritdoc/>
     /// <remarks>One round trip: every table's rows go as arrays (UNNEST) in one batch, inside one transaction.</remarks>
     public void Commit(HseBatch batch)
     {

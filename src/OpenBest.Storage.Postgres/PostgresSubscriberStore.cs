@@ -110,8 +110,11 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
     private readonly NpgsqlDataSource _relaxed;
     private readonly MasterKey _masterKey;
 
+    private readonly string _leaseConnectionString;
+
     private PostgresSubscriberStore(string connectionString, MasterKey masterKey)
     {
+        _leaseConnectionString = new NpgsqlConnectionStringBuilder(connectionString) { Pooling = false }.ConnectionString;
         _dataSource = NpgsqlDataSource.Create(connectionString);
         // SEQ reservations commit without waiting for the WAL flush: the next group commit flushes the WAL past
         // them before any vector leaves (the WAL is one sequence), and a block lost to a crash of the server is only
@@ -168,9 +171,21 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
     /// <inheritdoc/>
     public bool Remove(string imsi)
     {
-        using var command = _dataSource.CreateCommand("DELETE FROM subscribers WHERE imsi = $1");
+        // Everything of the subscriber goes with it: sessions (and their queues), stored uplink, kept PSKs, external ids.
+        using var connection = _dataSource.OpenConnection();
+        using var transaction = connection.BeginTransaction();
+        foreach (var table in new[] { "sessions", "uplink", "past_psks", "external_ids" })
+        {
+            using var delete = new NpgsqlCommand($"DELETE FROM {table} WHERE imsi = $1", connection, transaction);
+            delete.Parameters.AddWithValue(imsi);
+            delete.ExecuteNonQuery();
+        }
+
+        using var command = new NpgsqlCommand("DELETE FROM subscribers WHERE imsi = $1", connection, transaction);
         command.Parameters.AddWithValue(imsi);
-        return command.ExecuteNonQuery() == 1;
+        var removed = command.ExecuteNonQuery() == 1;
+        transaction.Commit();
+        return removed;
     }
 
     /// <inheritdoc/>

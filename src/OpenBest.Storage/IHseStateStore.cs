@@ -112,6 +112,13 @@ public static class ServicePolicy
 /// </summary>
 public interface IHseStateStore
 {
+    /// <summary>
+    /// Takes the database's HSE lease: one HSE process serves the sessions of a database at a time (their Session
+    /// IDs and counters live in that process between commits). Dispose the lease to release it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Another HSE holds it.</exception>
+    IDisposable AcquireHseLease();
+
     /// <summary>Writes a batch in one transaction.</summary>
     void Commit(HseBatch batch);
 

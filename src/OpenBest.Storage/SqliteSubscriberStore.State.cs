@@ -6,6 +6,21 @@ namespace OpenBest.Storage;
 public sealed partial class SqliteSubscriberStore
 {
     /// <inheritdoc/>
+    public IDisposable AcquireHseLease()
+    {
+        var path = _path + ".hse-lock";
+        try
+        {
+            // An exclusive lock on a file beside the database (flock on Linux): released when the process ends, even by kill -9.
+            return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (IOException)
+        {
+            throw new InvalidOperationException($"another HSE is running on {_path} (one HSE process per database)");
+        }
+    }
+
+    /// <inheritdoc/>
     public void Commit(HseBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);

@@ -111,8 +111,11 @@ public sealed partial class SqliteSubscriberStore : ISubscriberStore, IHseStateS
     private readonly string _connectionString;
     private readonly MasterKey _masterKey;
 
+    private readonly string _path;
+
     private SqliteSubscriberStore(string path, MasterKey masterKey)
     {
+        _path = path;
         _connectionString = new SqliteConnectionStringBuilder { DataSource = path, Pooling = true, DefaultTimeout = 30 }.ToString();
         _masterKey = masterKey;
     }
@@ -166,11 +169,22 @@ public sealed partial class SqliteSubscriberStore : ISubscriberStore, IHseStateS
     /// <inheritdoc/>
     public bool Remove(string imsi)
     {
+        // Everything of the subscriber goes with it: sessions (and their queues), stored uplink, kept PSKs, external ids.
         using var connection = Connect();
+        using var transaction = connection.BeginTransaction();
         using var command = connection.CreateCommand();
-        command.CommandText = "DELETE FROM subscribers WHERE imsi = $imsi";
+        command.Transaction = transaction;
         command.Parameters.AddWithValue("$imsi", imsi);
-        return command.ExecuteNonQuery() == 1;
+        foreach (var table in new[] { "sessions", "uplink", "past_psks", "external_ids" })
+        {
+            command.CommandText = $"DELETE FROM {table} WHERE imsi = $imsi";
+            command.ExecuteNonQuery();
+        }
+
+        command.CommandText = "DELETE FROM subscribers WHERE imsi = $imsi";
+        var removed = command.ExecuteNonQuery() == 1;
+        transaction.Commit();
+        return removed;
     }
 
     /// <inheritdoc/>

@@ -226,4 +226,24 @@ public sealed class BestClientTests
         var options = new BestClientOptions { Imsi = "001010000000001", K = new byte[16], Opc = new byte[16], Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, 1)) };
         Assert.DoesNotContain("0000000000", options.ToString(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task AnOpenThatTimedOut_IsAbandoned_AndNeverAnswersForTheNextOpen()
+    {
+        // Nothing listens on this port: both opens time out, neither is "rejected".
+        using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        silent.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        await using var client = await BestClient.CreateAsync(new BestClientOptions
+        {
+            Imsi = TestHse.Imsi, K = TestHse.K, Opc = TestHse.Opc, Transport = new BestTransport.Udp((IPEndPoint)silent.LocalEndPoint!),
+            RetransmissionInterval = TimeSpan.FromMilliseconds(50), MaxRetransmissions = 2, TickInterval = TimeSpan.FromMilliseconds(20), OperationTimeout = TimeSpan.FromMilliseconds(300),
+        }, Cancel);
+        var first = await client.OpenAsync(Channel(), Cancel);
+        Assert.Null(first.Channel);
+        Assert.Null(first.Rejected);
+        await Task.Delay(500, Cancel); // the first channel's retries would have run out by now
+        var second = await client.OpenAsync(Channel(), Cancel);
+        Assert.Null(second.Rejected);
+        Assert.Equal(0, client.Errors);
+    }
 }

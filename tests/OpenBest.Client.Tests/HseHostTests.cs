@@ -28,6 +28,8 @@ public sealed class HseHostTests
             inner.Commit(batch);
         }
 
+        public IDisposable AcquireHseLease() => inner.AcquireHseLease();
+
         public IReadOnlyList<HseSessionSnapshot> LoadSessions() => inner.LoadSessions();
 
         public uint LoadNextSessionId() => inner.LoadNextSessionId();
@@ -94,6 +96,30 @@ public sealed class HseHostTests
             Assert.Equal("IOException", host.LastError);
             Assert.Equal(["kept"], store.Uplinks(0, 10).Select(u => System.Text.Encoding.UTF8.GetString(u.Payload)));
             await host.DisposeAsync();
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            directory.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Restore_DeletesAStateItCannotRead_AndRestoresTheOthers()
+    {
+        var directory = Directory.CreateTempSubdirectory("openbest-restore-");
+        try
+        {
+            using var key = MasterKey.FromBytes(new byte[32]);
+            using var store = SqliteSubscriberStore.Open(directory.FullName, key);
+            var batch = new HseBatch();
+            batch.Saved.Add(new HseSessionSnapshot(7, TestHse.Imsi, "eas.example.com", false, [9, 9, 9], []));
+            store.Commit(batch);
+            using var subscribers = new StoreSubscribers(store);
+            await using var host = new HseHost(new HseEngine(subscribers), [], state: store);
+            Assert.Equal(0, host.Restore());
+            Assert.Equal(1, host.Unreadable);
+            Assert.Empty(store.LoadSessions());
         }
         finally
         {

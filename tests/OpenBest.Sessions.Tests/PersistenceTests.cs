@@ -127,4 +127,61 @@ public sealed class PersistenceTests
         Assert.Throws<InvalidDataException>(() => hse.Restore(new HseSessionSnapshot(1, "1", "e", false, [9, 9, 9], [])));
         Assert.Throws<InvalidDataException>(() => hse.Restore(new HseSessionSnapshot(1, "1", "e", false, [1, 1, 0], [])));
     }
+
+    [Fact]
+    public void NoSecuritySessions_AreNotKept()
+    {
+        using var h = new Harness(new HseOptions { AllowNoSecurity = true });
+        var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = BestService.None, MinimumService = BestService.None, ServingNetwork = Harness.FiveG });
+        h.Pump(h.Ue.Send(ch, "plain"u8), uplink: true);
+        Assert.Equal("Established", h.Hse.StateOf(h.Ue.SessionIdOf(ch)));
+        Assert.Empty(Changes(h.Hse).Saved);
+    }
+
+    [Fact]
+    public void AfterARestart_AReplayFromElsewhere_NeverTakesThePath_AndDownlinkWaitsForTheUe()
+    {
+        using var h = new Harness();
+        var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = BestService.Integrity, ServingNetwork = Harness.FiveG });
+        var sid = h.Ue.SessionIdOf(ch);
+        h.Pump(h.Ue.Send(ch, "one"u8, ackRequested: true), uplink: true);
+        var old = h.Wire.Last(w => w.Uplink).Message;
+        h.Hse = Restart(h, Changes(h.Hse).Saved, h.Hse.NextSessionId);
+
+        // An attacker replays the old message from its own address: it gets only the Ack of that message.
+        var replayed = h.Hse.Receive(old, "10.6.6.6:666");
+        Assert.All(replayed.Send, s => Assert.Equal("10.6.6.6:666", s.Path));
+        // Downlink meanwhile is queued, not sent to the attacker (nor lost).
+        var down = h.Hse.SendDownlink(sid, "for the device"u8);
+        Assert.Empty(down.Send);
+
+        // The device's next fresh message sets the path and brings the queued downlink.
+        h.UeEvents.Clear();
+        h.Pump(h.Ue.Send(ch, "two"u8), uplink: true);
+        Assert.Equal("for the device"u8.ToArray(), h.Single<DataReceived>(h.UeEvents).Payload.ToArray());
+    }
+
+    [Fact]
+    public void ARefreshInFlightAtTheSnapshot_IsRunAgainAfterTheRestart()
+    {
+        var options = new HseOptions { KeyLifetime = TimeSpan.FromMinutes(10) };
+        using var h = new Harness(options);
+        var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = BestService.Integrity, ServingNetwork = Harness.FiveG });
+        var sid = h.Ue.SessionIdOf(ch);
+        h.Interceptor = (uplink, m) => uplink ? null : m; // the UE's answer to the refresh never arrives
+        h.Tick(TimeSpan.FromMinutes(11));
+        var saved = Changes(h.Hse).Saved;
+        h.Interceptor = (_, m) => m;
+        h.Hse.Dispose();
+        h.Hse = new HseEngine(h.Subscribers, options, h.Time);
+        foreach (var snapshot in saved)
+        {
+            h.Hse.Restore(snapshot);
+        }
+
+        var before = h.Hse.CurrentKeyIdOf(sid);
+        h.Pump(h.Ue.Send(ch, "hello"u8), uplink: true); // the path is known again
+        h.Tick(TimeSpan.FromSeconds(1));
+        Assert.NotEqual(before, h.Hse.CurrentKeyIdOf(sid));
+    }
 }

@@ -279,6 +279,38 @@ public abstract class StoreConformanceTests
         state.SetEasServices("eas.example.com", null);
         Assert.Null(state.Services("208930000000001", "eas.example.com").Eas);
     }
+
+    [Fact]
+    public void HseLease_IsExclusive_AndReleasedOnDispose()
+    {
+        using var key = Key();
+        using var store = Open(key);
+        using var other = Open(key);
+        var lease = ((IHseStateStore)store).AcquireHseLease();
+        Assert.Contains("another HSE is running", Assert.Throws<InvalidOperationException>(() => ((IHseStateStore)other).AcquireHseLease()).Message, StringComparison.Ordinal);
+        lease.Dispose();
+        ((IHseStateStore)other).AcquireHseLease().Dispose();
+    }
+
+    [Fact]
+    public void RemovingASubscriber_RemovesItsSessionsUplinkKeysAndExternalIds()
+    {
+        using var key = Key();
+        using var store = Open(key);
+        store.Add([new NewSubscriber("208930000000001", K, Opc)]);
+        var state = (IHseStateStore)store;
+        var batch = new HseBatch();
+        batch.Saved.Add(Snapshot(1));
+        batch.Uplinks.Add(new UplinkToStore(1, "208930000000001", "eas.example.com", 1, 0, new byte[] { 1 }, DateTimeOffset.UnixEpoch));
+        state.Commit(batch);
+        state.SetExternalId("eas.example.com", "x", "208930000000001");
+        state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 1, 1, 1, 1, "confidential", 2, true, new byte[32], DateTimeOffset.UnixEpoch));
+        Assert.True(store.Remove("208930000000001"));
+        Assert.Empty(state.LoadSessions());
+        Assert.Empty(state.Uplinks(0, 10));
+        Assert.Empty(state.Psks("208930000000001", "eas.example.com"));
+        Assert.Null(state.ImsiOf("eas.example.com", "x"));
+    }
 }
 
 public sealed class SqliteConformanceTests : StoreConformanceTests, IDisposable

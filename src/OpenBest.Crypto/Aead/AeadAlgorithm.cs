@@ -56,7 +56,9 @@ public abstract class AeadAlgorithm
         var handle = CreateKeyCore(key);
         if (!handle.ExportsItself)
         {
-            handle.Raw = key.ToArray();
+            // Pinned, so the GC never leaves a moved copy of the key behind; zeroed on dispose.
+            handle.Raw = GC.AllocateArray<byte>(key.Length, pinned: true);
+            key.CopyTo(handle.Raw);
         }
 
         return handle;
