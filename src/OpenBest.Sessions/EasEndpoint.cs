@@ -66,6 +66,18 @@ public sealed class EasEndpoint : IDisposable
         }
     }
 
+    /// <summary>After a restart: send downlink on <paramref name="keyId"/> of <paramref name="sessionId"/> from the reserved limit on (profile section 3).</summary>
+    public void ResumeDownlinkAt(uint sessionId, byte keyId, ulong limit)
+    {
+        if (_sessions.TryGetValue(sessionId, out var session) && session.Keys.Get(keyId) is { } set)
+        {
+            set.ResumeSendingAt(0, limit);
+        }
+    }
+
+    /// <summary>Whether keys of <paramref name="sessionId"/> and <paramref name="keyId"/> are installed.</summary>
+    public bool HasKeys(uint sessionId, byte keyId) => _sessions.TryGetValue(sessionId, out var session) && session.Keys.Get(keyId) is not null;
+
     /// <summary>Sets the Enterprise Key the UE of <paramref name="sessionId"/> shares with the enterprise, before <see cref="Install"/>.</summary>
     public void SetEnterpriseKey(uint sessionId, ReadOnlySpan<byte> enterpriseKey)
     {

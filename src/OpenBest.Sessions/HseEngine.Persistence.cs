@@ -110,7 +110,14 @@ public sealed partial class HseEngine
 
             var expiry = reader.ReadInt64();
             session.KeyExpiry = expiry < 0 ? null : DateTimeOffset.FromUnixTimeMilliseconds(expiry);
-            session.ForwardWindow = ReplayWindow.FromState(reader.ReadInt64(), reader.ReadUInt64());
+            if (reader.ReadBoolean())
+            {
+                session.ForwardWindows = new ReplayWindow[8];
+                for (var i = 0; i < 8; i++)
+                {
+                    session.ForwardWindows[i] = ReplayWindow.FromState(reader.ReadInt64(), reader.ReadUInt64());
+                }
+            }
             session.Keys.ReadState(reader);
             foreach (var queued in snapshot.Queue)
             {
@@ -173,8 +180,12 @@ public sealed partial class HseEngine
             // A refresh in flight is not kept: the restored session runs it again at once.
             var expiry = session.Keys.PendingKeyId is not null ? Now : session.KeyExpiry;
             writer.Write(expiry?.ToUnixTimeMilliseconds() ?? -1);
-            writer.Write(session.ForwardWindow.Highest);
-            writer.Write(session.ForwardWindow.Bitmap);
+            writer.Write(session.ForwardWindows is not null);
+            foreach (var window in session.ForwardWindows ?? [])
+            {
+                writer.Write(window.Highest);
+                writer.Write(window.Bitmap);
+            }
             session.Keys.WriteState(writer);
         }
 

@@ -370,7 +370,8 @@ public sealed partial class HseEngine
             return;
         }
 
-        var window = session.ForwardWindow;
+        session.ForwardWindows ??= NewWindows();
+        var window = session.ForwardWindows[keys.KeyId];
         var counter = window.Reconstruct(frame.CounterField, frame.CounterLength);
         var fresh = window.IsAcceptable(counter);
         if (fresh)
@@ -379,12 +380,23 @@ public sealed partial class HseEngine
             session.Touch();
         }
 
-        session.ForwardWindow = window;
+        session.ForwardWindows[keys.KeyId] = window;
         result.Events.Add(new UplinkForwarded(session.Id, session.Request.EasId, keys.KeyId, frame.Message.ToArray()));
         if (frame.Prefix.AckRequested && session.Keys.Current is not null)
         {
             SendAck(session, keys.KeyId, counter, fresh, frame.Tag[..4].ToArray(), result);
         }
+    }
+
+    private static ReplayWindow[] NewWindows()
+    {
+        var windows = new ReplayWindow[8];
+        for (var i = 0; i < windows.Length; i++)
+        {
+            windows[i] = new ReplayWindow();
+        }
+
+        return windows;
     }
 
     private void StartRefresh(HseSession session, StepResult result, bool afterResync = false)
@@ -417,6 +429,10 @@ public sealed partial class HseEngine
         {
             var pending = KeySet.Derive(EndpointRole.Hse, kRoot, session.Suite!, session.Selected.Service, session.Selected.UeToEasMode, session.Id, keyId, vector.Rand, session.Request.UeNonce.Span, session.Request.EasId);
             session.Keys.InstallPending(pending);
+            if (session.ForwardWindows is { } windows)
+            {
+                windows[keyId] = new ReplayWindow();
+            }
             if (NeedsEasKeys(session.Selected))
             {
                 session.EasPsk ??= new byte[32];

@@ -430,7 +430,8 @@ public sealed partial class HseEngine : IDisposable
 
         public int ForwardsThisSecond { get; set; }
 
-        public ReplayWindow ForwardWindow { get; set; } = new();
+        /// <summary>UE-to-EAS mode: the forwarded (unverified) counters per Key ID, for the "forwarded" Acks; a new key set starts at 0.</summary>
+        public ReplayWindow[]? ForwardWindows { get; set; }
 
         public DateTimeOffset? KeyExpiry { get; set; }
 

@@ -1,0 +1,431 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.Logging;
+using OpenBest.Crypto.Aead;
+using OpenBest.EasInterface;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+
+namespace OpenBest.Eas;
+
+/// <summary>What the reference EAS needs: its identity and certificates, the HSE, and a folder for its state.</summary>
+public sealed record EasOptions
+{
+    /// <summary>The EAS Id (its certificate's common name).</summary>
+    public required string EasId { get; init; }
+
+    /// <summary>The HSE's EAS interface, e.g. https://127.0.0.1:3164/.</summary>
+    public required Uri Hse { get; init; }
+
+    /// <summary>The EAS's certificate with its key (it outlives the EAS).</summary>
+    public required X509Certificate2 Certificate { get; init; }
+
+    /// <summary>The CA the HSE's certificate must chain to.</summary>
+    public required X509Certificate2 Ca { get; init; }
+
+    /// <summary>Where the EAS listens for the HSE (port 0: any free one).</summary>
+    public IPEndPoint Listen { get; init; } = new(IPAddress.Loopback, 0);
+
+    /// <summary>The folder of its state: messages delivered (with their outbox sequence) and downlink counter reservations.</summary>
+    public required string StateDirectory { get; init; }
+}
+
+/// <summary>An uplink message the EAS opened and delivered to the application, once.</summary>
+public sealed record EasReceived(long Sequence, uint SessionId, string ExternalId, byte[] Payload);
+
+/// <summary>
+/// The reference EAS (UE-to-EAS mode): it registers with the HSE over mutual TLS, takes the keys the HSE pushes (or
+/// fetches them by key identifier), opens the uplink the HSE forwards with K_E2E, and hands each message to the
+/// application exactly once: the outbox sequence is written with the message to an append-only log, so a message
+/// the HSE delivers again (after a restart of either side) is recognised. Downlink counters are reserved in a file
+/// before use, so a restarted EAS never seals two messages under one counter.
+/// </summary>
+public sealed class ReferenceEas : IAsyncDisposable
+{
+    private readonly EasOptions _options;
+    private readonly Func<EasReceived, Task> _deliver;
+    private readonly FileCounterReservation _reservation;
+    private readonly EasEndpoint _endpoint;
+    private readonly HttpClient _http;
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly string _log;
+    private readonly ConcurrentDictionary<uint, string> _externalIds = new();
+    private WebApplication? _server;
+    private long _lastSequence;
+    private long _dropped;
+
+    private ReferenceEas(EasOptions options, Func<EasReceived, Task> deliver)
+    {
+        _options = options;
+        _deliver = deliver;
+        Directory.CreateDirectory(options.StateDirectory);
+        _log = Path.Combine(options.StateDirectory, "received.jsonl");
+        _reservation = new FileCounterReservation(Path.Combine(options.StateDirectory, "counters.json"));
+        _endpoint = new EasEndpoint(reservation: _reservation);
+        _lastSequence = LastSequenceIn(_log);
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.ClientCertificates = [options.Certificate];
+        handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => options.Certificate;
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            certificate is X509Certificate2 c && DevelopmentPki.IsIssuedBy(c, options.Ca) && DevelopmentPki.IdentityOf(c) == "hse";
+        _http = new HttpClient(handler) { BaseAddress = options.Hse, Timeout = TimeSpan.FromSeconds(10) };
+    }
+
+    /// <summary>The URL the HSE reaches this EAS at.</summary>
+    public Uri Endpoint { get; private set; } = null!;
+
+    /// <summary>The registration id the HSE gave.</summary>
+    public string? RegistrationId { get; private set; }
+
+    /// <summary>The last outbox sequence delivered to the application.</summary>
+    public long LastSequence => Interlocked.Read(ref _lastSequence);
+
+    /// <summary>Uplink that did not open (tag, unknown keys), dropped and counted.</summary>
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Starts listening for the HSE, then registers with it.</summary>
+    /// <exception cref="HttpRequestException">The HSE cannot be reached or refused the registration.</exception>
+    public static async Task<ReferenceEas> StartAsync(EasOptions options, Func<EasReceived, Task> deliver, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(deliver);
+        var eas = new ReferenceEas(options, deliver);
+        try
+        {
+            await eas.ListenAsync(cancellationToken).ConfigureAwait(false);
+            await eas.RegisterAsync(cancellationToken).ConfigureAwait(false);
+            return eas;
+        }
+        catch
+        {
+            await eas.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Seals <paramref name="payload"/> for the UE of <paramref name="sessionId"/> and hands it to the HSE; false when the HSE refused it.</summary>
+    /// <exception cref="InvalidOperationException">The EAS holds no keys for that session.</exception>
+    public async Task<bool> SendDownlinkAsync(uint sessionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
+    {
+        byte[] message;
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var step = _endpoint.SendDownlink(sessionId, payload.Span);
+            message = step.Send[0].Message.ToArray();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        using var response = await PostAsync("eas/v1/downlink", new EasDownlink(sessionId, message), cancellationToken).ConfigureAwait(false);
+        return response.StatusCode == HttpStatusCode.Accepted;
+    }
+
+    /// <summary>Asks the HSE to refresh the keys of the UE known here as <paramref name="externalId"/>.</summary>
+    public async Task<bool> RequestRefreshAsync(string externalId, CancellationToken cancellationToken = default)
+    {
+        using var response = await PostAsync("eas/v1/refresh", new EasKeyRefresh(externalId), cancellationToken).ConfigureAwait(false);
+        return response.StatusCode == HttpStatusCode.Accepted;
+    }
+
+    /// <summary>Stops listening (the registration stays: the HSE keeps the outbox for a restarted EAS).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_server is not null)
+        {
+            await _server.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _http.Dispose();
+        _endpoint.Dispose();
+        _gate.Dispose();
+    }
+
+    private async Task ListenAsync(CancellationToken cancellationToken)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(_options.Listen, listen => listen.UseHttps(new HttpsConnectionAdapterOptions
+        {
+            ServerCertificate = _options.Certificate,
+            ClientCertificateMode = ClientCertificateMode.RequireCertificate,
+            // Only the HSE: a certificate of the interface's CA whose common name is "hse".
+            ClientCertificateValidation = (certificate, _, _) => DevelopmentPki.IsIssuedBy(certificate, _options.Ca) && DevelopmentPki.IdentityOf(certificate) == "hse",
+        })));
+        var app = builder.Build();
+        app.MapPost("/keys", (Func<HttpContext, Task<IResult>>)(context => HandleAsync(context, OnKeysAsync)));
+        app.MapPost("/uplink", (Func<HttpContext, Task<IResult>>)(context => HandleAsync(context, OnUplinkAsync)));
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        _server = app;
+        var address = app.Services.GetService(typeof(IServer)) is IServer server ? server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault() : null;
+        Endpoint = new Uri((address ?? app.Urls.First()).Replace("[::]", "127.0.0.1", StringComparison.Ordinal) + "/");
+    }
+
+    private async Task RegisterAsync(CancellationToken cancellationToken)
+    {
+        using var response = await PostAsync("eas/v1/registrations", new EasSessionRegister(_options.EasId, Endpoint), cancellationToken).ConfigureAwait(false);
+        var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+        if (response.StatusCode != HttpStatusCode.Created || !EasXml.TryRead(body, out var message, out _) || message is not EasSessionRegistered registered)
+        {
+            throw new HttpRequestException($"the HSE refused the registration of {_options.EasId} ({(int)response.StatusCode})");
+        }
+
+        RegistrationId = registered.RegistrationId;
+    }
+
+    private async Task<IResult> OnKeysAsync(EasMessage message)
+    {
+        if (message is not EasSessionRequest { Keys: { } keys } request)
+        {
+            return Xml(400, new EasProblem("expected EasSessionRequest with keys"));
+        }
+
+        await InstallAsync(request.ExternalId, keys, request.KeyIdentifier).ConfigureAwait(false);
+        return Xml(200, new EasSessionStart(request.ExternalId, request.KeyIdentifier));
+    }
+
+    private async Task<IResult> OnUplinkAsync(EasMessage message)
+    {
+        if (message is not EasUplink uplink)
+        {
+            return Xml(400, new EasProblem("expected EasUplink"));
+        }
+
+        if (uplink.Sequence <= LastSequence)
+        {
+            return Results.StatusCode(200); // delivered before (the HSE sends again after a restart): not twice
+        }
+
+        if (HeaderPrefix.TryRead(uplink.Message, out var prefix) != ParseStatus.Ok)
+        {
+            Interlocked.Increment(ref _dropped);
+            await RecordAsync(new EasReceived(uplink.Sequence, uplink.SessionId, uplink.ExternalId, []), deliver: false).ConfigureAwait(false);
+            return Results.StatusCode(200);
+        }
+
+        bool known;
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            known = _endpoint.HasKeys(uplink.SessionId, prefix.KeyId);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        // Keys not held (a restart, a push that was lost): fetched from the HSE by the key identifier.
+        if (!known && uplink.KeyIdentifier is { } keyIdentifier && !await FetchAsync(uplink.ExternalId, keyIdentifier).ConfigureAwait(false))
+        {
+            return Xml(503, new EasProblem("the keys of this message are not available yet"));
+        }
+
+        StepResult step;
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            step = _endpoint.Receive(uplink.Message);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        var data = step.Events.OfType<DataReceived>().FirstOrDefault();
+        if (data is null)
+        {
+            Interlocked.Increment(ref _dropped);
+        }
+
+        await RecordAsync(new EasReceived(uplink.Sequence, uplink.SessionId, uplink.ExternalId, data?.Payload.ToArray() ?? []), deliver: data is not null).ConfigureAwait(false);
+        return Results.StatusCode(200);
+    }
+
+    private async Task<bool> FetchAsync(string externalId, uint keyIdentifier)
+    {
+        using var response = await PostAsync("eas/v1/keys", new EasSessionRequest(externalId, keyIdentifier), CancellationToken.None).ConfigureAwait(false);
+        var body = await response.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+        if (response.StatusCode != HttpStatusCode.OK || !EasXml.TryRead(body, out var message, out _) || message is not EasSessionStart { Keys: { } keys })
+        {
+            return false;
+        }
+
+        try
+        {
+            await InstallAsync(externalId, keys, keyIdentifier).ConfigureAwait(false);
+            return true;
+        }
+        finally
+        {
+            EasXml.Zero(message);
+        }
+    }
+
+    private async Task InstallAsync(string externalId, EasSessionKeys keys, uint keyIdentifier)
+    {
+        if (!CipherSuite.TryGet(keys.Suite, out var suite))
+        {
+            return;
+        }
+
+        var service = keys.Service == "integrity" ? BestService.Integrity : BestService.Confidential;
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            _endpoint.Install(new EasKeysReady(keys.SessionId, _options.EasId, keys.KeyId, suite, service, keys.CounterLength, keyIdentifier, keys.KEasPsk) { UeToEasMode = true });
+            if (_reservation.Limit(keys.SessionId, keys.KeyId) is { } limit)
+            {
+                _endpoint.ResumeDownlinkAt(keys.SessionId, keys.KeyId, limit);
+            }
+
+            _externalIds[keys.SessionId] = externalId;
+        }
+        finally
+        {
+            _gate.Release();
+            CryptographicOperations.ZeroMemory(keys.KEasPsk);
+        }
+    }
+
+    /// <summary>Appends the message with its sequence (fsync), then hands it to the application: each sequence once.</summary>
+    private async Task RecordAsync(EasReceived received, bool deliver)
+    {
+        await _gate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (received.Sequence <= _lastSequence)
+            {
+                return;
+            }
+
+            var line = JsonSerializer.Serialize(new { seq = received.Sequence, session = received.SessionId, ue = received.ExternalId, payload = Convert.ToBase64String(received.Payload), delivered = deliver }) + "\n";
+            await using (var stream = new FileStream(_log, FileMode.Append, FileAccess.Write, FileShare.Read))
+            {
+                await stream.WriteAsync(Encoding.UTF8.GetBytes(line)).ConfigureAwait(false);
+                stream.Flush(flushToDisk: true);
+            }
+
+            Interlocked.Exchange(ref _lastSequence, received.Sequence);
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        if (deliver)
+        {
+            await _deliver(received).ConfigureAwait(false);
+        }
+    }
+
+    private static long LastSequenceIn(string log)
+    {
+        if (!File.Exists(log))
+        {
+            return 0;
+        }
+
+        long last = 0;
+        foreach (var line in File.ReadLines(log))
+        {
+            try
+            {
+                using var json = JsonDocument.Parse(line);
+                last = Math.Max(last, json.RootElement.GetProperty("seq").GetInt64());
+            }
+            catch (JsonException)
+            {
+                // A line cut by a crash: the message it held was not acknowledged to the HSE, which sends it again.
+            }
+        }
+
+        return last;
+    }
+
+    private async Task<HttpResponseMessage> PostAsync(string path, EasMessage message, CancellationToken cancellationToken)
+    {
+        using var content = new ByteArrayContent(EasXml.Write(message));
+        content.Headers.ContentType = new MediaTypeHeaderValue(EasXml.MediaType);
+        return await _http.PostAsync(new Uri(path, UriKind.Relative), content, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<IResult> HandleAsync(HttpContext context, Func<EasMessage, Task<IResult>> handler)
+    {
+        using var buffer = new MemoryStream();
+        await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+        EasMessage? message = null;
+        var error = "too large";
+        if (buffer.Length > EasXml.MaxBody || !EasXml.TryRead(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), out message, out error))
+        {
+            return Xml(400, new EasProblem("the body is not a valid HSE–EAS message", error));
+        }
+
+        return await handler(message!).ConfigureAwait(false);
+    }
+
+    private static XmlBody Xml(int status, EasMessage message) => new(status, EasXml.Write(message));
+
+    private sealed class XmlBody(int status, byte[] body) : IResult
+    {
+        public Task ExecuteAsync(HttpContext httpContext)
+        {
+            httpContext.Response.StatusCode = status;
+            httpContext.Response.ContentType = EasXml.MediaType + "; charset=utf-8";
+            return httpContext.Response.Body.WriteAsync(body).AsTask();
+        }
+    }
+}
+
+/// <summary>Downlink counter reservations in a file, written (and synced) before a counter of a new block is used.</summary>
+internal sealed class FileCounterReservation : ICounterReservation
+{
+    private readonly string _path;
+    private readonly Dictionary<string, ulong> _limits;
+    private readonly object _lock = new();
+
+    public FileCounterReservation(string path)
+    {
+        _path = path;
+        _limits = File.Exists(path) ? JsonSerializer.Deserialize<Dictionary<string, ulong>>(File.ReadAllText(path)) ?? [] : [];
+    }
+
+    public ulong? Limit(uint sessionId, byte keyId)
+    {
+        lock (_lock)
+        {
+            return _limits.TryGetValue(Key(sessionId, keyId), out var limit) ? limit : null;
+        }
+    }
+
+    public void Reserve(uint sessionId, byte keyId, Direction direction, Plane plane, ulong limit)
+    {
+        lock (_lock)
+        {
+            _limits[Key(sessionId, keyId)] = limit;
+            var temporary = _path + ".tmp";
+            using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write))
+            {
+                stream.Write(JsonSerializer.SerializeToUtf8Bytes(_limits));
+                stream.Flush(flushToDisk: true);
+            }
+
+            File.Move(temporary, _path, overwrite: true);
+        }
+    }
+
+    private static string Key(uint sessionId, byte keyId) => string.Create(CultureInfo.InvariantCulture, $"{sessionId}/{keyId}");
+}

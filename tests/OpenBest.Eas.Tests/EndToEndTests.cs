@@ -1,0 +1,169 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Builder;
+using OpenBest.Bearers;
+using OpenBest.Client;
+using OpenBest.Eas;
+using OpenBest.EasInterface;
+using OpenBest.Hse;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+
+namespace OpenBest.Eas.Tests;
+
+/// <summary>
+/// UE-to-EAS mode end to end, all real on loopback: a device (BestClient over UDP), the HSE (host, SQLite, the EAS
+/// interface over mutual TLS, key push and the outbox) and the reference EAS.
+/// </summary>
+public sealed class EndToEndTests : IAsyncLifetime
+{
+    private const string Imsi = "001010000000654";
+    private const string EasId = "eas.example.com";
+    private static readonly byte[] K = Convert.FromHexString("465b5ce8b199b49faa5f0a2ee238a6bc");
+    private static readonly byte[] Opc = Convert.FromHexString("cd63cb71954a9f4e48a5994e37a02baf");
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("openbest-e2e-");
+    private readonly MasterKey _key = MasterKey.FromBytes(new byte[32]);
+    private readonly ConcurrentQueue<EasReceived> _application = new();
+    private SqliteSubscriberStore _store = null!;
+    private StoreSubscribers _subscribers = null!;
+    private UdpBearer _udp = null!;
+    private HseHost _host = null!;
+    private WebApplication _api = null!;
+    private EasDelivery _delivery = null!;
+    private X509Certificate2 _ca = null!;
+    private X509Certificate2 _hseCertificate = null!;
+    private X509Certificate2 _easCertificate = null!;
+    private Task _events = Task.CompletedTask;
+
+    private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    public async ValueTask InitializeAsync()
+    {
+        DevelopmentPki.Init(_directory.FullName, [EasId]);
+        _ca = DevelopmentPki.LoadCertificate(DevelopmentPki.Ca(_directory.FullName).Certificate);
+        _hseCertificate = DevelopmentPki.LoadPair(DevelopmentPki.Hse(_directory.FullName));
+        _easCertificate = DevelopmentPki.LoadPair(DevelopmentPki.Eas(_directory.FullName, EasId));
+        _store = SqliteSubscriberStore.Open(_directory.FullName, _key);
+        _store.Add([new NewSubscriber(Imsi, K, Opc)]);
+        _store.SetExternalId(EasId, "meter-9@acme", Imsi);
+        _subscribers = new StoreSubscribers(_store);
+        _udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _host = new HseHost(new HseEngine(_subscribers), [_udp], TimeSpan.FromMilliseconds(100), state: _store);
+        _host.Start();
+        _api = await EasApi.StartAsync(_host, _store, _hseCertificate, _ca, new IPEndPoint(IPAddress.Loopback, 0), Cancel);
+        _delivery = new EasDelivery(_host, _store, _hseCertificate, _ca, TimeSpan.FromMilliseconds(50));
+        _events = Task.Run(async () =>
+        {
+            await foreach (var e in _host.Events.ReadAllAsync())
+            {
+                _delivery.OnEvent(e);
+            }
+        });
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _delivery.DisposeAsync();
+        await _api.DisposeAsync();
+        await _host.DisposeAsync();
+        await _events;
+        await _udp.DisposeAsync();
+        _subscribers.Dispose();
+        _store.Dispose();
+        _key.Dispose();
+        _ca.Dispose();
+        _hseCertificate.Dispose();
+        _easCertificate.Dispose();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        _directory.Delete(recursive: true);
+    }
+
+    private Task<ReferenceEas> StartEasAsync() => ReferenceEas.StartAsync(new EasOptions
+    {
+        EasId = EasId,
+        Hse = new Uri(HseWeb.Address(_api) + "/"),
+        Certificate = _easCertificate,
+        Ca = _ca,
+        StateDirectory = Path.Combine(_directory.FullName, "eas-state"),
+    }, received =>
+    {
+        _application.Enqueue(received);
+        return Task.CompletedTask;
+    }, Cancel);
+
+    private async Task WaitForAsync(Func<bool> condition, string what)
+    {
+        for (var i = 0; i < 200 && !condition(); i++)
+        {
+            await Task.Delay(50, Cancel);
+        }
+
+        Assert.True(condition(), what);
+    }
+
+    private static string Text(EasReceived r) => System.Text.Encoding.UTF8.GetString(r.Payload);
+
+    [Fact]
+    public async Task DataBothWays_AndAnEasRestart_LosesNothing_AndDeliversNothingTwice()
+    {
+        var eas = await StartEasAsync();
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        var opened = await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel);
+        var channel = opened.Channel!;
+
+        // Uplink: the HSE forwards through the outbox; the EAS opens with K_E2E and delivers once, in order.
+        foreach (var text in new[] { "m1", "m2", "m3" })
+        {
+            Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync(System.Text.Encoding.UTF8.GetBytes(text), acknowledged: true, Cancel));
+        }
+
+        await WaitForAsync(() => _application.Count >= 3, "three uplink messages reach the EAS application");
+        Assert.Equal(["m1", "m2", "m3"], _application.Select(Text));
+        Assert.All(_application, r => Assert.Equal("meter-9@acme", r.ExternalId));
+
+        // Downlink: sealed by the EAS, carried unmodified by the HSE, opened by the device.
+        Assert.True(await eas.SendDownlinkAsync(channel.SessionId, "valve open"u8.ToArray(), Cancel));
+        var down = await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        Assert.Equal("valve open"u8.ToArray(), down.Payload.ToArray());
+
+        // The EAS goes down; the device goes on; the outbox keeps what the EAS cannot take.
+        await eas.DisposeAsync();
+        foreach (var text in new[] { "m4", "m5" })
+        {
+            Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync(System.Text.Encoding.UTF8.GetBytes(text), acknowledged: true, Cancel));
+        }
+
+        await Task.Delay(300, Cancel);
+        Assert.Equal(2, _store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddHours(1), 10).Count);
+
+        // Back up, on the same state: it registers its new endpoint, gets m4 and m5 once, and nothing twice.
+        await using var again = await StartEasAsync();
+        await WaitForAsync(() => _application.Count >= 5, "the waiting messages reach the restarted EAS");
+        await Task.Delay(300, Cancel);
+        Assert.Equal(["m1", "m2", "m3", "m4", "m5"], _application.Select(Text));
+        Assert.Empty(_store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddHours(1), 10));
+
+        // The restarted EAS still seals downlink without reusing a counter: the device accepts it.
+        Assert.True(await again.SendDownlinkAsync(channel.SessionId, "after restart"u8.ToArray(), Cancel));
+        var later = await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        Assert.Equal("after restart"u8.ToArray(), later.Payload.ToArray());
+        Assert.Equal(0, again.Dropped);
+    }
+
+    [Fact]
+    public async Task EasTriggeredRefresh_ReachesTheDevice_AndDataGoesOnUnderTheNewKeys()
+    {
+        await using var eas = await StartEasAsync();
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Integrity, UeToEasMode = true, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
+        Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("before"u8.ToArray(), true, Cancel));
+        await WaitForAsync(() => _store.Psks(Imsi, EasId).Count == 1, "the first key is kept");
+        Assert.True(await eas.RequestRefreshAsync("meter-9@acme", Cancel));
+        await WaitForAsync(() => _store.Psks(Imsi, EasId).Count == 2, "the refresh reaches the device and the new key is kept");
+        Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("after"u8.ToArray(), true, Cancel));
+        await WaitForAsync(() => _application.Count >= 2, "both messages reach the EAS");
+        Assert.Equal(["before", "after"], _application.Select(Text));
+    }
+}
