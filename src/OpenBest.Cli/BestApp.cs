@@ -27,6 +27,7 @@ internal static class BestApp
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(HseCommand.Create());
+        root.Subcommands.Add(EasCommand.Create());
         root.Subcommands.Add(SubscriberCommand.Create());
         root.Subcommands.Add(PkiCommand.Create());
         root.Subcommands.Add(UeCommand.Create());

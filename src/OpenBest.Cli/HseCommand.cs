@@ -118,9 +118,11 @@ internal static partial class HseCommand
             }
 
             Microsoft.AspNetCore.Builder.WebApplication? eas = null;
+            EasDelivery? delivery = null;
             if (easServer is not null)
             {
                 eas = await EasApi.StartAsync(host, state, easServer, easCa!, new IPEndPoint(settings.Bind, settings.EasPort), cancel);
+                delivery = new EasDelivery(host, state, easServer, easCa!);
             }
 
             var storeName = StoreFactory.Describe(settings.Postgres);
@@ -136,6 +138,7 @@ internal static partial class HseCommand
                 {
                     events++;
                     metrics.Record(e);
+                    delivery?.OnEvent(e);
                     LogEvent(log, e);
                 }
             }
@@ -152,6 +155,11 @@ internal static partial class HseCommand
             if (web is not null)
             {
                 await web.DisposeAsync();
+            }
+
+            if (delivery is not null)
+            {
+                await delivery.DisposeAsync();
             }
 
             if (eas is not null)

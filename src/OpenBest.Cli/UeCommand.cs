@@ -19,7 +19,7 @@ internal static class UeCommand
         return command;
     }
 
-    private sealed record DeviceOptions(Option<string> Imsi, Option<byte[]> K, Option<byte[]> Opc, Option<string> Hse, Option<bool> Tcp, Option<string> Eas, Option<string> Service, Option<string> Snn, Option<FileInfo> State, Option<int> Timeout)
+    private sealed record DeviceOptions(Option<string> Imsi, Option<byte[]> K, Option<byte[]> Opc, Option<string> Hse, Option<bool> Tcp, Option<string> Eas, Option<string> Service, Option<string> Snn, Option<FileInfo> State, Option<int> Timeout, Option<bool> EndToEnd)
     {
         public static DeviceOptions Create(Command command, int defaultTimeout)
         {
@@ -37,13 +37,14 @@ internal static class UeCommand
             service.AcceptOnlyFromAmong("confidential", "integrity");
             hse.Validators.Add(r => { if (!IPEndPoint.TryParse(r.GetValueOrDefault<string>() ?? string.Empty, out var e) || e.Port == 0) { r.AddError("--hse must be HOST:PORT, e.g. 127.0.0.1:3163"); } });
             imsi.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not { Length: >= 6 and <= 15 } v || !v.All(char.IsAsciiDigit)) { r.AddError("--imsi must be 6..15 decimal digits"); } });
-            foreach (var option in new Option[] { imsi, k, opc, hse, tcp, eas, service, snn, state, timeout })
+            var e2e = new Option<bool>("--e2e") { Description = "UE-to-EAS mode: the user plane is protected end to end to the EAS (the HSE forwards it unopened)" };
+            foreach (var option in new Option[] { imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e })
             {
                 command.Options.Add(option);
             }
 
             command.Validators.Add(r => HexOption.Require(r, imsi, k, opc));
-            return new DeviceOptions(imsi, k, opc, hse, tcp, eas, service, snn, state, timeout);
+            return new DeviceOptions(imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e);
         }
 
         public BestClientOptions Client(ParseResult result)
@@ -65,6 +66,7 @@ internal static class UeCommand
             EasId = result.GetValue(Eas)!,
             Service = result.GetValue(Service) == "integrity" ? BestService.Integrity : BestService.Confidential,
             ServingNetwork = ServingNetwork.FromName(result.GetValue(Snn)!),
+            UeToEasMode = result.GetValue(EndToEnd),
         };
 
         /// <summary>Opens the channel and reports it; null (after one line on stderr) when it did not open.</summary>

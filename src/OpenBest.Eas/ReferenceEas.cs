@@ -40,6 +40,9 @@ public sealed record EasOptions
 
     /// <summary>The folder of its state: messages delivered (with their outbox sequence) and downlink counter reservations.</summary>
     public required string StateDirectory { get; init; }
+
+    /// <summary>Enterprise Keys shared out of band with devices, by external id: with one, the operator cannot derive the E2E keys (profile section 5).</summary>
+    public IReadOnlyDictionary<string, byte[]> EnterpriseKeys { get; init; } = new Dictionary<string, byte[]>();
 }
 
 /// <summary>An uplink message the EAS opened and delivered to the application, once.</summary>
@@ -286,6 +289,11 @@ public sealed class ReferenceEas : IAsyncDisposable
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
+            if (_options.EnterpriseKeys.TryGetValue(externalId, out var enterpriseKey))
+            {
+                _endpoint.SetEnterpriseKey(keys.SessionId, enterpriseKey);
+            }
+
             _endpoint.Install(new EasKeysReady(keys.SessionId, _options.EasId, keys.KeyId, suite, service, keys.CounterLength, keyIdentifier, keys.KEasPsk) { UeToEasMode = true });
             if (_reservation.Limit(keys.SessionId, keys.KeyId) is { } limit)
             {

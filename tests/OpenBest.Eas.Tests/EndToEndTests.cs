@@ -80,9 +80,10 @@ public sealed class EndToEndTests : IAsyncLifetime
         _directory.Delete(recursive: true);
     }
 
-    private Task<ReferenceEas> StartEasAsync() => ReferenceEas.StartAsync(new EasOptions
+    private Task<ReferenceEas> StartEasAsync(IReadOnlyDictionary<string, byte[]>? enterpriseKeys = null) => ReferenceEas.StartAsync(new EasOptions
     {
         EasId = EasId,
+        EnterpriseKeys = enterpriseKeys ?? new Dictionary<string, byte[]>(),
         Hse = new Uri(HseWeb.Address(_api) + "/"),
         Certificate = _easCertificate,
         Ca = _ca,
@@ -165,5 +166,32 @@ public sealed class EndToEndTests : IAsyncLifetime
         Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("after"u8.ToArray(), true, Cancel));
         await WaitForAsync(() => _application.Count >= 2, "both messages reach the EAS");
         Assert.Equal(["before", "after"], _application.Select(Text));
+    }
+
+    [Fact]
+    public async Task WithAnEnterpriseKey_DataFlowsBothWays_AndTheKeysWerePushed()
+    {
+        var enterpriseKey = Convert.FromHexString("00112233445566778899aabbccddeeff");
+        await using var eas = await StartEasAsync(new Dictionary<string, byte[]> { ["meter-9@acme"] = enterpriseKey });
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, EnterpriseKey = enterpriseKey, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
+        await WaitForAsync(() => _store.AuditLog(50).Any(a => a.Event == "key-pushed"), "the HSE pushes the keys to the registered EAS");
+        Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("secret reading"u8.ToArray(), true, Cancel));
+        await WaitForAsync(() => !_application.IsEmpty, "the uplink reaches the EAS");
+        Assert.Equal("secret reading", Text(Assert.Single(_application)));
+        Assert.True(await eas.SendDownlinkAsync(channel.SessionId, "ack from the enterprise"u8.ToArray(), Cancel));
+        var down = await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        Assert.Equal("ack from the enterprise"u8.ToArray(), down.Payload.ToArray());
+    }
+
+    [Fact]
+    public async Task WithoutTheEnterpriseKey_TheEasCannotOpen_AndCountsTheDrop()
+    {
+        await using var eas = await StartEasAsync();
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, EnterpriseKey = new byte[16], ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
+        Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("not for the operator"u8.ToArray(), true, Cancel));
+        await WaitForAsync(() => eas.Dropped == 1, "the EAS drops what it cannot open");
+        Assert.Empty(_application);
     }
 }
