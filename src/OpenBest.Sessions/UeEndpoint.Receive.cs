@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using OpenBest.Crypto.Aead;
 using OpenBest.Crypto.Aka;
+using OpenBest.Crypto.Kdf;
 using OpenBest.Protocol;
 
 namespace OpenBest.Sessions;
@@ -254,9 +255,11 @@ public sealed partial class UeEndpoint
         CipherSuite.TryGet(selected.SuiteId, out var suite);
         var kRoot = SessionKeyRoot.Derive(selected.KeyAgreement, answer.Ck, answer.Ik, start.Autn.Span[..6], o.ServingNetwork);
         KeySet keys;
+        byte[]? easPsk = null;
         try
         {
             keys = KeySet.Derive(EndpointRole.Ue, kRoot, suite!, selected.Service, selected.UeToEasMode, sessionId, 1, start.Rand.Span, channel.UeNonce, o.EasId, o.EnterpriseKey.Span);
+            easPsk = EasPskOf(selected, kRoot, sessionId, 1, start.Rand.Span, channel.UeNonce, o.EasId);
         }
         finally
         {
@@ -264,6 +267,14 @@ public sealed partial class UeEndpoint
         }
 
         var opened = EmsdpProtection.OpenControl(keys, Direction.Downlink, frame, requestHash);
+        if (opened.Status != OpenStatus.Accepted || opened.Counter != 0 || !selectionOk)
+        {
+            if (easPsk is not null)
+            {
+                CryptographicOperations.ZeroMemory(easPsk);
+            }
+        }
+
         if (opened.Status != OpenStatus.Accepted || opened.Counter != 0)
         {
             keys.Dispose();
@@ -286,6 +297,7 @@ public sealed partial class UeEndpoint
         }
 
         channel.Keys.InstallCurrent(keys);
+        channel.SetEasPsk(easPsk, BestKeys.EasKeyIdentifier(start.Rand.Span));
         Accept(channel, sessionId, selected, hash, result);
         // An explicit Confirmation when asked, when there is no first payload, and in UE-to-EAS mode, where the
         // HSE cannot verify the UP message that would otherwise confirm.
@@ -499,6 +511,7 @@ public sealed partial class UeEndpoint
         {
             var keys = KeySet.Derive(EndpointRole.Ue, kRoot, suite!, c.Selected.Service, c.Selected.UeToEasMode, c.SessionId, mkr.NewKeyId!.Value, mkr.Rand.Value.Span, c.UeNonce, o.EasId, o.EnterpriseKey.Span);
             c.Keys.InstallPending(keys);
+            c.SetEasPsk(EasPskOf(c.Selected, kRoot, c.SessionId, mkr.NewKeyId.Value, mkr.Rand.Value.Span, c.UeNonce, o.EasId), BestKeys.EasKeyIdentifier(mkr.Rand.Value.Span));
         }
         finally
         {

@@ -139,12 +139,31 @@ public sealed partial class UeEndpoint : IDisposable
         return result;
     }
 
+    /// <summary>
+    /// The K_EAS_PSK of a key-agreement-only or UE-to-EAS channel's current key set, and its EAS key identifier (profile
+    /// section 5): for an application protocol such as DTLS-PSK with the EAS (PSK identity
+    /// <c>&lt;external id&gt;#&lt;key identifier as 8 hex digits&gt;</c>). False when the channel has none.
+    /// </summary>
+    public bool TryGetEasPsk(int channel, Span<byte> psk, out uint keyIdentifier)
+    {
+        var c = Get(channel);
+        keyIdentifier = c.EasKeyIdentifier;
+        if (c.EasPsk is null || c.State is not (ChannelState.Established or ChannelState.Suspended))
+        {
+            return false;
+        }
+
+        c.EasPsk.CopyTo(psk);
+        return true;
+    }
+
     /// <summary>Forgets a channel without a word to the HSE (an open that timed out): no retransmission, no late events; its keys are zeroed.</summary>
     public void Abandon(int channel)
     {
         if (_channels.Remove(channel, out var c))
         {
             c.Keys.Dispose();
+            c.SetEasPsk(null, 0);
         }
     }
 
@@ -154,6 +173,7 @@ public sealed partial class UeEndpoint : IDisposable
         foreach (var c in _channels.Values)
         {
             c.Keys.Dispose();
+            c.SetEasPsk(null, 0);
         }
 
         _channels.Clear();
@@ -204,6 +224,19 @@ public sealed partial class UeEndpoint : IDisposable
         var retries = c.Outstanding is { Code: CommandCode.SessionRequest } previous && cookie is not null ? previous.Retries : 0;
         c.Outstanding = new Outstanding(bytes, CommandCode.SessionRequest, Now + _options.RetransmissionInterval, retries);
         result.Add(bytes, null);
+    }
+
+    /// <summary>K_EAS_PSK when the service gives the EAS keys (key agreement only, UE-to-EAS mode); null otherwise.</summary>
+    private static byte[]? EasPskOf(HseConfiguration selected, ReadOnlySpan<byte> kRoot, uint sessionId, byte keyId, ReadOnlySpan<byte> rand, ReadOnlySpan<byte> ueNonce, string easId)
+    {
+        if (selected.Service != BestService.KeyAgreementOnly && !selected.UeToEasMode)
+        {
+            return null;
+        }
+
+        var psk = GC.AllocateArray<byte>(32, pinned: true);
+        KeySet.DeriveEasPsk(kRoot, sessionId, keyId, rand, ueNonce, easId, psk);
+        return psk;
     }
 
     private static byte[] SendControl(Channel c, ControlCommand command, StepResult result, KeySet? keys = null)
@@ -279,6 +312,22 @@ public sealed partial class UeEndpoint : IDisposable
         public HseConfiguration Selected { get; set; }
 
         public byte[] UeNonce { get; set; } = [];
+
+        public byte[]? EasPsk { get; private set; }
+
+        public uint EasKeyIdentifier { get; private set; }
+
+        /// <summary>Replaces K_EAS_PSK (zeroing the old one).</summary>
+        public void SetEasPsk(byte[]? psk, uint keyIdentifier)
+        {
+            if (EasPsk is not null)
+            {
+                CryptographicOperations.ZeroMemory(EasPsk);
+            }
+
+            EasPsk = psk;
+            EasKeyIdentifier = psk is null ? 0 : keyIdentifier;
+        }
 
         /// <summary>(checksum, SHA-256) of every Session Request sent with the current nonce.</summary>
         public List<(byte[] Checksum, byte[] Hash)> Requests { get; } = [];

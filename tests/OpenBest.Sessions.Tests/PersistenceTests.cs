@@ -185,3 +185,36 @@ public sealed class PersistenceTests
         Assert.NotEqual(before, h.Hse.CurrentKeyIdOf(sid));
     }
 }
+
+/// <summary>Profile section 5: the UE holds the same K_EAS_PSK and key identifier the HSE gives the EAS (key agreement only, UE-to-EAS mode).</summary>
+public sealed class EasPskTests
+{
+    [Theory]
+    [InlineData(BestService.KeyAgreementOnly, false)]
+    [InlineData(BestService.Confidential, true)]
+    public void TheUeAndTheHse_AgreeOnKEasPsk_AndItsIdentifier_AlsoAfterARefresh(BestService service, bool ueToEas)
+    {
+        using var h = new Harness();
+        var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = service, MinimumService = service == BestService.KeyAgreementOnly ? BestService.KeyAgreementOnly : BestService.Integrity, UeToEasMode = ueToEas, ServingNetwork = Harness.FiveG });
+        var ready = h.HseEvents.OfType<EasKeysReady>().Last();
+        var psk = new byte[32];
+        Assert.True(h.Ue.TryGetEasPsk(ch, psk, out var keyIdentifier));
+        Assert.Equal(ready.KEasPsk.ToArray(), psk);
+        Assert.Equal(ready.EasKeyIdentifier, keyIdentifier);
+
+        h.Pump(h.Hse.RefreshKeys(h.Ue.SessionIdOf(ch)), uplink: false);
+        var refreshed = h.HseEvents.OfType<EasKeysReady>().Last();
+        Assert.NotEqual(ready.EasKeyIdentifier, refreshed.EasKeyIdentifier);
+        Assert.True(h.Ue.TryGetEasPsk(ch, psk, out keyIdentifier));
+        Assert.Equal(refreshed.KEasPsk.ToArray(), psk);
+        Assert.Equal(refreshed.EasKeyIdentifier, keyIdentifier);
+    }
+
+    [Fact]
+    public void AnEndToMiddleChannel_HasNoEasPsk()
+    {
+        using var h = new Harness();
+        var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = BestService.Integrity, ServingNetwork = Harness.FiveG });
+        Assert.False(h.Ue.TryGetEasPsk(ch, new byte[32], out _));
+    }
+}
