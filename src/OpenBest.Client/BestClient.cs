@@ -284,6 +284,14 @@ public sealed class BestClient : IAsyncDisposable
 
     internal TimeSpan OperationTimeout => _options.OperationTimeout;
 
+    internal bool TryGetPsk(int handle, Span<byte> psk, out uint keyIdentifier)
+    {
+        lock (_gate)
+        {
+            return _ue.TryGetEasPsk(handle, psk, out keyIdentifier);
+        }
+    }
+
     internal bool IsEstablished(int handle)
     {
         lock (_gate)
@@ -530,6 +538,15 @@ public sealed class BestChannel
             _client.ForgetAck(token);
         }
     }
+
+    /// <summary>
+    /// The channel's K_EAS_PSK and its EAS key identifier (key agreement only, or UE-to-EAS mode): the key for an
+    /// application protocol such as DTLS-PSK with the EAS, under <see cref="PskIdentity"/>. False when there is none.
+    /// </summary>
+    public bool TryGetPsk(Span<byte> psk, out uint keyIdentifier) => _client.TryGetPsk(Handle, psk, out keyIdentifier);
+
+    /// <summary>The PSK identity of profile section 5: <c>&lt;external id&gt;#&lt;key identifier as 8 lowercase hex digits&gt;</c>.</summary>
+    public static string PskIdentity(string externalId, uint keyIdentifier) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{externalId}#{keyIdentifier:x8}");
 
     /// <summary>Suspends the channel: the HSE queues downlink until it resumes.</summary>
     public Task SuspendAsync() => _client.DoAsync(ue => ue.Suspend(Handle));

@@ -145,6 +145,33 @@ public sealed class ReferenceEas : IAsyncDisposable
         return response.StatusCode == HttpStatusCode.Accepted;
     }
 
+    /// <summary>
+    /// Key agreement only: a DTLS 1.2 PSK server (TLS_PSK_WITH_AES_128_CCM_8) whose keys come from the HSE, by the
+    /// PSK identity <c>&lt;external id&gt;#&lt;key identifier&gt;</c> the device presents. The caller disposes it.
+    /// </summary>
+    public Dtls.DtlsPskServer StartDtls(IPEndPoint endPoint, Func<string, byte[], byte[]?> handler) =>
+        new(endPoint, identity => FetchPskAsync(identity).GetAwaiter().GetResult(), handler);
+
+    /// <summary>The K_EAS_PSK the HSE holds for a PSK identity, or null (unknown, malformed, or another EAS's device).</summary>
+    public async Task<byte[]?> FetchPskAsync(string identity)
+    {
+        ArgumentNullException.ThrowIfNull(identity);
+        var hash = identity.LastIndexOf('#');
+        if (hash <= 0 || !uint.TryParse(identity.AsSpan(hash + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var keyIdentifier) || identity.Length - hash - 1 != 8)
+        {
+            return null;
+        }
+
+        using var response = await PostAsync("eas/v1/keys", new EasSessionRequest(identity[..hash], keyIdentifier), CancellationToken.None).ConfigureAwait(false);
+        var body = await response.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+        if (response.StatusCode != HttpStatusCode.OK || !EasXml.TryRead(body, out var message, out _) || message is not EasSessionStart { Keys: { } keys })
+        {
+            return null;
+        }
+
+        return keys.KEasPsk;
+    }
+
     /// <summary>Stops listening (the registration stays: the HSE keeps the outbox for a restarted EAS).</summary>
     public async ValueTask DisposeAsync()
     {

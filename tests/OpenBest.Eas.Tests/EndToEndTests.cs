@@ -194,4 +194,47 @@ public sealed class EndToEndTests : IAsyncLifetime
         await WaitForAsync(() => eas.Dropped == 1, "the EAS drops what it cannot open");
         Assert.Empty(_application);
     }
+
+    [Fact]
+    public async Task KeyAgreementOnly_TheDevicesPsk_RunsDtlsWithTheEas_AndWithOpenSsl()
+    {
+        await using var eas = await StartEasAsync();
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.KeyAgreementOnly, MinimumService = BestService.KeyAgreementOnly, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
+        var psk = new byte[32];
+        Assert.True(channel.TryGetPsk(psk, out var keyIdentifier));
+        var identity = BestChannel.PskIdentity("meter-9@acme", keyIdentifier);
+        await WaitForAsync(() => _store.Psks(Imsi, EasId).Count == 1, "the HSE keeps the key at confirmation");
+
+        // The EAS's DTLS server takes the key from the HSE by the identity; the device's DTLS client brings its own.
+        using var dtls = eas.StartDtls(new IPEndPoint(IPAddress.Loopback, 0), (_, data) => [.. "ok:"u8, .. data]);
+        using (var connection = await Task.Run(() => OpenBest.Dtls.DtlsPsk.Connect(dtls.LocalEndPoint, identity, psk), Cancel))
+        {
+            connection.Send("reading=7"u8);
+            Assert.Equal("ok:reading=7"u8.ToArray(), await Task.Run(() => connection.Receive(TimeSpan.FromSeconds(10)), Cancel));
+        }
+
+        // OpenSSL as the device, with the PSK the BEST session agreed.
+        using var openssl = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("openssl",
+            ["s_client", "-dtls1_2", "-connect", $"127.0.0.1:{dtls.LocalEndPoint.Port}", "-psk", Convert.ToHexString(psk).ToLowerInvariant(), "-psk_identity", identity, "-cipher", OpenBest.Dtls.DtlsPsk.OpenSslCipher, "-quiet"])
+            { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true })!;
+        try
+        {
+            await Task.Delay(1000, Cancel);
+            await openssl.StandardInput.WriteLineAsync("from openssl".AsMemory(), Cancel);
+            await openssl.StandardInput.FlushAsync(Cancel);
+            var line = await openssl.StandardOutput.ReadLineAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(15), Cancel);
+            Assert.Equal("ok:from openssl", line);
+        }
+        finally
+        {
+            openssl.Kill(entireProcessTree: true);
+            await openssl.WaitForExitAsync(CancellationToken.None);
+        }
+
+        // A wrong key identifier, or another EAS's device, gets no key: the handshake fails.
+        Assert.Null(await eas.FetchPskAsync(BestChannel.PskIdentity("meter-9@acme", keyIdentifier ^ 1)));
+        Assert.Null(await eas.FetchPskAsync("not an identity"));
+        Assert.Equal(2, dtls.Handshakes);
+    }
 }

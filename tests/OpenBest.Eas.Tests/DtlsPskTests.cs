@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using OpenBest.Dtls;
+
+namespace OpenBest.Eas.Tests;
+
+/// <summary>
+/// DTLS 1.2 PSK (TLS_PSK_WITH_AES_128_CCM_8) for the key-agreement-only service, against OpenSSL as a real peer on
+/// loopback in both roles, and between our own client and server.
+/// </summary>
+public sealed class DtlsPskTests
+{
+    private static readonly byte[] Psk = Convert.FromHexString("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+    private const string Identity = "meter-7@acme#0a0b0c0d";
+
+    private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    private static int FreeUdpPort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)probe.LocalEndPoint!).Port;
+    }
+
+    private static Process OpenSsl(params string[] args)
+    {
+        var info = new ProcessStartInfo("openssl") { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        return Process.Start(info)!;
+    }
+
+    [Fact]
+    public async Task OurClient_TalksToOpenSslServer()
+    {
+        var port = FreeUdpPort();
+        using var server = OpenSsl("s_server", "-dtls1_2", "-accept", port.ToString(System.Globalization.CultureInfo.InvariantCulture), "-nocert", "-psk", Convert.ToHexString(Psk).ToLowerInvariant(),
+            "-psk_identity", Identity, "-cipher", DtlsPsk.OpenSslCipher, "-quiet");
+        try
+        {
+            await Task.Delay(500, Cancel);
+            using var connection = await Task.Run(() => DtlsPsk.Connect(new IPEndPoint(IPAddress.Loopback, port), Identity, Psk), Cancel);
+            connection.Send("reading=42\n"u8);
+            string? line = null;
+            for (var i = 0; i < 20 && line is null; i++)
+            {
+                line = await server.StandardOutput.ReadLineAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+            }
+
+            Assert.Equal("reading=42", line);
+            await server.StandardInput.WriteLineAsync("ack from openssl".AsMemory(), Cancel);
+            await server.StandardInput.FlushAsync(Cancel);
+            var answer = await Task.Run(() => connection.Receive(TimeSpan.FromSeconds(10)), Cancel);
+            Assert.Equal("ack from openssl\n", Encoding.UTF8.GetString(answer!));
+        }
+        finally
+        {
+            server.Kill(entireProcessTree: true);
+            await server.WaitForExitAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public async Task OpenSslClient_TalksToOurServer()
+    {
+        string? seenIdentity = null;
+        using var server = new DtlsPskServer(new IPEndPoint(IPAddress.Loopback, 0), id => id == Identity ? Psk.ToArray() : null, (id, data) =>
+        {
+            seenIdentity = id;
+            return Encoding.UTF8.GetBytes("echo:" + Encoding.UTF8.GetString(data));
+        });
+        using var client = OpenSsl("s_client", "-dtls1_2", "-connect", $"127.0.0.1:{server.LocalEndPoint.Port}", "-psk", Convert.ToHexString(Psk).ToLowerInvariant(),
+            "-psk_identity", Identity, "-cipher", DtlsPsk.OpenSslCipher, "-quiet");
+        try
+        {
+            await Task.Delay(1000, Cancel);
+            await client.StandardInput.WriteLineAsync("hello".AsMemory(), Cancel);
+            await client.StandardInput.FlushAsync(Cancel);
+            var output = new StringBuilder();
+            string? line;
+            while ((line = await client.StandardOutput.ReadLineAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(15), Cancel)) is not null)
+            {
+                output.AppendLine(line);
+                if (line.Contains("echo:hello", StringComparison.Ordinal))
+                {
+                    break;
+                }
+            }
+
+            Assert.Contains("echo:hello", output.ToString(), StringComparison.Ordinal);
+            Assert.Equal(Identity, seenIdentity);
+            Assert.Equal(1, server.Handshakes);
+        }
+        finally
+        {
+            client.Kill(entireProcessTree: true);
+            await client.WaitForExitAsync(CancellationToken.None);
+        }
+    }
+
+    [Fact]
+    public async Task OurClientAndServer_AgreeOnlyWithTheSameKey()
+    {
+        using var server = new DtlsPskServer(new IPEndPoint(IPAddress.Loopback, 0), id => id == Identity ? Psk.ToArray() : null, (_, data) => data);
+        using (var connection = await Task.Run(() => DtlsPsk.Connect(server.LocalEndPoint, Identity, Psk), Cancel))
+        {
+            connection.Send("ping"u8);
+            Assert.Equal("ping"u8.ToArray(), await Task.Run(() => connection.Receive(TimeSpan.FromSeconds(10)), Cancel));
+        }
+
+        var wrong = Psk.ToArray();
+        wrong[0] ^= 1;
+        await Assert.ThrowsAsync<IOException>(() => Task.Run(() => DtlsPsk.Connect(server.LocalEndPoint, Identity, wrong, TimeSpan.FromSeconds(3)), Cancel));
+        await Assert.ThrowsAsync<IOException>(() => Task.Run(() => DtlsPsk.Connect(server.LocalEndPoint, "stranger#00000000", Psk, TimeSpan.FromSeconds(3)), Cancel));
+    }
+}
