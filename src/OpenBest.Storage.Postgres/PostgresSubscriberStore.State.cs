@@ -179,6 +179,7 @@ public sealed partial class PostgresSubscriberStore
         ArgumentNullException.ThrowIfNull(registration);
         Execute("INSERT INTO eas_registrations (eas_id, registration_id, endpoint, registered) VALUES (@eas, @reg, @endpoint, @at) ON CONFLICT (eas_id) DO UPDATE SET registration_id = excluded.registration_id, endpoint = excluded.endpoint, registered = excluded.registered",
             ("@eas", registration.EasId), ("@reg", registration.RegistrationId), ("@endpoint", registration.Endpoint), ("@at", registration.RegisteredAt.ToUnixTimeMilliseconds()));
+        Execute("UPDATE outbox SET next_attempt = 0 WHERE eas_id = @eas", ("@eas", registration.EasId));
     }
 
     /// <inheritdoc/>

@@ -141,7 +141,7 @@ public interface IHseStateStore
     /// <summary>Counts a failed delivery and sets the next attempt.</summary>
     void OutboxRetry(long seq, DateTimeOffset nextAttempt);
 
-    /// <summary>Registers (or re-registers) an EAS.</summary>
+    /// <summary>Registers (or re-registers) an EAS; what waits in its outbox becomes due at once.</summary>
     void RegisterEas(EasRegistration registration);
 
     /// <summary>Deregisters an EAS; false when it was not registered.</summary>
