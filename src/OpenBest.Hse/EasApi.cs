@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using OpenBest.EasInterface;
 using OpenBest.Protocol;
@@ -28,6 +29,7 @@ public static class EasApi
         ArgumentNullException.ThrowIfNull(store);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
+        builder.Services.AddOpenApi();
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(endPoint, listen => listen.UseHttps(new HttpsConnectionAdapterOptions
         {
             ServerCertificate = serverCertificate,
@@ -140,6 +142,7 @@ public static class EasApi
                 ? Problem(409, "the message does not fit the session (plane, Session ID or Key ID)")
                 : Results.StatusCode(202);
         })));
+        NorthboundApi.Map(app, host, store);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         return app;
     }

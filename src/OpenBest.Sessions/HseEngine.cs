@@ -95,6 +95,10 @@ public sealed partial class HseEngine : IDisposable
     public IReadOnlyList<uint> SessionsOf(string imsi, string easId) =>
         [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended && s.Imsi == imsi && s.Request.EasId == easId).Select(s => s.Id)];
 
+    /// <summary>The established (or suspended) UE-to-HSE sessions that name <paramref name="easId"/>, with their subscribers.</summary>
+    public IReadOnlyList<(uint SessionId, string Imsi)> SessionsNaming(string easId) =>
+        [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended && s.Request.EasId == easId).OrderBy(s => s.Id).Select(s => (s.Id, s.Imsi))];
+
     /// <summary>The current Key ID of a session (0 if none).</summary>
     public byte CurrentKeyIdOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.Keys.CurrentKeyId : (byte)0;
 

@@ -129,8 +129,8 @@ public interface IHseStateStore
     /// <summary>The stored Session ID high-water mark (1 when none).</summary>
     uint LoadNextSessionId();
 
-    /// <summary>Stored uplink after <paramref name="afterSeq"/>, oldest first.</summary>
-    IReadOnlyList<StoredUplink> Uplinks(long afterSeq, int limit);
+    /// <summary>Stored uplink after <paramref name="afterSeq"/>, oldest first; only of sessions naming <paramref name="easId"/> when given.</summary>
+    IReadOnlyList<StoredUplink> Uplinks(long afterSeq, int limit, string? easId = null);
 
     /// <summary>Outbox messages for <paramref name="easId"/> due at <paramref name="now"/>, oldest first (in order per session).</summary>
     IReadOnlyList<OutboxEntry> DueOutbox(string easId, DateTimeOffset now, int limit);

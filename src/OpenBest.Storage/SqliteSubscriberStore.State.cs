@@ -133,11 +133,11 @@ public sealed partial class SqliteSubscriberStore
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<StoredUplink> Uplinks(long afterSeq, int limit)
+    public IReadOnlyList<StoredUplink> Uplinks(long afterSeq, int limit, string? easId = null)
     {
         using var connection = Connect();
-        using var command = Command(connection, null, "SELECT seq, session_id, imsi, eas_id, key_id, counter, payload, received FROM uplink WHERE seq > $after ORDER BY seq LIMIT $limit");
-        Bind(command, ("$after", afterSeq), ("$limit", limit));
+        using var command = Command(connection, null, "SELECT seq, session_id, imsi, eas_id, key_id, counter, payload, received FROM uplink WHERE seq > $after AND ($eas = '' OR eas_id = $eas) ORDER BY seq LIMIT $limit");
+        Bind(command, ("$after", afterSeq), ("$limit", limit), ("$eas", easId ?? string.Empty));
         using var reader = command.ExecuteReader();
         var result = new List<StoredUplink>();
         while (reader.Read())

@@ -34,7 +34,7 @@ public sealed class HseHostTests
 
         public uint LoadNextSessionId() => inner.LoadNextSessionId();
 
-        public IReadOnlyList<StoredUplink> Uplinks(long afterSeq, int limit) => inner.Uplinks(afterSeq, limit);
+        public IReadOnlyList<StoredUplink> Uplinks(long afterSeq, int limit, string? easId = null) => inner.Uplinks(afterSeq, limit, easId);
 
         public IReadOnlyList<OutboxEntry> DueOutbox(string easId, DateTimeOffset now, int limit) => inner.DueOutbox(easId, now, limit);
 

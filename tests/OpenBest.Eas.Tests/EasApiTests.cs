@@ -239,4 +239,47 @@ public sealed class EasApiTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
         }
     }
+
+    [Fact]
+    public async Task Northbound_TheEnterpriseReadsItsUplink_SendsDownlink_AndSeesNoOneElses()
+    {
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
+        Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("temperature=21.5"u8.ToArray(), true, Cancel));
+
+        using var client = Client(EasId);
+        var uplink = await client.GetStringAsync(new Uri("/api/v1/uplink?after=0", UriKind.Relative), Cancel);
+        using (var json = System.Text.Json.JsonDocument.Parse(uplink))
+        {
+            var first = Assert.Single(json.RootElement.EnumerateArray().ToList());
+            Assert.Equal("temperature=21.5", Encoding.UTF8.GetString(Convert.FromBase64String(first.GetProperty("payload").GetString()!)));
+            Assert.Equal("meter-7@acme", first.GetProperty("externalId").GetString());
+            Assert.DoesNotContain(Imsi, uplink, StringComparison.Ordinal);
+        }
+
+        var sessions = await client.GetStringAsync(new Uri("/api/v1/sessions", UriKind.Relative), Cancel);
+        Assert.Contains($"\"sessionId\":{channel.SessionId}", sessions, StringComparison.Ordinal);
+
+        using (var down = await client.PostAsync(new Uri($"/api/v1/sessions/{channel.SessionId}/downlink", UriKind.Relative),
+            new StringContent("{\"payload\":\"" + Convert.ToBase64String("setpoint=19"u8.ToArray()) + "\"}", Encoding.UTF8, "application/json"), Cancel))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, down.StatusCode);
+        }
+
+        var received = await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        Assert.Equal("setpoint=19"u8.ToArray(), received.Payload.ToArray());
+
+        // Another enterprise sees nothing of it and cannot reach the device.
+        using var other = Client("other.example.com");
+        Assert.Equal("[]", await other.GetStringAsync(new Uri("/api/v1/uplink?after=0", UriKind.Relative), Cancel));
+        using (var refused = await other.PostAsync(new Uri($"/api/v1/sessions/{channel.SessionId}/downlink", UriKind.Relative),
+            new StringContent("{\"payload\":\"AA==\"}", Encoding.UTF8, "application/json"), Cancel))
+        {
+            Assert.Equal(HttpStatusCode.NotFound, refused.StatusCode);
+        }
+
+        var openapi = await client.GetStringAsync(new Uri("/openapi/v1.json", UriKind.Relative), Cancel);
+        Assert.Contains("ReadUplink", openapi, StringComparison.Ordinal);
+        Assert.Contains("/api/v1/sessions/{sessionId}/downlink", openapi, StringComparison.Ordinal);
+    }
 }

@@ -1,0 +1,91 @@
+using System.Security.Cryptography.X509Certificates;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using OpenBest.EasInterface;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+
+namespace OpenBest.Hse;
+
+/// <summary>A UE-to-HSE session as the enterprise sees it (never the IMSI).</summary>
+/// <param name="SessionId">The Session ID.</param>
+/// <param name="ExternalId">The UE's identifier for this enterprise, or null when none is provisioned.</param>
+public sealed record NorthboundSession(uint SessionId, string? ExternalId);
+
+/// <summary>An uplink message the HSE received and stored for the enterprise.</summary>
+public sealed record NorthboundUplink(long Sequence, uint SessionId, string? ExternalId, int KeyId, long Counter, string Payload, DateTimeOffset ReceivedAt);
+
+/// <summary>A downlink message from the enterprise: the payload in base64; sealed by the HSE (queued while the device is suspended).</summary>
+public sealed record NorthboundDownlink(string Payload, bool AckRequested = false);
+
+/// <summary>
+/// The HSE's northbound API for enterprise applications (UE-to-HSE mode, where the HSE terminates the user plane):
+/// JSON over the same mutually authenticated TLS as the EAS interface. The client certificate's common name is the
+/// enterprise's EAS Id, and every call sees only sessions and messages that name it. The OpenAPI document is at
+/// <c>/openapi/v1.json</c>.
+/// </summary>
+public static class NorthboundApi
+{
+    /// <summary>Maps the API onto <paramref name="app"/>.</summary>
+    public static void Map(IEndpointRouteBuilder app, HseHost host, IHseStateStore store)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var api = app.MapGroup("/api/v1").WithTags("enterprise");
+        api.MapGet("/sessions", async (HttpContext context) =>
+        {
+            var easId = await IdentityAsync(context).ConfigureAwait(false);
+            var sessions = await host.QueryAsync(engine => engine.SessionsNaming(easId)).ConfigureAwait(false);
+            return Results.Ok(sessions.Select(s => new NorthboundSession(s.SessionId, store.ExternalIdOf(easId, s.Imsi))).ToList());
+        }).WithName("ListSessions").WithSummary("The live UE-to-HSE sessions that name this enterprise.");
+        api.MapGet("/uplink", async (HttpContext context, long? after, int? limit) =>
+        {
+            var easId = await IdentityAsync(context).ConfigureAwait(false);
+            var rows = store.Uplinks(after ?? 0, Math.Clamp(limit ?? 100, 1, 1000), easId);
+            return Results.Ok(rows.Select(u => new NorthboundUplink(u.Seq, u.SessionId, store.ExternalIdOf(easId, u.Imsi), u.KeyId, (long)u.Counter, Convert.ToBase64String(u.Payload), u.ReceivedAt)).ToList());
+        }).WithName("ReadUplink").WithSummary("Uplink messages stored for this enterprise after a sequence number, oldest first (read again with after = the last sequence).");
+        api.MapPost("/sessions/{sessionId}/downlink", async (HttpContext context, uint sessionId, NorthboundDownlink downlink) =>
+        {
+            var easId = await IdentityAsync(context).ConfigureAwait(false);
+            byte[] payload;
+            try
+            {
+                payload = Convert.FromBase64String(downlink.Payload);
+            }
+            catch (FormatException)
+            {
+                return Results.Problem(title: "payload is not base64", statusCode: 400);
+            }
+
+            if (payload.Length > 1024)
+            {
+                return Results.Problem(title: "payload is longer than 1024 octets", statusCode: 400);
+            }
+
+            var owner = await host.QueryAsync(engine => engine.Describe(sessionId)?.EasId).ConfigureAwait(false);
+            if (owner != easId)
+            {
+                return Results.Problem(title: "no session of this enterprise with that id", statusCode: 404);
+            }
+
+            try
+            {
+                await host.InvokeAsync(engine => engine.SendDownlink(sessionId, payload, downlink.AckRequested)).ConfigureAwait(false);
+            }
+            catch (InvalidOperationException e)
+            {
+                return Results.Problem(title: e.Message, statusCode: 409);
+            }
+
+            return Results.Accepted();
+        }).WithName("SendDownlink").WithSummary("Seal and send (or, while the device is suspended, queue) a downlink message.");
+        app.MapOpenApi();
+    }
+
+    private static async Task<string> IdentityAsync(HttpContext context)
+    {
+        var certificate = await context.Connection.GetClientCertificateAsync(context.RequestAborted).ConfigureAwait(false)
+            ?? throw new BadHttpRequestException("a client certificate is required", 401);
+        return DevelopmentPki.IdentityOf(certificate);
+    }
+}
