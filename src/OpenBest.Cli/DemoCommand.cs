@@ -55,13 +55,23 @@ internal static class DemoCommand
 
             // IMSIs of this run only (test PLMN 001/01), removed at the end, so a shared database stays clean.
             var run = RandomNumberGenerator.GetInt32(100_000);
-            var provisioned = Enumerable.Range(0, deviceCount)
+            // A tenth of the devices again, at least one each, for the enterprise side: UE-to-EAS and key agreement only.
+            var enterpriseShare = Math.Max(1, deviceCount / 10);
+            var all = Enumerable.Range(0, deviceCount + (2 * enterpriseShare))
                 .Select(i => new NewSubscriber(string.Create(CultureInfo.InvariantCulture, $"00101{run:D5}{i:D5}"), RandomNumberGenerator.GetBytes(16), RandomNumberGenerator.GetBytes(16)))
                 .ToList();
-            store.Add(provisioned);
+            var provisioned = all.Take(deviceCount).ToList();
+            var endToEnd = all.Skip(deviceCount).Take(enterpriseShare).ToList();
+            var keyAgreementOnly = all.Skip(deviceCount + enterpriseShare).ToList();
+            store.Add(all);
+            for (var i = 0; i < endToEnd.Count + keyAgreementOnly.Count; i++)
+            {
+                ((IHseStateStore)store).SetExternalId(DemoEnterprise.EasId, DemoEnterprise.ExternalId(i), (i < endToEnd.Count ? endToEnd[i] : keyAgreementOnly[i - endToEnd.Count]).Imsi);
+            }
+
             using var cleanup = new Cleanup(() =>
             {
-                foreach (var s in provisioned)
+                foreach (var s in all)
                 {
                     store.Remove(s.Imsi);
                 }
@@ -75,11 +85,13 @@ internal static class DemoCommand
 
             var suspended = new ConcurrentDictionary<uint, TaskCompletionSource>();
             var hseStats = new HseStats();
+            await using var enterprise = await DemoEnterprise.StartAsync(directory.FullName, host, (IHseStateStore)store, cancel);
             var pump = Task.Run(async () =>
             {
                 await foreach (var e in host.Events.ReadAllAsync(CancellationToken.None))
                 {
                     hseStats.Count(e);
+                    enterprise.OnEvent(e);
                     if (e is SessionSuspended s)
                     {
                         suspended.GetOrAdd(s.SessionId, _ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
@@ -108,7 +120,28 @@ internal static class DemoCommand
                 await console.Progress().AutoClear(false).StartAsync(async context =>
                 {
                     var task = context.AddTask($"[green]{deviceCount} devices[/]", maxValue: deviceCount * stepsPerDevice);
-                    await Task.WhenAll(devices.Select((device, i) => Task.Run(async () =>
+                    var enterpriseTask = context.AddTask($"[green]{endToEnd.Count} UE-to-EAS and {keyAgreementOnly.Count} DTLS-PSK devices[/]", maxValue: endToEnd.Count + keyAgreementOnly.Count);
+                    var enterpriseRuns = endToEnd.Select((s, i) => (s, i, dtls: false)).Concat(keyAgreementOnly.Select((s, i) => (s, i: i + endToEnd.Count, dtls: true))).Select(d => Task.Run(async () =>
+                    {
+                        try
+                        {
+                            if (d.dtls)
+                            {
+                                await enterprise.RunKeyAgreementOnlyAsync(d.s, DemoEnterprise.ExternalId(d.i), bearer.LocalEndPoint, cancel);
+                            }
+                            else
+                            {
+                                await enterprise.RunEndToEndAsync(d.s, DemoEnterprise.ExternalId(d.i), bearer.LocalEndPoint, messageCount, cancel);
+                            }
+
+                            enterpriseTask.Increment(1);
+                        }
+                        catch (Exception e) when (e is InvalidOperationException or IOException or OperationCanceledException or TimeoutException or System.Net.Http.HttpRequestException)
+                        {
+                            failures.Add($"{DemoEnterprise.ExternalId(d.i)}: {e.Message}");
+                        }
+                    }, cancel)).ToList();
+                    await Task.WhenAll(enterpriseRuns.Concat(devices.Select((device, i) => Task.Run(async () =>
                     {
                         var options = new UeChannelOptions
                         {
@@ -129,7 +162,7 @@ internal static class DemoCommand
                         {
                             failures.Add($"device {i}: {e.GetType().Name}");
                         }
-                    }, cancel)));
+                    }, cancel))));
                 });
             }
             finally
@@ -147,19 +180,22 @@ internal static class DemoCommand
             var latencies = devices.SelectMany(d => d.AckLatenciesMs).Order().ToList();
             var expectedUplink = deviceCount * (messageCount + 1);
             var table = new Table().AddColumns("measure", "value");
-            table.AddRow("devices / sessions established at the HSE", $"{deviceCount} / {hseStats.Established}");
+            table.AddRow("devices / sessions established at the HSE", $"{deviceCount + endToEnd.Count + keyAgreementOnly.Count} / {hseStats.Established}");
             table.AddRow("uplink messages delivered and verified", $"{hseStats.Uplink} of {expectedUplink}");
             table.AddRow("acknowledged at the devices", $"{latencies.Count + deviceCount} of {expectedUplink}");
             table.AddRow("key refreshes / downlinks queued while suspended", $"{hseStats.Refreshes} / {hseStats.Resumed}");
             table.AddRow("octets on the wire per session setup", Range(devices.Select(d => d.SetupOctets)));
             table.AddRow("octets of overhead per uplink message", Range(devices.Select(d => d.UplinkOverhead)));
             table.AddRow("ack latency p50 / p99 (ms)", latencies.Count == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{Percentile(latencies, 0.50):F2} / {Percentile(latencies, 0.99):F2}"));
+            table.AddRow("UE-to-EAS: uplink opened at the EAS", string.Create(CultureInfo.InvariantCulture, $"{enterprise.UplinkAtEas} of {endToEnd.Count * messageCount} from {endToEnd.Count} devices"));
+            table.AddRow("key agreement only: DTLS-PSK handshakes", string.Create(CultureInfo.InvariantCulture, $"{enterprise.DtlsHandshakes} from {keyAgreementOnly.Count} devices"));
             table.AddRow("rejects / drops at the HSE", $"{hseStats.Rejects} / {hseStats.Drops}");
             table.AddRow("store", StoreFactory.Describe(postgres));
             table.AddRow("elapsed", string.Create(CultureInfo.InvariantCulture, $"{elapsed.TotalSeconds:F1} s"));
             console.Write(table);
 
-            var ok = failures.IsEmpty && hseStats.Established == deviceCount && hseStats.Uplink == expectedUplink && hseStats.Resumed == deviceCount;
+            var ok = failures.IsEmpty && hseStats.Established == deviceCount + endToEnd.Count + keyAgreementOnly.Count && hseStats.Uplink == expectedUplink && hseStats.Resumed == deviceCount
+                && enterprise.UplinkAtEas == endToEnd.Count * messageCount && enterprise.DtlsHandshakes >= keyAgreementOnly.Count;
             console.MarkupLine(ok ? "[green]every message was delivered and verified[/]" : $"[red]FAILED[/]: {Markup.Escape(string.Join("; ", failures.Take(5)))}");
             return ok ? ExitCodes.Success : ExitCodes.CheckFailed;
         }

@@ -297,6 +297,7 @@ public sealed partial class UeEndpoint
         }
 
         channel.Keys.InstallCurrent(keys);
+        channel.AcceptedStart = message.ToArray();
         channel.SetEasPsk(easPsk, BestKeys.EasKeyIdentifier(start.Rand.Span));
         Accept(channel, sessionId, selected, hash, result);
         // An explicit Confirmation when asked, when there is no first payload, and in UE-to-EAS mode, where the
@@ -364,6 +365,14 @@ public sealed partial class UeEndpoint
                 Drop(result, c.SessionId, DropReason.UnexpectedInState);
             }
 
+            return;
+        }
+
+        // The HSE answers a retransmitted Session Request with the same Session Start: a copy that arrives after
+        // the channel took the first one is a duplicate, not a forgery (it is framed with n = 1, not the session's n).
+        if (c.AcceptedStart is { } accepted && message.SequenceEqual(accepted))
+        {
+            Drop(result, c.SessionId, DropReason.Replay);
             return;
         }
 

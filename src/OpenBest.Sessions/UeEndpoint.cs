@@ -313,6 +313,9 @@ public sealed partial class UeEndpoint : IDisposable
 
         public byte[] UeNonce { get; set; } = [];
 
+        /// <summary>The Session Start this channel took, to recognise the HSE's retransmitted copies.</summary>
+        public byte[]? AcceptedStart { get; set; }
+
         public byte[]? EasPsk { get; private set; }
 
         public uint EasKeyIdentifier { get; private set; }

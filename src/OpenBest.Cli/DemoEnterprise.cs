@@ -1,0 +1,170 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using OpenBest.Client;
+using OpenBest.Eas;
+using OpenBest.EasInterface;
+using OpenBest.Hse;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+
+namespace OpenBest.Cli;
+
+/// <summary>
+/// The demo's enterprise share: a development PKI, the HSE–EAS interface, the reference EAS, devices in UE-to-EAS
+/// mode (uplink to the EAS through the outbox, downlink back) and devices in key-agreement-only mode (DTLS-PSK with
+/// the EAS on the key their BEST session agreed).
+/// </summary>
+internal sealed class DemoEnterprise : IAsyncDisposable
+{
+    public const string EasId = "demo.example.com";
+    private readonly X509Certificate2 _ca;
+    private readonly X509Certificate2 _hse;
+    private readonly X509Certificate2 _eas;
+    private readonly Microsoft.AspNetCore.Builder.WebApplication _api;
+    private readonly EasDelivery _delivery;
+    private readonly ReferenceEas _reference;
+    private readonly Dtls.DtlsPskServer _dtls;
+    private readonly ConcurrentDictionary<string, int> _received = new();
+
+    private DemoEnterprise(X509Certificate2 ca, X509Certificate2 hse, X509Certificate2 eas, Microsoft.AspNetCore.Builder.WebApplication api, EasDelivery delivery, ReferenceEas reference)
+    {
+        _ca = ca;
+        _hse = hse;
+        _eas = eas;
+        _api = api;
+        _delivery = delivery;
+        _reference = reference;
+        _dtls = reference.StartDtls(new IPEndPoint(IPAddress.Loopback, 0), (_, data) => [.. "ok:"u8, .. data]);
+    }
+
+    public int UplinkAtEas => _received.Values.Sum();
+
+    public int DtlsHandshakes => (int)_dtls.Handshakes;
+
+    public static async Task<DemoEnterprise> StartAsync(string directory, HseHost host, IHseStateStore store, CancellationToken cancel)
+    {
+        DevelopmentPki.Init(directory, [EasId]);
+        var ca = DevelopmentPki.LoadCertificate(DevelopmentPki.Ca(directory).Certificate);
+        var hse = DevelopmentPki.LoadPair(DevelopmentPki.Hse(directory));
+        var eas = DevelopmentPki.LoadPair(DevelopmentPki.Eas(directory, EasId));
+        var api = await EasApi.StartAsync(host, store, hse, ca, new IPEndPoint(IPAddress.Loopback, 0), cancel);
+        var delivery = new EasDelivery(host, store, hse, ca, TimeSpan.FromMilliseconds(50));
+        var received = new ConcurrentDictionary<string, int>();
+        DemoEnterprise? self = null;
+        var reference = await ReferenceEas.StartAsync(new EasOptions
+        {
+            EasId = EasId,
+            Hse = new Uri(HseWeb.Address(api) + "/"),
+            Certificate = eas,
+            Ca = ca,
+            StateDirectory = Path.Combine(directory, "eas"),
+        }, message =>
+        {
+            self!._received.AddOrUpdate(message.ExternalId, 1, (_, n) => n + 1);
+            return Task.CompletedTask;
+        }, cancel);
+        self = new DemoEnterprise(ca, hse, eas, api, delivery, reference);
+        return self;
+    }
+
+    public void OnEvent(SessionEvent e) => _delivery.OnEvent(e);
+
+    /// <summary>A UE-to-EAS device: <paramref name="messages"/> uplink to the EAS, then one downlink from it.</summary>
+    public async Task RunEndToEndAsync(NewSubscriber subscriber, string externalId, IPEndPoint hse, int messages, CancellationToken cancel)
+    {
+        await using var client = await BestClient.CreateAsync(Options(subscriber, hse), cancel);
+        var opened = await client.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, ServingNetwork = Network }, cancel);
+        var channel = opened.Channel ?? throw new InvalidOperationException($"{externalId}: no session ({opened.Rejected})");
+        for (var i = 0; i < messages; i++)
+        {
+            if (await channel.SendAsync(BitConverter.GetBytes(i), acknowledged: true, cancel) != SendStatus.Acknowledged)
+            {
+                throw new InvalidOperationException($"{externalId}: message {i} was not forwarded");
+            }
+        }
+
+        for (var i = 0; i < 200 && _received.GetValueOrDefault(externalId) < messages; i++)
+        {
+            await Task.Delay(50, cancel);
+        }
+
+        if (!await _reference.SendDownlinkAsync(channel.SessionId, "from the enterprise"u8.ToArray(), cancel))
+        {
+            throw new InvalidOperationException($"{externalId}: the HSE refused the EAS's downlink");
+        }
+
+        await channel.Received.ReadAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(20), cancel);
+        await channel.CloseAsync(cancel);
+    }
+
+    /// <summary>A key-agreement-only device: one DTLS-PSK exchange with the EAS on K_EAS_PSK.</summary>
+    public async Task RunKeyAgreementOnlyAsync(NewSubscriber subscriber, string externalId, IPEndPoint hse, CancellationToken cancel)
+    {
+        await using var client = await BestClient.CreateAsync(Options(subscriber, hse), cancel);
+        var opened = await client.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.KeyAgreementOnly, MinimumService = BestService.KeyAgreementOnly, ServingNetwork = Network }, cancel);
+        var channel = opened.Channel ?? throw new InvalidOperationException($"{externalId}: no session ({opened.Rejected})");
+        var psk = new byte[32];
+        try
+        {
+            if (!channel.TryGetPsk(psk, out var keyIdentifier))
+            {
+                throw new InvalidOperationException($"{externalId}: no K_EAS_PSK");
+            }
+
+            // The HSE keeps the key once the confirmation arrived; a device that is faster than that tries again.
+            for (var attempt = 0; ; attempt++)
+            {
+                try
+                {
+                    using var dtls = await Task.Run(() => Dtls.DtlsPsk.Connect(_dtls.LocalEndPoint, BestChannel.PskIdentity(externalId, keyIdentifier), psk, TimeSpan.FromSeconds(5)), cancel);
+                    dtls.Send("reading"u8);
+                    if (await Task.Run(() => dtls.Receive(TimeSpan.FromSeconds(10)), cancel) is null)
+                    {
+                        throw new InvalidOperationException($"{externalId}: no DTLS answer");
+                    }
+
+                    break;
+                }
+                catch (IOException) when (attempt < 3)
+                {
+                    await Task.Delay(200, cancel);
+                }
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(psk);
+        }
+
+        await channel.CloseAsync(cancel);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _dtls.Dispose();
+        await _reference.DisposeAsync();
+        await _delivery.DisposeAsync();
+        await _api.DisposeAsync();
+        _ca.Dispose();
+        _hse.Dispose();
+        _eas.Dispose();
+    }
+
+    private static readonly ServingNetwork Network = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org");
+
+    private static BestClientOptions Options(NewSubscriber subscriber, IPEndPoint hse) => new()
+    {
+        Imsi = subscriber.Imsi,
+        K = subscriber.K,
+        Opc = subscriber.Opc,
+        Transport = new BestTransport.Udp(hse),
+        TickInterval = TimeSpan.FromMilliseconds(100),
+        OperationTimeout = TimeSpan.FromSeconds(30),
+    };
+
+    public static string ExternalId(int i) => string.Create(CultureInfo.InvariantCulture, $"device-{i}@demo");
+}
