@@ -218,3 +218,20 @@ public sealed class EasPskTests
         Assert.False(h.Ue.TryGetEasPsk(ch, new byte[32], out _));
     }
 }
+
+/// <summary>Profile 6.2: the HSE answers a retransmitted Session Request with the same Session Start; a UE that already took it drops the copy as a duplicate.</summary>
+public sealed class DuplicateSessionStartTests
+{
+    [Fact]
+    public void ACopyOfTheSessionStartTaken_IsADuplicate_NotATagFailure()
+    {
+        using var h = new Harness();
+        var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = BestService.Confidential, CounterSchemes = CounterSchemes.TwoOctets, ServingNetwork = Harness.FiveG });
+        Assert.True(h.Ue.IsEstablished(ch));
+        var start = h.Wire.First(w => !w.Uplink).Message;
+        var again = h.Ue.Receive(start);
+        Assert.Empty(again.Send);
+        Assert.Equal(1, h.Ue.Dropped.GetValueOrDefault(DropReason.Replay));
+        Assert.Equal(0, h.Ue.Dropped.GetValueOrDefault(DropReason.TagFailed));
+    }
+}
