@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using OpenBest.Bearers;
@@ -12,7 +13,7 @@ using OpenBest.Storage;
 namespace OpenBest.Cli;
 
 /// <summary><c>best hse</c>: run an HSE on the data folder's SQLite database (or PostgreSQL), on UDP, TCP and a non-IP stream, until stopped.</summary>
-internal static partial class HseCommand
+internal static class HseCommand
 {
     public static Command Create()
     {
@@ -48,187 +49,40 @@ internal static partial class HseCommand
             var settings = HseSettings.Load(result.GetValue(config), commandLine);
             // With the non-IP bearer on stdin/stdout, stdout carries frames: human output goes to stderr.
             var output = settings.NonIp == "-" ? result.InvocationConfiguration.Error : result.InvocationConfiguration.Output;
-            using var logs = LoggerFactory.Create(b =>
-            {
-                b.SetMinimumLevel(settings.LogLevel);
-                if (settings.JsonLogs)
-                {
-                    b.AddJsonConsole(o => o.TimestampFormat = "O");
-                }
-                else
-                {
-                    b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
-                }
 
-                b.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+            // A .NET generic host: its logging (structured, on stderr), its lifetime (SIGTERM and Ctrl+C stop it
+            // gracefully), and the HSE as its hosted service. A failure while starting (a busy port, a missing
+            // certificate, another HSE on the database) propagates as one line.
+            var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true, ContentRootPath = Directory.GetCurrentDirectory() });
+            builder.Logging.ClearProviders();
+            builder.Logging.SetMinimumLevel(settings.LogLevel);
+            // A start that fails is reported as one line by the command, not as the host's stack trace.
+            builder.Logging.AddFilter("Microsoft.Extensions.Hosting", LogLevel.None);
+            builder.Logging.AddFilter("Microsoft.Hosting", LogLevel.None);
+            if (settings.JsonLogs)
+            {
+                builder.Logging.AddJsonConsole(o => o.TimestampFormat = "O");
+            }
+            else
+            {
+                builder.Logging.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss.fff "; });
+            }
+
+            builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
+            builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+            builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
+            builder.Services.AddSingleton(new HseService(settings, output));
+            builder.Services.AddHostedService(sp =>
+            {
+                var service = sp.GetRequiredService<HseService>();
+                service.Attach(sp.GetRequiredService<ILoggerFactory>().CreateLogger("OpenBest.Hse"), sp.GetRequiredService<IHostApplicationLifetime>());
+                return service;
             });
-            var log = logs.CreateLogger("OpenBest.Hse");
-
-            // Bind first: a bad address or a busy port fails before anything is written to the data folder.
-            var bearers = new List<IBearer>();
-            var udp = UdpBearer.Bind(new IPEndPoint(settings.Bind, settings.UdpPort), queue: 65_536, socketBuffer: UdpBearer.ServerSocketBuffer);
-            bearers.Add(udp);
-            TcpBearer? tcp = null;
-            try
-            {
-                if (settings.TcpPort >= 0)
-                {
-                    tcp = TcpBearer.Listen(new IPEndPoint(settings.Bind, settings.TcpPort));
-                    bearers.Add(tcp);
-                }
-
-                if (settings.NonIp.Length > 0)
-                {
-                    bearers.Add(settings.NonIp == "-" ? StreamBearer.OverStandardStreams() : StreamBearer.OverDevice(settings.NonIp));
-                }
-            }
-            catch
-            {
-                foreach (var bearer in bearers)
-                {
-                    await bearer.DisposeAsync();
-                }
-
-                throw;
-            }
-
-            // The interface's certificates load before anything is written: a missing one is one line naming it.
-            using var easServer = settings.EasPort >= 0 ? EasInterface.DevelopmentPki.LoadPair(new EasInterface.DevelopmentPki.Pair(settings.EasCertificate, settings.EasKey)) : null;
-            using var easCa = settings.EasPort >= 0 ? EasInterface.DevelopmentPki.LoadCertificate(settings.EasCa) : null;
-            using var key = MasterKey.Load(settings.DataDir);
-            using var store = StoreFactory.Open(settings.DataDir, settings.Postgres, key);
-            var state = (IHseStateStore)store;
-            using var lease = state.AcquireHseLease();
-            using var subscribers = new StoreSubscribers(store, settings.SqnInd, seqBlock: settings.SeqBlock);
-            var policy = new StorePolicy(state);
-            var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise });
-            var host = new HseHost(engine, bearers, queue: settings.WorkQueue, state: state);
-            var restored = host.Restore();
-            if (host.Unreadable > 0)
-            {
-                LogUnreadable(log, host.Unreadable);
-            }
-
-            host.Start();
-            using var metrics = new HseMetrics(host);
-            Microsoft.AspNetCore.Builder.WebApplication? web = null;
-            if (settings.MetricsPort >= 0)
-            {
-                web = await HseWeb.StartAsync(host, metrics, new IPEndPoint(settings.Bind, settings.MetricsPort), cancel);
-            }
-
-            Microsoft.AspNetCore.Builder.WebApplication? eas = null;
-            EasDelivery? delivery = null;
-            if (easServer is not null)
-            {
-                eas = await EasApi.StartAsync(host, state, easServer, easCa!, new IPEndPoint(settings.Bind, settings.EasPort), cancel);
-                delivery = new EasDelivery(host, state, easServer, easCa!);
-            }
-
-            var storeName = StoreFactory.Describe(settings.Postgres);
-            LogStarted(log, udp.LocalEndPoint?.ToString() ?? "-", tcp?.LocalEndPoint?.ToString() ?? "none", settings.NonIp.Length == 0 ? "none" : settings.NonIp, storeName, restored, settings.Sources);
-            var webText = (web is null ? string.Empty : $", metrics on {HseWeb.Address(web)}/metrics") + (eas is null ? string.Empty : $", EAS interface on {HseWeb.Address(eas)}");
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}{(settings.NonIp.Length == 0 ? string.Empty : $" and non-IP {settings.NonIp}")}, {store.List().Count} subscriber(s) and {restored} restored session(s) in {storeName}{webText}; Ctrl+C stops it"));
-            output.Flush();
-            var events = 0L;
-            try
-            {
-                // The events end when the host stops, or fails for good.
-                await foreach (var e in host.Events.ReadAllAsync(cancel))
-                {
-                    events++;
-                    metrics.Record(e);
-                    delivery?.OnEvent(e);
-                    LogEvent(log, e);
-                }
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            if (host.Faulted.IsCompleted)
-            {
-                LogStoreFailed(log, host.LastError ?? "unknown");
-            }
-
-            // The host stops before its bearers close: queued work is run and committed, nothing is sent on a closed socket.
-            if (web is not null)
-            {
-                await web.DisposeAsync();
-            }
-
-            if (delivery is not null)
-            {
-                await delivery.DisposeAsync();
-            }
-
-            if (eas is not null)
-            {
-                await eas.DisposeAsync();
-            }
-
-            await host.DisposeAsync();
-            foreach (var bearer in bearers)
-            {
-                await bearer.DisposeAsync();
-            }
-
-            LogStopped(log, host.Received, host.Sent, host.Commits, host.Errors);
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: {host.Received} messages received, {host.Sent} sent, {host.Commits} commits, {host.Errors} errors, {events} events"));
-            return host.Faulted.IsCompleted ? ExitCodes.CheckFailed : ExitCodes.Success;
+            using var app = builder.Build();
+            var service = app.Services.GetRequiredService<HseService>();
+            await app.RunAsync(cancel);
+            return service.ExitCode;
         });
         return command;
     }
-
-    private static void LogEvent(ILogger log, SessionEvent e)
-    {
-        // Session IDs, services and suites only: never keys, never the IMSI; the EAS Id is the UE's text, printed as data.
-        switch (e)
-        {
-            case SessionEstablished s:
-                LogEstablished(log, s.SessionId, s.Service, s.Suite.Name, s.CounterLength, s.UeToEasMode, Printable(s.EasId));
-                break;
-            case SessionTerminated t:
-                LogTerminated(log, t.SessionId, t.Cause?.ToString() ?? "none", t.ByPeer);
-                break;
-            case SessionRejected r:
-                LogRejected(log, r.SessionId, r.Cause);
-                break;
-            case KeysRefreshed k:
-                LogRefreshed(log, k.SessionId, k.KeyId);
-                break;
-            case MessageDropped d:
-                LogDropped(log, d.SessionId, d.Reason);
-                break;
-        }
-    }
-
-    private static string Printable(string text) => new([.. text.Select(ch => char.IsControl(ch) ? '?' : ch)]);
-
-    [LoggerMessage(1, LogLevel.Information, "HSE started: udp {Udp}, tcp {Tcp}, non-IP {NonIp}, store {Store}, {Restored} sessions restored, settings from {Sources}")]
-    private static partial void LogStarted(ILogger log, string udp, string tcp, string nonIp, string store, int restored, string sources);
-
-    [LoggerMessage(2, LogLevel.Information, "session {SessionId} established: {Service}, {Suite}, n={CounterLength}, UE-to-EAS {UeToEas}, EAS {EasId}")]
-    private static partial void LogEstablished(ILogger log, uint sessionId, Protocol.BestService service, string suite, int counterLength, bool ueToEas, string easId);
-
-    [LoggerMessage(3, LogLevel.Information, "session {SessionId} terminated: cause {Cause}, by peer {ByPeer}")]
-    private static partial void LogTerminated(ILogger log, uint sessionId, string cause, bool byPeer);
-
-    [LoggerMessage(4, LogLevel.Information, "session {SessionId} rejected: {Cause}")]
-    private static partial void LogRejected(ILogger log, uint sessionId, Protocol.Cause cause);
-
-    [LoggerMessage(5, LogLevel.Debug, "session {SessionId} keys refreshed to key {KeyId}")]
-    private static partial void LogRefreshed(ILogger log, uint sessionId, byte keyId);
-
-    [LoggerMessage(6, LogLevel.Debug, "session {SessionId}: message dropped ({Reason})")]
-    private static partial void LogDropped(ILogger log, uint sessionId, DropReason reason);
-
-    [LoggerMessage(7, LogLevel.Critical, "the store failed for good ({Error}): the HSE stopped; nothing unrecorded was sent, restart it on the same database")]
-    private static partial void LogStoreFailed(ILogger log, string error);
-
-    [LoggerMessage(9, LogLevel.Warning, "{Count} stored sessions could not be read and were deleted (their devices start new sessions)")]
-    private static partial void LogUnreadable(ILogger log, int count);
-
-    [LoggerMessage(8, LogLevel.Information, "HSE stopped: {Received} received, {Sent} sent, {Commits} commits, {Errors} errors")]
-    private static partial void LogStopped(ILogger log, long received, long sent, long commits, long errors);
 }

@@ -303,4 +303,26 @@ public sealed class CrashSafetyTests : IDisposable
             hse.Dispose();
         }
     }
+
+    [Fact]
+    public async Task ASecondHse_OnTheSameDatabase_IsRefusedWithOneLine()
+    {
+        var cancel = TestContext.Current.CancellationToken;
+        var data = Path.Combine(_directory.FullName, "hse");
+        var first = StartHse(data, 0);
+        try
+        {
+            Assert.StartsWith("HSE listening", await first.StandardOutput.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(60), cancel), StringComparison.Ordinal);
+            using var output = new StringWriter();
+            using var error = new StringWriter();
+            Assert.Equal(2, BestApp.Run(["hse", "--data-dir", data, "--udp-port", "0", "--tcp-port", "-1"], output, error));
+            Assert.Equal($"best hse: another HSE is running on {Path.Combine(data, "openbest.db")} (one HSE process per database)", error.ToString().Trim());
+        }
+        finally
+        {
+            first.Kill(entireProcessTree: true);
+            await first.WaitForExitAsync(CancellationToken.None);
+            first.Dispose();
+        }
+    }
 }

@@ -1,0 +1,247 @@
+using System.Globalization;
+using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using OpenBest.Bearers;
+using OpenBest.EasInterface;
+using OpenBest.Hse;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+
+namespace OpenBest.Cli;
+
+/// <summary>
+/// The HSE as a hosted service of a .NET generic host: <see cref="StartAsync"/> binds the listeners (before anything is
+/// written to the data folder), opens the store and takes its lease, restores the sessions and starts the host and
+/// its web endpoints; the events run in the background; <see cref="StopAsync"/> stops it gracefully (queued work run
+/// and committed, then the listeners closed).
+/// </summary>
+internal sealed partial class HseService(HseSettings settings, TextWriter output) : IHostedService, IAsyncDisposable
+{
+    private readonly List<IBearer> _bearers = [];
+    private readonly List<IDisposable> _owned = [];
+    private ILogger _log = Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+    private IHostApplicationLifetime? _lifetime;
+    private HseHost? _host;
+    private HseMetrics? _metrics;
+    private WebApplication? _web;
+    private WebApplication? _eas;
+    private EasDelivery? _delivery;
+    private Task _events = Task.CompletedTask;
+    private long _eventCount;
+    private bool _stopped;
+
+    /// <summary>0 when it ran and stopped cleanly; 1 when the store failed for good.</summary>
+    public int ExitCode { get; private set; }
+
+    public void Attach(ILogger log, IHostApplicationLifetime lifetime)
+    {
+        _log = log;
+        _lifetime = lifetime;
+    }
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await StartCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (_stopped || _host is null)
+        {
+            return;
+        }
+
+        _stopped = true;
+
+        // The host stops before its bearers close: queued work is run and committed, nothing is sent on a closed socket.
+        if (_web is not null)
+        {
+            await _web.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_delivery is not null)
+        {
+            await _delivery.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_eas is not null)
+        {
+            await _eas.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await _host.DisposeAsync().ConfigureAwait(false);
+        await _events.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        foreach (var bearer in _bearers)
+        {
+            await bearer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _bearers.Clear();
+        LogStopped(_log, _host.Received, _host.Sent, _host.Commits, _host.Errors);
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: {_host.Received} messages received, {_host.Sent} sent, {_host.Commits} commits, {_host.Errors} errors, {Interlocked.Read(ref _eventCount)} events"));
+        output.Flush();
+        ExitCode = _host.Faulted.IsCompleted ? ExitCodes.CheckFailed : ExitCodes.Success;
+        await DisposeAsync().ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var bearer in _bearers)
+        {
+            await bearer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _bearers.Clear();
+        _metrics?.Dispose();
+        _metrics = null;
+        for (var i = _owned.Count - 1; i >= 0; i--)
+        {
+            _owned[i].Dispose();
+        }
+
+        _owned.Clear();
+    }
+
+    private T Own<T>(T disposable)
+        where T : IDisposable
+    {
+        _owned.Add(disposable);
+        return disposable;
+    }
+
+    private async Task StartCoreAsync(CancellationToken cancel)
+    {
+        // Bind first: a bad address or a busy port fails before anything is written to the data folder.
+        var udp = UdpBearer.Bind(new IPEndPoint(settings.Bind, settings.UdpPort), queue: 65_536, socketBuffer: UdpBearer.ServerSocketBuffer);
+        _bearers.Add(udp);
+        TcpBearer? tcp = null;
+        if (settings.TcpPort >= 0)
+        {
+            tcp = TcpBearer.Listen(new IPEndPoint(settings.Bind, settings.TcpPort));
+            _bearers.Add(tcp);
+        }
+
+        if (settings.NonIp.Length > 0)
+        {
+            _bearers.Add(settings.NonIp == "-" ? StreamBearer.OverStandardStreams() : StreamBearer.OverDevice(settings.NonIp));
+        }
+
+        // The interface's certificates load before anything is written: a missing one is one line naming it.
+        var easServer = settings.EasPort >= 0 ? Own(DevelopmentPki.LoadPair(new DevelopmentPki.Pair(settings.EasCertificate, settings.EasKey))) : null;
+        var easCa = settings.EasPort >= 0 ? Own(DevelopmentPki.LoadCertificate(settings.EasCa)) : null;
+        var key = Own(MasterKey.Load(settings.DataDir));
+        var store = Own(StoreFactory.Open(settings.DataDir, settings.Postgres, key));
+        var state = (IHseStateStore)store;
+        Own(state.AcquireHseLease());
+        var subscribers = Own(new StoreSubscribers(store, settings.SqnInd, seqBlock: settings.SeqBlock));
+        var policy = new StorePolicy(state);
+        var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise });
+        var host = new HseHost(engine, _bearers, queue: settings.WorkQueue, state: state);
+        var restored = host.Restore();
+        if (host.Unreadable > 0)
+        {
+            LogUnreadable(_log, host.Unreadable);
+        }
+
+        host.Start();
+        _host = host;
+        _metrics = new HseMetrics(host);
+        if (settings.MetricsPort >= 0)
+        {
+            _web = await HseWeb.StartAsync(host, _metrics, new IPEndPoint(settings.Bind, settings.MetricsPort), cancel).ConfigureAwait(false);
+        }
+
+        if (easServer is not null)
+        {
+            _eas = await EasApi.StartAsync(host, state, easServer, easCa!, new IPEndPoint(settings.Bind, settings.EasPort), cancel).ConfigureAwait(false);
+            _delivery = new EasDelivery(host, state, easServer, easCa!);
+        }
+
+        var storeName = StoreFactory.Describe(settings.Postgres);
+        LogStarted(_log, udp.LocalEndPoint.ToString(), tcp?.LocalEndPoint?.ToString() ?? "none", settings.NonIp.Length == 0 ? "none" : settings.NonIp, storeName, restored, settings.Sources);
+        var webText = (_web is null ? string.Empty : $", metrics on {HseWeb.Address(_web)}/metrics") + (_eas is null ? string.Empty : $", EAS interface on {HseWeb.Address(_eas)}");
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}{(settings.NonIp.Length == 0 ? string.Empty : $" and non-IP {settings.NonIp}")}, {store.List().Count} subscriber(s) and {restored} restored session(s) in {storeName}{webText}; Ctrl+C stops it"));
+        output.Flush();
+        _events = Task.Run(() => EventsAsync(host), CancellationToken.None);
+    }
+
+    private async Task EventsAsync(HseHost host)
+    {
+        // The events end when the host stops, or fails for good; then the application stops.
+        await foreach (var e in host.Events.ReadAllAsync().ConfigureAwait(false))
+        {
+            Interlocked.Increment(ref _eventCount);
+            _metrics?.Record(e);
+            _delivery?.OnEvent(e);
+            LogEvent(_log, e);
+        }
+
+        if (host.Faulted.IsCompleted)
+        {
+            LogStoreFailed(_log, host.LastError ?? "unknown");
+            _lifetime?.StopApplication();
+        }
+    }
+
+    private static void LogEvent(ILogger log, SessionEvent e)
+    {
+        // Session IDs, services and suites only: never keys, never the IMSI; the EAS Id is the UE's text, printed as data.
+        switch (e)
+        {
+            case SessionEstablished s:
+                LogEstablished(log, s.SessionId, s.Service, s.Suite.Name, s.CounterLength, s.UeToEasMode, Printable(s.EasId));
+                break;
+            case SessionTerminated t:
+                LogTerminated(log, t.SessionId, t.Cause?.ToString() ?? "none", t.ByPeer);
+                break;
+            case SessionRejected r:
+                LogRejected(log, r.SessionId, r.Cause);
+                break;
+            case KeysRefreshed k:
+                LogRefreshed(log, k.SessionId, k.KeyId);
+                break;
+            case MessageDropped d:
+                LogDropped(log, d.SessionId, d.Reason);
+                break;
+        }
+    }
+
+    private static string Printable(string text) => new([.. text.Select(ch => char.IsControl(ch) ? '?' : ch)]);
+
+    [LoggerMessage(1, LogLevel.Information, "HSE started: udp {Udp}, tcp {Tcp}, non-IP {NonIp}, store {Store}, {Restored} sessions restored, settings from {Sources}")]
+    private static partial void LogStarted(ILogger log, string udp, string tcp, string nonIp, string store, int restored, string sources);
+
+    [LoggerMessage(2, LogLevel.Information, "session {SessionId} established: {Service}, {Suite}, n={CounterLength}, UE-to-EAS {UeToEas}, EAS {EasId}")]
+    private static partial void LogEstablished(ILogger log, uint sessionId, Protocol.BestService service, string suite, int counterLength, bool ueToEas, string easId);
+
+    [LoggerMessage(3, LogLevel.Information, "session {SessionId} terminated: cause {Cause}, by peer {ByPeer}")]
+    private static partial void LogTerminated(ILogger log, uint sessionId, string cause, bool byPeer);
+
+    [LoggerMessage(4, LogLevel.Information, "session {SessionId} rejected: {Cause}")]
+    private static partial void LogRejected(ILogger log, uint sessionId, Protocol.Cause cause);
+
+    [LoggerMessage(5, LogLevel.Debug, "session {SessionId} keys refreshed to key {KeyId}")]
+    private static partial void LogRefreshed(ILogger log, uint sessionId, byte keyId);
+
+    [LoggerMessage(6, LogLevel.Debug, "session {SessionId}: message dropped ({Reason})")]
+    private static partial void LogDropped(ILogger log, uint sessionId, DropReason reason);
+
+    [LoggerMessage(7, LogLevel.Critical, "the store failed for good ({Error}): the HSE stopped; nothing unrecorded was sent, restart it on the same database")]
+    private static partial void LogStoreFailed(ILogger log, string error);
+
+    [LoggerMessage(9, LogLevel.Warning, "{Count} stored sessions could not be read and were deleted (their devices start new sessions)")]
+    private static partial void LogUnreadable(ILogger log, int count);
+
+    [LoggerMessage(8, LogLevel.Information, "HSE stopped: {Received} received, {Sent} sent, {Commits} commits, {Errors} errors")]
+    private static partial void LogStopped(ILogger log, long received, long sent, long commits, long errors);
+}
