@@ -33,7 +33,7 @@ public static class DtlsPsk
         try
         {
             var protocol = new DtlsClientProtocol(new SecureRandom());
-            var dtls = protocol.Connect(new Client(new BasicTlsPskIdentity(identity, key)), transport);
+            var dtls = protocol.Connect(new Client(new BasicTlsPskIdentity(identity, key), transport.TimeoutMillis), transport);
             return new DtlsPskConnection(dtls, socket);
         }
         catch (Exception e) when (e is TlsFatalAlert or TlsException or IOException or SocketException)
@@ -47,8 +47,10 @@ public static class DtlsPsk
         }
     }
 
-    private sealed class Client(TlsPskIdentity identity) : PskTlsClient(identity)
+    private sealed class Client(TlsPskIdentity identity, int timeoutMillis) : PskTlsClient(identity)
     {
+        public override int GetHandshakeTimeoutMillis() => timeoutMillis;
+
         public override ProtocolVersion MinimumVersion => ProtocolVersion.DTLSv12;
 
         public override ProtocolVersion ClientVersion => ProtocolVersion.DTLSv12;
@@ -58,6 +60,9 @@ public static class DtlsPsk
 
     internal sealed class Server(TlsPskIdentityManager keys) : PskTlsServer(keys)
     {
+        /// <summary>A handshake not done within 10 s is abandoned (and its peer forgotten).</summary>
+        public override int GetHandshakeTimeoutMillis() => 10_000;
+
         protected override ProtocolVersion MinimumVersion => ProtocolVersion.DTLSv12;
 
         protected override ProtocolVersion MaximumVersion => ProtocolVersion.DTLSv12;
@@ -68,6 +73,8 @@ public static class DtlsPsk
     /// <summary>A connected UDP socket as BouncyCastle's datagram transport.</summary>
     private sealed class SocketTransport(Socket socket, int handshakeTimeoutMillis) : DatagramTransport
     {
+        public int TimeoutMillis => handshakeTimeoutMillis;
+
         public int GetReceiveLimit() => 1500;
 
         public int GetSendLimit() => 1400;
@@ -174,6 +181,9 @@ public sealed class DtlsPskServer : IDisposable
         _dispatcher.Start();
     }
 
+    /// <summary>Associations (and handshakes) at most at once (256).</summary>
+    public const int MaxPeers = 256;
+
     /// <summary>The address it listens on.</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
 
@@ -218,14 +228,43 @@ public sealed class DtlsPskServer : IDisposable
                 continue;
             }
 
-            var datagram = buffer[..n];
-            var peer = _peers.GetOrAdd(from, remote =>
+            try
             {
-                var transport = new PeerTransport(_socket, remote);
-                new Thread(() => Serve(transport)) { IsBackground = true, Name = "dtls-psk-peer" }.Start();
-                return transport;
-            });
+                Route(from, buffer[..n]);
+            }
+            catch (Exception)
+            {
+                // The dispatcher never stops for one datagram (a thread that could not start, a full queue).
+                Interlocked.Increment(ref _failures);
+            }
+        }
+    }
+
+    private void Route(EndPoint from, byte[] datagram)
+    {
+        var n = datagram.Length;
+        if (!_peers.TryGetValue(from, out var peer))
+        {
+            // A new peer only with a ClientHello (record type 22, handshake type 1), and at most MaxPeers at once:
+            // anything else from an unknown source costs nothing.
+            if (n < 26 || datagram[0] != 22 || datagram[13] != 1 || _peers.Count >= MaxPeers)
+            {
+                Interlocked.Increment(ref _failures);
+                return;
+            }
+
+            peer = new PeerTransport(_socket, from);
+            _peers[from] = peer;
+            new Thread(() => Serve(peer)) { IsBackground = true, Name = "dtls-psk-peer" }.Start();
+        }
+
+        try
+        {
             peer.Incoming.TryAdd(datagram);
+        }
+        catch (InvalidOperationException)
+        {
+            // The peer's association just ended: the datagram is dropped.
         }
     }
 
@@ -254,13 +293,15 @@ public sealed class DtlsPskServer : IDisposable
 
             dtls.Close();
         }
-        catch (Exception e) when (e is TlsFatalAlert or TlsException or IOException or SocketException or InvalidOperationException or ObjectDisposedException)
+        catch (Exception)
         {
+            // Whatever a peer or the handler does ends only that association, never the server.
             Interlocked.Increment(ref _failures);
         }
         finally
         {
             _peers.TryRemove(transport.Remote, out _);
+            transport.Incoming.CompleteAdding();
         }
     }
 
@@ -305,6 +346,8 @@ public sealed class DtlsPskServer : IDisposable
 
         public void Send(byte[] buf, int off, int len) => socket.SendTo(buf, off, len, SocketFlags.None, Remote);
 
-        public void Close() => Incoming.CompleteAdding();
+        public void Close()
+        {
+        }
     }
 }

@@ -63,6 +63,7 @@ public sealed class ReferenceEas : IAsyncDisposable
     private readonly EasEndpoint _endpoint;
     private readonly HttpClient _http;
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly SemaphoreSlim _uplinkGate = new(1, 1);
     private readonly string _log;
     private readonly ConcurrentDictionary<uint, string> _externalIds = new();
     private WebApplication? _server;
@@ -82,7 +83,7 @@ public sealed class ReferenceEas : IAsyncDisposable
         handler.SslOptions.ClientCertificates = [options.Certificate];
         handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => options.Certificate;
         handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
-            certificate is X509Certificate2 c && DevelopmentPki.IsIssuedBy(c, options.Ca) && DevelopmentPki.IdentityOf(c) == "hse";
+            certificate is X509Certificate2 c && DevelopmentPki.IsIssuedBy(c, options.Ca) && DevelopmentPki.IdentityOf(c) == DevelopmentPki.HseIdentity;
         _http = new HttpClient(handler) { BaseAddress = options.Hse, Timeout = TimeSpan.FromSeconds(10) };
     }
 
@@ -183,6 +184,7 @@ public sealed class ReferenceEas : IAsyncDisposable
         _http.Dispose();
         _endpoint.Dispose();
         _gate.Dispose();
+        _uplinkGate.Dispose();
     }
 
     private async Task ListenAsync(CancellationToken cancellationToken)
@@ -194,7 +196,7 @@ public sealed class ReferenceEas : IAsyncDisposable
             ServerCertificate = _options.Certificate,
             ClientCertificateMode = ClientCertificateMode.RequireCertificate,
             // Only the HSE: a certificate of the interface's CA whose common name is "hse".
-            ClientCertificateValidation = (certificate, _, _) => DevelopmentPki.IsIssuedBy(certificate, _options.Ca) && DevelopmentPki.IdentityOf(certificate) == "hse",
+            ClientCertificateValidation = (certificate, _, _) => DevelopmentPki.IsIssuedBy(certificate, _options.Ca) && DevelopmentPki.IdentityOf(certificate) == DevelopmentPki.HseIdentity,
         })));
         var app = builder.Build();
         app.MapPost("/keys", (Func<HttpContext, Task<IResult>>)(context => HandleAsync(context, OnKeysAsync)));
@@ -235,6 +237,21 @@ public sealed class ReferenceEas : IAsyncDisposable
             return Xml(400, new EasProblem("expected EasUplink"));
         }
 
+        // One uplink at a time, from the sequence check to the log: a retry of a message still being handled
+        // waits for it, and then finds it logged.
+        await _uplinkGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            return await OnUplinkInOrderAsync(uplink).ConfigureAwait(false);
+        }
+        finally
+        {
+            _uplinkGate.Release();
+        }
+    }
+
+    private async Task<IResult> OnUplinkInOrderAsync(EasUplink uplink)
+    {
         if (uplink.Sequence <= LastSequence)
         {
             return Results.StatusCode(200); // delivered before (the HSE sends again after a restart): not twice
@@ -401,7 +418,13 @@ public sealed class ReferenceEas : IAsyncDisposable
     private static async Task<IResult> HandleAsync(HttpContext context, Func<EasMessage, Task<IResult>> handler)
     {
         using var buffer = new MemoryStream();
-        await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+        var chunk = new byte[8192];
+        int read;
+        while (buffer.Length <= EasXml.MaxBody && (read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted).ConfigureAwait(false)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+        }
+
         EasMessage? message = null;
         var error = "too large";
         if (buffer.Length > EasXml.MaxBody || !EasXml.TryRead(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), out message, out error))

@@ -57,6 +57,11 @@ public static class DevelopmentPki
 
         foreach (var easId in easIds)
         {
+            if (!IsEasIdentity(easId))
+            {
+                throw new ArgumentException($"'{easId}' cannot be an EAS Id (reserved)", nameof(easIds));
+            }
+
             if (!File.Exists(Eas(dataDirectory, easId).Certificate))
             {
                 Issue(caCertificate, easId, Eas(dataDirectory, easId), lifetime, written);
@@ -122,12 +127,19 @@ public static class DevelopmentPki
         return chain.Build(certificate);
     }
 
-    /// <summary>The identity a certificate proves: its common name (an EAS Id, or "hse").</summary>
+    /// <summary>The HSE's identity; no EAS may use it.</summary>
+    public const string HseIdentity = "hse";
+
+    /// <summary>The identity a certificate proves: its common name (an EAS Id, or "hse"); empty when it has none.</summary>
     public static string IdentityOf(X509Certificate2 certificate)
     {
         ArgumentNullException.ThrowIfNull(certificate);
-        return certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
+        var names = certificate.SubjectName.EnumerateRelativeDistinguishedNames().Where(n => n.GetSingleElementType().Value == "2.5.4.3").ToList();
+        return names.Count == 1 ? names[0].GetSingleElementValue() ?? string.Empty : string.Empty; // exactly one CN, or none
     }
+
+    /// <summary>Whether <paramref name="identity"/> may be an EAS: not empty, not the HSE's.</summary>
+    public static bool IsEasIdentity(string identity) => !string.IsNullOrWhiteSpace(identity) && identity != HseIdentity && identity != "ca";
 
     private static void Issue(X509Certificate2 ca, string name, Pair files, TimeSpan lifetime, List<string> written)
     {

@@ -82,7 +82,13 @@ public static class EasApi
 
             // Only keys of sessions that named this EAS: the PSKs are kept per UE and per EAS Id.
             var imsi = store.ImsiOf(easId, request.ExternalId);
-            var psk = imsi is null ? null : store.Psks(imsi, easId).FirstOrDefault(p => p.KeyIdentifier == request.KeyIdentifier);
+            var kept = imsi is null ? [] : store.Psks(imsi, easId);
+            var psk = kept.FirstOrDefault(p => p.KeyIdentifier == request.KeyIdentifier);
+            foreach (var other in kept.Where(p => !ReferenceEquals(p, psk)))
+            {
+                CryptographicOperations.ZeroMemory(other.Psk);
+            }
+
             if (psk is null)
             {
                 store.Audit("key-refused", easId, request.ExternalId, request.KeyIdentifier);
@@ -109,7 +115,14 @@ public static class EasApi
 
             foreach (var sessionId in sessions)
             {
-                await host.InvokeAsync(engine => engine.RefreshKeys(sessionId)).ConfigureAwait(false);
+                try
+                {
+                    await host.InvokeAsync(engine => engine.RefreshKeys(sessionId)).ConfigureAwait(false);
+                }
+                catch (InvalidOperationException)
+                {
+                    // The session ended meanwhile: the others are refreshed all the same.
+                }
             }
 
             store.Audit("refresh-requested", easId, refresh.ExternalId, 0);
@@ -163,6 +176,11 @@ public static class EasApi
         }
 
         var easId = DevelopmentPki.IdentityOf(certificate);
+        if (!DevelopmentPki.IsEasIdentity(easId))
+        {
+            return Problem(403, "the client certificate names no EAS");
+        }
+
         EasMessage? message = null;
         if (!bodyless)
         {
@@ -172,7 +190,14 @@ public static class EasApi
             }
 
             using var buffer = new MemoryStream();
-            await context.Request.Body.CopyToAsync(buffer, context.RequestAborted).ConfigureAwait(false);
+            // Read at most one octet past the limit: a larger body is refused without being read.
+            var chunk = new byte[8192];
+            int read;
+            while (buffer.Length <= EasXml.MaxBody && (read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted).ConfigureAwait(false)) > 0)
+            {
+                buffer.Write(chunk, 0, read);
+            }
+
             var error = "the body is too large";
             if (buffer.Length > EasXml.MaxBody || !EasXml.TryRead(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), out message, out error))
             {

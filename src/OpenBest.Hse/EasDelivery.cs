@@ -18,7 +18,10 @@ public sealed class EasDelivery : IAsyncDisposable
 {
     private readonly HseHost _host;
     private readonly IHseStateStore _store;
-    private readonly HttpClient _http;
+    private readonly X509Certificate2 _clientCertificate;
+    private readonly X509Certificate2 _ca;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _pushes = new(16);
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Task _loop;
@@ -32,11 +35,8 @@ public sealed class EasDelivery : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(ca);
         _host = host;
         _store = store;
-        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
-        handler.SslOptions.ClientCertificates = [clientCertificate];
-        handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => clientCertificate;
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => DevelopmentPki.IsIssuedBy(certificate as X509Certificate2, ca);
-        _http = new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+        _clientCertificate = clientCertificate;
+        _ca = ca;
         Poll = poll ?? TimeSpan.FromMilliseconds(200);
         _loop = Task.Run(LoopAsync);
     }
@@ -58,9 +58,20 @@ public sealed class EasDelivery : IAsyncDisposable
             case UplinkForwarded:
                 _wake.Release();
                 break;
-            case EasKeysReady keys:
+            case EasKeysReady keys when _pushes.Wait(0):
+                // At most 16 pushes in flight: an EAS that never answers cannot pile them up (it fetches the key instead).
                 var copy = keys with { KEasPsk = keys.KEasPsk.ToArray() };
-                _ = Task.Run(() => PushAsync(copy));
+                _ = Task.Run(async () =>
+                {
+                    try
+                    {
+                        await PushAsync(copy).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        _pushes.Release();
+                    }
+                });
                 break;
         }
     }
@@ -70,9 +81,14 @@ public sealed class EasDelivery : IAsyncDisposable
     {
         await _stop.CancelAsync().ConfigureAwait(false);
         await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        _http.Dispose();
+        foreach (var client in _clients.Values)
+        {
+            client.Dispose();
+        }
+
         _stop.Dispose();
         _wake.Dispose();
+        _pushes.Dispose();
     }
 
     private async Task PushAsync(EasKeysReady keys)
@@ -120,17 +136,26 @@ public sealed class EasDelivery : IAsyncDisposable
             try
             {
                 await _wake.WaitAsync(Poll, _stop.Token).ConfigureAwait(false);
-                foreach (var registration in _store.EasRegistrations())
+                // Each EAS on its own: a slow or failing one never holds up the others.
+                await Task.WhenAll(_store.EasRegistrations().Select(async registration =>
                 {
-                    await DeliverAsync(registration).ConfigureAwait(false);
-                }
+                    try
+                    {
+                        await DeliverAsync(registration).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        Interlocked.Increment(ref _failed);
+                    }
+                })).ConfigureAwait(false);
             }
             catch (OperationCanceledException)
             {
                 return;
             }
-            catch (Exception e) when (e is System.Data.Common.DbException or InvalidOperationException or IOException)
+            catch (Exception)
             {
+                // Nothing stops delivery for good: the next round tries again.
                 Interlocked.Increment(ref _failed);
             }
         }
@@ -146,7 +171,12 @@ public sealed class EasDelivery : IAsyncDisposable
             uint? keyIdentifier = null;
             if (owner is { } known && HeaderPrefix.TryRead(entry.Message, out var prefix) == ParseStatus.Ok)
             {
-                keyIdentifier = _store.Psks(known.Imsi, registration.EasId).FirstOrDefault(p => p.SessionId == entry.SessionId && p.KeyId == prefix.KeyId)?.KeyIdentifier;
+                var psks = _store.Psks(known.Imsi, registration.EasId);
+                keyIdentifier = psks.FirstOrDefault(p => p.SessionId == entry.SessionId && p.KeyId == prefix.KeyId)?.KeyIdentifier;
+                foreach (var psk in psks)
+                {
+                    CryptographicOperations.ZeroMemory(psk.Psk);
+                }
             }
 
             var message = new EasUplink(entry.Seq, entry.SessionId, externalId ?? $"session-{entry.SessionId}", entry.Message, keyIdentifier);
@@ -158,11 +188,22 @@ public sealed class EasDelivery : IAsyncDisposable
             }
 
             // In order: the rest of this EAS's outbox waits for this one.
-            var backOff = TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Min(entry.Attempts, 6)) * 0.25));
+            var backOff = TimeSpan.FromSeconds(Math.Min(60, Math.Pow(2, Math.Min(entry.Attempts, 8)) * 0.25));
             _store.OutboxRetry(entry.Seq, now + backOff);
             return;
         }
     }
+
+    /// <summary>A client for one EAS: its server certificate must chain to the CA and name that EAS Id.</summary>
+    private HttpClient ClientFor(string easId) => _clients.GetOrAdd(easId, id =>
+    {
+        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
+        handler.SslOptions.ClientCertificates = [_clientCertificate];
+        handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => _clientCertificate;
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
+            certificate is X509Certificate2 c && DevelopmentPki.IsIssuedBy(c, _ca) && DevelopmentPki.IdentityOf(c) == id;
+        return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+    });
 
     private async Task<bool> PostAsync(EasRegistration registration, string resource, EasMessage message)
     {
@@ -170,7 +211,7 @@ public sealed class EasDelivery : IAsyncDisposable
         {
             using var content = new ByteArrayContent(EasXml.Write(message));
             content.Headers.ContentType = new MediaTypeHeaderValue(EasXml.MediaType);
-            using var response = await _http.PostAsync(new Uri(new Uri(registration.Endpoint.EndsWith('/') ? registration.Endpoint : registration.Endpoint + "/"), resource), content, _stop.Token).ConfigureAwait(false);
+            using var response = await ClientFor(registration.EasId).PostAsync(new Uri(new Uri(registration.Endpoint.EndsWith('/') ? registration.Endpoint : registration.Endpoint + "/"), resource), content, _stop.Token).ConfigureAwait(false);
             if (response.IsSuccessStatusCode)
             {
                 return true;

@@ -86,6 +86,8 @@ public static class NorthboundApi
     {
         var certificate = await context.Connection.GetClientCertificateAsync(context.RequestAborted).ConfigureAwait(false)
             ?? throw new BadHttpRequestException("a client certificate is required", 401);
-        return DevelopmentPki.IdentityOf(certificate);
+        var identity = DevelopmentPki.IdentityOf(certificate);
+        // An empty identity would match no filter at all: refused, as is the HSE's own.
+        return DevelopmentPki.IsEasIdentity(identity) ? identity : throw new BadHttpRequestException("the client certificate names no enterprise", 403);
     }
 }

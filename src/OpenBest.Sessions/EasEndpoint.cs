@@ -46,16 +46,18 @@ public sealed class EasEndpoint : IDisposable
             _sessions[keys.SessionId] = session;
         }
 
-        if (session.Keys.Get(keys.KeyId) is not null)
+        if (session.Keys.Get(keys.KeyId) is not null && session.KeyIdentifiers[keys.KeyId] == keys.EasKeyIdentifier)
         {
             // Delivered again (a retried event, a restart that fetched the PSK again): keep the live set and
-            // its counters; re-deriving would start the downlink counter at 0 and reuse nonces.
+            // its counters; re-deriving would start the downlink counter at 0 and reuse nonces. A Key ID that
+            // comes back with another key identifier (the Key ID cycled, or the Session ID was reused) is new.
             return;
         }
 
         session.N = keys.CounterLength;
+        session.KeyIdentifiers[keys.KeyId] = keys.EasKeyIdentifier;
         var set = KeySet.DeriveForEas(keys.KEasPsk.Span, keys.Suite, keys.Service, keys.KeyId, session.EnterpriseKey);
-        if (session.Keys.Current is null)
+        if (session.Keys.Current is null || session.Keys.CurrentKeyId == keys.KeyId)
         {
             session.Keys.InstallCurrent(set);
         }
@@ -180,6 +182,9 @@ public sealed class EasEndpoint : IDisposable
         public SessionKeys Keys { get; } = keys;
 
         public byte[] EnterpriseKey { get; set; } = [];
+
+        /// <summary>The EAS key identifier of the set installed under each Key ID.</summary>
+        public uint[] KeyIdentifiers { get; } = new uint[8];
 
         public void Dispose()
         {

@@ -132,7 +132,10 @@ public interface IHseStateStore
     /// <summary>Stored uplink after <paramref name="afterSeq"/>, oldest first; only of sessions naming <paramref name="easId"/> when given.</summary>
     IReadOnlyList<StoredUplink> Uplinks(long afterSeq, int limit, string? easId = null);
 
-    /// <summary>Outbox messages for <paramref name="easId"/> due at <paramref name="now"/>, oldest first (in order per session).</summary>
+    /// <summary>
+    /// The head of <paramref name="easId"/>'s outbox that is due at <paramref name="now"/>, oldest first: it stops at the
+    /// first message not yet due, so a message waiting for a retry is never overtaken.
+    /// </summary>
     IReadOnlyList<OutboxEntry> DueOutbox(string easId, DateTimeOffset now, int limit);
 
     /// <summary>Removes a delivered outbox message.</summary>

@@ -152,12 +152,18 @@ public sealed partial class SqliteSubscriberStore
     public IReadOnlyList<OutboxEntry> DueOutbox(string easId, DateTimeOffset now, int limit)
     {
         using var connection = Connect();
-        using var command = Command(connection, null, "SELECT seq, eas_id, session_id, message, attempts, next_attempt FROM outbox WHERE eas_id = $eas AND next_attempt <= $now ORDER BY seq LIMIT $limit");
+        using var command = Command(connection, null, "SELECT seq, eas_id, session_id, message, attempts, next_attempt FROM outbox WHERE eas_id = $eas ORDER BY seq LIMIT $limit");
         Bind(command, ("$eas", easId), ("$now", now.ToUnixTimeMilliseconds()), ("$limit", limit));
         using var reader = command.ExecuteReader();
         var result = new List<OutboxEntry>();
         while (reader.Read())
         {
+            // In order: the head waits for its next attempt, and nothing behind it overtakes it.
+            if (reader.GetInt64(5) > now.ToUnixTimeMilliseconds())
+            {
+                break;
+            }
+
             result.Add(new OutboxEntry(reader.GetInt64(0), reader.GetString(1), (uint)reader.GetInt64(2), (byte[])reader[3], (int)reader.GetInt64(4), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5))));
         }
 

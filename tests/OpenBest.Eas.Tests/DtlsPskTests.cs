@@ -118,4 +118,36 @@ public sealed class DtlsPskTests
         await Assert.ThrowsAsync<IOException>(() => Task.Run(() => DtlsPsk.Connect(server.LocalEndPoint, Identity, wrong, TimeSpan.FromSeconds(3)), Cancel));
         await Assert.ThrowsAsync<IOException>(() => Task.Run(() => DtlsPsk.Connect(server.LocalEndPoint, "stranger#00000000", Psk, TimeSpan.FromSeconds(3)), Cancel));
     }
+
+    [Fact]
+    public async Task Junk_AndFailedHandshakes_CostNoPeers_AndNeverStopTheServer()
+    {
+        using var server = new DtlsPskServer(new IPEndPoint(IPAddress.Loopback, 0), id => id == Identity ? Psk.ToArray() : null, (_, data) => data);
+        // Short datagrams that are no ClientHello, from many source ports.
+        for (var i = 0; i < 100; i++)
+        {
+            using var junk = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+            await junk.SendToAsync(new byte[] { 1, 2, 3 }, server.LocalEndPoint, Cancel);
+        }
+
+        // A handshake refused (unknown identity), then junk from the same source.
+        await Assert.ThrowsAsync<IOException>(() => Task.Run(() => DtlsPsk.Connect(server.LocalEndPoint, "stranger#00000000", Psk, TimeSpan.FromSeconds(3)), Cancel));
+        await Task.Delay(200, Cancel);
+        Assert.True(server.Failures >= 100);
+
+        // The server still serves.
+        using var connection = await Task.Run(() => DtlsPsk.Connect(server.LocalEndPoint, Identity, Psk), Cancel);
+        connection.Send("still here"u8);
+        Assert.Equal("still here"u8.ToArray(), await Task.Run(() => connection.Receive(TimeSpan.FromSeconds(10)), Cancel));
+    }
+
+    [Fact]
+    public async Task ClientTimeout_IsKept_AgainstASilentServer()
+    {
+        using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        silent.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var watch = Stopwatch.StartNew();
+        await Assert.ThrowsAsync<IOException>(() => Task.Run(() => DtlsPsk.Connect((IPEndPoint)silent.LocalEndPoint!, Identity, Psk, TimeSpan.FromSeconds(2)), Cancel));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(20), $"took {watch.Elapsed}");
+    }
 }

@@ -226,8 +226,8 @@ public abstract class StoreConformanceTests
         Assert.Equal([0u, 2, 4], due.Select(d => d.SessionId));
         state.OutboxRetry(due[0].Seq, DateTimeOffset.UtcNow.AddHours(1));
         state.OutboxDelivered(due[1].Seq);
-        var again = state.DueOutbox("even", DateTimeOffset.UtcNow.AddSeconds(1), 10);
-        Assert.Equal([4u], again.Select(d => d.SessionId));
+        // The head waits for its retry, and nothing behind it overtakes it.
+        Assert.Empty(state.DueOutbox("even", DateTimeOffset.UtcNow.AddSeconds(1), 10));
         var later = state.DueOutbox("even", DateTimeOffset.UtcNow.AddHours(2), 10);
         Assert.Equal([0u, 4], later.Select(d => d.SessionId));
         Assert.Equal(1, later[0].Attempts);
