@@ -24,6 +24,8 @@ internal static class DemoCommand
         var messages = new Option<int>("--messages") { Description = "acknowledged uplink messages per device, 1..1000", DefaultValueFactory = _ => 5, HelpName = "M" };
         devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 2000) { r.AddError("--devices must be 1..2000"); } });
         messages.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1000) { r.AddError("--messages must be 1..1000"); } });
+        var duration = new Option<int>("--duration") { Description = "keep the devices sending acknowledged messages for this many seconds (0: just --messages each), 0..3600", DefaultValueFactory = _ => 0, HelpName = "SECONDS" };
+        duration.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 3600) { r.AddError("--duration must be 0..3600 seconds"); } });
         var postgres = StoreFactory.PostgresOption();
         var command = new Command("demo",
             "Run an HSE on a fresh SQLite database and N simulated devices over UDP on loopback.\n" +
@@ -31,12 +33,13 @@ internal static class DemoCommand
             "suspends while the HSE queues a downlink message, resumes, receives it and terminates. Exit 0 only if all of it worked.");
         command.Options.Add(devices);
         command.Options.Add(messages);
+        command.Options.Add(duration);
         command.Options.Add(postgres);
-        command.SetAction((result, cancel) => RunAsync(result.GetValue(devices), result.GetValue(messages), result.GetValue(postgres), result.InvocationConfiguration.Output, cancel));
+        command.SetAction((result, cancel) => RunAsync(result.GetValue(devices), result.GetValue(messages), result.GetValue(duration), result.GetValue(postgres), result.InvocationConfiguration.Output, cancel));
         return command;
     }
 
-    private static async Task<int> RunAsync(int deviceCount, int messageCount, string? postgres, TextWriter output, CancellationToken cancel)
+    private static async Task<int> RunAsync(int deviceCount, int messageCount, int seconds, string? postgres, TextWriter output, CancellationToken cancel)
     {
         // Colours and the live progress bar only on a terminal; plain text into pipes, files and tests.
         var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
@@ -152,7 +155,7 @@ internal static class DemoCommand
                         };
                         try
                         {
-                            await device.RunAsync(options, messageCount, DownlinkWhileSuspended, () => task.Increment(1));
+                            await device.RunAsync(options, messageCount, DownlinkWhileSuspended, () => task.Increment(1), seconds > 0 ? started.AddSeconds(seconds) : null);
                         }
                         catch (Exception e) when (e is OperationCanceledException or TimeoutException)
                         {
@@ -178,7 +181,7 @@ internal static class DemoCommand
             await host.DisposeAsync();
             await pump;
             var latencies = devices.SelectMany(d => d.AckLatenciesMs).Order().ToList();
-            var expectedUplink = deviceCount * (messageCount + 1);
+            var expectedUplink = devices.Sum(d => d.MessagesSent + 1);
             var table = new Table().AddColumns("measure", "value");
             table.AddRow("devices / sessions established at the HSE", $"{deviceCount + endToEnd.Count + keyAgreementOnly.Count} / {hseStats.Established}");
             table.AddRow("uplink messages delivered and verified", $"{hseStats.Uplink} of {expectedUplink}");

@@ -67,7 +67,10 @@ internal sealed class DemoDevice : IAsyncDisposable
     }
 
     /// <summary>The device's script: open, acknowledged uplink, key refresh, suspend with a queued downlink, resume, terminate.</summary>
-    public async Task RunAsync(UeChannelOptions options, int messages, Func<uint, Task> downlinkWhileSuspended, Action progress)
+    /// <summary>Acknowledged uplink messages this device sent in its message phase.</summary>
+    public int MessagesSent { get; private set; }
+
+    public async Task RunAsync(UeChannelOptions options, int messages, Func<uint, Task> downlinkWhileSuspended, Action progress, DateTimeOffset? until = null)
     {
         var open = await DoAsync(ue => ue.Open(options, out _)).ConfigureAwait(false);
         var requestLength = open.Send[0].Message.Length;
@@ -77,8 +80,9 @@ internal sealed class DemoDevice : IAsyncDisposable
         var channel = 1;
         progress();
 
-        for (var i = 0; i < messages; i++)
+        for (var i = 0; i < messages || (until is { } end && DateTimeOffset.UtcNow < end); i++)
         {
+            MessagesSent = i + 1;
             var payload = BitConverter.GetBytes(i);
             var watch = Stopwatch.StartNew();
             var sent = await DoAsync(ue => ue.Send(channel, payload, ackRequested: true)).ConfigureAwait(false);

@@ -246,4 +246,23 @@ public sealed class BestClientTests
         Assert.Null(second.Rejected);
         Assert.Equal(0, client.Errors);
     }
+
+    [Fact]
+    public async Task RefreshKeysEvery_RefreshesAutomatically()
+    {
+        await using var hse = new TestHse();
+        await using var client = await BestClient.CreateAsync(hse.Options() with { RefreshKeysEvery = TimeSpan.FromMilliseconds(300) }, Cancel);
+        var channel = (await client.OpenAsync(Channel(), Cancel)).Channel!;
+        await hse.Established.Reader.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        var first = await hse.Host.QueryAsync(e => e.CurrentKeyIdOf(channel.SessionId));
+        byte now = first;
+        for (var i = 0; i < 100 && now == first; i++)
+        {
+            await Task.Delay(50, Cancel);
+            now = await hse.Host.QueryAsync(e => e.CurrentKeyIdOf(channel.SessionId));
+        }
+
+        Assert.NotEqual(first, now);
+        Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("after an automatic refresh"u8.ToArray(), true, Cancel));
+    }
 }
