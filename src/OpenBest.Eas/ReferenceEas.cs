@@ -417,14 +417,7 @@ public sealed class ReferenceEas : IAsyncDisposable
 
     private static async Task<IResult> HandleAsync(HttpContext context, Func<EasMessage, Task<IResult>> handler)
     {
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        int read;
-        while (buffer.Length <= EasXml.MaxBody && (read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted).ConfigureAwait(false)) > 0)
-        {
-            buffer.Write(chunk, 0, read);
-        }
-
+        using var buffer = await EasXml.ReadLimitedAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false);
         EasMessage? message = null;
         var error = "too large";
         if (buffer.Length > EasXml.MaxBody || !EasXml.TryRead(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), out message, out error))

@@ -189,15 +189,7 @@ public static class EasApi
                 return Problem(413, "the body is too large");
             }
 
-            using var buffer = new MemoryStream();
-            // Read at most one octet past the limit: a larger body is refused without being read.
-            var chunk = new byte[8192];
-            int read;
-            while (buffer.Length <= EasXml.MaxBody && (read = await context.Request.Body.ReadAsync(chunk, context.RequestAborted).ConfigureAwait(false)) > 0)
-            {
-                buffer.Write(chunk, 0, read);
-            }
-
+            using var buffer = await EasXml.ReadLimitedAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false);
             var error = "the body is too large";
             if (buffer.Length > EasXml.MaxBody || !EasXml.TryRead(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), out message, out error))
             {
