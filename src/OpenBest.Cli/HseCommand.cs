@@ -80,7 +80,10 @@ internal static class HseCommand
             });
             using var app = builder.Build();
             var service = app.Services.GetRequiredService<HseService>();
-            await app.RunAsync(cancel);
+            // SIGTERM or Ctrl+C, even while the HSE is still starting, asks for the graceful stop (queued work
+            // committed, "stopped" printed), never for an abandoned start.
+            using var stopOnSignal = cancel.Register(app.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication);
+            await app.RunAsync(CancellationToken.None);
             return service.ExitCode;
         });
         return command;
