@@ -15,7 +15,7 @@ public sealed partial class PostgresSubscriberStore
         using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(3163001)", connection);
         if (command.ExecuteScalar() is true)
         {
-            return connection;
+            return new Lease(connection);
         }
 
         connection.Dispose();
@@ -355,5 +355,24 @@ public sealed partial class PostgresSubscriberStore
         Bind(command, values);
         var value = command.ExecuteScalar();
         return value is DBNull ? null : value;
+    }
+
+    /// <summary>The lease's connection: released explicitly on dispose, so the next HSE gets it at once (closing alone frees it only when the server's backend ends).</summary>
+    private sealed class Lease(NpgsqlConnection connection) : IDisposable
+    {
+        public void Dispose()
+        {
+            try
+            {
+                using var unlock = new NpgsqlCommand("SELECT pg_advisory_unlock(3163001)", connection);
+                unlock.ExecuteScalar();
+            }
+            catch (Exception e) when (e is NpgsqlException or InvalidOperationException)
+            {
+                // The connection is gone already: the server released the lock with it.
+            }
+
+            connection.Dispose();
+        }
     }
 }
