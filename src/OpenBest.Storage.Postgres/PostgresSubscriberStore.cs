@@ -104,6 +104,12 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
             value bigint NOT NULL
         );
         """,
+        """
+        CREATE INDEX uplink_by_imsi ON uplink (imsi);
+        CREATE INDEX uplink_by_eas ON uplink (eas_id, seq);
+        CREATE INDEX sessions_by_imsi ON sessions (imsi);
+        CREATE INDEX external_ids_by_imsi ON external_ids (imsi);
+        """,
     ];
 
     private readonly NpgsqlDataSource _dataSource;
