@@ -50,7 +50,7 @@ internal static class EasCommand
             {
                 lock (gate)
                 {
-                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"#{received.Sequence} session {received.SessionId} ({received.ExternalId}): {Printable(received.Payload)}"));
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"#{received.Sequence} session {received.SessionId} ({received.ExternalId}): {PeerText.Printable(received.Payload)}"));
                     output.Flush();
                 }
 
@@ -107,18 +107,5 @@ internal static class EasCommand
             return ExitCodes.Success;
         });
         return command;
-    }
-
-    private static string Printable(byte[] payload)
-    {
-        try
-        {
-            var text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(payload);
-            return new string([.. text.Select(c => char.IsControl(c) ? '?' : c)]);
-        }
-        catch (DecoderFallbackException)
-        {
-            return "0x" + Convert.ToHexString(payload).ToLowerInvariant();
-        }
     }
 }

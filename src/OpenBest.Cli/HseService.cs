@@ -199,7 +199,7 @@ internal sealed partial class HseService(HseSettings settings, TextWriter output
         switch (e)
         {
             case SessionEstablished s:
-                LogEstablished(log, s.SessionId, s.Service, s.Suite.Name, s.CounterLength, s.UeToEasMode, Printable(s.EasId));
+                LogEstablished(log, s.SessionId, s.Service, s.Suite.Name, s.CounterLength, s.UeToEasMode, PeerText.Printable(s.EasId));
                 break;
             case SessionTerminated t:
                 LogTerminated(log, t.SessionId, t.Cause?.ToString() ?? "none", t.ByPeer);
@@ -215,8 +215,6 @@ internal sealed partial class HseService(HseSettings settings, TextWriter output
                 break;
         }
     }
-
-    private static string Printable(string text) => new([.. text.Select(ch => char.IsControl(ch) ? '?' : ch)]);
 
     [LoggerMessage(1, LogLevel.Information, "HSE started: udp {Udp}, tcp {Tcp}, non-IP {NonIp}, store {Store}, {Restored} sessions restored, settings from {Sources}")]
     private static partial void LogStarted(ILogger log, string udp, string tcp, string nonIp, string store, int restored, string sources);

@@ -143,7 +143,7 @@ internal static class UeCommand
                 await foreach (var downlink in channel.Received.ReadAllAsync(timeout.Token))
                 {
                     received++;
-                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"session {downlink.SessionId}: {Printable(downlink.Payload.Span)}"));
+                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"session {downlink.SessionId}: {PeerText.Printable(downlink.Payload.Span)}"));
                     output.Flush();
                     if (wanted > 0 && received >= wanted)
                     {
@@ -161,19 +161,5 @@ internal static class UeCommand
             return wanted > 0 && received < wanted ? ExitCodes.CheckFailed : ExitCodes.Success;
         });
         return command;
-    }
-
-    /// <summary>UTF-8 text with control characters replaced, or hex when the payload is not text.</summary>
-    private static string Printable(ReadOnlySpan<byte> payload)
-    {
-        try
-        {
-            var text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(payload);
-            return new string([.. text.Select(c => char.IsControl(c) ? '?' : c)]);
-        }
-        catch (DecoderFallbackException)
-        {
-            return "0x" + Convert.ToHexString(payload).ToLowerInvariant();
-        }
     }
 }
