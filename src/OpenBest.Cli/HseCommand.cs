@@ -69,7 +69,9 @@ internal static class HseCommand
             }
 
             builder.Services.Configure<ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
-            builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
+            // One owner of SIGTERM and Ctrl+C: the command line's handler (which stops the host below). The host's
+            // console lifetime would register a second handler, and the two raced (exit 143 instead of a graceful stop).
+            builder.Services.AddSingleton<IHostLifetime, CommandLineLifetime>();
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(20));
             builder.Services.AddSingleton(new HseService(settings, output));
             builder.Services.AddHostedService(sp =>
@@ -88,4 +90,12 @@ internal static class HseCommand
         });
         return command;
     }
+}
+
+/// <summary>The host's lifetime when the command line owns the signals: nothing to wait for, nothing to register.</summary>
+internal sealed class CommandLineLifetime : IHostLifetime
+{
+    public Task WaitForStartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
