@@ -41,8 +41,8 @@ internal static class BestApp
     {
         var root = CreateRootCommand();
         var parseResult = root.Parse(args);
-        // SIGTERM and Ctrl+C cancel the action and wait for it (up to 30 s: an HSE commits its queued work first) before the process is ended.
-        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
+        // SIGTERM and Ctrl+C cancel the action and wait for it (up to 30 s) before the process is ended; `best hse` handles them itself.
+        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = args.FirstOrDefault() == "hse" ? null : TimeSpan.FromSeconds(30) };
 
         var command = parseResult.CommandResult.Command;
         var path = CommandPath(parseResult);

@@ -84,7 +84,10 @@ internal static class HseCommand
             var service = app.Services.GetRequiredService<HseService>();
             // SIGTERM or Ctrl+C, even while the HSE is still starting, asks for the graceful stop (queued work
             // committed, "stopped" printed), never for an abandoned start.
-            using var stopOnSignal = cancel.Register(app.Services.GetRequiredService<IHostApplicationLifetime>().StopApplication);
+            var lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+            using var stopOnSignal = cancel.Register(lifetime.StopApplication);
+            using var sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context => { context.Cancel = true; lifetime.StopApplication(); });
+            using var sigint = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, context => { context.Cancel = true; lifetime.StopApplication(); });
             await app.RunAsync(CancellationToken.None);
             return service.ExitCode;
         });
