@@ -3,8 +3,9 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
-using Org.BouncyCastle.Crypto.Tls;
 using Org.BouncyCastle.Security;
+using Org.BouncyCastle.Tls;
+using Org.BouncyCastle.Tls.Crypto.Impl.BC;
 
 namespace OpenBest.Dtls;
 
@@ -16,7 +17,7 @@ namespace OpenBest.Dtls;
 public static class DtlsPsk
 {
     /// <summary>The only cipher suite offered and accepted.</summary>
-    public const int CipherSuite = Org.BouncyCastle.Crypto.Tls.CipherSuite.TLS_PSK_WITH_AES_128_CCM_8;
+    public const int CipherSuite = Org.BouncyCastle.Tls.CipherSuite.TLS_PSK_WITH_AES_128_CCM_8;
 
     /// <summary>The OpenSSL name of <see cref="CipherSuite"/>.</summary>
     public const string OpenSslCipher = "PSK-AES128-CCM8";
@@ -32,7 +33,7 @@ public static class DtlsPsk
         var key = psk.ToArray();
         try
         {
-            var protocol = new DtlsClientProtocol(new SecureRandom());
+            var protocol = new DtlsClientProtocol();
             var dtls = protocol.Connect(new Client(new BasicTlsPskIdentity(identity, key), transport.TimeoutMillis), transport);
             return new DtlsPskConnection(dtls, socket);
         }
@@ -47,27 +48,26 @@ public static class DtlsPsk
         }
     }
 
-    private sealed class Client(TlsPskIdentity identity, int timeoutMillis) : PskTlsClient(identity)
+    /// <summary>BouncyCastle's own primitives, with the system's random numbers.</summary>
+    internal static BcTlsCrypto NewCrypto() => new(new SecureRandom());
+
+    private sealed class Client(TlsPskIdentity identity, int timeoutMillis) : PskTlsClient(NewCrypto(), identity)
     {
         public override int GetHandshakeTimeoutMillis() => timeoutMillis;
 
-        public override ProtocolVersion MinimumVersion => ProtocolVersion.DTLSv12;
+        protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
 
-        public override ProtocolVersion ClientVersion => ProtocolVersion.DTLSv12;
-
-        public override int[] GetCipherSuites() => [CipherSuite];
+        protected override int[] GetSupportedCipherSuites() => [CipherSuite];
     }
 
-    internal sealed class Server(TlsPskIdentityManager keys) : PskTlsServer(keys)
+    internal sealed class Server(TlsPskIdentityManager keys) : PskTlsServer(NewCrypto(), keys)
     {
         /// <summary>A handshake not done within 10 s is abandoned (and its peer forgotten).</summary>
         public override int GetHandshakeTimeoutMillis() => 10_000;
 
-        protected override ProtocolVersion MinimumVersion => ProtocolVersion.DTLSv12;
+        protected override ProtocolVersion[] GetSupportedVersions() => ProtocolVersion.DTLSv12.Only();
 
-        protected override ProtocolVersion MaximumVersion => ProtocolVersion.DTLSv12;
-
-        protected override int[] GetCipherSuites() => [CipherSuite];
+        protected override int[] GetSupportedCipherSuites() => [CipherSuite];
     }
 
     /// <summary>A connected UDP socket as BouncyCastle's datagram transport.</summary>
@@ -79,17 +79,21 @@ public static class DtlsPsk
 
         public int GetSendLimit() => 1400;
 
-        public int Receive(byte[] buf, int off, int len, int waitMillis)
+        public int Receive(byte[] buf, int off, int len, int waitMillis) => Receive(buf.AsSpan(off, len), waitMillis);
+
+        public int Receive(Span<byte> buffer, int waitMillis)
         {
             if (!socket.Poll(Math.Min(waitMillis, handshakeTimeoutMillis) * 1000, SelectMode.SelectRead))
             {
                 return -1;
             }
 
-            return socket.Receive(buf, off, len, SocketFlags.None);
+            return socket.Receive(buffer, SocketFlags.None);
         }
 
-        public void Send(byte[] buf, int off, int len) => socket.Send(buf, off, len, SocketFlags.None);
+        public void Send(byte[] buf, int off, int len) => Send(buf.AsSpan(off, len));
+
+        public void Send(ReadOnlySpan<byte> buffer) => socket.Send(buffer, SocketFlags.None);
 
         public void Close()
         {
@@ -150,9 +154,8 @@ public sealed class DtlsPskConnection : IDisposable
 
 /// <summary>
 /// A DTLS-PSK server on one UDP port: the PSK named by the client's identity is looked up by <c>keys</c> (null refuses
-/// the handshake). BouncyCastle 1.8.10's DTLS server does not send HelloVerifyRequest cookies (its VerifyRequests
-/// switch has no effect in that version), so this server keeps per-peer state from the first ClientHello; see
-/// docs/protocol.md. Each peer gets its own
+/// the handshake). A new source first gets a HelloVerifyRequest cookie (RFC 6347 4.2.1) and costs no state until it
+/// returns the cookie from its own address. Each verified peer gets its own
 /// association on its own thread; what it receives is handed to the handler, whose answer (if any) is sent back.
 /// </summary>
 public sealed class DtlsPskServer : IDisposable
@@ -163,6 +166,8 @@ public sealed class DtlsPskServer : IDisposable
     private readonly ConcurrentDictionary<EndPoint, PeerTransport> _peers = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _dispatcher;
+    private readonly DtlsVerifier _verifier = new(DtlsPsk.NewCrypto());
+    private long _cookieChallenges;
     private long _handshakes;
     private long _failures;
 
@@ -186,6 +191,12 @@ public sealed class DtlsPskServer : IDisposable
 
     /// <summary>The address it listens on.</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
+
+    /// <summary>ClientHellos answered with a HelloVerifyRequest (no cookie, or not this source's), keeping no state.</summary>
+    public long CookieChallenges => Interlocked.Read(ref _cookieChallenges);
+
+    /// <summary>Peers with state: handshakes in progress and associations.</summary>
+    public int Peers => _peers.Count;
 
     /// <summary>Handshakes completed.</summary>
     public long Handshakes => Interlocked.Read(ref _handshakes);
@@ -253,9 +264,19 @@ public sealed class DtlsPskServer : IDisposable
                 return;
             }
 
-            peer = new PeerTransport(_socket, from);
-            _peers[from] = peer;
-            new Thread(() => Serve(peer)) { IsBackground = true, Name = "dtls-psk-peer" }.Start();
+            // RFC 6347 4.2.1: a ClientHello without the cookie of this source gets a HelloVerifyRequest, and the
+            // server keeps nothing; only a ClientHello that returns the cookie creates the peer's state.
+            var request = _verifier.VerifyRequest(ClientId(from), datagram, 0, n, new PeerSender(_socket, from));
+            if (request is null)
+            {
+                Interlocked.Increment(ref _cookieChallenges);
+                return;
+            }
+
+            var verified = new PeerTransport(_socket, from);
+            _peers[from] = verified;
+            new Thread(() => Serve(verified, request)) { IsBackground = true, Name = "dtls-psk-peer" }.Start();
+            return; // the verified ClientHello is in the request, not in the peer's queue
         }
 
         try
@@ -268,13 +289,24 @@ public sealed class DtlsPskServer : IDisposable
         }
     }
 
-    private void Serve(PeerTransport transport)
+    private static byte[] ClientId(EndPoint from)
+    {
+        var ip = (IPEndPoint)from;
+        var address = ip.Address.GetAddressBytes();
+        var id = new byte[address.Length + 2];
+        address.CopyTo(id, 0);
+        id[^2] = (byte)(ip.Port >> 8);
+        id[^1] = (byte)ip.Port;
+        return id;
+    }
+
+    private void Serve(PeerTransport transport, DtlsRequest request)
     {
         string? identity = null;
         try
         {
-            var protocol = new DtlsServerProtocol(new SecureRandom());
-            var dtls = protocol.Accept(new DtlsPsk.Server(new Keys(this, name => identity = name)), transport);
+            var protocol = new DtlsServerProtocol();
+            var dtls = protocol.Accept(new DtlsPsk.Server(new Keys(this, name => identity = name)), transport, request);
             Interlocked.Increment(ref _handshakes);
             var buffer = new byte[2048];
             while (!_stop.IsCancellationRequested)
@@ -317,17 +349,16 @@ public sealed class DtlsPskServer : IDisposable
         }
     }
 
-    private sealed class PeerTransport(Socket socket, EndPoint remote) : DatagramTransport
+    private sealed class PeerTransport(Socket socket, EndPoint remote) : PeerSender(socket, remote), DatagramTransport
     {
-        public EndPoint Remote { get; } = remote;
 
         public BlockingCollection<byte[]> Incoming { get; } = new(256);
 
         public int GetReceiveLimit() => 1500;
 
-        public int GetSendLimit() => 1400;
+        public int Receive(byte[] buf, int off, int len, int waitMillis) => Receive(buf.AsSpan(off, len), waitMillis);
 
-        public int Receive(byte[] buf, int off, int len, int waitMillis)
+        public int Receive(Span<byte> buffer, int waitMillis)
         {
             if (!Incoming.TryTake(out var datagram, waitMillis))
             {
@@ -339,15 +370,25 @@ public sealed class DtlsPskServer : IDisposable
                 return -1;
             }
 
-            var n = Math.Min(len, datagram.Length);
-            Array.Copy(datagram, 0, buf, off, n);
+            var n = Math.Min(buffer.Length, datagram.Length);
+            datagram.AsSpan(0, n).CopyTo(buffer);
             return n;
         }
-
-        public void Send(byte[] buf, int off, int len) => socket.SendTo(buf, off, len, SocketFlags.None, Remote);
 
         public void Close()
         {
         }
+    }
+
+    /// <summary>Sends to one peer over the server's socket (the HelloVerifyRequest of a peer that has no state yet).</summary>
+    private class PeerSender(Socket socket, EndPoint remote) : DatagramSender
+    {
+        public EndPoint Remote { get; } = remote;
+
+        public int GetSendLimit() => 1400;
+
+        public void Send(byte[] buf, int off, int len) => Send(buf.AsSpan(off, len));
+
+        public void Send(ReadOnlySpan<byte> buffer) => socket.SendTo(buffer, SocketFlags.None, Remote);
     }
 }

@@ -95,6 +95,7 @@ public sealed class DtlsPskTests
             Assert.Contains("echo:hello", output.ToString(), StringComparison.Ordinal);
             Assert.Equal(Identity, seenIdentity);
             Assert.Equal(1, server.Handshakes);
+            Assert.Equal(1, server.CookieChallenges); // OpenSSL answered the HelloVerifyRequest with its cookie
         }
         finally
         {
@@ -139,6 +140,45 @@ public sealed class DtlsPskTests
         using var connection = await Task.Run(() => DtlsPsk.Connect(server.LocalEndPoint, Identity, Psk), Cancel);
         connection.Send("still here"u8);
         Assert.Equal("still here"u8.ToArray(), await Task.Run(() => connection.Receive(TimeSpan.FromSeconds(10)), Cancel));
+    }
+
+    /// <summary>RFC 6347 4.2.1: a ClientHello without a cookie gets a HelloVerifyRequest and costs the server no state.</summary>
+    [Fact]
+    public async Task ClientHelloWithoutCookie_GetsHelloVerifyRequest_AndNoState()
+    {
+        // A real first ClientHello, taken from our client talking to a socket that never answers.
+        using var catcher = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        catcher.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var attempt = Task.Run(() => DtlsPsk.Connect((IPEndPoint)catcher.LocalEndPoint!, Identity, Psk, TimeSpan.FromSeconds(2)), Cancel);
+        var hello = new byte[2048];
+        var n = await catcher.ReceiveAsync(hello, Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        await Assert.ThrowsAsync<IOException>(() => attempt);
+        Assert.Equal(22, hello[0]); // handshake record
+        Assert.Equal(1, hello[13]); // client_hello
+
+        using var server = new DtlsPskServer(new IPEndPoint(IPAddress.Loopback, 0), id => id == Identity ? Psk.ToArray() : null, (_, data) => data);
+        using var sender = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        sender.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        for (var i = 0; i < 3; i++)
+        {
+            await sender.SendToAsync(hello.AsMemory(0, n), server.LocalEndPoint, Cancel);
+            var answer = new byte[2048];
+            var m = await sender.ReceiveAsync(answer, Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+            Assert.True(m > 25);
+            Assert.Equal(22, answer[0]);
+            Assert.Equal(3, answer[13]); // hello_verify_request
+        }
+
+        Assert.Equal(0, server.Peers);
+        Assert.Equal(3, server.CookieChallenges);
+        Assert.Equal(0, server.Handshakes);
+
+        // A client that returns the cookie is served.
+        using var connection = await Task.Run(() => DtlsPsk.Connect(server.LocalEndPoint, Identity, Psk), Cancel);
+        connection.Send("after the cookie"u8);
+        Assert.Equal("after the cookie"u8.ToArray(), await Task.Run(() => connection.Receive(TimeSpan.FromSeconds(10)), Cancel));
+        Assert.Equal(4, server.CookieChallenges);
+        Assert.Equal(1, server.Handshakes);
     }
 
     [Fact]
