@@ -24,7 +24,8 @@ public sealed record HseSessionSnapshot(uint SessionId, string Imsi, string EasI
 
 public sealed partial class HseEngine
 {
-    private const byte SnapshotVersion = 1;
+    // Version 2 adds the Enterprise Key Identifier of the newest key set; version 1 states are still read.
+    private const byte SnapshotVersion = 2;
     private readonly HashSet<uint> _dirty = [];
     private readonly HashSet<uint> _ended = [];
 
@@ -81,7 +82,8 @@ public sealed partial class HseEngine
         ArgumentNullException.ThrowIfNull(snapshot);
         using var stream = new MemoryStream(snapshot.State, writable: false);
         using var reader = new BinaryReader(stream);
-        if (snapshot.State.Length < 5 || reader.ReadByte() != SnapshotVersion || reader.ReadUInt32() != snapshot.SessionId || snapshot.SessionId is 0 or > SessionIdCodec.MaxValue)
+        var version = snapshot.State.Length < 5 ? (byte)0 : reader.ReadByte();
+        if (version is not (1 or SnapshotVersion) || reader.ReadUInt32() != snapshot.SessionId || snapshot.SessionId is 0 or > SessionIdCodec.MaxValue)
         {
             throw new InvalidDataException($"Session {snapshot.SessionId} was stored in an unknown format.");
         }
@@ -119,6 +121,11 @@ public sealed partial class HseEngine
                 }
             }
             session.Keys.ReadState(reader);
+            if (version >= 2 && reader.ReadByte() is var ekiLength and > 0)
+            {
+                session.EnterpriseKeyId = reader.ReadBytes(ekiLength);
+            }
+
             foreach (var queued in snapshot.Queue)
             {
                 session.Queue.Enqueue(queued);
@@ -187,6 +194,8 @@ public sealed partial class HseEngine
                 writer.Write(window.Bitmap);
             }
             session.Keys.WriteState(writer);
+            writer.Write((byte)(session.EnterpriseKeyId?.Length ?? 0));
+            writer.Write(session.EnterpriseKeyId ?? []);
         }
 
         var state = stream.ToArray();

@@ -147,7 +147,7 @@ public sealed partial class HseEngine
                 result.Events.Add(new KeysRefreshed(session.Id, prefix.KeyId));
                 if (NeedsEasKeys(session.Selected) && session.EasPsk is not null)
                 {
-                    result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, prefix.KeyId, session.Suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()) { UeToEasMode = session.Selected.UeToEasMode });
+                    result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, prefix.KeyId, session.Suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()) { UeToEasMode = session.Selected.UeToEasMode, EnterpriseKeyIdentifier = session.EnterpriseKeyId?.ToArray() });
                 }
             }
 
@@ -324,7 +324,7 @@ public sealed partial class HseEngine
         result.Events.Add(new SessionEstablished(session.Id, session.Keys.CurrentKeyId, session.Selected.Service, suite, session.N, session.Selected.UeToEasMode, session.Request.EasId));
         if (NeedsEasKeys(session.Selected) && session.EasPsk is not null)
         {
-            result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, session.Keys.CurrentKeyId, suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()) { UeToEasMode = session.Selected.UeToEasMode });
+            result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, session.Keys.CurrentKeyId, suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()) { UeToEasMode = session.Selected.UeToEasMode, EnterpriseKeyIdentifier = session.EnterpriseKeyId?.ToArray() });
         }
     }
 
@@ -446,7 +446,9 @@ public sealed partial class HseEngine
 
         session.PendingRand = vector.Rand.ToArray();
         session.CurrentRand = session.PendingRand;
+        session.EnterpriseKeyId = EnterpriseKeyIdentifierFor(session);
         var request = new ManageKeysRequest(keyId, vector.Rand.ToArray(), vector.Autn.ToArray(),
+            EnterpriseKeyIdentifier: session.EnterpriseKeyId is { } eki ? (ReadOnlyMemory<byte>?)eki : null,
             KeyLifetime: _options.KeyLifetime is { } lifetime ? (uint)lifetime.TotalSeconds : null,
             EasKeyIdentifier: NeedsEasKeys(session.Selected) ? BestKeys.EasKeyIdentifier(vector.Rand) : null);
         var bytes = SendControl(session, request, result);

@@ -19,6 +19,9 @@ public sealed record EasKeysReady(uint SessionId, string EasId, byte KeyId, Ciph
     /// <summary>Whether the user plane runs end to end to the EAS (false: key agreement only).</summary>
     public bool UeToEasMode { get; init; }
 
+    /// <summary>The Enterprise Key Identifier the UE was given for this key set (UE-to-EAS mode), or null: the EAS derives K_E2E with that Enterprise Key.</summary>
+    public byte[]? EnterpriseKeyIdentifier { get; init; }
+
     /// <summary>Shows everything but the key.</summary>
     public override string ToString() => $"EasKeysReady(session {SessionId}, {EasId}, key {KeyId}, {Suite.Name}, {Service}, n={CounterLength}, id {EasKeyIdentifier:x8})";
 }
@@ -98,6 +101,9 @@ public sealed partial class HseEngine : IDisposable
     /// <summary>The established (or suspended) UE-to-HSE sessions that name <paramref name="easId"/>, with their subscribers.</summary>
     public IReadOnlyList<(uint SessionId, string Imsi)> SessionsNaming(string easId) =>
         [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended && s.Request.EasId == easId).OrderBy(s => s.Id).Select(s => (s.Id, s.Imsi))];
+
+    /// <summary>The Enterprise Key Identifier named for a session's newest key set (UE-to-EAS mode), or null.</summary>
+    public byte[]? EnterpriseKeyIdentifierOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.EnterpriseKeyId?.ToArray() : null;
 
     /// <summary>The current Key ID of a session (0 if none).</summary>
     public byte CurrentKeyIdOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.Keys.CurrentKeyId : (byte)0;
@@ -391,6 +397,9 @@ public sealed partial class HseEngine : IDisposable
         public byte[] RequestHash { get; set; } = [];
 
         public byte[]? EasPsk { get; set; }
+
+        /// <summary>The Enterprise Key Identifier named for the newest key set (UE-to-EAS mode), or null.</summary>
+        public byte[]? EnterpriseKeyId { get; set; }
 
         public HseConfiguration Selected { get; set; }
 

@@ -89,6 +89,12 @@ public sealed record HseOptions
     /// <summary>Rejects sent per second at most (all sources; profile section 7 rate limit) (100).</summary>
     public int MaxRejectsPerSecond { get; init; } = 100;
 
+    /// <summary>
+    /// The Enterprise Key Identifier to name (TLV 0x0E) in the Session Start and Manage Keys Requests of a UE-to-EAS session,
+    /// by (IMSI, EAS Id): the one the EAS last chose in its EAS Session Start, or null for none (profile section 5).
+    /// </summary>
+    public Func<string, string, byte[]?>? EnterpriseKeyIdentifier { get; init; }
+
     /// <summary>Home network SUCI keys by public key identifier: (protection scheme, private key).</summary>
     public IReadOnlyDictionary<byte, (Crypto.Suci.SuciProtectionScheme Scheme, ReadOnlyMemory<byte> PrivateKey)> SuciKeys { get; init; } =
         new Dictionary<byte, (Crypto.Suci.SuciProtectionScheme, ReadOnlyMemory<byte>)>();

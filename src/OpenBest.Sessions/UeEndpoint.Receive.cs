@@ -252,13 +252,17 @@ public sealed partial class UeEndpoint
             return;
         }
 
+        // UE-to-EAS mode: the Enterprise Key the EAS chose, by its identifier (TLV 0x0E); one this device does not hold
+        // is a selection it cannot accept (Reject 0x08).
+        var enterpriseKey = o.EnterpriseKeyFor(start.EnterpriseKeyIdentifier);
+        selectionOk &= enterpriseKey is not null || !selected.UeToEasMode;
         CipherSuite.TryGet(selected.SuiteId, out var suite);
         var kRoot = SessionKeyRoot.Derive(selected.KeyAgreement, answer.Ck, answer.Ik, start.Autn.Span[..6], o.ServingNetwork);
         KeySet keys;
         byte[]? easPsk = null;
         try
         {
-            keys = KeySet.Derive(EndpointRole.Ue, kRoot, suite!, selected.Service, selected.UeToEasMode, sessionId, 1, start.Rand.Span, channel.UeNonce, o.EasId, o.EnterpriseKey.Span);
+            keys = KeySet.Derive(EndpointRole.Ue, kRoot, suite!, selected.Service, selected.UeToEasMode, sessionId, 1, start.Rand.Span, channel.UeNonce, o.EasId, (enterpriseKey ?? default).Span);
             easPsk = EasPskOf(selected, kRoot, sessionId, 1, start.Rand.Span, channel.UeNonce, o.EasId);
         }
         finally
@@ -297,6 +301,7 @@ public sealed partial class UeEndpoint
         }
 
         channel.Keys.InstallCurrent(keys);
+        channel.EnterpriseKeyIdentifier = start.EnterpriseKeyIdentifier?.ToArray();
         channel.AcceptedStart = message.ToArray();
         channel.SetEasPsk(easPsk, BestKeys.EasKeyIdentifier(start.Rand.Span));
         Accept(channel, sessionId, selected, hash, result);
@@ -514,13 +519,23 @@ public sealed partial class UeEndpoint
         }
 
         var o = c.Options;
+        // The new key set's Enterprise Key: the one named (TLV 0x0E), else the one used without a name; a name this
+        // device does not hold is refused (protected Reject 0x08) and the current keys stay.
+        var enterpriseKey = o.EnterpriseKeyFor(mkr.EnterpriseKeyIdentifier);
+        if (enterpriseKey is null && c.Selected.UeToEasMode)
+        {
+            c.ManageKeysAnswers[rand] = SendControl(c, new MessageReject(Cause.NoCommonSuite, (byte)CommandCode.ManageKeysRequest), result);
+            return;
+        }
+
         CipherSuite.TryGet(c.Selected.SuiteId, out var suite);
         var kRoot = SessionKeyRoot.Derive(c.Selected.KeyAgreement, answer.Ck, answer.Ik, mkr.Autn.Value.Span[..6], o.ServingNetwork);
         try
         {
-            var keys = KeySet.Derive(EndpointRole.Ue, kRoot, suite!, c.Selected.Service, c.Selected.UeToEasMode, c.SessionId, mkr.NewKeyId!.Value, mkr.Rand.Value.Span, c.UeNonce, o.EasId, o.EnterpriseKey.Span);
+            var keys = KeySet.Derive(EndpointRole.Ue, kRoot, suite!, c.Selected.Service, c.Selected.UeToEasMode, c.SessionId, mkr.NewKeyId!.Value, mkr.Rand.Value.Span, c.UeNonce, o.EasId, (enterpriseKey ?? default).Span);
             c.Keys.InstallPending(keys);
             c.SetEasPsk(EasPskOf(c.Selected, kRoot, c.SessionId, mkr.NewKeyId.Value, mkr.Rand.Value.Span, c.UeNonce, o.EasId), BestKeys.EasKeyIdentifier(mkr.Rand.Value.Span));
+            c.EnterpriseKeyIdentifier = mkr.EnterpriseKeyIdentifier?.ToArray();
         }
         finally
         {

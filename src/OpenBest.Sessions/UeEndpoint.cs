@@ -157,6 +157,9 @@ public sealed partial class UeEndpoint : IDisposable
         return true;
     }
 
+    /// <summary>The Enterprise Key Identifier the HSE named for a UE-to-EAS channel's current key set (TLV 0x0E), or null when it named none.</summary>
+    public byte[]? EnterpriseKeyIdentifierOf(int channel) => Get(channel).EnterpriseKeyIdentifier?.ToArray();
+
     /// <summary>Forgets a channel without a word to the HSE (an open that timed out): no retransmission, no late events; its keys are zeroed.</summary>
     public void Abandon(int channel)
     {
@@ -319,6 +322,9 @@ public sealed partial class UeEndpoint : IDisposable
         public byte[]? EasPsk { get; private set; }
 
         public uint EasKeyIdentifier { get; private set; }
+
+        /// <summary>The Enterprise Key Identifier of the current key set (TLV 0x0E), or null when none was named.</summary>
+        public byte[]? EnterpriseKeyIdentifier { get; set; }
 
         /// <summary>Replaces K_EAS_PSK (zeroing the old one).</summary>
         public void SetEasPsk(byte[]? psk, uint keyIdentifier)

@@ -60,6 +60,95 @@ public sealed record UeChannelOptions
     /// <summary>The serving network (PLMN ID or 5G name).</summary>
     public ServingNetwork? ServingNetwork { get; init; }
 
-    /// <summary>The Enterprise Key shared only with the enterprise (UE-to-EAS mode), or empty.</summary>
+    /// <summary>The Enterprise Key shared only with the enterprise (UE-to-EAS mode), used when the HSE names none; or empty.</summary>
     public ReadOnlyMemory<byte> EnterpriseKey { get; init; }
+
+    /// <summary>
+    /// Enterprise Keys by identifier (UE-to-EAS mode): the HSE names the one to use with TLV 0x0E in its Session Start or
+    /// Manage Keys Request, as the EAS chose (profile section 5). A key set naming an identifier not here is refused (Reject 0x08).
+    /// </summary>
+    public IReadOnlyList<EnterpriseKey> EnterpriseKeys { get; init; } = [];
+
+    /// <summary>The Enterprise Key for a key set whose Session Start or Manage Keys Request named <paramref name="identifier"/>; null when it is not held.</summary>
+    public ReadOnlyMemory<byte>? EnterpriseKeyFor(ReadOnlyMemory<byte>? identifier)
+    {
+        if (identifier is not { } named)
+        {
+            return EnterpriseKey;
+        }
+
+        foreach (var key in EnterpriseKeys)
+        {
+            if (key.Identifier.AsSpan().SequenceEqual(named.Span))
+            {
+                return key.Key;
+            }
+        }
+
+        return null;
+    }
+}
+
+/// <summary>
+/// An Enterprise Key: a secret only the device and its enterprise share, provisioned out of band, named by an identifier
+/// of 1 to 16 octets that the EAS chooses (TLV 0x0E). The key is secret: <see cref="ToString"/> never shows it.
+/// </summary>
+public sealed record EnterpriseKey
+{
+    /// <summary>Creates an Enterprise Key.</summary>
+    /// <exception cref="ArgumentException">The identifier is not 1 to 16 octets, or the key is empty.</exception>
+    public EnterpriseKey(byte[] identifier, byte[] key)
+    {
+        ArgumentNullException.ThrowIfNull(identifier);
+        ArgumentNullException.ThrowIfNull(key);
+        if (identifier.Length is < 1 or > 16)
+        {
+            throw new ArgumentException("An Enterprise Key Identifier has 1 to 16 octets.", nameof(identifier));
+        }
+
+        if (key.Length == 0)
+        {
+            throw new ArgumentException("An Enterprise Key is not empty.", nameof(key));
+        }
+
+        Identifier = identifier;
+        Key = key;
+    }
+
+    /// <summary>The Enterprise Key Identifier (TLV 0x0E).</summary>
+    public byte[] Identifier { get; }
+
+    /// <summary>The key.</summary>
+    public byte[] Key { get; }
+
+    /// <summary>Shows the identifier, never the key.</summary>
+    public override string ToString() => $"EnterpriseKey({Convert.ToHexString(Identifier)})";
+
+    /// <summary>Parses <c>IDENTIFIER:KEY</c>, each as hex (the command line's form).</summary>
+    public static bool TryParse(string text, out EnterpriseKey? key)
+    {
+        key = null;
+        var colon = text?.IndexOf(':', StringComparison.Ordinal) ?? -1;
+        if (colon <= 0)
+        {
+            return false;
+        }
+
+        try
+        {
+            var identifier = Convert.FromHexString(text.AsSpan(0, colon));
+            var secret = Convert.FromHexString(text.AsSpan(colon + 1));
+            if (identifier.Length is < 1 or > 16 || secret.Length == 0)
+            {
+                return false;
+            }
+
+            key = new EnterpriseKey(identifier, secret);
+            return true;
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+    }
 }

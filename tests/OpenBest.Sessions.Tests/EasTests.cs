@@ -108,4 +108,98 @@ public sealed class EasTests
             Assert.Empty(h.Hse.ForwardDownlinkFromEas(sid, forged).Send);
         }
     }
+
+    private static readonly byte[] Ek1 = "ek-1"u8.ToArray();
+    private static readonly byte[] Ek2 = "ek-2"u8.ToArray();
+    private static readonly EnterpriseKey First = new(Ek1, "first enterprise key"u8.ToArray());
+    private static readonly EnterpriseKey Second = new(Ek2, "second enterprise key"u8.ToArray());
+
+    /// <summary>Profile 5 and 6.2: the HSE names the Enterprise Key (TLV 0x0E) in the Session Start; the UE uses the key of that name, and the EAS is told it.</summary>
+    [Fact]
+    public void EnterpriseKeyIdentifier_InTheSessionStart_NamesTheKeyBothEndsUse()
+    {
+        byte[]? chosen = Ek1;
+        using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (imsi, eas) => imsi == Harness.Imsi && eas == "eas.example.com" ? chosen : null });
+        var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKeys = [First, Second] });
+        Assert.True(h.Ue.IsEstablished(channel));
+        var start = h.Wire.First(w => !w.Uplink).Message;
+        Assert.True(start.AsSpan().IndexOf(new byte[] { 0x0E, (byte)Ek1.Length }.Concat(Ek1).ToArray()) > 0); // TLV 0x0E on the wire
+        Assert.Equal(Ek1, h.Ue.EnterpriseKeyIdentifierOf(channel));
+        var keys = h.Single<EasKeysReady>(h.HseEvents);
+        Assert.Equal(Ek1, keys.EnterpriseKeyIdentifier);
+
+        using var eas = new EasEndpoint(h.Time);
+        var sid = h.Ue.SessionIdOf(channel);
+        eas.SetEnterpriseKey(sid, First.Key);
+        eas.Install(keys);
+        h.Pump(h.Ue.Send(channel, "under ek-1"u8), uplink: true);
+        Assert.Single(eas.Receive(h.HseEvents.OfType<UplinkForwarded>().Last().Message.Span).Events.OfType<DataReceived>());
+
+        // The EAS chose another key: the next key set (a refresh) names it, and uses it.
+        chosen = Ek2;
+        h.Pump(h.Hse.RefreshKeys(sid), uplink: false);
+        var refreshed = h.HseEvents.OfType<EasKeysReady>().Last();
+        Assert.Equal(2, refreshed.KeyId);
+        Assert.Equal(Ek2, refreshed.EnterpriseKeyIdentifier);
+        Assert.Equal(Ek2, h.Ue.EnterpriseKeyIdentifierOf(channel));
+        eas.SetEnterpriseKey(sid, Second.Key);
+        eas.Install(refreshed);
+        h.Pump(h.Ue.Send(channel, "under ek-2"u8), uplink: true);
+        var late = h.HseEvents.OfType<UplinkForwarded>().Last();
+        Assert.Equal(2, late.KeyId);
+        Assert.Equal("under ek-2"u8.ToArray(), Assert.Single(eas.Receive(late.Message.Span).Events.OfType<DataReceived>()).Payload.ToArray());
+    }
+
+    /// <summary>Profile 6.2: a Session Start naming an Enterprise Key the UE does not hold is a selection it refuses (protected Reject 0x08).</summary>
+    [Fact]
+    public void UnknownEnterpriseKeyIdentifier_InTheSessionStart_IsRefused()
+    {
+        using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (_, _) => "not-held"u8.ToArray() });
+        var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKeys = [First] });
+        Assert.False(h.Ue.IsEstablished(channel));
+        Assert.Equal(Cause.NoCommonSuite, h.Single<SessionRejected>(h.UeEvents).Cause);
+        Assert.Equal(Cause.NoCommonSuite, h.Single<SessionRejected>(h.HseEvents).Cause);
+        Assert.Empty(h.HseEvents.OfType<EasKeysReady>());
+    }
+
+    /// <summary>Profile 6.2: a Manage Keys Request naming an Enterprise Key the UE does not hold is refused; the current keys stay.</summary>
+    [Fact]
+    public void UnknownEnterpriseKeyIdentifier_InARefresh_IsRefused_AndTheCurrentKeysStay()
+    {
+        byte[]? chosen = null;
+        using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (_, _) => chosen });
+        var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKey = EnterpriseKey, EnterpriseKeys = [First] });
+        Assert.True(h.Ue.IsEstablished(channel));
+        Assert.Null(h.Single<EasKeysReady>(h.HseEvents).EnterpriseKeyIdentifier);
+        Assert.Null(h.Ue.EnterpriseKeyIdentifierOf(channel));
+        var sid = h.Ue.SessionIdOf(channel);
+
+        chosen = "not-held"u8.ToArray();
+        h.Pump(h.Hse.RefreshKeys(sid), uplink: false);
+        Assert.Single(h.HseEvents.OfType<EasKeysReady>());
+        Assert.Equal(1, h.Hse.CurrentKeyIdOf(sid));
+        Assert.True(h.Ue.IsEstablished(channel));
+        h.Pump(h.Ue.Send(channel, "still key 1"u8), uplink: true);
+        Assert.Equal(1, h.HseEvents.OfType<UplinkForwarded>().Last().KeyId);
+    }
+
+    /// <summary>A restarted HSE still knows which Enterprise Key the current key set uses (session state version 2).</summary>
+    [Fact]
+    public void EnterpriseKeyIdentifier_SurvivesARestart()
+    {
+        using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (_, _) => Ek1 });
+        var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKeys = [First] });
+        var sid = h.Ue.SessionIdOf(channel);
+        var saved = new List<HseSessionSnapshot>();
+        h.Hse.TakeChanges(saved, new List<uint>());
+        var restarted = new HseEngine(h.Subscribers, new HseOptions(), h.Time);
+        restarted.Restore(Assert.Single(saved));
+        Assert.Equal(Ek1, restarted.EnterpriseKeyIdentifierOf(sid));
+        h.Hse.Dispose();
+        h.Hse = restarted;
+        h.Pump(h.Ue.Send(channel, "after restart"u8), uplink: true);
+        h.Pump(h.Hse.RefreshKeys(sid), uplink: false);
+        // The new options name no key: the refresh names none, and the UE's key set follows.
+        Assert.Null(h.HseEvents.OfType<EasKeysReady>().Last().EnterpriseKeyIdentifier);
+    }
 }
