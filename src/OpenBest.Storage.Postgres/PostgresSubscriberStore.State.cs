@@ -80,8 +80,8 @@ public sealed partial class PostgresSubscriberStore
         if (batch.Outbox.Count > 0)
         {
             var o = batch.Outbox;
-            Add("INSERT INTO outbox (eas_id, session_id, message, next_attempt) SELECT a, b, c, $4 FROM UNNEST($1::text[], $2::bigint[], $3::bytea[]) WITH ORDINALITY AS t(a, b, c, n) ORDER BY n",
-                o.Select(x => x.EasId).ToArray(), o.Select(x => (long)x.SessionId).ToArray(), o.Select(x => x.Message.ToArray()).ToArray(), now);
+            Add("INSERT INTO outbox (eas_id, session_id, message, next_attempt, imsi) SELECT a, b, c, $4, d FROM UNNEST($1::text[], $2::bigint[], $3::bytea[], $5::text[]) WITH ORDINALITY AS t(a, b, c, d, n) ORDER BY n",
+                o.Select(x => x.EasId).ToArray(), o.Select(x => (long)x.SessionId).ToArray(), o.Select(x => x.Message.ToArray()).ToArray(), now, o.Select(x => x.Imsi).ToArray());
         }
 
         if (batch.NextSessionId != 0)
@@ -154,7 +154,7 @@ public sealed partial class PostgresSubscriberStore
     public IReadOnlyList<OutboxEntry> DueOutbox(string easId, DateTimeOffset now, int limit)
     {
         using var connection = _dataSource.OpenConnection();
-        using var command = Command(connection, null, "SELECT seq, eas_id, session_id, message, attempts, next_attempt FROM outbox WHERE eas_id = @eas ORDER BY seq LIMIT @limit");
+        using var command = Command(connection, null, "SELECT seq, eas_id, session_id, message, attempts, next_attempt, imsi FROM outbox WHERE eas_id = @eas ORDER BY seq LIMIT @limit");
         Bind(command, ("@eas", easId), ("@now", now.ToUnixTimeMilliseconds()), ("@limit", limit));
         using var reader = command.ExecuteReader();
         var result = new List<OutboxEntry>();
@@ -166,7 +166,7 @@ public sealed partial class PostgresSubscriberStore
                 break;
             }
 
-            result.Add(new OutboxEntry(reader.GetInt64(0), reader.GetString(1), (uint)reader.GetInt64(2), (byte[])reader[3], reader.GetInt32(4), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5))));
+            result.Add(new OutboxEntry(reader.GetInt64(0), reader.GetString(1), (uint)reader.GetInt64(2), (byte[])reader[3], reader.GetInt32(4), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)), reader.IsDBNull(6) ? null : reader.GetString(6)));
         }
 
         return result;
@@ -235,21 +235,39 @@ public sealed partial class PostgresSubscriberStore
         Scalar("SELECT external_id FROM external_ids WHERE enterprise = @e AND imsi = @imsi", ("@e", enterprise), ("@imsi", imsi)) as string;
 
     /// <inheritdoc/>
+    public void SetEnterpriseKeyIdentifier(string imsi, string easId, byte[]? identifier)
+    {
+        if (identifier is null)
+        {
+            Execute("DELETE FROM enterprise_key_ids WHERE imsi = @imsi AND eas_id = @eas", ("@imsi", imsi), ("@eas", easId));
+            return;
+        }
+
+        Execute("INSERT INTO enterprise_key_ids (imsi, eas_id, identifier) VALUES (@imsi, @eas, @id) ON CONFLICT (imsi, eas_id) DO UPDATE SET identifier = excluded.identifier", ("@imsi", imsi), ("@eas", easId), ("@id", identifier));
+    }
+
+    /// <inheritdoc/>
+    public byte[]? EnterpriseKeyIdentifierOf(string imsi, string easId) =>
+        Scalar("SELECT identifier FROM enterprise_key_ids WHERE imsi = @imsi AND eas_id = @eas", ("@imsi", imsi), ("@eas", easId)) as byte[];
+
+    /// <inheritdoc/>
     public void SavePsk(PastPsk psk)
     {
         ArgumentNullException.ThrowIfNull(psk);
         using var connection = _dataSource.OpenConnection();
         using var transaction = connection.BeginTransaction();
-        using (var insert = Command(connection, transaction, "INSERT INTO past_psks (imsi, eas_id, key_identifier, session_id, key_id, suite, service, counter_length, ue_to_eas, psk_enc, created) VALUES (@imsi, @eas, @kid, @sid, @key, @suite, @service, @n, @e2e, @psk, @at) ON CONFLICT (imsi, eas_id, key_identifier) DO UPDATE SET session_id = excluded.session_id, key_id = excluded.key_id, suite = excluded.suite, service = excluded.service, counter_length = excluded.counter_length, ue_to_eas = excluded.ue_to_eas, psk_enc = excluded.psk_enc, created = excluded.created"))
+        using (var insert = Command(connection, transaction, "INSERT INTO past_psks (imsi, eas_id, key_identifier, session_id, key_id, suite, service, counter_length, ue_to_eas, psk_enc, created, enterprise_key_id) VALUES (@imsi, @eas, @kid, @sid, @key, @suite, @service, @n, @e2e, @psk, @at, @eki) ON CONFLICT (imsi, eas_id, key_identifier) DO UPDATE SET session_id = excluded.session_id, key_id = excluded.key_id, suite = excluded.suite, service = excluded.service, counter_length = excluded.counter_length, ue_to_eas = excluded.ue_to_eas, psk_enc = excluded.psk_enc, created = excluded.created, enterprise_key_id = excluded.enterprise_key_id"))
         {
             Bind(insert, ("@imsi", psk.Imsi), ("@eas", psk.EasId), ("@kid", (long)psk.KeyIdentifier), ("@sid", (long)psk.SessionId), ("@key", (int)psk.KeyId), ("@suite", (int)psk.Suite), ("@service", psk.Service), ("@n", psk.CounterLength), ("@e2e", psk.UeToEasMode),
-                ("@psk", _masterKey.Seal(psk.Psk, StateSealing.PskContext(psk.Imsi, psk.EasId, psk.KeyIdentifier))), ("@at", psk.CreatedAt.ToUnixTimeMilliseconds()));
+                ("@psk", _masterKey.Seal(psk.Psk, StateSealing.PskContext(psk.Imsi, psk.EasId, psk.KeyIdentifier))), ("@at", psk.CreatedAt.ToUnixTimeMilliseconds()), ("@eki", (object?)psk.EnterpriseKeyIdentifier ?? DBNull.Value));
             insert.ExecuteNonQuery();
         }
 
-        using (var trim = Command(connection, transaction, "DELETE FROM past_psks WHERE imsi = @imsi AND eas_id = @eas AND key_identifier NOT IN (SELECT key_identifier FROM past_psks WHERE imsi = @imsi AND eas_id = @eas ORDER BY created DESC, added DESC LIMIT 3)"))
+        using (var trim = Command(connection, transaction, "DELETE FROM past_psks WHERE imsi = @imsi AND eas_id = @eas AND ("
+            + "(session_id = @sid AND key_identifier NOT IN (SELECT key_identifier FROM past_psks WHERE imsi = @imsi AND eas_id = @eas AND session_id = @sid ORDER BY created DESC, added DESC LIMIT @per_session)) "
+            + "OR key_identifier NOT IN (SELECT key_identifier FROM past_psks WHERE imsi = @imsi AND eas_id = @eas ORDER BY created DESC, added DESC LIMIT @per_ue))"))
         {
-            Bind(trim, ("@imsi", psk.Imsi), ("@eas", psk.EasId));
+            Bind(trim, ("@imsi", psk.Imsi), ("@eas", psk.EasId), ("@sid", (long)psk.SessionId), ("@per_session", IHseStateStore.PsksPerSession), ("@per_ue", IHseStateStore.PsksPerUeAndEas));
             trim.ExecuteNonQuery();
         }
 
@@ -260,7 +278,7 @@ public sealed partial class PostgresSubscriberStore
     public IReadOnlyList<PastPsk> Psks(string imsi, string easId)
     {
         using var connection = _dataSource.OpenConnection();
-        using var command = Command(connection, null, "SELECT key_identifier, session_id, key_id, psk_enc, created, suite, service, counter_length, ue_to_eas FROM past_psks WHERE imsi = @imsi AND eas_id = @eas ORDER BY created DESC, added DESC");
+        using var command = Command(connection, null, "SELECT key_identifier, session_id, key_id, psk_enc, created, suite, service, counter_length, ue_to_eas, enterprise_key_id FROM past_psks WHERE imsi = @imsi AND eas_id = @eas ORDER BY created DESC, added DESC");
         Bind(command, ("@imsi", imsi), ("@eas", easId));
         using var reader = command.ExecuteReader();
         var result = new List<PastPsk>();
@@ -268,7 +286,7 @@ public sealed partial class PostgresSubscriberStore
         {
             var keyIdentifier = (uint)reader.GetInt64(0);
             var psk = StateSealing.Open(_masterKey, (byte[])reader[3], StateSealing.PskContext(imsi, easId, keyIdentifier), $"A PSK of {easId}");
-            result.Add(new PastPsk(imsi, easId, keyIdentifier, (uint)reader.GetInt64(1), (byte)reader.GetInt32(2), (byte)reader.GetInt32(5), reader.GetString(6), reader.GetInt32(7), reader.GetBoolean(8), psk, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4))));
+            result.Add(new PastPsk(imsi, easId, keyIdentifier, (uint)reader.GetInt64(1), (byte)reader.GetInt32(2), (byte)reader.GetInt32(5), reader.GetString(6), reader.GetInt32(7), reader.GetBoolean(8), psk, DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(4)), reader.IsDBNull(9) ? null : (byte[])reader[9]));
         }
 
         return result;

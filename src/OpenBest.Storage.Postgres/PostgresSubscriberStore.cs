@@ -110,6 +110,18 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
         CREATE INDEX sessions_by_imsi ON sessions (imsi);
         CREATE INDEX external_ids_by_imsi ON external_ids (imsi);
         """,
+        """
+        ALTER TABLE past_psks ADD COLUMN enterprise_key_id bytea;
+        CREATE INDEX past_psks_by_session ON past_psks (imsi, eas_id, session_id);
+        ALTER TABLE outbox ADD COLUMN imsi text;
+        CREATE INDEX outbox_by_imsi ON outbox (imsi);
+        CREATE TABLE enterprise_key_ids (
+            imsi       text NOT NULL,
+            eas_id     text NOT NULL,
+            identifier bytea NOT NULL,
+            PRIMARY KEY (imsi, eas_id)
+        );
+        """,
     ];
 
     private readonly NpgsqlDataSource _dataSource;
@@ -177,10 +189,10 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
     /// <inheritdoc/>
     public bool Remove(string imsi)
     {
-        // Everything of the subscriber goes with it: sessions (and their queues), stored uplink, kept PSKs, external ids.
+        // Everything of the subscriber goes with it: sessions (and their queues), stored uplink, its outbox, kept PSKs, external ids, Enterprise Key Identifiers.
         using var connection = _dataSource.OpenConnection();
         using var transaction = connection.BeginTransaction();
-        foreach (var table in new[] { "sessions", "uplink", "past_psks", "external_ids" })
+        foreach (var table in new[] { "sessions", "uplink", "past_psks", "external_ids", "outbox", "enterprise_key_ids" })
         {
             using var delete = new NpgsqlCommand($"DELETE FROM {table} WHERE imsi = $1", connection, transaction);
             delete.Parameters.AddWithValue(imsi);

@@ -9,17 +9,18 @@ public sealed record UplinkToStore(uint SessionId, string Imsi, string EasId, by
 /// <summary>An uplink payload as stored, with its place in the store's order.</summary>
 public sealed record StoredUplink(long Seq, uint SessionId, string Imsi, string EasId, byte KeyId, ulong Counter, byte[] Payload, DateTimeOffset ReceivedAt);
 
-/// <summary>A UE-to-EAS message to forward unmodified to an EAS through the outbox.</summary>
-public sealed record OutboxItem(string EasId, uint SessionId, ReadOnlyMemory<byte> Message);
+/// <summary>A UE-to-EAS message to forward unmodified to an EAS through the outbox, with the subscriber it came from (so it can be delivered after its session ended).</summary>
+public sealed record OutboxItem(string EasId, uint SessionId, ReadOnlyMemory<byte> Message, string? Imsi = null);
 
-/// <summary>A message waiting in the outbox.</summary>
-public sealed record OutboxEntry(long Seq, string EasId, uint SessionId, byte[] Message, int Attempts, DateTimeOffset NextAttempt);
+/// <summary>A message waiting in the outbox; <see cref="Imsi"/> is null for messages queued before schema version 4.</summary>
+public sealed record OutboxEntry(long Seq, string EasId, uint SessionId, byte[] Message, int Attempts, DateTimeOffset NextAttempt, string? Imsi = null);
 
 /// <summary>An EAS registered with the HSE (HSE–EAS interface): where it is reached.</summary>
 public sealed record EasRegistration(string EasId, string RegistrationId, string Endpoint, DateTimeOffset RegisteredAt);
 
 /// <summary>A K_EAS_PSK kept for key synchronisation (the last three per UE and EAS). The key is secret: never shown.</summary>
-public sealed record PastPsk(string Imsi, string EasId, uint KeyIdentifier, uint SessionId, byte KeyId, byte Suite, string Service, int CounterLength, bool UeToEasMode, byte[] Psk, DateTimeOffset CreatedAt)
+/// <remarks><c>EnterpriseKeyIdentifier</c>: in UE-to-EAS mode, the Enterprise Key Identifier the key set's K_E2E was derived with, or null.</remarks>
+public sealed record PastPsk(string Imsi, string EasId, uint KeyIdentifier, uint SessionId, byte KeyId, byte Suite, string Service, int CounterLength, bool UeToEasMode, byte[] Psk, DateTimeOffset CreatedAt, byte[]? EnterpriseKeyIdentifier = null)
 {
     /// <summary>Never shows the key.</summary>
     public override string ToString() => $"PastPsk({EasId}, key identifier {KeyIdentifier:x8}, session {SessionId}, key {KeyId})";
@@ -162,11 +163,26 @@ public interface IHseStateStore
     /// <summary>A subscriber's external identifier for an enterprise, or null.</summary>
     string? ExternalIdOf(string enterprise, string imsi);
 
-    /// <summary>Keeps a PSK (sealed) and the audit line of its creation; only the last three per UE and EAS are kept.</summary>
+    /// <summary>
+    /// Keeps a PSK (sealed). The last <see cref="PsksPerSession"/> are kept per session, and the last
+    /// <see cref="PsksPerUeAndEas"/> per UE and EAS (the oldest sessions' go first).
+    /// </summary>
     void SavePsk(PastPsk psk);
 
     /// <summary>The kept PSKs of a UE for an EAS, newest first.</summary>
     IReadOnlyList<PastPsk> Psks(string imsi, string easId);
+
+    /// <summary>PSKs kept per session for key synchronisation (3).</summary>
+    public const int PsksPerSession = 3;
+
+    /// <summary>PSKs kept per UE and EAS across its sessions (12).</summary>
+    public const int PsksPerUeAndEas = 12;
+
+    /// <summary>Sets the Enterprise Key Identifier an EAS chose for a UE (null: none); the HSE names it in that UE's next key sets for the EAS.</summary>
+    void SetEnterpriseKeyIdentifier(string imsi, string easId, byte[]? identifier);
+
+    /// <summary>The Enterprise Key Identifier an EAS chose for a UE, or null.</summary>
+    byte[]? EnterpriseKeyIdentifierOf(string imsi, string easId);
 
     /// <summary>Appends to the audit log.</summary>
     void Audit(string eventName, string easId, string subject, uint keyIdentifier);

@@ -112,6 +112,18 @@ public sealed partial class SqliteSubscriberStore : ISubscriberStore, IHseStateS
         CREATE INDEX sessions_by_imsi ON sessions (imsi);
         CREATE INDEX external_ids_by_imsi ON external_ids (imsi);
         """,
+        """
+        ALTER TABLE past_psks ADD COLUMN enterprise_key_id BLOB;
+        CREATE INDEX past_psks_by_session ON past_psks (imsi, eas_id, session_id);
+        ALTER TABLE outbox ADD COLUMN imsi TEXT;
+        CREATE INDEX outbox_by_imsi ON outbox (imsi);
+        CREATE TABLE enterprise_key_ids (
+            imsi       TEXT NOT NULL,
+            eas_id     TEXT NOT NULL,
+            identifier BLOB NOT NULL,
+            PRIMARY KEY (imsi, eas_id)
+        ) STRICT;
+        """,
     ];
 
     private readonly string _connectionString;
@@ -175,13 +187,13 @@ public sealed partial class SqliteSubscriberStore : ISubscriberStore, IHseStateS
     /// <inheritdoc/>
     public bool Remove(string imsi)
     {
-        // Everything of the subscriber goes with it: sessions (and their queues), stored uplink, kept PSKs, external ids.
+        // Everything of the subscriber goes with it: sessions (and their queues), stored uplink, its outbox, kept PSKs, external ids, Enterprise Key Identifiers.
         using var connection = Connect();
         using var transaction = connection.BeginTransaction();
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.Parameters.AddWithValue("$imsi", imsi);
-        foreach (var table in new[] { "sessions", "uplink", "past_psks", "external_ids" })
+        foreach (var table in new[] { "sessions", "uplink", "past_psks", "external_ids", "outbox", "enterprise_key_ids" })
         {
             command.CommandText = $"DELETE FROM {table} WHERE imsi = $imsi";
             command.ExecuteNonQuery();

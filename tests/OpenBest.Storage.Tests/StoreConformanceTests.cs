@@ -215,7 +215,7 @@ public abstract class StoreConformanceTests
         for (var i = 0; i < 5; i++)
         {
             batch.Uplinks.Add(new UplinkToStore(1, "208930000000001", "eas.example.com", 1, (ulong)i, new[] { (byte)i }, DateTimeOffset.UnixEpoch));
-            batch.Outbox.Add(new OutboxItem(i % 2 == 0 ? "even" : "odd", (uint)i, new[] { (byte)i }));
+            batch.Outbox.Add(new OutboxItem(i % 2 == 0 ? "even" : "odd", (uint)i, new[] { (byte)i }, i == 4 ? null : "20893000000000" + i));
         }
 
         state.Commit(batch);
@@ -224,6 +224,7 @@ public abstract class StoreConformanceTests
         Assert.Equal([3ul, 4], state.Uplinks(uplinks[2].Seq, 100).Select(u => u.Counter));
         var due = state.DueOutbox("even", DateTimeOffset.UtcNow.AddSeconds(1), 10);
         Assert.Equal([0u, 2, 4], due.Select(d => d.SessionId));
+        Assert.Equal(["208930000000000", "208930000000002", null], due.Select(d => d.Imsi));
         state.OutboxRetry(due[0].Seq, DateTimeOffset.UtcNow.AddHours(1));
         state.OutboxDelivered(due[1].Seq);
         // The head waits for its retry, and nothing behind it overtakes it.
@@ -253,14 +254,38 @@ public abstract class StoreConformanceTests
         Assert.Equal("meter-9@acme", state.ExternalIdOf("acme", "208930000000001"));
         Assert.Null(state.ExternalIdOf("other", "208930000000001"));
 
+        // Session 7 keeps a key while session 9 refreshes five times: three are kept per session.
+        state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 0x0700, 7, 1, 1, "confidential", 2, true, new byte[32], DateTimeOffset.FromUnixTimeMilliseconds(500)));
         for (uint i = 1; i <= 5; i++)
         {
-            state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 0x1000 + i, i, 1, 1, "confidential", 2, true, Enumerable.Repeat((byte)i, 32).ToArray(), DateTimeOffset.FromUnixTimeMilliseconds(i * 1000)));
+            state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 0x1000 + i, 9, (byte)i, 1, "confidential", 2, true, Enumerable.Repeat((byte)i, 32).ToArray(), DateTimeOffset.FromUnixTimeMilliseconds(i * 1000),
+                i == 5 ? "ek-1"u8.ToArray() : null));
         }
 
         var psks = state.Psks("208930000000001", "eas.example.com");
-        Assert.Equal([0x1005u, 0x1004, 0x1003], psks.Select(p => p.KeyIdentifier));
+        Assert.Equal([0x1005u, 0x1004, 0x1003, 0x0700], psks.Select(p => p.KeyIdentifier));
         Assert.Equal(Enumerable.Repeat((byte)5, 32), psks[0].Psk);
+        Assert.Equal("ek-1"u8.ToArray(), psks[0].EnterpriseKeyIdentifier);
+        Assert.Null(psks[1].EnterpriseKeyIdentifier);
+
+        // Across sessions, twelve at most: the oldest sessions' go first.
+        for (uint s = 20; s < 32; s++)
+        {
+            state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 0x2000 + s, s, 1, 1, "confidential", 2, true, new byte[32], DateTimeOffset.FromUnixTimeMilliseconds(10_000 + s)));
+        }
+
+        psks = state.Psks("208930000000001", "eas.example.com");
+        Assert.Equal(IHseStateStore.PsksPerUeAndEas, psks.Count);
+        Assert.All(psks, p => Assert.True(p.SessionId >= 20));
+
+        // The Enterprise Key Identifier an EAS chose for a UE.
+        Assert.Null(state.EnterpriseKeyIdentifierOf("208930000000001", "eas.example.com"));
+        state.SetEnterpriseKeyIdentifier("208930000000001", "eas.example.com", "ek-1"u8.ToArray());
+        state.SetEnterpriseKeyIdentifier("208930000000001", "eas.example.com", "ek-2"u8.ToArray());
+        Assert.Equal("ek-2"u8.ToArray(), state.EnterpriseKeyIdentifierOf("208930000000001", "eas.example.com"));
+        Assert.Null(state.EnterpriseKeyIdentifierOf("208930000000001", "other.example.com"));
+        state.SetEnterpriseKeyIdentifier("208930000000001", "eas.example.com", null);
+        Assert.Null(state.EnterpriseKeyIdentifierOf("208930000000001", "eas.example.com"));
         Assert.Equal((1, "confidential", 2, true), (psks[0].Suite, psks[0].Service, psks[0].CounterLength, psks[0].UeToEasMode));
         Assert.DoesNotContain("0505050505", psks[0].ToString(), StringComparison.Ordinal);
 
@@ -302,14 +327,18 @@ public abstract class StoreConformanceTests
         var batch = new HseBatch();
         batch.Saved.Add(Snapshot(1));
         batch.Uplinks.Add(new UplinkToStore(1, "208930000000001", "eas.example.com", 1, 0, new byte[] { 1 }, DateTimeOffset.UnixEpoch));
+        batch.Outbox.Add(new OutboxItem("eas.example.com", 1, new byte[] { 1 }, "208930000000001"));
         state.Commit(batch);
         state.SetExternalId("eas.example.com", "x", "208930000000001");
+        state.SetEnterpriseKeyIdentifier("208930000000001", "eas.example.com", [1]);
         state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 1, 1, 1, 1, "confidential", 2, true, new byte[32], DateTimeOffset.UnixEpoch));
         Assert.True(store.Remove("208930000000001"));
         Assert.Empty(state.LoadSessions());
         Assert.Empty(state.Uplinks(0, 10));
         Assert.Empty(state.Psks("208930000000001", "eas.example.com"));
         Assert.Null(state.ImsiOf("eas.example.com", "x"));
+        Assert.Empty(state.DueOutbox("eas.example.com", DateTimeOffset.UtcNow.AddHours(1), 10));
+        Assert.Null(state.EnterpriseKeyIdentifierOf("208930000000001", "eas.example.com"));
     }
 }
 
