@@ -56,6 +56,10 @@ public sealed class HseHostTests
 
         public void SavePsk(PastPsk psk) => inner.SavePsk(psk);
 
+        public void SetEnterpriseKeyIdentifier(string imsi, string easId, byte[]? identifier) => inner.SetEnterpriseKeyIdentifier(imsi, easId, identifier);
+
+        public byte[]? EnterpriseKeyIdentifierOf(string imsi, string easId) => inner.EnterpriseKeyIdentifierOf(imsi, easId);
+
         public IReadOnlyList<PastPsk> Psks(string imsi, string easId) => inner.Psks(imsi, easId);
 
         public void Audit(string eventName, string easId, string subject, uint keyIdentifier) => inner.Audit(eventName, easId, subject, keyIdentifier);
