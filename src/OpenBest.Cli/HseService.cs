@@ -145,7 +145,7 @@ internal sealed partial class HseService(HseSettings settings, TextWriter output
         Own(state.AcquireHseLease());
         var subscribers = Own(new StoreSubscribers(store, settings.SqnInd, seqBlock: settings.SeqBlock));
         var policy = new StorePolicy(state);
-        var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise });
+        var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = state.EnterpriseKeyIdentifierOf });
         var host = new HseHost(engine, _bearers, queue: settings.WorkQueue, state: state);
         var restored = host.Restore();
         if (host.Unreadable > 0)

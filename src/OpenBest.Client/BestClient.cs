@@ -292,6 +292,14 @@ public sealed class BestClient : IAsyncDisposable
         }
     }
 
+    internal byte[]? EnterpriseKeyIdentifierOf(int handle)
+    {
+        lock (_gate)
+        {
+            return _ue.EnterpriseKeyIdentifierOf(handle);
+        }
+    }
+
     internal bool IsEstablished(int handle)
     {
         lock (_gate)
@@ -544,6 +552,12 @@ public sealed class BestChannel
     /// application protocol such as DTLS-PSK with the EAS, under <see cref="PskIdentity"/>. False when there is none.
     /// </summary>
     public bool TryGetPsk(Span<byte> psk, out uint keyIdentifier) => _client.TryGetPsk(Handle, psk, out keyIdentifier);
+
+    /// <summary>
+    /// UE-to-EAS mode: the Enterprise Key Identifier the HSE named for the current key set (TLV 0x0E), as the EAS chose; null
+    /// when it named none (the channel's unnamed <see cref="UeChannelOptions.EnterpriseKey"/>, if any, is in use).
+    /// </summary>
+    public byte[]? EnterpriseKeyIdentifier => _client.EnterpriseKeyIdentifierOf(Handle);
 
     /// <summary>The PSK identity of profile section 5: <c>&lt;external id&gt;#&lt;key identifier as 8 lowercase hex digits&gt;</c>.</summary>
     public static string PskIdentity(string externalId, uint keyIdentifier) => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{externalId}#{keyIdentifier:x8}");

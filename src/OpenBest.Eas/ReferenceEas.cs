@@ -41,8 +41,30 @@ public sealed record EasOptions
     /// <summary>The folder of its state: messages delivered (with their outbox sequence) and downlink counter reservations.</summary>
     public required string StateDirectory { get; init; }
 
-    /// <summary>Enterprise Keys shared out of band with devices, by external id: with one, the operator cannot derive the E2E keys (profile section 5).</summary>
+    /// <summary>Enterprise Keys shared out of band with devices, by external id, used for key sets that name no identifier: with one, the operator cannot derive the E2E keys (profile section 5).</summary>
     public IReadOnlyDictionary<string, byte[]> EnterpriseKeys { get; init; } = new Dictionary<string, byte[]>();
+
+    /// <summary>
+    /// Enterprise Keys with identifiers, by external id. The last of a device's list is the one the EAS asks for: its
+    /// identifier goes in the EAS Session Start, and the HSE names it to the device (refreshing the keys when they named
+    /// another). The earlier ones still open the key sets that name them.
+    /// </summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<EnterpriseKey>> NamedEnterpriseKeys { get; init; } = new Dictionary<string, IReadOnlyList<EnterpriseKey>>();
+
+    /// <summary>The Enterprise Key a key set of <paramref name="externalId"/> uses: the one named, else the unnamed one; empty when none is held.</summary>
+    public byte[] EnterpriseKeyFor(string externalId, byte[]? identifier)
+    {
+        if (identifier is null)
+        {
+            return EnterpriseKeys.TryGetValue(externalId, out var unnamed) ? unnamed : [];
+        }
+
+        return NamedEnterpriseKeys.TryGetValue(externalId, out var named) && named.LastOrDefault(k => k.Identifier.AsSpan().SequenceEqual(identifier)) is { } key ? key.Key : [];
+    }
+
+    /// <summary>The identifier of the Enterprise Key this EAS asks <paramref name="externalId"/> to use, or null.</summary>
+    public byte[]? PreferredEnterpriseKeyIdentifier(string externalId) =>
+        NamedEnterpriseKeys.TryGetValue(externalId, out var named) && named.Count > 0 ? named[^1].Identifier : null;
 }
 
 /// <summary>An uplink message the EAS opened and delivered to the application, once.</summary>
@@ -142,7 +164,7 @@ public sealed class ReferenceEas : IAsyncDisposable
     /// <summary>Asks the HSE to refresh the keys of the UE known here as <paramref name="externalId"/>.</summary>
     public async Task<bool> RequestRefreshAsync(string externalId, CancellationToken cancellationToken = default)
     {
-        using var response = await PostAsync("eas/v1/refresh", new EasKeyRefresh(externalId), cancellationToken).ConfigureAwait(false);
+        using var response = await PostAsync("eas/v1/refresh", new EasKeyRefresh(externalId, _options.PreferredEnterpriseKeyIdentifier(externalId)), cancellationToken).ConfigureAwait(false);
         return response.StatusCode == HttpStatusCode.Accepted;
     }
 
@@ -226,8 +248,10 @@ public sealed class ReferenceEas : IAsyncDisposable
             return Xml(400, new EasProblem("expected EasSessionRequest with keys"));
         }
 
+        var preferred = keys.UeToEasMode ? _options.PreferredEnterpriseKeyIdentifier(request.ExternalId) : null;
         await InstallAsync(request.ExternalId, keys, request.KeyIdentifier).ConfigureAwait(false);
-        return Xml(200, new EasSessionStart(request.ExternalId, request.KeyIdentifier));
+        // The Enterprise Key this EAS wants the device to use: when the keys named another, the HSE refreshes them.
+        return Xml(200, new EasSessionStart(request.ExternalId, request.KeyIdentifier, EnterpriseKeyIdentifier: preferred));
     }
 
     private async Task<IResult> OnUplinkAsync(EasMessage message)
@@ -333,10 +357,8 @@ public sealed class ReferenceEas : IAsyncDisposable
         await _gate.WaitAsync().ConfigureAwait(false);
         try
         {
-            if (_options.EnterpriseKeys.TryGetValue(externalId, out var enterpriseKey))
-            {
-                _endpoint.SetEnterpriseKey(keys.SessionId, enterpriseKey);
-            }
+            // Each key set with its own Enterprise Key (the one it names; none is the empty key).
+            _endpoint.SetEnterpriseKey(keys.SessionId, _options.EnterpriseKeyFor(externalId, keys.EnterpriseKeyIdentifier));
 
             _endpoint.Install(new EasKeysReady(keys.SessionId, _options.EasId, keys.KeyId, suite, service, keys.CounterLength, keyIdentifier, keys.KEasPsk) { UeToEasMode = true });
             if (_reservation.Limit(keys.SessionId, keys.KeyId) is { } limit)

@@ -19,6 +19,9 @@ public sealed record EasSessionRegistered(string RegistrationId, string EasId) :
 /// <summary>The keys of one confirmed UE session for one EAS. K_EAS_PSK is secret: <see cref="ToString"/> never shows it.</summary>
 public sealed record EasSessionKeys(uint SessionId, byte KeyId, byte Suite, string Service, int CounterLength, bool UeToEasMode, string PskIdentity, byte[] KEasPsk)
 {
+    /// <summary>UE-to-EAS mode: the Enterprise Key Identifier this key set's K_E2E was derived with (as named to the UE), or null.</summary>
+    public byte[]? EnterpriseKeyIdentifier { get; init; }
+
     /// <summary>Never shows the key.</summary>
     public override string ToString() => $"EasSessionKeys(session {SessionId}, key {KeyId}, suite {Suite}, {Service}, n={CounterLength}, {PskIdentity})";
 }
@@ -29,8 +32,8 @@ public sealed record EasSessionRequest(string ExternalId, uint KeyIdentifier, Ea
 /// <summary>"EAS Session Start": the answer to <see cref="EasSessionRequest"/> (with the keys from the HSE; optionally an Enterprise Key Identifier from the EAS).</summary>
 public sealed record EasSessionStart(string ExternalId, uint KeyIdentifier, EasSessionKeys? Keys = null, byte[]? EnterpriseKeyIdentifier = null) : EasMessage;
 
-/// <summary>EAS → HSE: refresh the keys of the UE with this external id (the HSE carries it to the UE).</summary>
-public sealed record EasKeyRefresh(string ExternalId) : EasMessage;
+/// <summary>EAS → HSE: refresh the keys of the UE with this external id (the HSE carries it to the UE); with an Enterprise Key Identifier, the new keys use that Enterprise Key.</summary>
+public sealed record EasKeyRefresh(string ExternalId, byte[]? EnterpriseKeyIdentifier = null) : EasMessage;
 
 /// <summary>HSE → EAS: a UE-to-EAS uplink message, forwarded unmodified through the outbox.</summary>
 /// <param name="Sequence">The outbox's order: increasing per EAS, so a receiver that remembers the last one delivers each message once.</param>
@@ -86,7 +89,8 @@ public static class EasXml
             EasSessionRequest m => new XElement(Ns + "EasSessionRequest", new XElement(Ns + "ExternalId", m.ExternalId), new XElement(Ns + "KeyIdentifier", Hex(m.KeyIdentifier)), KeysElement(m.Keys)),
             EasSessionStart m => new XElement(Ns + "EasSessionStart", new XElement(Ns + "ExternalId", m.ExternalId), new XElement(Ns + "KeyIdentifier", Hex(m.KeyIdentifier)), KeysElement(m.Keys),
                 m.EnterpriseKeyIdentifier is { } eki ? new XElement(Ns + "EnterpriseKeyIdentifier", Convert.ToHexString(eki)) : null),
-            EasKeyRefresh m => new XElement(Ns + "EasKeyRefresh", new XElement(Ns + "ExternalId", m.ExternalId)),
+            EasKeyRefresh m => new XElement(Ns + "EasKeyRefresh", new XElement(Ns + "ExternalId", m.ExternalId),
+                m.EnterpriseKeyIdentifier is { } eki ? new XElement(Ns + "EnterpriseKeyIdentifier", Convert.ToHexString(eki)) : null),
             EasUplink m => new XElement(Ns + "EasUplink", new XElement(Ns + "Sequence", m.Sequence), new XElement(Ns + "SessionId", m.SessionId), new XElement(Ns + "ExternalId", m.ExternalId),
                 m.KeyIdentifier is { } kid ? new XElement(Ns + "KeyIdentifier", Hex(kid)) : null, new XElement(Ns + "Message", Convert.ToBase64String(m.Message))),
             EasDownlink m => new XElement(Ns + "EasDownlink", new XElement(Ns + "SessionId", m.SessionId), new XElement(Ns + "Message", Convert.ToBase64String(m.Message))),
@@ -159,8 +163,8 @@ public static class EasXml
                 "EasSessionRegistered" => new EasSessionRegistered(Text(root, "RegistrationId"), Text(root, "EasId")),
                 "EasSessionRequest" => new EasSessionRequest(Text(root, "ExternalId"), ParseHex(Text(root, "KeyIdentifier")), ReadKeys(root)),
                 "EasSessionStart" => new EasSessionStart(Text(root, "ExternalId"), ParseHex(Text(root, "KeyIdentifier")), ReadKeys(root),
-                    root.Element(Ns + "EnterpriseKeyIdentifier") is { } eki ? Convert.FromHexString(eki.Value) : null),
-                "EasKeyRefresh" => new EasKeyRefresh(Text(root, "ExternalId")),
+                    root.Element(Ns + "EnterpriseKeyIdentifier") is { } eki ? Convert.FromHexString(eki.Value.Trim()) : null),
+                "EasKeyRefresh" => new EasKeyRefresh(Text(root, "ExternalId"), root.Element(Ns + "EnterpriseKeyIdentifier") is { } eki ? Convert.FromHexString(eki.Value.Trim()) : null),
                 "EasUplink" => new EasUplink(long.Parse(Text(root, "Sequence"), CultureInfo.InvariantCulture), uint.Parse(Text(root, "SessionId"), CultureInfo.InvariantCulture), Text(root, "ExternalId"), Convert.FromBase64String(Text(root, "Message")),
                     root.Element(Ns + "KeyIdentifier") is { } kid ? ParseHex(kid.Value) : null),
                 "EasDownlink" => new EasDownlink(uint.Parse(Text(root, "SessionId"), CultureInfo.InvariantCulture), Convert.FromBase64String(Text(root, "Message"))),
@@ -186,7 +190,8 @@ public static class EasXml
         new XElement(Ns + "CounterLength", keys.CounterLength),
         new XElement(Ns + "UeToEasMode", keys.UeToEasMode ? "true" : "false"),
         new XElement(Ns + "PskIdentity", keys.PskIdentity),
-        new XElement(Ns + "KEasPsk", Convert.ToBase64String(keys.KEasPsk)));
+        new XElement(Ns + "KEasPsk", Convert.ToBase64String(keys.KEasPsk)),
+        keys.EnterpriseKeyIdentifier is { } eki ? new XElement(Ns + "EnterpriseKeyIdentifier", Convert.ToHexString(eki)) : null);
 
     private static EasSessionKeys? ReadKeys(XElement root)
     {
@@ -203,7 +208,10 @@ public static class EasXml
             int.Parse(Text(k, "CounterLength"), CultureInfo.InvariantCulture),
             XmlConvert.ToBoolean(Text(k, "UeToEasMode")),
             Text(k, "PskIdentity"),
-            Convert.FromBase64String(Text(k, "KEasPsk")));
+            Convert.FromBase64String(Text(k, "KEasPsk")))
+        {
+            EnterpriseKeyIdentifier = k.Element(Ns + "EnterpriseKeyIdentifier") is { } eki ? Convert.FromHexString(eki.Value.Trim()) : null,
+        };
     }
 
     private static string Text(XElement parent, string name) => parent.Element(Ns + name)?.Value.Trim() ?? throw new FormatException($"{name} is missing");

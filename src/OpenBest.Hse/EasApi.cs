@@ -113,6 +113,13 @@ public static class EasApi
                 return Problem(404, "no live session of that UE with this EAS");
             }
 
+            if (refresh.EnterpriseKeyIdentifier is { } chosen)
+            {
+                // The new keys name this Enterprise Key to the UE, and so do its later sessions with this EAS.
+                store.SetEnterpriseKeyIdentifier(imsi!, easId, chosen);
+                store.Audit("enterprise-key-chosen", easId, refresh.ExternalId, 0);
+            }
+
             foreach (var sessionId in sessions)
             {
                 try
@@ -164,7 +171,10 @@ public static class EasApi
     public static EasSessionKeys KeysOf(PastPsk psk, string externalId)
     {
         ArgumentNullException.ThrowIfNull(psk);
-        return new EasSessionKeys(psk.SessionId, psk.KeyId, psk.Suite, psk.Service, psk.CounterLength, psk.UeToEasMode, EasXml.PskIdentity(externalId, psk.KeyIdentifier), psk.Psk);
+        return new EasSessionKeys(psk.SessionId, psk.KeyId, psk.Suite, psk.Service, psk.CounterLength, psk.UeToEasMode, EasXml.PskIdentity(externalId, psk.KeyIdentifier), psk.Psk)
+        {
+            EnterpriseKeyIdentifier = psk.EnterpriseKeyIdentifier,
+        };
     }
 
     private static async Task<IResult> Handle(HttpContext context, Func<string, EasMessage?, Task<IResult>> handler, bool bodyless = false)

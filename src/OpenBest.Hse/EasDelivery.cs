@@ -27,6 +27,7 @@ public sealed class EasDelivery : IAsyncDisposable
     private readonly Task _loop;
     private long _delivered;
     private long _failed;
+    private long _enterpriseKeyRefreshes;
 
     /// <summary>Starts delivering; <paramref name="clientCertificate"/> is the HSE's (it must outlive this object).</summary>
     public EasDelivery(HseHost host, IHseStateStore store, X509Certificate2 clientCertificate, X509Certificate2 ca, TimeSpan? poll = null)
@@ -49,6 +50,9 @@ public sealed class EasDelivery : IAsyncDisposable
 
     /// <summary>Deliveries and pushes that failed (and will be retried, or were left to the EAS to fetch).</summary>
     public long Failed => Interlocked.Read(ref _failed);
+
+    /// <summary>Key refreshes started because an EAS chose another Enterprise Key in its EAS Session Start.</summary>
+    public long EnterpriseKeyRefreshes => Interlocked.Read(ref _enterpriseKeyRefreshes);
 
     /// <summary>Something for the EASs happened (uplink forwarded, keys ready): look at the outbox now, and push keys.</summary>
     public void OnEvent(SessionEvent e)
@@ -104,12 +108,22 @@ public sealed class EasDelivery : IAsyncDisposable
             }
 
             var message = new EasSessionRequest(externalId, keys.EasKeyIdentifier, new EasSessionKeys(keys.SessionId, keys.KeyId, keys.Suite.Id, HseHost.ServiceName(keys.Service),
-                keys.CounterLength, keys.UeToEasMode, EasXml.PskIdentity(externalId, keys.EasKeyIdentifier), psk));
+                keys.CounterLength, keys.UeToEasMode, EasXml.PskIdentity(externalId, keys.EasKeyIdentifier), psk)
+            {
+                EnterpriseKeyIdentifier = keys.EnterpriseKeyIdentifier,
+            });
             for (var attempt = 0; attempt < 3 && !_stop.IsCancellationRequested; attempt++)
             {
-                if (await PostAsync(registration, "keys", message).ConfigureAwait(false))
+                var (ok, answer) = await PostForAnswerAsync(registration, "keys", message).ConfigureAwait(false);
+                if (ok)
                 {
                     _store.Audit("key-pushed", keys.EasId, externalId, keys.EasKeyIdentifier);
+                    if (keys.UeToEasMode && answer is EasSessionStart { EnterpriseKeyIdentifier: { } chosen }
+                        && !chosen.AsSpan().SequenceEqual(keys.EnterpriseKeyIdentifier ?? []))
+                    {
+                        await UseEnterpriseKeyAsync(keys, owner.Imsi, externalId, chosen).ConfigureAwait(false);
+                    }
+
                     return;
                 }
 
@@ -123,6 +137,25 @@ public sealed class EasDelivery : IAsyncDisposable
         {
             CryptographicOperations.ZeroMemory(psk);
             CryptographicOperations.ZeroMemory(MemoryMarshalArray(keys.KEasPsk));
+        }
+    }
+
+    /// <summary>
+    /// The EAS answered with another Enterprise Key Identifier than the key set's: it is kept for the UE and EAS, and the
+    /// session's keys are refreshed at once, so the new key set (and the UE's later sessions with the EAS) use that key.
+    /// </summary>
+    private async Task UseEnterpriseKeyAsync(EasKeysReady keys, string imsi, string externalId, byte[] chosen)
+    {
+        _store.SetEnterpriseKeyIdentifier(imsi, keys.EasId, chosen);
+        _store.Audit("enterprise-key-chosen", keys.EasId, externalId, keys.EasKeyIdentifier);
+        try
+        {
+            await _host.InvokeAsync(engine => engine.CurrentKeyIdOf(keys.SessionId) == keys.KeyId ? engine.RefreshKeys(keys.SessionId) : new StepResult()).ConfigureAwait(false);
+            Interlocked.Increment(ref _enterpriseKeyRefreshes);
+        }
+        catch (InvalidOperationException)
+        {
+            // The session ended or is not established: its next session names the key.
         }
     }
 
@@ -166,12 +199,13 @@ public sealed class EasDelivery : IAsyncDisposable
         var now = DateTimeOffset.UtcNow;
         foreach (var entry in _store.DueOutbox(registration.EasId, now, 64))
         {
-            var owner = await _host.QueryAsync(engine => engine.Describe(entry.SessionId)).ConfigureAwait(false);
-            var externalId = owner is { } o ? _store.ExternalIdOf(registration.EasId, o.Imsi) : null;
+            // The subscriber was kept with the entry; entries queued before schema version 4 ask the live session.
+            var imsi = entry.Imsi ?? (await _host.QueryAsync(engine => engine.Describe(entry.SessionId)).ConfigureAwait(false))?.Imsi;
+            var externalId = imsi is not null ? _store.ExternalIdOf(registration.EasId, imsi) : null;
             uint? keyIdentifier = null;
-            if (owner is { } known && HeaderPrefix.TryRead(entry.Message, out var prefix) == ParseStatus.Ok)
+            if (imsi is not null && HeaderPrefix.TryRead(entry.Message, out var prefix) == ParseStatus.Ok)
             {
-                var psks = _store.Psks(known.Imsi, registration.EasId);
+                var psks = _store.Psks(imsi, registration.EasId);
                 keyIdentifier = psks.FirstOrDefault(p => p.SessionId == entry.SessionId && p.KeyId == prefix.KeyId)?.KeyIdentifier;
                 foreach (var psk in psks)
                 {
@@ -205,23 +239,40 @@ public sealed class EasDelivery : IAsyncDisposable
         return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
     });
 
-    private async Task<bool> PostAsync(EasRegistration registration, string resource, EasMessage message)
+    private async Task<bool> PostAsync(EasRegistration registration, string resource, EasMessage message) =>
+        (await PostForAnswerAsync(registration, resource, message, readAnswer: false).ConfigureAwait(false)).Ok;
+
+    /// <summary>Posts a body; on success, the EAS's answer too when it is a valid body (at most 64 KiB read; anything else is no answer).</summary>
+    private async Task<(bool Ok, EasMessage? Answer)> PostForAnswerAsync(EasRegistration registration, string resource, EasMessage message, bool readAnswer = true)
     {
+        var body = EasXml.Write(message);
         try
         {
-            using var content = new ByteArrayContent(EasXml.Write(message));
+            using var content = new ByteArrayContent(body);
             content.Headers.ContentType = new MediaTypeHeaderValue(EasXml.MediaType);
             using var response = await ClientFor(registration.EasId).PostAsync(new Uri(new Uri(registration.Endpoint.EndsWith('/') ? registration.Endpoint : registration.Endpoint + "/"), resource), content, _stop.Token).ConfigureAwait(false);
             if (response.IsSuccessStatusCode)
             {
-                return true;
+                if (!readAnswer)
+                {
+                    return (true, null);
+                }
+
+                await using var stream = await response.Content.ReadAsStreamAsync(_stop.Token).ConfigureAwait(false);
+                using var answer = await EasXml.ReadLimitedAsync(stream, _stop.Token).ConfigureAwait(false);
+                return (true, EasXml.TryRead(answer.GetBuffer().AsSpan(0, (int)answer.Length), out var read, out _) ? read : null);
             }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
         {
         }
+        finally
+        {
+            // A body with K_EAS_PSK in it is not left in memory.
+            CryptographicOperations.ZeroMemory(body);
+        }
 
         Interlocked.Increment(ref _failed);
-        return false;
+        return (false, null);
     }
 }

@@ -360,7 +360,8 @@ public sealed class HseHost : IAsyncDisposable
                         _batch.Uplinks.Add(new UplinkToStore(data.SessionId, who.Imsi, who.EasId, data.KeyId, data.Counter, data.Payload, DateTimeOffset.UtcNow));
                         break;
                     case UplinkForwarded forwarded:
-                        _batch.Outbox.Add(new OutboxItem(forwarded.EasId, forwarded.SessionId, forwarded.Message));
+                        // With its subscriber: the message can still be delivered (external id, keys) after its session ended.
+                        _batch.Outbox.Add(new OutboxItem(forwarded.EasId, forwarded.SessionId, forwarded.Message, _engine.Describe(forwarded.SessionId)?.Imsi));
                         break;
                     case EasKeysReady keys when _engine.Describe(keys.SessionId) is { } owner:
                         _keysToKeep.Add((owner.Imsi, keys));
@@ -383,7 +384,7 @@ public sealed class HseHost : IAsyncDisposable
         {
             try
             {
-                // K_EAS_PSK of each confirmed session is kept (sealed; the last three per UE and EAS) before the
+                // K_EAS_PSK of each confirmed session is kept (sealed; the last three per session) before the
                 // confirmation's answer leaves, so an EAS can fetch it as soon as the UE talks to it.
                 while (_keysToKeep.Count > 0)
                 {
@@ -392,7 +393,7 @@ public sealed class HseHost : IAsyncDisposable
                     try
                     {
                         _state.SavePsk(new PastPsk(imsi, keys.EasId, keys.EasKeyIdentifier, keys.SessionId, keys.KeyId, keys.Suite.Id,
-                            ServiceName(keys.Service), keys.CounterLength, keys.UeToEasMode, psk, DateTimeOffset.UtcNow));
+                            ServiceName(keys.Service), keys.CounterLength, keys.UeToEasMode, psk, DateTimeOffset.UtcNow, keys.EnterpriseKeyIdentifier));
                     }
                     finally
                     {

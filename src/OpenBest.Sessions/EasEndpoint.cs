@@ -89,6 +89,7 @@ public sealed class EasEndpoint : IDisposable
             _sessions[sessionId] = session;
         }
 
+        CryptographicOperations.ZeroMemory(session.EnterpriseKey);
         session.EnterpriseKey = enterpriseKey.ToArray();
     }
 

@@ -8,7 +8,7 @@ public sealed class EasXmlTests
 {
     private static readonly EasSessionKeys Keys = new(42, 3, 1, "confidential", 2, true, "meter-7@acme#0a0b0c0d", Enumerable.Range(0, 32).Select(i => (byte)i).ToArray());
 
-    public static TheoryData<string> Names() => ["register", "registered", "request", "push", "start", "start-eki", "refresh", "uplink", "downlink", "problem"];
+    public static TheoryData<string> Names() => ["register", "registered", "request", "push", "push-eki", "start", "start-eki", "refresh", "refresh-eki", "uplink", "downlink", "problem"];
 
     private static EasMessage Sample(string name) => name switch
     {
@@ -16,13 +16,26 @@ public sealed class EasXmlTests
         "registered" => new EasSessionRegistered("0123456789abcdef0123456789abcdef", "eas.example.com"),
         "request" => new EasSessionRequest("meter-7@acme", 0x0a0b0c0d),
         "push" => new EasSessionRequest("meter-7@acme", 0x0a0b0c0d, Keys),
+        "push-eki" => new EasSessionRequest("meter-7@acme", 0x0a0b0c0d, Keys with { EnterpriseKeyIdentifier = "ek-1"u8.ToArray() }),
         "start" => new EasSessionStart("meter-7@acme", 0x0a0b0c0d, Keys),
         "start-eki" => new EasSessionStart("meter-7@acme", 0x0a0b0c0d, null, [0xE1, 0x02]),
         "refresh" => new EasKeyRefresh("meter-7@acme"),
+        "refresh-eki" => new EasKeyRefresh("meter-7@acme", new byte[16]),
         "uplink" => new EasUplink(17, 42, "meter-7@acme", [1, 2, 3], 0x0a0b0c0d),
         "downlink" => new EasDownlink(42, [4, 5, 6]),
         _ => new EasProblem("bad request", "KeyIdentifier is missing"),
     };
+
+    [Fact]
+    public void EnterpriseKeyIdentifiers_RoundTrip_AndTheirLengthIsChecked()
+    {
+        Assert.True(EasXml.TryRead(EasXml.Write(Sample("push-eki")), out var push, out _));
+        Assert.Equal("ek-1"u8.ToArray(), ((EasSessionRequest)push!).Keys!.EnterpriseKeyIdentifier);
+        Assert.True(EasXml.TryRead(EasXml.Write(new EasKeyRefresh("m", [9])), out var refresh, out _));
+        Assert.Equal([9], ((EasKeyRefresh)refresh!).EnterpriseKeyIdentifier);
+        Assert.False(EasXml.TryRead(EasXml.Write(new EasKeyRefresh("m", new byte[17])), out _, out _));
+        Assert.False(EasXml.TryRead(Encoding.UTF8.GetBytes("<EasKeyRefresh xmlns=\"urn:openbest:hse-eas:1\"><ExternalId>m</ExternalId><EnterpriseKeyIdentifier></EnterpriseKeyIdentifier></EasKeyRefresh>"), out _, out _));
+    }
 
     [Theory]
     [MemberData(nameof(Names))]

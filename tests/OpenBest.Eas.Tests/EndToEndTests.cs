@@ -50,7 +50,7 @@ public sealed class EndToEndTests : IAsyncLifetime
         _store.SetExternalId(EasId, "meter-9@acme", Imsi);
         _subscribers = new StoreSubscribers(_store);
         _udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _host = new HseHost(new HseEngine(_subscribers), [_udp], TimeSpan.FromMilliseconds(100), state: _store);
+        _host = new HseHost(new HseEngine(_subscribers, new HseOptions { EnterpriseKeyIdentifier = _store.EnterpriseKeyIdentifierOf }), [_udp], TimeSpan.FromMilliseconds(100), state: _store);
         _host.Start();
         _api = await EasApi.StartAsync(_host, _store, _hseCertificate, _ca, new IPEndPoint(IPAddress.Loopback, 0), Cancel);
         _delivery = new EasDelivery(_host, _store, _hseCertificate, _ca, TimeSpan.FromMilliseconds(50));
@@ -80,10 +80,11 @@ public sealed class EndToEndTests : IAsyncLifetime
         _directory.Delete(recursive: true);
     }
 
-    private Task<ReferenceEas> StartEasAsync(IReadOnlyDictionary<string, byte[]>? enterpriseKeys = null) => ReferenceEas.StartAsync(new EasOptions
+    private Task<ReferenceEas> StartEasAsync(IReadOnlyDictionary<string, byte[]>? enterpriseKeys = null, IReadOnlyDictionary<string, IReadOnlyList<EnterpriseKey>>? named = null) => ReferenceEas.StartAsync(new EasOptions
     {
         EasId = EasId,
         EnterpriseKeys = enterpriseKeys ?? new Dictionary<string, byte[]>(),
+        NamedEnterpriseKeys = named ?? new Dictionary<string, IReadOnlyList<EnterpriseKey>>(),
         Hse = new Uri(HseWeb.Address(_api) + "/"),
         Certificate = _easCertificate,
         Ca = _ca,
@@ -182,6 +183,43 @@ public sealed class EndToEndTests : IAsyncLifetime
         Assert.True(await eas.SendDownlinkAsync(channel.SessionId, "ack from the enterprise"u8.ToArray(), Cancel));
         var down = await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
         Assert.Equal("ack from the enterprise"u8.ToArray(), down.Payload.ToArray());
+    }
+
+    /// <summary>
+    /// Profile 5 and 6.2: the EAS answers EAS Session Start with an Enterprise Key Identifier; the HSE keeps it, refreshes the
+    /// session's keys naming it (TLV 0x0E), and names it in the device's next Session Start. Data under the new keys
+    /// flows both ways with that Enterprise Key.
+    /// </summary>
+    [Fact]
+    public async Task TheEasChoosesAnEnterpriseKey_TheHseCarriesItsIdentifierToTheDevice()
+    {
+        var first = new EnterpriseKey("acme-2026"u8.ToArray(), Convert.FromHexString("00112233445566778899aabbccddeeff"));
+        await using var eas = await StartEasAsync(named: new Dictionary<string, IReadOnlyList<EnterpriseKey>> { ["meter-9@acme"] = [first] });
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        var options = new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, EnterpriseKeys = [first], ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") };
+        var channel = (await device.OpenAsync(options, Cancel)).Channel!;
+
+        // The first key set named none; the EAS's answer makes the HSE refresh, naming the EAS's key.
+        await WaitForAsync(() => channel.EnterpriseKeyIdentifier is { } named && named.AsSpan().SequenceEqual(first.Identifier), "the refresh names the EAS's Enterprise Key to the device");
+        Assert.Equal(first.Identifier, _store.EnterpriseKeyIdentifierOf(Imsi, EasId));
+        Assert.Contains(_store.AuditLog(50), a => a.Event == "enterprise-key-chosen");
+        await WaitForAsync(() => _store.Psks(Imsi, EasId).Any(p => p.EnterpriseKeyIdentifier is { } e && e.AsSpan().SequenceEqual(first.Identifier)), "the new key set is kept with its identifier");
+        Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("under the enterprise key"u8.ToArray(), true, Cancel));
+        await WaitForAsync(() => !_application.IsEmpty, "the uplink reaches the EAS");
+        Assert.Equal("under the enterprise key", Text(Assert.Single(_application)));
+        Assert.Equal(0, eas.Dropped);
+        Assert.True(await eas.SendDownlinkAsync(channel.SessionId, "downlink under it"u8.ToArray(), Cancel));
+        Assert.Equal("downlink under it"u8.ToArray(), (await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel)).Payload.ToArray());
+
+        // The device's next session is named the key in its Session Start: no refresh needed.
+        Assert.True(await channel.CloseAsync(Cancel));
+        var refreshes = _delivery.EnterpriseKeyRefreshes;
+        var next = (await device.OpenAsync(options, Cancel)).Channel!;
+        Assert.Equal(first.Identifier, next.EnterpriseKeyIdentifier);
+        Assert.Equal(SendStatus.Acknowledged, await next.SendAsync("second session"u8.ToArray(), true, Cancel));
+        await WaitForAsync(() => _application.Count == 2, "the second session's uplink reaches the EAS");
+        Assert.Equal("second session", Text(_application.Last()));
+        Assert.Equal(refreshes, _delivery.EnterpriseKeyRefreshes);
     }
 
     [Fact]
