@@ -19,7 +19,7 @@ internal static class UeCommand
         return command;
     }
 
-    private sealed record DeviceOptions(Option<string> Imsi, Option<byte[]> K, Option<byte[]> Opc, Option<string> Hse, Option<bool> Tcp, Option<string> Eas, Option<string> Service, Option<string> Snn, Option<FileInfo> State, Option<int> Timeout, Option<bool> EndToEnd)
+    private sealed record DeviceOptions(Option<string> Imsi, Option<byte[]> K, Option<byte[]> Opc, Option<string> Hse, Option<bool> Tcp, Option<string> Eas, Option<string> Service, Option<string> Snn, Option<FileInfo> State, Option<int> Timeout, Option<bool> EndToEnd, Option<string[]> EnterpriseKeys)
     {
         public static DeviceOptions Create(Command command, int defaultTimeout)
         {
@@ -38,13 +38,26 @@ internal static class UeCommand
             hse.Validators.Add(r => { if (!IPEndPoint.TryParse(r.GetValueOrDefault<string>() ?? string.Empty, out var e) || e.Port == 0) { r.AddError("--hse must be HOST:PORT, e.g. 127.0.0.1:3163"); } });
             imsi.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not { Length: >= 6 and <= 15 } v || !v.All(char.IsAsciiDigit)) { r.AddError("--imsi must be 6..15 decimal digits"); } });
             var e2e = new Option<bool>("--e2e") { Description = "UE-to-EAS mode: the user plane is protected end to end to the EAS (the HSE forwards it unopened)" };
-            foreach (var option in new Option[] { imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e })
+            var enterpriseKeys = new Option<string[]>("--enterprise-key")
+            {
+                Description = "UE-to-EAS mode: an Enterprise Key shared with the enterprise, as IDENTIFIER:KEY in hex (identifier 1..16 octets), used when the HSE names it; repeat for several",
+                HelpName = "ID:KEY",
+                DefaultValueFactory = _ => [],
+            };
+            enterpriseKeys.Validators.Add(r =>
+            {
+                if (r.GetValueOrDefault<string[]>()?.FirstOrDefault(v => !EnterpriseKey.TryParse(v, out _)) is { } bad)
+                {
+                    r.AddError($"--enterprise-key must be IDENTIFIER:KEY in hex, the identifier 1..16 octets (got '{bad.Split(':')[0]}:…')");
+                }
+            });
+            foreach (var option in new Option[] { imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e, enterpriseKeys })
             {
                 command.Options.Add(option);
             }
 
             command.Validators.Add(r => HexOption.Require(r, imsi, k, opc));
-            return new DeviceOptions(imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e);
+            return new DeviceOptions(imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e, enterpriseKeys);
         }
 
         public BestClientOptions Client(ParseResult result)
@@ -67,6 +80,7 @@ internal static class UeCommand
             Service = result.GetValue(Service) == "integrity" ? BestService.Integrity : BestService.Confidential,
             ServingNetwork = ServingNetwork.FromName(result.GetValue(Snn)!),
             UeToEasMode = result.GetValue(EndToEnd),
+            EnterpriseKeys = [.. (result.GetValue(EnterpriseKeys) ?? []).Select(v => EnterpriseKey.TryParse(v, out var key) ? key! : throw new InvalidOperationException("validated"))],
         };
 
         /// <summary>Opens the channel and reports it; null (after one line on stderr) when it did not open.</summary>
@@ -76,7 +90,8 @@ internal static class UeCommand
             var opened = await client.OpenAsync(Channel(result), cancel);
             if (opened.Channel is { } channel)
             {
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"session {channel.SessionId}: {channel.Service}, {channel.Suite?.Name}"));
+                var enterpriseKey = channel.EnterpriseKeyIdentifier is { } named ? $", Enterprise Key {Convert.ToHexString(named).ToLowerInvariant()}" : string.Empty;
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"session {channel.SessionId}: {channel.Service}, {channel.Suite?.Name}{enterpriseKey}"));
                 output.Flush();
                 return channel;
             }

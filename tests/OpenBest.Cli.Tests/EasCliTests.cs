@@ -56,6 +56,22 @@ public sealed class EasCliTests : IDisposable
         Assert.Single(error.Trim().Split('\n'));
     }
 
+    [Theory]
+    [InlineData("eas", "--eas-id", "eas.example.com", "--enterprise-key", "meter-1@acme=zz:00")]
+    [InlineData("eas", "--eas-id", "eas.example.com", "--enterprise-key", "61636d65:00")]
+    [InlineData("ue", "send", "--imsi", "001010000000001", "--k", "465b5ce8b199b49faa5f0a2ee238a6bc", "--opc", "cd63cb71954a9f4e48a5994e37a02baf", "--enterprise-key", "00112233445566778899aabbccddeeff00:01", "x")]
+    [InlineData("ue", "send", "--imsi", "001010000000001", "--k", "465b5ce8b199b49faa5f0a2ee238a6bc", "--opc", "cd63cb71954a9f4e48a5994e37a02baf", "--enterprise-key", "61636d65:", "x")]
+    public void BadEnterpriseKey_IsOneLineNamingTheOption(params string[] args)
+    {
+        using var output = new StringWriter();
+        using var errors = new StringWriter();
+        var code = BestApp.Run(args[0] == "eas" ? [.. args, "--data-dir", _directory.FullName] : args, output, errors);
+        var error = errors.ToString();
+        Assert.Equal(2, code);
+        Assert.Contains("--enterprise-key must be", error, StringComparison.Ordinal);
+        Assert.Single(error.Trim().Split('\n'));
+    }
+
     [Fact]
     public void PkiInit_ThenAgain_CreatesNothingTwice()
     {

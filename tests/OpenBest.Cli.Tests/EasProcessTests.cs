@@ -60,7 +60,8 @@ public sealed class EasProcessTests : IDisposable
             _ = Task.Run(async () => { while (await hse.StandardError.ReadLineAsync(cancel) is not null) { } }, cancel);
             var udp = System.Text.RegularExpressions.Regex.Match(banner!, @"udp (\S+?)( and|,)").Groups[1].Value;
 
-            eas = Start("eas", "--eas-id", "eas.example.com", "--hse", $"https://127.0.0.1:{easPort}/", "--data-dir", data);
+            const string EnterpriseKey = "61636d65:00112233445566778899aabbccddeeff"; // identifier "acme"
+            eas = Start("eas", "--eas-id", "eas.example.com", "--hse", $"https://127.0.0.1:{easPort}/", "--data-dir", data, "--enterprise-key", "meter-1@acme=" + EnterpriseKey);
             var registered = await eas.StandardOutput.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(60), cancel);
             Assert.StartsWith("EAS eas.example.com registered", registered, StringComparison.Ordinal);
 
@@ -73,6 +74,22 @@ public sealed class EasProcessTests : IDisposable
 
             var received = await eas.StandardOutput.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(30), cancel);
             Assert.Matches(@"^#\d+ session \d+ \(meter-1@acme\): hello enterprise$", received);
+
+            // The EAS asked for its Enterprise Key in its EAS Session Start: the device's next session is named it.
+            var named = false;
+            for (var attempt = 0; attempt < 5 && !named; attempt++)
+            {
+                using var output = new StringWriter();
+                using var error = new StringWriter();
+                var code = await Task.Run(() => BestApp.Run(["ue", "send", "--imsi", Imsi, "--k", K, "--opc", Opc, "--hse", udp, "--eas", "eas.example.com", "--e2e", "--enterprise-key", EnterpriseKey,
+                    "--usim-state", Path.Combine(data, "usim.json"), $"under the enterprise key {attempt}"], output, error), cancel);
+                Assert.True(code == 0, output.ToString() + error);
+                named = output.ToString().Contains(", Enterprise Key 61636d65", StringComparison.Ordinal);
+                received = await eas.StandardOutput.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(30), cancel);
+                Assert.Matches(@"^#\d+ session \d+ \(meter-1@acme\): under the enterprise key \d$", received);
+            }
+
+            Assert.True(named, "the device's Session Start named the EAS's Enterprise Key");
         }
         finally
         {
