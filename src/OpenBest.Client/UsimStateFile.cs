@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using OpenBest.Crypto.Aka;
+using OpenBest.Sessions;
 
 namespace OpenBest.Client;
 
@@ -54,20 +55,8 @@ public static class UsimStateFile
         }
 
         var json = JsonSerializer.Serialize(new Saved(state.Scheme.IndLength, state.SqnMs.ToString("x12", CultureInfo.InvariantCulture), [.. state.SeqMsEntries]));
-        var temporary = path + ".tmp";
-        var options = new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write };
-        if (!OperatingSystem.IsWindows())
-        {
-            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-        }
-
-        using (var stream = new FileStream(temporary, options))
-        {
-            stream.Write(Encoding.UTF8.GetBytes(json));
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temporary, path, overwrite: true);
+        // Written beside it, synced, renamed over it, and the folder synced: the state survives a power cut.
+        DurableFile.Replace(path, Encoding.UTF8.GetBytes(json));
     }
 
     private sealed record Saved(int IndLength, string SqnMs, ulong[]? SeqMs);

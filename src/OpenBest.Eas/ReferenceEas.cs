@@ -88,6 +88,7 @@ public sealed class ReferenceEas : IAsyncDisposable
     private readonly SemaphoreSlim _uplinkGate = new(1, 1);
     private readonly string _log;
     private readonly ConcurrentDictionary<uint, string> _externalIds = new();
+    private readonly FileStream _folderLock;
     private WebApplication? _server;
     private long _lastSequence;
     private long _dropped;
@@ -97,6 +98,16 @@ public sealed class ReferenceEas : IAsyncDisposable
         _options = options;
         _deliver = deliver;
         Directory.CreateDirectory(options.StateDirectory);
+        // One EAS per state folder: two would share downlink counters. The lock (flock) goes with the process, even on kill -9.
+        try
+        {
+            _folderLock = new FileStream(Path.Combine(options.StateDirectory, "eas.lock"), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
+        }
+        catch (IOException)
+        {
+            throw new InvalidOperationException($"another EAS is running on the state folder {options.StateDirectory} (one EAS per folder)");
+        }
+
         _log = Path.Combine(options.StateDirectory, "received.jsonl");
         _reservation = new FileCounterReservation(Path.Combine(options.StateDirectory, "counters.json"));
         _endpoint = new EasEndpoint(reservation: _reservation);
@@ -207,6 +218,7 @@ public sealed class ReferenceEas : IAsyncDisposable
         _endpoint.Dispose();
         _gate.Dispose();
         _uplinkGate.Dispose();
+        await _folderLock.DisposeAsync().ConfigureAwait(false);
     }
 
     private async Task ListenAsync(CancellationToken cancellationToken)
@@ -387,10 +399,16 @@ public sealed class ReferenceEas : IAsyncDisposable
             }
 
             var line = JsonSerializer.Serialize(new { seq = received.Sequence, session = received.SessionId, ue = received.ExternalId, payload = Convert.ToBase64String(received.Payload), delivered = deliver }) + "\n";
+            var created = !File.Exists(_log);
             await using (var stream = new FileStream(_log, FileMode.Append, FileAccess.Write, FileShare.Read))
             {
                 await stream.WriteAsync(Encoding.UTF8.GetBytes(line)).ConfigureAwait(false);
                 stream.Flush(flushToDisk: true);
+            }
+
+            if (created)
+            {
+                DurableFile.SyncDirectory(Path.GetDirectoryName(_log)!); // the new log's name is on disk too
             }
 
             Interlocked.Exchange(ref _lastSequence, received.Sequence);
@@ -489,14 +507,7 @@ internal sealed class FileCounterReservation : ICounterReservation
         lock (_lock)
         {
             _limits[Key(sessionId, keyId)] = limit;
-            var temporary = _path + ".tmp";
-            using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write))
-            {
-                stream.Write(JsonSerializer.SerializeToUtf8Bytes(_limits));
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temporary, _path, overwrite: true);
+            DurableFile.Replace(_path, JsonSerializer.SerializeToUtf8Bytes(_limits));
         }
     }
 

@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using OpenBest.Crypto;
+using OpenBest.Sessions;
 
 namespace OpenBest.Storage;
 
@@ -126,6 +127,7 @@ public sealed class MasterKey : IDisposable
             try
             {
                 File.Move(temporary, path, overwrite: false);
+                DurableFile.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
             }
             catch (IOException) when (File.Exists(path))
             {

@@ -223,6 +223,17 @@ public sealed class EndToEndTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ASecondEas_OnTheSameStateFolder_IsRefused_UntilTheFirstStops()
+    {
+        var first = await StartEasAsync();
+        var refused = await Assert.ThrowsAsync<InvalidOperationException>(() => StartEasAsync());
+        Assert.Contains("another EAS is running on the state folder", refused.Message, StringComparison.Ordinal);
+        await first.DisposeAsync();
+        await using var second = await StartEasAsync();
+        Assert.NotNull(second.RegistrationId);
+    }
+
+    [Fact]
     public async Task WithoutTheEnterpriseKey_TheEasCannotOpen_AndCountsTheDrop()
     {
         await using var eas = await StartEasAsync();
