@@ -89,6 +89,7 @@ public sealed class ReferenceEas : IAsyncDisposable
     private readonly string _log;
     private readonly ConcurrentDictionary<uint, string> _externalIds = new();
     private readonly FileStream _folderLock;
+    private readonly PskCache _pskCache;
     private WebApplication? _server;
     private long _lastSequence;
     private long _dropped;
@@ -109,6 +110,7 @@ public sealed class ReferenceEas : IAsyncDisposable
         }
 
         _log = Path.Combine(options.StateDirectory, "received.jsonl");
+        _pskCache = new PskCache(identity => FetchPskAsync(identity).GetAwaiter().GetResult());
         _reservation = new FileCounterReservation(Path.Combine(options.StateDirectory, "counters.json"));
         _endpoint = new EasEndpoint(reservation: _reservation);
         _lastSequence = LastSequenceIn(_log);
@@ -184,7 +186,10 @@ public sealed class ReferenceEas : IAsyncDisposable
     /// PSK identity <c>&lt;external id&gt;#&lt;key identifier&gt;</c> the device presents. The caller disposes it.
     /// </summary>
     public Dtls.DtlsPskServer StartDtls(IPEndPoint endPoint, Func<string, byte[], byte[]?> handler) =>
-        new(endPoint, identity => FetchPskAsync(identity).GetAwaiter().GetResult(), handler);
+        new(endPoint, _pskCache.Get, handler);
+
+    /// <summary>Key requests the DTLS server's PSK lookups made to the HSE (the rest came from the cache, or were over the rate).</summary>
+    public long PskRequests => _pskCache.Requests;
 
     /// <summary>The K_EAS_PSK the HSE holds for a PSK identity, or null (unknown, malformed, or another EAS's device).</summary>
     public async Task<byte[]?> FetchPskAsync(string identity)
@@ -197,13 +202,20 @@ public sealed class ReferenceEas : IAsyncDisposable
         }
 
         using var response = await PostAsync("eas/v1/keys", new EasSessionRequest(identity[..hash], keyIdentifier), CancellationToken.None).ConfigureAwait(false);
-        var body = await response.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
-        if (response.StatusCode != HttpStatusCode.OK || !EasXml.TryRead(body, out var message, out _) || message is not EasSessionStart { Keys: { } keys })
+        return await KeysOfAnswerAsync(response).ConfigureAwait(false) is { } keys ? keys.KEasPsk : null;
+    }
+
+    /// <summary>The keys in the HSE's answer to a key request, or null; the body (which carries the key) is zeroed.</summary>
+    private static async Task<EasSessionKeys?> KeysOfAnswerAsync(HttpResponseMessage response)
+    {
+        if (response.StatusCode != HttpStatusCode.OK)
         {
             return null;
         }
 
-        return keys.KEasPsk;
+        await using var stream = await response.Content.ReadAsStreamAsync().ConfigureAwait(false);
+        using var body = await ReceivedBody.ReadAsync(stream).ConfigureAwait(false);
+        return !body.TooLarge && EasXml.TryRead(body.Span, out var message, out _) && message is EasSessionStart { Keys: { } keys } ? keys : null;
     }
 
     /// <summary>Stops listening (the registration stays: the HSE keeps the outbox for a restarted EAS).</summary>
@@ -219,6 +231,7 @@ public sealed class ReferenceEas : IAsyncDisposable
         _gate.Dispose();
         _uplinkGate.Dispose();
         await _folderLock.DisposeAsync().ConfigureAwait(false);
+        _pskCache.Dispose();
     }
 
     private async Task ListenAsync(CancellationToken cancellationToken)
@@ -341,21 +354,13 @@ public sealed class ReferenceEas : IAsyncDisposable
     private async Task<bool> FetchAsync(string externalId, uint keyIdentifier)
     {
         using var response = await PostAsync("eas/v1/keys", new EasSessionRequest(externalId, keyIdentifier), CancellationToken.None).ConfigureAwait(false);
-        var body = await response.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
-        if (response.StatusCode != HttpStatusCode.OK || !EasXml.TryRead(body, out var message, out _) || message is not EasSessionStart { Keys: { } keys })
+        if (await KeysOfAnswerAsync(response).ConfigureAwait(false) is not { } keys)
         {
             return false;
         }
 
-        try
-        {
-            await InstallAsync(externalId, keys, keyIdentifier).ConfigureAwait(false);
-            return true;
-        }
-        finally
-        {
-            EasXml.Zero(message);
-        }
+        await InstallAsync(externalId, keys, keyIdentifier).ConfigureAwait(false); // zeroes the key
+        return true;
     }
 
     private async Task InstallAsync(string externalId, EasSessionKeys keys, uint keyIdentifier)
@@ -457,28 +462,27 @@ public sealed class ReferenceEas : IAsyncDisposable
 
     private static async Task<IResult> HandleAsync(HttpContext context, Func<EasMessage, Task<IResult>> handler)
     {
-        using var buffer = await EasXml.ReadLimitedAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false);
         EasMessage? message = null;
         var error = "too large";
-        if (buffer.Length > EasXml.MaxBody || !EasXml.TryRead(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), out message, out error))
+        using (var body = await ReceivedBody.ReadAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false))
         {
-            return Xml(400, new EasProblem("the body is not a valid HSE–EAS message", error));
+            if (body.TooLarge || !EasXml.TryRead(body.Span, out message, out error))
+            {
+                return Xml(400, new EasProblem("the body is not a valid HSE–EAS message", error));
+            }
         }
 
-        return await handler(message!).ConfigureAwait(false);
-    }
-
-    private static XmlBody Xml(int status, EasMessage message) => new(status, EasXml.Write(message));
-
-    private sealed class XmlBody(int status, byte[] body) : IResult
-    {
-        public Task ExecuteAsync(HttpContext httpContext)
+        try
         {
-            httpContext.Response.StatusCode = status;
-            httpContext.Response.ContentType = EasXml.MediaType + "; charset=utf-8";
-            return httpContext.Response.Body.WriteAsync(body).AsTask();
+            return await handler(message!).ConfigureAwait(false);
+        }
+        finally
+        {
+            EasXml.Zero(message);
         }
     }
+
+    private static EasXmlResult Xml(int status, EasMessage message) => new(status, message);
 }
 
 /// <summary>Downlink counter reservations in a file, written (and synced) before a counter of a new block is used.</summary>
@@ -512,4 +516,95 @@ internal sealed class FileCounterReservation : ICounterReservation
     }
 
     private static string Key(uint sessionId, byte keyId) => string.Create(CultureInfo.InvariantCulture, $"{sessionId}/{keyId}");
+}
+
+/// <summary>
+/// The DTLS server's PSK lookups, in front of the HSE: a key the HSE gave is kept for 60 s and a refusal for 10 s, for
+/// 4096 identities at most, and at most 50 requests a second reach the HSE (the rest are refused at once). So a device
+/// that reconnects, or a peer that tries identities, costs the HSE one key request per identity and period. Each
+/// lookup gets its own copy of the key; a cached key is zeroed when it leaves the cache.
+/// </summary>
+internal sealed class PskCache(Func<string, byte[]?> fetch) : IDisposable
+{
+    private const int MaxEntries = 4096;
+    private const int RequestsPerSecond = 50;
+    private static readonly TimeSpan KeyLifetime = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan RefusalLifetime = TimeSpan.FromSeconds(10);
+    private readonly Dictionary<string, (byte[]? Key, long Expires)> _entries = new(StringComparer.Ordinal);
+    private readonly object _lock = new();
+    private long _second;
+    private int _requestsThisSecond;
+    private long _requests;
+
+    public long Requests => Interlocked.Read(ref _requests);
+
+    public byte[]? Get(string identity)
+    {
+        var now = Environment.TickCount64;
+        lock (_lock)
+        {
+            if (_entries.TryGetValue(identity, out var entry))
+            {
+                if (entry.Expires > now)
+                {
+                    return entry.Key?.ToArray();
+                }
+
+                Forget(identity, entry.Key);
+            }
+
+            if (now / 1000 != _second)
+            {
+                _second = now / 1000;
+                _requestsThisSecond = 0;
+            }
+
+            if (++_requestsThisSecond > RequestsPerSecond)
+            {
+                return null;
+            }
+        }
+
+        Interlocked.Increment(ref _requests);
+        var key = fetch(identity);
+        lock (_lock)
+        {
+            if (_entries.Count >= MaxEntries)
+            {
+                foreach (var (name, old) in _entries.ToList())
+                {
+                    Forget(name, old.Key);
+                }
+            }
+
+            if (_entries.Remove(identity, out var raced))
+            {
+                Forget(identity, raced.Key);
+            }
+
+            _entries[identity] = (key?.ToArray(), now + (long)(key is null ? RefusalLifetime : KeyLifetime).TotalMilliseconds);
+        }
+
+        return key;
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            foreach (var (name, entry) in _entries.ToList())
+            {
+                Forget(name, entry.Key);
+            }
+        }
+    }
+
+    private void Forget(string identity, byte[]? key)
+    {
+        _entries.Remove(identity);
+        if (key is not null)
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+    }
 }

@@ -106,21 +106,6 @@ public static class EasXml
         return stream.ToArray();
     }
 
-    /// <summary>Reads a request body up to one octet past <see cref="MaxBody"/>: a larger body is never read whole.</summary>
-    public static async Task<MemoryStream> ReadLimitedAsync(Stream body, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(body);
-        var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        int read;
-        while (buffer.Length <= MaxBody && (read = await body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
-        {
-            buffer.Write(chunk, 0, read);
-        }
-
-        return buffer;
-    }
-
     /// <summary>Validates and reads a body; false with a one-line reason when it is not a valid HSE–EAS body.</summary>
     public static bool TryRead(ReadOnlySpan<byte> body, out EasMessage? message, out string error)
     {

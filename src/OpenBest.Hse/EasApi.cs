@@ -199,9 +199,9 @@ public static class EasApi
                 return Problem(413, "the body is too large");
             }
 
-            using var buffer = await EasXml.ReadLimitedAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false);
+            using var body = await ReceivedBody.ReadAsync(context.Request.Body, context.RequestAborted).ConfigureAwait(false);
             var error = "the body is too large";
-            if (buffer.Length > EasXml.MaxBody || !EasXml.TryRead(buffer.GetBuffer().AsSpan(0, (int)buffer.Length), out message, out error))
+            if (body.TooLarge || !EasXml.TryRead(body.Span, out message, out error))
             {
                 return Problem(400, "the body is not a valid HSE–EAS message", error);
             }
@@ -217,27 +217,16 @@ public static class EasApi
         }
     }
 
-    private static XmlResult Xml(int status, EasMessage message, byte[]? zero = null)
+    private static EasXmlResult Xml(int status, EasMessage message, byte[]? zero = null)
     {
-        var body = EasXml.Write(message);
+        var result = new EasXmlResult(status, message);
         if (zero is not null)
         {
             CryptographicOperations.ZeroMemory(zero);
         }
 
-        return new XmlResult(status, body);
+        return result;
     }
 
-    /// <summary>An XML body with its status.</summary>
-    private sealed class XmlResult(int status, byte[] body) : IResult
-    {
-        public Task ExecuteAsync(HttpContext httpContext)
-        {
-            httpContext.Response.StatusCode = status;
-            httpContext.Response.ContentType = EasXml.MediaType + "; charset=utf-8";
-            return httpContext.Response.Body.WriteAsync(body).AsTask();
-        }
-    }
-
-    private static XmlResult Problem(int status, string title, string? detail = null) => Xml(status, new EasProblem(title, detail));
+    private static EasXmlResult Problem(int status, string title, string? detail = null) => Xml(status, new EasProblem(title, detail));
 }

@@ -259,8 +259,8 @@ public sealed class EasDelivery : IAsyncDisposable
                 }
 
                 await using var stream = await response.Content.ReadAsStreamAsync(_stop.Token).ConfigureAwait(false);
-                using var answer = await EasXml.ReadLimitedAsync(stream, _stop.Token).ConfigureAwait(false);
-                return (true, EasXml.TryRead(answer.GetBuffer().AsSpan(0, (int)answer.Length), out var read, out _) ? read : null);
+                using var answer = await ReceivedBody.ReadAsync(stream, _stop.Token).ConfigureAwait(false);
+                return (true, !answer.TooLarge && EasXml.TryRead(answer.Span, out var read, out _) ? read : null);
             }
         }
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)

@@ -281,9 +281,20 @@ public sealed class EndToEndTests : IAsyncLifetime
             await openssl.WaitForExitAsync(CancellationToken.None);
         }
 
+        // Both handshakes named one identity: one key request reached the HSE. An unknown identity, twice: one more.
+        Assert.Equal(1, eas.PskRequests);
+        for (var i = 0; i < 2; i++)
+        {
+            await Assert.ThrowsAsync<IOException>(() => Task.Run(() => OpenBest.Dtls.DtlsPsk.Connect(dtls.LocalEndPoint, BestChannel.PskIdentity("meter-9@acme", keyIdentifier ^ 1), psk, TimeSpan.FromSeconds(5)), Cancel));
+        }
+
+        Assert.Equal(2, eas.PskRequests);
+        Assert.Single(_store.AuditLog(100), a => a.Event == "key-refused");
+
         // A wrong key identifier, or another EAS's device, gets no key: the handshake fails.
         Assert.Null(await eas.FetchPskAsync(BestChannel.PskIdentity("meter-9@acme", keyIdentifier ^ 1)));
         Assert.Null(await eas.FetchPskAsync("not an identity"));
         Assert.Equal(2, dtls.Handshakes);
+        Assert.True(dtls.CookieChallenges >= 2); // each new source returned a HelloVerifyRequest cookie first
     }
 }
