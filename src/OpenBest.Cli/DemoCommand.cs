@@ -83,12 +83,12 @@ internal static class DemoCommand
             using var subscribers = new StoreSubscribers(store);
             await using var bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0), queue: 65_536, socketBuffer: UdpBearer.ServerSocketBuffer);
             using var lease = ((IHseStateStore)store).AcquireHseLease();
-            var host = new HseHost(new HseEngine(subscribers), [bearer], state: (IHseStateStore)store);
+            var host = new HseHost(new HseEngine(subscribers, new HseOptions { EnterpriseKeyIdentifier = ((IHseStateStore)store).EnterpriseKeyIdentifierOf }), [bearer], state: (IHseStateStore)store);
             host.Start();
 
             var suspended = new ConcurrentDictionary<uint, TaskCompletionSource>();
             var hseStats = new HseStats();
-            await using var enterprise = await DemoEnterprise.StartAsync(directory.FullName, host, (IHseStateStore)store, cancel);
+            await using var enterprise = await DemoEnterprise.StartAsync(directory.FullName, host, (IHseStateStore)store, endToEnd.Select((_, i) => DemoEnterprise.ExternalId(i)), cancel);
             var pump = Task.Run(async () =>
             {
                 await foreach (var e in host.Events.ReadAllAsync(CancellationToken.None))
@@ -191,6 +191,7 @@ internal static class DemoCommand
             table.AddRow("octets of overhead per uplink message", Range(devices.Select(d => d.UplinkOverhead)));
             table.AddRow("ack latency p50 / p99 (ms)", latencies.Count == 0 ? "-" : string.Create(CultureInfo.InvariantCulture, $"{Percentile(latencies, 0.50):F2} / {Percentile(latencies, 0.99):F2}"));
             table.AddRow("UE-to-EAS: uplink opened at the EAS", string.Create(CultureInfo.InvariantCulture, $"{enterprise.UplinkAtEas} of {endToEnd.Count * messageCount} from {endToEnd.Count} devices"));
+            table.AddRow("UE-to-EAS: keys on the EAS's Enterprise Key", string.Create(CultureInfo.InvariantCulture, $"{enterprise.NamedEnterpriseKeys} of {endToEnd.Count} devices (named to them by the HSE)"));
             table.AddRow("key agreement only: DTLS-PSK handshakes", string.Create(CultureInfo.InvariantCulture, $"{enterprise.DtlsHandshakes} from {keyAgreementOnly.Count} devices"));
             table.AddRow("rejects / drops at the HSE", $"{hseStats.Rejects} / {hseStats.Drops}");
             table.AddRow("store", StoreFactory.Describe(postgres));
@@ -198,7 +199,8 @@ internal static class DemoCommand
             console.Write(table);
 
             var ok = failures.IsEmpty && hseStats.Established == deviceCount + endToEnd.Count + keyAgreementOnly.Count && hseStats.Uplink == expectedUplink && hseStats.Resumed == deviceCount
-                && enterprise.UplinkAtEas == endToEnd.Count * messageCount && enterprise.DtlsHandshakes >= keyAgreementOnly.Count;
+                && enterprise.UplinkAtEas == endToEnd.Count * messageCount && enterprise.DtlsHandshakes >= keyAgreementOnly.Count
+                && enterprise.NamedEnterpriseKeys == endToEnd.Count;
             console.MarkupLine(ok ? "[green]every message was delivered and verified[/]" : $"[red]FAILED[/]: {Markup.Escape(string.Join("; ", failures.Take(5)))}");
             return ok ? ExitCodes.Success : ExitCodes.CheckFailed;
         }

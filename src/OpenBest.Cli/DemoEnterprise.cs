@@ -29,9 +29,12 @@ internal sealed class DemoEnterprise : IAsyncDisposable
     private readonly ReferenceEas _reference;
     private readonly Dtls.DtlsPskServer _dtls;
     private readonly ConcurrentDictionary<string, int> _received = new();
+    private readonly ConcurrentDictionary<string, EnterpriseKey> _enterpriseKeys;
+    private int _namedEnterpriseKeys;
 
-    private DemoEnterprise(X509Certificate2 ca, X509Certificate2 hse, X509Certificate2 eas, Microsoft.AspNetCore.Builder.WebApplication api, EasDelivery delivery, ReferenceEas reference)
+    private DemoEnterprise(X509Certificate2 ca, X509Certificate2 hse, X509Certificate2 eas, Microsoft.AspNetCore.Builder.WebApplication api, EasDelivery delivery, ReferenceEas reference, ConcurrentDictionary<string, EnterpriseKey> enterpriseKeys)
     {
+        _enterpriseKeys = enterpriseKeys;
         _ca = ca;
         _hse = hse;
         _eas = eas;
@@ -45,8 +48,13 @@ internal sealed class DemoEnterprise : IAsyncDisposable
 
     public int DtlsHandshakes => (int)_dtls.Handshakes;
 
-    public static async Task<DemoEnterprise> StartAsync(string directory, HseHost host, IHseStateStore store, CancellationToken cancel)
+    /// <summary>UE-to-EAS devices whose keys came to use the Enterprise Key the EAS chose (named to them by the HSE).</summary>
+    public int NamedEnterpriseKeys => _namedEnterpriseKeys;
+
+    /// <summary>Starts the enterprise side; each UE-to-EAS device in <paramref name="endToEndDevices"/> shares a random Enterprise Key with the EAS.</summary>
+    public static async Task<DemoEnterprise> StartAsync(string directory, HseHost host, IHseStateStore store, IEnumerable<string> endToEndDevices, CancellationToken cancel)
     {
+        var enterpriseKeys = new ConcurrentDictionary<string, EnterpriseKey>(endToEndDevices.Select(d => KeyValuePair.Create(d, new EnterpriseKey("demo-key-1"u8.ToArray(), RandomNumberGenerator.GetBytes(16)))), StringComparer.Ordinal);
         DevelopmentPki.Init(directory, [EasId]);
         var ca = DevelopmentPki.LoadCertificate(DevelopmentPki.Ca(directory).Certificate);
         var hse = DevelopmentPki.LoadPair(DevelopmentPki.Hse(directory));
@@ -62,12 +70,13 @@ internal sealed class DemoEnterprise : IAsyncDisposable
             Certificate = eas,
             Ca = ca,
             StateDirectory = Path.Combine(directory, "eas"),
+            NamedEnterpriseKeys = enterpriseKeys.ToDictionary(e => e.Key, e => (IReadOnlyList<EnterpriseKey>)[e.Value], StringComparer.Ordinal),
         }, message =>
         {
             self!._received.AddOrUpdate(message.ExternalId, 1, (_, n) => n + 1);
             return Task.CompletedTask;
         }, cancel);
-        self = new DemoEnterprise(ca, hse, eas, api, delivery, reference);
+        self = new DemoEnterprise(ca, hse, eas, api, delivery, reference, enterpriseKeys);
         return self;
     }
 
@@ -77,7 +86,8 @@ internal sealed class DemoEnterprise : IAsyncDisposable
     public async Task RunEndToEndAsync(NewSubscriber subscriber, string externalId, IPEndPoint hse, int messages, CancellationToken cancel)
     {
         await using var client = await BestClient.CreateAsync(Options(subscriber, hse), cancel);
-        var opened = await client.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, ServingNetwork = Network }, cancel);
+        var enterpriseKeys = _enterpriseKeys.TryGetValue(externalId, out var key) ? [key] : Array.Empty<EnterpriseKey>();
+        var opened = await client.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, ServingNetwork = Network, EnterpriseKeys = enterpriseKeys }, cancel);
         var channel = opened.Channel ?? throw new InvalidOperationException($"{externalId}: no session ({opened.Rejected})");
         for (var i = 0; i < messages; i++)
         {
@@ -98,6 +108,18 @@ internal sealed class DemoEnterprise : IAsyncDisposable
         }
 
         await channel.Received.ReadAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(20), cancel);
+
+        // The EAS asked for the device's Enterprise Key in its answer to the key push: the HSE refreshes the keys naming it.
+        for (var i = 0; i < 100 && channel.EnterpriseKeyIdentifier is null; i++)
+        {
+            await Task.Delay(50, cancel);
+        }
+
+        if (channel.EnterpriseKeyIdentifier is not null)
+        {
+            Interlocked.Increment(ref _namedEnterpriseKeys);
+        }
+
         await channel.CloseAsync(cancel);
     }
 
@@ -129,9 +151,9 @@ internal sealed class DemoEnterprise : IAsyncDisposable
 
                     break;
                 }
-                catch (IOException) when (attempt < 3)
+                catch (IOException) when (attempt < 5)
                 {
-                    await Task.Delay(200, cancel);
+                    await Task.Delay(1000, cancel); // the EAS keeps a refusal for 1 s
                 }
             }
         }

@@ -519,7 +519,7 @@ internal sealed class FileCounterReservation : ICounterReservation
 }
 
 /// <summary>
-/// The DTLS server's PSK lookups, in front of the HSE: a key the HSE gave is kept for 60 s and a refusal for 10 s, for
+/// The DTLS server's PSK lookups, in front of the HSE: a key the HSE gave is kept for 60 s and a refusal for 1 s, for
 /// 4096 identities at most, and at most 50 requests a second reach the HSE (the rest are refused at once). So a device
 /// that reconnects, or a peer that tries identities, costs the HSE one key request per identity and period. Each
 /// lookup gets its own copy of the key; a cached key is zeroed when it leaves the cache.
@@ -529,7 +529,7 @@ internal sealed class PskCache(Func<string, byte[]?> fetch) : IDisposable
     private const int MaxEntries = 4096;
     private const int RequestsPerSecond = 50;
     private static readonly TimeSpan KeyLifetime = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan RefusalLifetime = TimeSpan.FromSeconds(10);
+    private static readonly TimeSpan RefusalLifetime = TimeSpan.FromSeconds(1); // short: a device may ask just before the HSE keeps its key
     private readonly Dictionary<string, (byte[]? Key, long Expires)> _entries = new(StringComparer.Ordinal);
     private readonly object _lock = new();
     private long _second;
