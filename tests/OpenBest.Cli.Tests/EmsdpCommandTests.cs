@@ -150,8 +150,9 @@ public sealed class DemoCommandTests
         var text = output.ToString();
         Assert.True(code == 0, text + error);
         Assert.Contains("every message was delivered and verified", text, StringComparison.Ordinal);
-        Assert.Contains("12 / 12", text, StringComparison.Ordinal);
+        Assert.Contains("14 / 14", text, StringComparison.Ordinal); // 12 devices, one UE-to-EAS, one key agreement only
         Assert.Contains("48 of 48", text, StringComparison.Ordinal);
+        Assert.Contains("1 of 1 devices (named to them by", text, StringComparison.Ordinal);
         Assert.DoesNotContain("\u001b[", text, StringComparison.Ordinal);
     }
 
