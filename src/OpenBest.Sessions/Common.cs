@@ -30,6 +30,9 @@ public sealed record DataAcknowledged(uint SessionId, byte KeyId, ulong Counter)
 /// <summary>A new key set is in use.</summary>
 public sealed record KeysRefreshed(uint SessionId, byte KeyId) : SessionEvent(SessionId);
 
+/// <summary>The UE refused a Manage Keys Request because it does not hold the Enterprise Key it named (Reject 0x08); the current keys stay.</summary>
+public sealed record EnterpriseKeyRefused(uint SessionId, string EasId, byte[] EnterpriseKeyIdentifier) : SessionEvent(SessionId);
+
 /// <summary>The session was suspended (by <paramref name="ByPeer"/> or locally).</summary>
 public sealed record SessionSuspended(uint SessionId, bool ByPeer) : SessionEvent(SessionId);
 
@@ -71,6 +74,9 @@ public enum DropReason
 
     /// <summary>A check of the UE's rules on a Session Start failed.</summary>
     SessionStartCheckFailed,
+
+    /// <summary>UE-to-EAS mode: the message's key set has no Enterprise Key, and this end requires one (the operator could have sealed it).</summary>
+    NoEnterpriseKey,
 }
 
 /// <summary>The result of feeding a state machine: what to send, what happened.</summary>

@@ -143,6 +143,8 @@ public sealed partial class HseEngine
                 session.Keys.Promote(Now, _options.KeyGracePeriod);
                 session.Outstanding = null;
                 session.PendingRand = null;
+                session.EnterpriseKeyId = session.PendingEnterpriseKeyId;
+                session.PendingEnterpriseKeyId = null;
                 session.KeyExpiry = _options.KeyLifetime is { } lifetime ? Now + lifetime : null;
                 result.Events.Add(new KeysRefreshed(session.Id, prefix.KeyId));
                 if (NeedsEasKeys(session.Selected) && session.EasPsk is not null)
@@ -304,10 +306,17 @@ public sealed partial class HseEngine
                 return;
             }
 
-            // A MAC failure (or a second sync failure): give up this refresh; the current keys stay.
+            // A MAC failure, a second sync failure, or an Enterprise Key the UE does not hold: give up this refresh;
+            // the current keys stay.
             session.Keys.DropPending();
             session.Outstanding = null;
             session.PendingRand = null;
+            if (reject.Cause == Cause.NoCommonSuite && session.PendingEnterpriseKeyId is { } refused)
+            {
+                result.Events.Add(new EnterpriseKeyRefused(session.Id, session.Request.EasId, refused));
+            }
+
+            session.PendingEnterpriseKeyId = null;
         }
 
         result.Events.Add(new SessionRejected(session.Id, reject.Cause, reject.BackOffSeconds is { } s ? TimeSpan.FromSeconds(s) : null));
@@ -325,6 +334,13 @@ public sealed partial class HseEngine
         if (NeedsEasKeys(session.Selected) && session.EasPsk is not null)
         {
             result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, session.Keys.CurrentKeyId, suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()) { UeToEasMode = session.Selected.UeToEasMode, EnterpriseKeyIdentifier = session.EnterpriseKeyId?.ToArray() });
+        }
+
+        // UE-to-EAS mode: the Enterprise Key the EAS chose for this UE is named now that the UE authenticated, in a
+        // refresh right away (the first key set had none).
+        if (session.Selected.UeToEasMode && EnterpriseKeyIdentifierFor(session) is not null)
+        {
+            StartRefresh(session, result);
         }
     }
 
@@ -412,6 +428,8 @@ public sealed partial class HseEngine
             return; // reused only after its old set was erased
         }
 
+        // Looked up before anything changes (it may call the store).
+        var enterpriseKeyId = EnterpriseKeyIdentifierFor(session);
         using var vector = _subscribers.CreateVector(session.Imsi, Wire.ContextOf(session.Selected.KeyAgreement));
         if (vector is null)
         {
@@ -446,9 +464,9 @@ public sealed partial class HseEngine
 
         session.PendingRand = vector.Rand.ToArray();
         session.CurrentRand = session.PendingRand;
-        session.EnterpriseKeyId = EnterpriseKeyIdentifierFor(session);
+        session.PendingEnterpriseKeyId = enterpriseKeyId;
         var request = new ManageKeysRequest(keyId, vector.Rand.ToArray(), vector.Autn.ToArray(),
-            EnterpriseKeyIdentifier: session.EnterpriseKeyId is { } eki ? (ReadOnlyMemory<byte>?)eki : null,
+            EnterpriseKeyIdentifier: enterpriseKeyId is { } eki ? (ReadOnlyMemory<byte>?)eki : null,
             KeyLifetime: _options.KeyLifetime is { } lifetime ? (uint)lifetime.TotalSeconds : null,
             EasKeyIdentifier: NeedsEasKeys(session.Selected) ? BestKeys.EasKeyIdentifier(vector.Rand) : null);
         var bytes = SendControl(session, request, result);

@@ -121,9 +121,27 @@ public sealed partial class HseEngine
         _answers[cacheKey] = new CachedAnswer(session.StartMessage!, Now + _options.RetransmissionCacheLifetime);
     }
 
-    /// <summary>The Enterprise Key Identifier to name for a UE-to-EAS session's next key set (1 to 16 octets), or null.</summary>
-    private byte[]? EnterpriseKeyIdentifierFor(HseSession session) =>
-        session.Selected.UeToEasMode && _options.EnterpriseKeyIdentifier?.Invoke(session.Imsi, session.Request.EasId) is { Length: >= 1 and <= 16 } eki ? eki : null;
+    /// <summary>
+    /// The Enterprise Key Identifier to name for a UE-to-EAS session's next key set (1 to 16 octets), or null; a lookup that
+    /// fails keeps the current key set's.
+    /// </summary>
+    private byte[]? EnterpriseKeyIdentifierFor(HseSession session)
+    {
+        if (!session.Selected.UeToEasMode || _options.EnterpriseKeyIdentifier is not { } lookup)
+        {
+            return null;
+        }
+
+        try
+        {
+            return lookup(session.Imsi, session.Request.EasId) is { Length: >= 1 and <= 16 } eki ? eki : null;
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            EnterpriseKeyLookupFailures++;
+            return session.EnterpriseKeyId;
+        }
+    }
 
     /// <summary>Builds and sends the Session Start for a new vector; false for an unknown subscriber.</summary>
     private bool SendSessionStart(HseSession session, StepResult result)
@@ -137,12 +155,12 @@ public sealed partial class HseEngine
 
         Counters.VectorsUsed++;
         session.CurrentRand = vector.Rand.ToArray();
-        session.EnterpriseKeyId = EnterpriseKeyIdentifierFor(session);
+        // Never an Enterprise Key Identifier (0x0E) here: a decoy could not show the same, so it would tell who is a
+        // subscriber; it is named after the UE authenticated, in a Manage Keys Request (docs/protocol.md).
         var start = new SessionStart(selected, vector.Rand.ToArray(), vector.Autn.ToArray(), session.RequestHash.AsMemory(0, 8),
             ConfirmationRequired: selected.Service == BestService.KeyAgreementOnly,
             KeyLifetime: _options.KeyLifetime is { } lifetime ? (uint)lifetime.TotalSeconds : null,
-            EasKeyIdentifier: NeedsEasKeys(selected) ? BestKeys.EasKeyIdentifier(vector.Rand) : null,
-            EnterpriseKeyIdentifier: session.EnterpriseKeyId is { } eki ? (ReadOnlyMemory<byte>?)eki : null);
+            EasKeyIdentifier: NeedsEasKeys(selected) ? BestKeys.EasKeyIdentifier(vector.Rand) : null);
 
         Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
         int length;

@@ -79,6 +79,9 @@ public sealed partial class HseEngine : IDisposable
     /// <summary>What was dropped and refused.</summary>
     public HseCounters Counters { get; } = new();
 
+    /// <summary>Enterprise Key Identifier lookups that failed (taken as "no change").</summary>
+    public long EnterpriseKeyLookupFailures { get; private set; }
+
     /// <summary>Sessions held (any state).</summary>
     public int SessionCount => _sessions.Count;
 
@@ -102,7 +105,7 @@ public sealed partial class HseEngine : IDisposable
     public IReadOnlyList<(uint SessionId, string Imsi)> SessionsNaming(string easId) =>
         [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended && s.Request.EasId == easId).OrderBy(s => s.Id).Select(s => (s.Id, s.Imsi))];
 
-    /// <summary>The Enterprise Key Identifier named for a session's newest key set (UE-to-EAS mode), or null.</summary>
+    /// <summary>The Enterprise Key Identifier of a session's current key set (UE-to-EAS mode), or null.</summary>
     public byte[]? EnterpriseKeyIdentifierOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.EnterpriseKeyId?.ToArray() : null;
 
     /// <summary>The current Key ID of a session (0 if none).</summary>
@@ -398,8 +401,11 @@ public sealed partial class HseEngine : IDisposable
 
         public byte[]? EasPsk { get; set; }
 
-        /// <summary>The Enterprise Key Identifier named for the newest key set (UE-to-EAS mode), or null.</summary>
+        /// <summary>The Enterprise Key Identifier of the current key set (UE-to-EAS mode), or null.</summary>
         public byte[]? EnterpriseKeyId { get; set; }
+
+        /// <summary>The Enterprise Key Identifier named in the Manage Keys Request in flight, or null.</summary>
+        public byte[]? PendingEnterpriseKeyId { get; set; }
 
         public HseConfiguration Selected { get; set; }
 

@@ -90,8 +90,10 @@ public sealed record HseOptions
     public int MaxRejectsPerSecond { get; init; } = 100;
 
     /// <summary>
-    /// The Enterprise Key Identifier to name (TLV 0x0E) in the Session Start and Manage Keys Requests of a UE-to-EAS session,
-    /// by (IMSI, EAS Id): the one the EAS last chose in its EAS Session Start, or null for none (profile section 5).
+    /// The Enterprise Key Identifier to name (TLV 0x0E) in the Manage Keys Requests of a UE-to-EAS session, by (IMSI, EAS Id):
+    /// the one the EAS last chose, or null for none (profile section 5). It is asked only after the UE authenticated: at key
+    /// confirmation (a session whose UE and EAS have one is refreshed at once, naming it) and before each refresh. A lookup
+    /// that throws counts as "no change".
     /// </summary>
     public Func<string, string, byte[]?>? EnterpriseKeyIdentifier { get; init; }
 

@@ -302,6 +302,7 @@ public sealed partial class UeEndpoint
 
         channel.Keys.InstallCurrent(keys);
         channel.EnterpriseKeyIdentifier = start.EnterpriseKeyIdentifier?.ToArray();
+        channel.HasEnterpriseKey[1] = enterpriseKey is { IsEmpty: false };
         channel.AcceptedStart = message.ToArray();
         channel.SetEasPsk(easPsk, BestKeys.EasKeyIdentifier(start.Rand.Span));
         Accept(channel, sessionId, selected, hash, result);
@@ -400,6 +401,13 @@ public sealed partial class UeEndpoint
         }
 
         var fresh = opened.Status == OpenStatus.Accepted;
+        if (prefix.Plane == Plane.User && c.Selected.UeToEasMode && c.Options.RequiresEnterpriseKey && !c.HasEnterpriseKey[prefix.KeyId & 7])
+        {
+            // Downlink under a key set without the Enterprise Key: the operator could have sealed it.
+            Drop(result, c.SessionId, DropReason.NoEnterpriseKey);
+            return;
+        }
+
         if (prefix.Plane == Plane.User)
         {
             if (fresh)
@@ -536,6 +544,7 @@ public sealed partial class UeEndpoint
             c.Keys.InstallPending(keys);
             c.SetEasPsk(EasPskOf(c.Selected, kRoot, c.SessionId, mkr.NewKeyId.Value, mkr.Rand.Value.Span, c.UeNonce, o.EasId), BestKeys.EasKeyIdentifier(mkr.Rand.Value.Span));
             c.EnterpriseKeyIdentifier = mkr.EnterpriseKeyIdentifier?.ToArray();
+            c.HasEnterpriseKey[mkr.NewKeyId.Value & 7] = enterpriseKey is { IsEmpty: false };
         }
         finally
         {
@@ -551,5 +560,6 @@ public sealed partial class UeEndpoint
         }
 
         result.Events.Add(new KeysRefreshed(c.SessionId, c.Keys.CurrentKeyId));
+        SendHeld(c, result);
     }
 }

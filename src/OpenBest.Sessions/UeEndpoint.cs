@@ -251,6 +251,19 @@ public sealed partial class UeEndpoint : IDisposable
 
     private void SendUser(Channel c, ReadOnlySpan<byte> payload, bool ackRequested, StepResult result, long token = 0)
     {
+        if (c.HoldsData)
+        {
+            // No Enterprise Key in this key set: the data waits for the HSE to name one (profile section 5).
+            if (c.Held.Count >= 64)
+            {
+                c.Held.Dequeue();
+                Drop(result, c.SessionId, DropReason.NoEnterpriseKey);
+            }
+
+            c.Held.Enqueue((payload.ToArray(), ackRequested, token));
+            return;
+        }
+
         Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
         int length;
         ulong counter = 0;
@@ -281,6 +294,15 @@ public sealed partial class UeEndpoint : IDisposable
             // The first 4 octets of the tag: in UE-to-EAS mode the HSE's "forwarded" Ack must echo them.
             var tagSize = c.Keys.Current is { } k ? k.Suite.UserPlaneTagSize : 0;
             c.Unacked[(c.Keys.CurrentKeyId, counter)] = new PendingUplink(bytes, payload.ToArray(), Now + _options.RetransmissionInterval, 0, bytes.AsSpan(bytes.Length - tagSize, Math.Min(4, tagSize)).ToArray(), token);
+        }
+    }
+
+    /// <summary>Sends the data that waited for a key set with an Enterprise Key, once the current one has it.</summary>
+    private void SendHeld(Channel c, StepResult result)
+    {
+        while (!c.HoldsData && c.Held.TryDequeue(out var held))
+        {
+            SendUser(c, held.Payload, held.Ack, result, held.Token);
         }
     }
 
@@ -325,6 +347,15 @@ public sealed partial class UeEndpoint : IDisposable
 
         /// <summary>The Enterprise Key Identifier of the current key set (TLV 0x0E), or null when none was named.</summary>
         public byte[]? EnterpriseKeyIdentifier { get; set; }
+
+        /// <summary>By Key ID: whether that key set's K_E2E was derived with an Enterprise Key.</summary>
+        public bool[] HasEnterpriseKey { get; } = new bool[8];
+
+        /// <summary>Whether data must wait: UE-to-EAS mode, an Enterprise Key required, and the current key set has none.</summary>
+        public bool HoldsData => Selected.UeToEasMode && Options.RequiresEnterpriseKey && !HasEnterpriseKey[Keys.CurrentKeyId & 7];
+
+        /// <summary>Data waiting for a key set with an Enterprise Key (at most 64; the oldest goes).</summary>
+        public Queue<(byte[] Payload, bool Ack, long Token)> Held { get; } = new();
 
         /// <summary>Replaces K_EAS_PSK (zeroing the old one).</summary>
         public void SetEasPsk(byte[]? psk, uint keyIdentifier)

@@ -69,6 +69,13 @@ public sealed record UeChannelOptions
     /// </summary>
     public IReadOnlyList<EnterpriseKey> EnterpriseKeys { get; init; } = [];
 
+    /// <summary>
+    /// Whether user-plane data needs an Enterprise Key (UE-to-EAS mode): true when any is configured. A key set without
+    /// one (the HSE named none, and no unnamed key is set) then carries no data: sends wait (up to 64) until the HSE
+    /// refreshes the keys naming one, and downlink under it is dropped, because the operator can derive its keys.
+    /// </summary>
+    public bool RequiresEnterpriseKey => !EnterpriseKey.IsEmpty || EnterpriseKeys.Count > 0;
+
     /// <summary>The Enterprise Key for a key set whose Session Start or Manage Keys Request named <paramref name="identifier"/>; null when it is not held.</summary>
     public ReadOnlyMemory<byte>? EnterpriseKeyFor(ReadOnlyMemory<byte>? identifier)
     {

@@ -114,73 +114,120 @@ public sealed class EasTests
     private static readonly EnterpriseKey First = new(Ek1, "first enterprise key"u8.ToArray());
     private static readonly EnterpriseKey Second = new(Ek2, "second enterprise key"u8.ToArray());
 
-    /// <summary>Profile 5 and 6.2: the HSE names the Enterprise Key (TLV 0x0E) in the Session Start; the UE uses the key of that name, and the EAS is told it.</summary>
+    /// <summary>
+    /// Profile 5 and 6.2, and the decision in docs/protocol.md: the HSE names the Enterprise Key (TLV 0x0E) only after the UE
+    /// authenticated, in a refresh at key confirmation; the UE uses the key of that name, and the EAS is told it.
+    /// </summary>
     [Fact]
-    public void EnterpriseKeyIdentifier_InTheSessionStart_NamesTheKeyBothEndsUse()
+    public void EnterpriseKeyIdentifier_IsNamedInARefreshAtConfirmation_AndBothEndsUseIt()
     {
         byte[]? chosen = Ek1;
         using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (imsi, eas) => imsi == Harness.Imsi && eas == "eas.example.com" ? chosen : null });
         var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKeys = [First, Second] });
         Assert.True(h.Ue.IsEstablished(channel));
-        var start = h.Wire.First(w => !w.Uplink).Message;
-        Assert.True(start.AsSpan().IndexOf(new byte[] { 0x0E, (byte)Ek1.Length }.Concat(Ek1).ToArray()) > 0); // TLV 0x0E on the wire
+        var tlv = new byte[] { 0x0E, (byte)Ek1.Length }.Concat(Ek1).ToArray();
+        Assert.True(h.Wire.First(w => !w.Uplink).Message.AsSpan().IndexOf(tlv) < 0); // not in the Session Start
+        Assert.Contains(h.Wire.Where(w => !w.Uplink).Skip(1), w => w.Message.AsSpan().IndexOf(tlv) > 0); // in the Manage Keys Request
         Assert.Equal(Ek1, h.Ue.EnterpriseKeyIdentifierOf(channel));
-        var keys = h.Single<EasKeysReady>(h.HseEvents);
-        Assert.Equal(Ek1, keys.EnterpriseKeyIdentifier);
+        var pushed = h.HseEvents.OfType<EasKeysReady>().ToList();
+        Assert.Equal([(byte)1, (byte)2], pushed.Select(k => k.KeyId));
+        Assert.Null(pushed[0].EnterpriseKeyIdentifier);
+        Assert.Equal(Ek1, pushed[1].EnterpriseKeyIdentifier);
 
         using var eas = new EasEndpoint(h.Time);
         var sid = h.Ue.SessionIdOf(channel);
         eas.SetEnterpriseKey(sid, First.Key);
-        eas.Install(keys);
+        eas.Install(pushed[1]);
         h.Pump(h.Ue.Send(channel, "under ek-1"u8), uplink: true);
-        Assert.Single(eas.Receive(h.HseEvents.OfType<UplinkForwarded>().Last().Message.Span).Events.OfType<DataReceived>());
+        var forwarded = h.HseEvents.OfType<UplinkForwarded>().Last();
+        Assert.Equal(2, forwarded.KeyId);
+        Assert.Single(eas.Receive(forwarded.Message.Span).Events.OfType<DataReceived>());
 
-        // The EAS chose another key: the next key set (a refresh) names it, and uses it.
+        // The EAS chose another key: the next refresh names it, and the new key set uses it.
         chosen = Ek2;
         h.Pump(h.Hse.RefreshKeys(sid), uplink: false);
         var refreshed = h.HseEvents.OfType<EasKeysReady>().Last();
-        Assert.Equal(2, refreshed.KeyId);
+        Assert.Equal(3, refreshed.KeyId);
         Assert.Equal(Ek2, refreshed.EnterpriseKeyIdentifier);
         Assert.Equal(Ek2, h.Ue.EnterpriseKeyIdentifierOf(channel));
+        Assert.Equal(Ek2, h.Hse.EnterpriseKeyIdentifierOf(sid));
         eas.SetEnterpriseKey(sid, Second.Key);
         eas.Install(refreshed);
         h.Pump(h.Ue.Send(channel, "under ek-2"u8), uplink: true);
         var late = h.HseEvents.OfType<UplinkForwarded>().Last();
-        Assert.Equal(2, late.KeyId);
+        Assert.Equal(3, late.KeyId);
         Assert.Equal("under ek-2"u8.ToArray(), Assert.Single(eas.Receive(late.Message.Span).Events.OfType<DataReceived>()).Payload.ToArray());
     }
 
-    /// <summary>Profile 6.2: a Session Start naming an Enterprise Key the UE does not hold is a selection it refuses (protected Reject 0x08).</summary>
+    /// <summary>
+    /// Profile 5: a UE that holds Enterprise Keys never sends data under a key set without one (the operator could read it):
+    /// it waits for a key set that names one; and it drops downlink under such a key set (the operator could forge it).
+    /// </summary>
     [Fact]
-    public void UnknownEnterpriseKeyIdentifier_InTheSessionStart_IsRefused()
-    {
-        using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (_, _) => "not-held"u8.ToArray() });
-        var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKeys = [First] });
-        Assert.False(h.Ue.IsEstablished(channel));
-        Assert.Equal(Cause.NoCommonSuite, h.Single<SessionRejected>(h.UeEvents).Cause);
-        Assert.Equal(Cause.NoCommonSuite, h.Single<SessionRejected>(h.HseEvents).Cause);
-        Assert.Empty(h.HseEvents.OfType<EasKeysReady>());
-    }
-
-    /// <summary>Profile 6.2: a Manage Keys Request naming an Enterprise Key the UE does not hold is refused; the current keys stay.</summary>
-    [Fact]
-    public void UnknownEnterpriseKeyIdentifier_InARefresh_IsRefused_AndTheCurrentKeysStay()
+    public void WithoutANamedEnterpriseKey_DataWaits_AndDownlinkIsDropped()
     {
         byte[]? chosen = null;
         using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (_, _) => chosen });
+        var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKeys = [First] });
+        Assert.True(h.Ue.IsEstablished(channel));
+        var sid = h.Ue.SessionIdOf(channel);
+        var first = h.Single<EasKeysReady>(h.HseEvents);
+        Assert.Null(first.EnterpriseKeyIdentifier);
+
+        h.Pump(h.Ue.Send(channel, "waits for the key"u8, ackRequested: true), uplink: true);
+        Assert.Empty(h.HseEvents.OfType<UplinkForwarded>());
+
+        using (var operatorEas = new EasEndpoint(h.Time))
+        {
+            operatorEas.Install(first); // no Enterprise Key: what the operator can derive
+            h.Pump(h.Hse.ForwardDownlinkFromEas(sid, operatorEas.SendDownlink(sid, "forged"u8).Send[0].Message.Span), uplink: false);
+        }
+
+        Assert.Empty(h.UeEvents.OfType<DataReceived>());
+        Assert.Contains(h.UeEvents.OfType<MessageDropped>(), d => d.Reason == DropReason.NoEnterpriseKey);
+
+        // The EAS chose its key: the refresh names it, and the data that waited goes under it.
+        chosen = Ek1;
+        h.Pump(h.Hse.RefreshKeys(sid), uplink: false);
+        var forwarded = Assert.Single(h.HseEvents.OfType<UplinkForwarded>());
+        Assert.Equal(2, forwarded.KeyId);
+        using var eas = new EasEndpoint(h.Time);
+        eas.SetEnterpriseKey(sid, First.Key);
+        eas.Install(h.HseEvents.OfType<EasKeysReady>().Last());
+        Assert.Equal("waits for the key"u8.ToArray(), Assert.Single(eas.Receive(forwarded.Message.Span).Events.OfType<DataReceived>()).Payload.ToArray());
+    }
+
+    /// <summary>Profile 6.2: a Manage Keys Request naming an Enterprise Key the UE does not hold is refused (Reject 0x08); the current keys stay, and the HSE says so.</summary>
+    [Fact]
+    public void UnknownEnterpriseKeyIdentifier_IsRefused_AndTheCurrentKeysStay()
+    {
+        using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (_, _) => "not-held"u8.ToArray() });
         var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKey = EnterpriseKey, EnterpriseKeys = [First] });
         Assert.True(h.Ue.IsEstablished(channel));
-        Assert.Null(h.Single<EasKeysReady>(h.HseEvents).EnterpriseKeyIdentifier);
-        Assert.Null(h.Ue.EnterpriseKeyIdentifierOf(channel));
         var sid = h.Ue.SessionIdOf(channel);
-
-        chosen = "not-held"u8.ToArray();
-        h.Pump(h.Hse.RefreshKeys(sid), uplink: false);
+        var refused = h.Single<EnterpriseKeyRefused>(h.HseEvents);
+        Assert.Equal("not-held"u8.ToArray(), refused.EnterpriseKeyIdentifier);
         Assert.Single(h.HseEvents.OfType<EasKeysReady>());
         Assert.Equal(1, h.Hse.CurrentKeyIdOf(sid));
-        Assert.True(h.Ue.IsEstablished(channel));
+        Assert.Null(h.Hse.EnterpriseKeyIdentifierOf(sid));
+        Assert.Null(h.Ue.EnterpriseKeyIdentifierOf(channel));
+
+        // The unnamed Enterprise Key of key set 1 still carries data.
         h.Pump(h.Ue.Send(channel, "still key 1"u8), uplink: true);
         Assert.Equal(1, h.HseEvents.OfType<UplinkForwarded>().Last().KeyId);
+    }
+
+    /// <summary>A lookup of the Enterprise Key Identifier that fails (the store is down) changes nothing and is counted.</summary>
+    [Fact]
+    public void AFailingLookup_ChangesNothing()
+    {
+        using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (_, _) => throw new InvalidOperationException("the store is down") });
+        var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKey = EnterpriseKey });
+        Assert.True(h.Ue.IsEstablished(channel));
+        var sid = h.Ue.SessionIdOf(channel);
+        h.Pump(h.Hse.RefreshKeys(sid), uplink: false);
+        Assert.Equal(2, h.Hse.CurrentKeyIdOf(sid));
+        Assert.True(h.Hse.EnterpriseKeyLookupFailures >= 2);
     }
 
     /// <summary>A restarted HSE still knows which Enterprise Key the current key set uses (session state version 2).</summary>
@@ -192,14 +239,14 @@ public sealed class EasTests
         var sid = h.Ue.SessionIdOf(channel);
         var saved = new List<HseSessionSnapshot>();
         h.Hse.TakeChanges(saved, new List<uint>());
-        var restarted = new HseEngine(h.Subscribers, new HseOptions(), h.Time);
+        var restarted = new HseEngine(h.Subscribers, new HseOptions { EnterpriseKeyIdentifier = (_, _) => Ek1 }, h.Time);
         restarted.Restore(Assert.Single(saved));
         Assert.Equal(Ek1, restarted.EnterpriseKeyIdentifierOf(sid));
         h.Hse.Dispose();
         h.Hse = restarted;
         h.Pump(h.Ue.Send(channel, "after restart"u8), uplink: true);
+        Assert.Single(h.HseEvents.OfType<UplinkForwarded>());
         h.Pump(h.Hse.RefreshKeys(sid), uplink: false);
-        // The new options name no key: the refresh names none, and the UE's key set follows.
-        Assert.Null(h.HseEvents.OfType<EasKeysReady>().Last().EnterpriseKeyIdentifier);
+        Assert.Equal(Ek1, h.HseEvents.OfType<EasKeysReady>().Last().EnterpriseKeyIdentifier);
     }
 }
