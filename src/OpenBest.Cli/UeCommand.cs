@@ -90,8 +90,7 @@ internal static class UeCommand
             var opened = await client.OpenAsync(Channel(result), cancel);
             if (opened.Channel is { } channel)
             {
-                var enterpriseKey = channel.EnterpriseKeyIdentifier is { } named ? $", Enterprise Key {Convert.ToHexString(named).ToLowerInvariant()}" : string.Empty;
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"session {channel.SessionId}: {channel.Service}, {channel.Suite?.Name}{enterpriseKey}"));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"session {channel.SessionId}: {channel.Service}, {channel.Suite?.Name}"));
                 output.Flush();
                 return channel;
             }
@@ -126,7 +125,8 @@ internal static class UeCommand
                 return ExitCodes.CheckFailed;
             }
 
-            output.WriteLine("acknowledged");
+            // UE-to-EAS mode with Enterprise Keys: the message waited for the key set that names one.
+            output.WriteLine(channel.EnterpriseKeyIdentifier is { } named ? $"acknowledged (under Enterprise Key {Convert.ToHexString(named).ToLowerInvariant()})" : "acknowledged");
             await channel.CloseAsync(cancel);
             return ExitCodes.Success;
         });

@@ -93,6 +93,7 @@ public sealed class ReferenceEas : IAsyncDisposable
     private WebApplication? _server;
     private long _lastSequence;
     private long _dropped;
+    private long _refusedKeySets;
 
     private ReferenceEas(EasOptions options, Func<EasReceived, Task> deliver)
     {
@@ -133,6 +134,9 @@ public sealed class ReferenceEas : IAsyncDisposable
 
     /// <summary>Uplink that did not open (tag, unknown keys), dropped and counted.</summary>
     public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Key sets refused: without the Enterprise Key a device shares with this EAS, or of an unknown suite.</summary>
+    public long RefusedKeySets => Interlocked.Read(ref _refusedKeySets);
 
     /// <summary>Starts listening for the HSE, then registers with it.</summary>
     /// <exception cref="HttpRequestException">The HSE cannot be reached or refused the registration.</exception>
@@ -274,7 +278,7 @@ public sealed class ReferenceEas : IAsyncDisposable
         }
 
         var preferred = keys.UeToEasMode ? _options.PreferredEnterpriseKeyIdentifier(request.ExternalId) : null;
-        await InstallAsync(request.ExternalId, keys, request.KeyIdentifier).ConfigureAwait(false);
+        _ = await InstallAsync(request.ExternalId, keys, request.KeyIdentifier).ConfigureAwait(false);
         // The Enterprise Key this EAS wants the device to use: when the keys named another, the HSE refreshes them.
         return Xml(200, new EasSessionStart(request.ExternalId, request.KeyIdentifier, EnterpriseKeyIdentifier: preferred));
     }
@@ -351,6 +355,7 @@ public sealed class ReferenceEas : IAsyncDisposable
         return Results.StatusCode(200);
     }
 
+    /// <summary>Fetches and installs the keys of a key identifier; false only when the HSE has none (yet). Keys refused here count as fetched: their messages are dropped.</summary>
     private async Task<bool> FetchAsync(string externalId, uint keyIdentifier)
     {
         using var response = await PostAsync("eas/v1/keys", new EasSessionRequest(externalId, keyIdentifier), CancellationToken.None).ConfigureAwait(false);
@@ -359,15 +364,24 @@ public sealed class ReferenceEas : IAsyncDisposable
             return false;
         }
 
-        await InstallAsync(externalId, keys, keyIdentifier).ConfigureAwait(false); // zeroes the key
+        _ = await InstallAsync(externalId, keys, keyIdentifier).ConfigureAwait(false); // zeroes the key
         return true;
     }
 
-    private async Task InstallAsync(string externalId, EasSessionKeys keys, uint keyIdentifier)
+    /// <summary>
+    /// Installs a key set; false when it is refused: a device that shares an Enterprise Key with this EAS must use it, so a
+    /// key set that names none (and no unnamed key is held), or names one not held here, is refused (the operator could
+    /// derive its E2E keys); its messages are dropped and counted.
+    /// </summary>
+    private async Task<bool> InstallAsync(string externalId, EasSessionKeys keys, uint keyIdentifier)
     {
-        if (!CipherSuite.TryGet(keys.Suite, out var suite))
+        var enterpriseKey = _options.EnterpriseKeyFor(externalId, keys.EnterpriseKeyIdentifier);
+        var required = _options.EnterpriseKeys.ContainsKey(externalId) || _options.NamedEnterpriseKeys.ContainsKey(externalId);
+        if (!CipherSuite.TryGet(keys.Suite, out var suite) || (keys.UeToEasMode && required && enterpriseKey.Length == 0))
         {
-            return;
+            CryptographicOperations.ZeroMemory(keys.KEasPsk);
+            Interlocked.Increment(ref _refusedKeySets);
+            return false;
         }
 
         var service = keys.Service == "integrity" ? BestService.Integrity : BestService.Confidential;
@@ -375,7 +389,7 @@ public sealed class ReferenceEas : IAsyncDisposable
         try
         {
             // Each key set with its own Enterprise Key (the one it names; none is the empty key).
-            _endpoint.SetEnterpriseKey(keys.SessionId, _options.EnterpriseKeyFor(externalId, keys.EnterpriseKeyIdentifier));
+            _endpoint.SetEnterpriseKey(keys.SessionId, enterpriseKey);
 
             _endpoint.Install(new EasKeysReady(keys.SessionId, _options.EasId, keys.KeyId, suite, service, keys.CounterLength, keyIdentifier, keys.KEasPsk) { UeToEasMode = true });
             if (_reservation.Limit(keys.SessionId, keys.KeyId) is { } limit)
@@ -384,6 +398,7 @@ public sealed class ReferenceEas : IAsyncDisposable
             }
 
             _externalIds[keys.SessionId] = externalId;
+            return true;
         }
         finally
         {

@@ -107,17 +107,20 @@ public static class EasApi
             }
 
             var imsi = store.ImsiOf(easId, refresh.ExternalId);
+            if (imsi is not null && refresh.EnterpriseKeyIdentifier is { } chosen)
+            {
+                // The new keys name this Enterprise Key to the UE, and so do its later sessions with this EAS (even when
+                // it has none now: the EAS can choose before the device's first session).
+                store.SetEnterpriseKeyIdentifier(imsi, easId, chosen);
+                store.Audit("enterprise-key-chosen", easId, refresh.ExternalId, 0);
+            }
+
             var sessions = imsi is null ? [] : await host.QueryAsync(engine => engine.SessionsOf(imsi, easId)).ConfigureAwait(false);
             if (sessions.Count == 0)
             {
-                return Problem(404, "no live session of that UE with this EAS");
-            }
-
-            if (refresh.EnterpriseKeyIdentifier is { } chosen)
-            {
-                // The new keys name this Enterprise Key to the UE, and so do its later sessions with this EAS.
-                store.SetEnterpriseKeyIdentifier(imsi!, easId, chosen);
-                store.Audit("enterprise-key-chosen", easId, refresh.ExternalId, 0);
+                return refresh.EnterpriseKeyIdentifier is not null && imsi is not null
+                    ? Results.StatusCode(202)
+                    : Problem(404, "no live session of that UE with this EAS");
             }
 
             foreach (var sessionId in sessions)

@@ -28,6 +28,7 @@ public sealed class EasDelivery : IAsyncDisposable
     private long _delivered;
     private long _failed;
     private long _enterpriseKeyRefreshes;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<uint, long> _lastEnterpriseKeyRefresh = new();
 
     /// <summary>Starts delivering; <paramref name="clientCertificate"/> is the HSE's (it must outlive this object).</summary>
     public EasDelivery(HseHost host, IHseStateStore store, X509Certificate2 clientCertificate, X509Certificate2 ca, TimeSpan? poll = null)
@@ -51,7 +52,7 @@ public sealed class EasDelivery : IAsyncDisposable
     /// <summary>Deliveries and pushes that failed (and will be retried, or were left to the EAS to fetch).</summary>
     public long Failed => Interlocked.Read(ref _failed);
 
-    /// <summary>Key refreshes started because an EAS chose another Enterprise Key in its EAS Session Start.</summary>
+    /// <summary>Key refreshes (Manage Keys Requests sent) because an EAS chose another Enterprise Key in its EAS Session Start.</summary>
     public long EnterpriseKeyRefreshes => Interlocked.Read(ref _enterpriseKeyRefreshes);
 
     /// <summary>Something for the EASs happened (uplink forwarded, keys ready): look at the outbox now, and push keys.</summary>
@@ -61,6 +62,9 @@ public sealed class EasDelivery : IAsyncDisposable
         {
             case UplinkForwarded:
                 _wake.Release();
+                break;
+            case EnterpriseKeyRefused refused:
+                _ = Task.Run(() => ForgetRefusedAsync(refused));
                 break;
             case EasKeysReady keys when _pushes.Wait(0):
                 // At most 16 pushes in flight: an EAS that never answers cannot pile them up (it fetches the key instead).
@@ -143,19 +147,59 @@ public sealed class EasDelivery : IAsyncDisposable
     /// <summary>
     /// The EAS answered with another Enterprise Key Identifier than the key set's: it is kept for the UE and EAS, and the
     /// session's keys are refreshed at once, so the new key set (and the UE's later sessions with the EAS) use that key.
+    /// At most one such refresh per session a minute: an EAS that keeps changing its mind cannot spend vectors.
     /// </summary>
     private async Task UseEnterpriseKeyAsync(EasKeysReady keys, string imsi, string externalId, byte[] chosen)
     {
         _store.SetEnterpriseKeyIdentifier(imsi, keys.EasId, chosen);
         _store.Audit("enterprise-key-chosen", keys.EasId, externalId, keys.EasKeyIdentifier);
+        var now = Environment.TickCount64;
+        if (_lastEnterpriseKeyRefresh.TryGetValue(keys.SessionId, out var last) && now - last < 60_000)
+        {
+            return; // the next refresh (or session) names it
+        }
+
+        if (_lastEnterpriseKeyRefresh.Count > 10_000)
+        {
+            foreach (var (session, at) in _lastEnterpriseKeyRefresh)
+            {
+                if (now - at >= 60_000)
+                {
+                    _lastEnterpriseKeyRefresh.TryRemove(session, out _);
+                }
+            }
+        }
+
+        _lastEnterpriseKeyRefresh[keys.SessionId] = now;
         try
         {
-            await _host.InvokeAsync(engine => engine.CurrentKeyIdOf(keys.SessionId) == keys.KeyId ? engine.RefreshKeys(keys.SessionId) : new StepResult()).ConfigureAwait(false);
-            Interlocked.Increment(ref _enterpriseKeyRefreshes);
+            var step = await _host.InvokeAsync(engine => engine.CurrentKeyIdOf(keys.SessionId) == keys.KeyId ? engine.RefreshKeys(keys.SessionId) : new StepResult()).ConfigureAwait(false);
+            if (step.Send.Count > 0)
+            {
+                Interlocked.Increment(ref _enterpriseKeyRefreshes); // a Manage Keys Request went out (none when one was in flight)
+            }
         }
         catch (InvalidOperationException)
         {
             // The session ended or is not established: its next session names the key.
+        }
+    }
+
+    /// <summary>The UE does not hold the Enterprise Key the EAS chose: it is forgotten (the UE's next sessions name none) and audited.</summary>
+    private async Task ForgetRefusedAsync(EnterpriseKeyRefused refused)
+    {
+        try
+        {
+            if (await _host.QueryAsync(engine => engine.Describe(refused.SessionId)).ConfigureAwait(false) is { } owner
+                && _store.EnterpriseKeyIdentifierOf(owner.Imsi, refused.EasId) is { } kept && kept.AsSpan().SequenceEqual(refused.EnterpriseKeyIdentifier))
+            {
+                _store.SetEnterpriseKeyIdentifier(owner.Imsi, refused.EasId, null);
+                _store.Audit("enterprise-key-refused", refused.EasId, _store.ExternalIdOf(refused.EasId, owner.Imsi) ?? $"session-{refused.SessionId}", 0);
+            }
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or System.Data.Common.DbException)
+        {
+            Interlocked.Increment(ref _failed);
         }
     }
 

@@ -199,7 +199,8 @@ public sealed class EndToEndTests : IAsyncLifetime
         var options = new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, EnterpriseKeys = [first], ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") };
         var channel = (await device.OpenAsync(options, Cancel)).Channel!;
 
-        // The first key set named none; the EAS's answer makes the HSE refresh, naming the EAS's key.
+        // The first key set named none, so the EAS refused it and the device keeps its data back; the EAS's answer makes
+        // the HSE refresh, naming the EAS's key.
         await WaitForAsync(() => channel.EnterpriseKeyIdentifier is { } named && named.AsSpan().SequenceEqual(first.Identifier), "the refresh names the EAS's Enterprise Key to the device");
         Assert.Equal(first.Identifier, _store.EnterpriseKeyIdentifierOf(Imsi, EasId));
         Assert.Contains(_store.AuditLog(50), a => a.Event == "enterprise-key-chosen");
@@ -208,15 +209,17 @@ public sealed class EndToEndTests : IAsyncLifetime
         await WaitForAsync(() => !_application.IsEmpty, "the uplink reaches the EAS");
         Assert.Equal("under the enterprise key", Text(Assert.Single(_application)));
         Assert.Equal(0, eas.Dropped);
+        Assert.True(eas.RefusedKeySets >= 1);
         Assert.True(await eas.SendDownlinkAsync(channel.SessionId, "downlink under it"u8.ToArray(), Cancel));
         Assert.Equal("downlink under it"u8.ToArray(), (await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel)).Payload.ToArray());
 
-        // The device's next session is named the key in its Session Start: no refresh needed.
+        // The device's next session: the HSE names the key at key confirmation, without waiting for the EAS.
         Assert.True(await channel.CloseAsync(Cancel));
         var refreshes = _delivery.EnterpriseKeyRefreshes;
         var next = (await device.OpenAsync(options, Cancel)).Channel!;
-        Assert.Equal(first.Identifier, next.EnterpriseKeyIdentifier);
-        Assert.Equal(SendStatus.Acknowledged, await next.SendAsync("second session"u8.ToArray(), true, Cancel));
+        var sent = next.SendAsync("second session"u8.ToArray(), true, Cancel); // waits for the named key set
+        await WaitForAsync(() => next.EnterpriseKeyIdentifier is { } named && named.AsSpan().SequenceEqual(first.Identifier), "the HSE names the key at once");
+        Assert.Equal(SendStatus.Acknowledged, await sent);
         await WaitForAsync(() => _application.Count == 2, "the second session's uplink reaches the EAS");
         Assert.Equal("second session", Text(_application.Last()));
         Assert.Equal(refreshes, _delivery.EnterpriseKeyRefreshes);
@@ -231,6 +234,23 @@ public sealed class EndToEndTests : IAsyncLifetime
         await first.DisposeAsync();
         await using var second = await StartEasAsync();
         Assert.NotNull(second.RegistrationId);
+    }
+
+    /// <summary>The EAS chooses the Enterprise Key before the device's first session (EasKeyRefresh with an identifier and no live session).</summary>
+    [Fact]
+    public async Task TheEasChoosesAnEnterpriseKey_BeforeTheFirstSession()
+    {
+        var key = new EnterpriseKey([0x01, 0x02], Convert.FromHexString("ffeeddccbbaa99887766554433221100"));
+        await using var eas = await StartEasAsync(named: new Dictionary<string, IReadOnlyList<EnterpriseKey>> { ["meter-9@acme"] = [key] });
+        Assert.True(await eas.RequestRefreshAsync("meter-9@acme", Cancel)); // 202: kept, no session to refresh
+        Assert.Equal(key.Identifier, _store.EnterpriseKeyIdentifierOf(Imsi, EasId));
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, UeToEasMode = true, EnterpriseKeys = [key], ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
+        Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("first session, enterprise key"u8.ToArray(), true, Cancel));
+        await WaitForAsync(() => !_application.IsEmpty, "the uplink reaches the EAS");
+        Assert.Equal("first session, enterprise key", Text(Assert.Single(_application)));
+        Assert.Equal(key.Identifier, channel.EnterpriseKeyIdentifier);
+        Assert.Equal(0, eas.Dropped);
     }
 
     [Fact]
