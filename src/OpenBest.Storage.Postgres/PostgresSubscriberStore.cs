@@ -112,9 +112,9 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
         """,
         """
         ALTER TABLE past_psks ADD COLUMN enterprise_key_id bytea;
-        CREATE INDEX past_psks_by_session ON past_psks (imsi, eas_id, session_id);
         ALTER TABLE outbox ADD COLUMN imsi text;
         CREATE INDEX outbox_by_imsi ON outbox (imsi);
+        UPDATE outbox SET imsi = (SELECT s.imsi FROM sessions s WHERE s.session_id = outbox.session_id);
         CREATE TABLE enterprise_key_ids (
             imsi       text NOT NULL,
             eas_id     text NOT NULL,

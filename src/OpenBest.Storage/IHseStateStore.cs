@@ -163,20 +163,14 @@ public interface IHseStateStore
     /// <summary>A subscriber's external identifier for an enterprise, or null.</summary>
     string? ExternalIdOf(string enterprise, string imsi);
 
-    /// <summary>
-    /// Keeps a PSK (sealed). The last <see cref="PsksPerSession"/> are kept per session, and the last
-    /// <see cref="PsksPerUeAndEas"/> per UE and EAS (the oldest sessions' go first).
-    /// </summary>
+    /// <summary>Keeps a PSK (sealed); only the last <see cref="PsksPerUeAndEas"/> per UE and EAS are kept (profile section 5).</summary>
     void SavePsk(PastPsk psk);
 
     /// <summary>The kept PSKs of a UE for an EAS, newest first.</summary>
     IReadOnlyList<PastPsk> Psks(string imsi, string easId);
 
-    /// <summary>PSKs kept per session for key synchronisation (3).</summary>
-    public const int PsksPerSession = 3;
-
-    /// <summary>PSKs kept per UE and EAS across its sessions (12).</summary>
-    public const int PsksPerUeAndEas = 12;
+    /// <summary>PSKs kept per UE and EAS for key synchronisation (profile section 5: 3).</summary>
+    public const int PsksPerUeAndEas = 3;
 
     /// <summary>Sets the Enterprise Key Identifier an EAS chose for a UE (null: none); the HSE names it in that UE's next key sets for the EAS.</summary>
     void SetEnterpriseKeyIdentifier(string imsi, string easId, byte[]? identifier);

@@ -261,11 +261,9 @@ public sealed partial class SqliteSubscriberStore
             insert.ExecuteNonQuery();
         }
 
-        using (var trim = Command(connection, transaction, "DELETE FROM past_psks WHERE imsi = $imsi AND eas_id = $eas AND ("
-            + "(session_id = $sid AND key_identifier NOT IN (SELECT key_identifier FROM past_psks WHERE imsi = $imsi AND eas_id = $eas AND session_id = $sid ORDER BY created DESC, rowid DESC LIMIT $per_session)) "
-            + "OR key_identifier NOT IN (SELECT key_identifier FROM past_psks WHERE imsi = $imsi AND eas_id = $eas ORDER BY created DESC, rowid DESC LIMIT $per_ue))"))
+        using (var trim = Command(connection, transaction, "DELETE FROM past_psks WHERE imsi = $imsi AND eas_id = $eas AND key_identifier NOT IN (SELECT key_identifier FROM past_psks WHERE imsi = $imsi AND eas_id = $eas ORDER BY created DESC, rowid DESC LIMIT $kept)"))
         {
-            Bind(trim, ("$imsi", psk.Imsi), ("$eas", psk.EasId), ("$sid", (long)psk.SessionId), ("$per_session", IHseStateStore.PsksPerSession), ("$per_ue", IHseStateStore.PsksPerUeAndEas));
+            Bind(trim, ("$imsi", psk.Imsi), ("$eas", psk.EasId), ("$kept", IHseStateStore.PsksPerUeAndEas));
             trim.ExecuteNonQuery();
         }
 

@@ -114,9 +114,9 @@ public sealed partial class SqliteSubscriberStore : ISubscriberStore, IHseStateS
         """,
         """
         ALTER TABLE past_psks ADD COLUMN enterprise_key_id BLOB;
-        CREATE INDEX past_psks_by_session ON past_psks (imsi, eas_id, session_id);
         ALTER TABLE outbox ADD COLUMN imsi TEXT;
         CREATE INDEX outbox_by_imsi ON outbox (imsi);
+        UPDATE outbox SET imsi = (SELECT s.imsi FROM sessions s WHERE s.session_id = outbox.session_id);
         CREATE TABLE enterprise_key_ids (
             imsi       TEXT NOT NULL,
             eas_id     TEXT NOT NULL,

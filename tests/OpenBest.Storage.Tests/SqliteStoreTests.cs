@@ -23,6 +23,41 @@ public sealed class SqliteStoreTests : IDisposable
         _directory.Delete(recursive: true);
     }
 
+    /// <summary>A database of schema version 3 with data in it migrates to version 4: its outbox entries learn their subscriber from their session.</summary>
+    [Fact]
+    public void Version3Database_WithData_MigratesToVersion4()
+    {
+        var migrations = (string[])typeof(SqliteSubscriberStore).GetField("Migrations", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Static)!.GetValue(null)!;
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_directory.FullName, SqliteSubscriberStore.FileName)}"))
+        {
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT;";
+            command.ExecuteNonQuery();
+            for (var v = 0; v < 3; v++)
+            {
+                command.CommandText = migrations[v] + $"INSERT INTO schema_version (version) VALUES ({v + 1});";
+                command.ExecuteNonQuery();
+            }
+
+            command.CommandText = """
+                INSERT INTO sessions (session_id, imsi, eas_id, suspended, state_enc, updated) VALUES (7, '208930000000001', 'eas.example.com', 0, x'00', 0);
+                INSERT INTO outbox (eas_id, session_id, message, next_attempt) VALUES ('eas.example.com', 7, x'01', 0), ('eas.example.com', 8, x'02', 0);
+                INSERT INTO past_psks (imsi, eas_id, key_identifier, session_id, key_id, suite, service, counter_length, ue_to_eas, psk_enc, created) VALUES ('208930000000001', 'eas.example.com', 1, 7, 1, 1, 'confidential', 2, 1, x'00', 0);
+                """;
+            command.ExecuteNonQuery();
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        using var state = Open();
+        var outbox = state.DueOutbox("eas.example.com", DateTimeOffset.UtcNow, 10);
+        Assert.Equal(["208930000000001", null], outbox.Select(o => o.Imsi));
+        Assert.Null(state.EnterpriseKeyIdentifierOf("208930000000001", "eas.example.com"));
+        state.SetEnterpriseKeyIdentifier("208930000000001", "eas.example.com", [1, 2]);
+        Assert.Equal([1, 2], state.EnterpriseKeyIdentifierOf("208930000000001", "eas.example.com"));
+        Assert.Equal(4, SqliteSubscriberStore.SchemaVersion);
+    }
+
     [Fact]
     public void Secrets_AreEncryptedAtRest_AndBoundToTheirRow()
     {

@@ -254,8 +254,7 @@ public abstract class StoreConformanceTests
         Assert.Equal("meter-9@acme", state.ExternalIdOf("acme", "208930000000001"));
         Assert.Null(state.ExternalIdOf("other", "208930000000001"));
 
-        // Session 7 keeps a key while session 9 refreshes five times: three are kept per session.
-        state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 0x0700, 7, 1, 1, "confidential", 2, true, new byte[32], DateTimeOffset.FromUnixTimeMilliseconds(500)));
+        // Profile 5: the last three per UE and EAS.
         for (uint i = 1; i <= 5; i++)
         {
             state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 0x1000 + i, 9, (byte)i, 1, "confidential", 2, true, Enumerable.Repeat((byte)i, 32).ToArray(), DateTimeOffset.FromUnixTimeMilliseconds(i * 1000),
@@ -263,20 +262,11 @@ public abstract class StoreConformanceTests
         }
 
         var psks = state.Psks("208930000000001", "eas.example.com");
-        Assert.Equal([0x1005u, 0x1004, 0x1003, 0x0700], psks.Select(p => p.KeyIdentifier));
+        Assert.Equal([0x1005u, 0x1004, 0x1003], psks.Select(p => p.KeyIdentifier));
         Assert.Equal(Enumerable.Repeat((byte)5, 32), psks[0].Psk);
         Assert.Equal("ek-1"u8.ToArray(), psks[0].EnterpriseKeyIdentifier);
         Assert.Null(psks[1].EnterpriseKeyIdentifier);
 
-        // Across sessions, twelve at most: the oldest sessions' go first.
-        for (uint s = 20; s < 32; s++)
-        {
-            state.SavePsk(new PastPsk("208930000000001", "eas.example.com", 0x2000 + s, s, 1, 1, "confidential", 2, true, new byte[32], DateTimeOffset.FromUnixTimeMilliseconds(10_000 + s)));
-        }
-
-        psks = state.Psks("208930000000001", "eas.example.com");
-        Assert.Equal(IHseStateStore.PsksPerUeAndEas, psks.Count);
-        Assert.All(psks, p => Assert.True(p.SessionId >= 20));
 
         // The Enterprise Key Identifier an EAS chose for a UE.
         Assert.Null(state.EnterpriseKeyIdentifierOf("208930000000001", "eas.example.com"));
