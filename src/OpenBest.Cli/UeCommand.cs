@@ -46,9 +46,9 @@ internal static class UeCommand
             };
             enterpriseKeys.Validators.Add(r =>
             {
-                if (r.GetValueOrDefault<string[]>()?.FirstOrDefault(v => !EnterpriseKey.TryParse(v, out _)) is { } bad)
+                if (r.GetValueOrDefault<string[]>()?.Any(v => !EnterpriseKey.TryParse(v, out _)) is true)
                 {
-                    r.AddError($"--enterprise-key must be IDENTIFIER:KEY in hex, the identifier 1..16 octets (got '{bad.Split(':')[0]}:…')");
+                    r.AddError("--enterprise-key must be IDENTIFIER:KEY in hex, the identifier 1..16 octets and the key not empty"); // the value is never echoed
                 }
             });
             foreach (var option in new Option[] { imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e, enterpriseKeys })

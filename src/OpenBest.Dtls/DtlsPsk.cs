@@ -161,7 +161,7 @@ public sealed class DtlsPskConnection : IDisposable
 public sealed class DtlsPskServer : IDisposable
 {
     private readonly Socket _socket;
-    private readonly Func<string, byte[]?> _keys;
+    private readonly Func<string, IPEndPoint, byte[]?> _keys;
     private readonly Func<string, byte[], byte[]?> _handler;
     private readonly ConcurrentDictionary<EndPoint, PeerTransport> _peers = new();
     private readonly CancellationTokenSource _stop = new();
@@ -176,6 +176,15 @@ public sealed class DtlsPskServer : IDisposable
     /// <param name="keys">The PSK of an identity, or null for an unknown one.</param>
     /// <param name="handler">Called with (identity, record) for each record received; its answer is sent back.</param>
     public DtlsPskServer(IPEndPoint endPoint, Func<string, byte[]?> keys, Func<string, byte[], byte[]?> handler)
+        : this(endPoint, (identity, _) => keys(identity), handler)
+    {
+    }
+
+    /// <summary>Listens on <paramref name="endPoint"/>; the key lookup also gets the peer's address (to limit lookups per source).</summary>
+    /// <param name="endPoint">Where to listen.</param>
+    /// <param name="keys">The PSK of (identity, peer), or null to refuse.</param>
+    /// <param name="handler">Called with (identity, record) for each record received; its answer is sent back.</param>
+    public DtlsPskServer(IPEndPoint endPoint, Func<string, IPEndPoint, byte[]?> keys, Func<string, byte[], byte[]?> handler)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         _keys = keys;
@@ -306,7 +315,7 @@ public sealed class DtlsPskServer : IDisposable
         try
         {
             var protocol = new DtlsServerProtocol();
-            var dtls = protocol.Accept(new DtlsPsk.Server(new Keys(this, name => identity = name)), transport, request);
+            var dtls = protocol.Accept(new DtlsPsk.Server(new Keys(this, (IPEndPoint)transport.Remote, name => identity = name)), transport, request);
             Interlocked.Increment(ref _handshakes);
             var buffer = new byte[2048];
             while (!_stop.IsCancellationRequested)
@@ -337,7 +346,7 @@ public sealed class DtlsPskServer : IDisposable
         }
     }
 
-    private sealed class Keys(DtlsPskServer server, Action<string> seen) : TlsPskIdentityManager
+    private sealed class Keys(DtlsPskServer server, IPEndPoint peer, Action<string> seen) : TlsPskIdentityManager
     {
         public byte[] GetHint() => [];
 
@@ -345,7 +354,7 @@ public sealed class DtlsPskServer : IDisposable
         {
             var name = Encoding.UTF8.GetString(identity);
             seen(name);
-            return server._keys(name);
+            return server._keys(name, peer);
         }
     }
 

@@ -94,6 +94,7 @@ public sealed class ReferenceEas : IAsyncDisposable
     private long _lastSequence;
     private long _dropped;
     private long _refusedKeySets;
+    private int _disposed;
 
     private ReferenceEas(EasOptions options, Func<EasReceived, Task> deliver)
     {
@@ -112,9 +113,18 @@ public sealed class ReferenceEas : IAsyncDisposable
 
         _log = Path.Combine(options.StateDirectory, "received.jsonl");
         _pskCache = new PskCache(identity => FetchPskAsync(identity).GetAwaiter().GetResult());
-        _reservation = new FileCounterReservation(Path.Combine(options.StateDirectory, "counters.json"));
+        try
+        {
+            _reservation = new FileCounterReservation(Path.Combine(options.StateDirectory, "counters.json"));
+            _lastSequence = LastSequenceIn(_log);
+        }
+        catch
+        {
+            _folderLock.Dispose(); // a state folder that cannot be read leaves no lock behind
+            throw;
+        }
+
         _endpoint = new EasEndpoint(reservation: _reservation);
-        _lastSequence = LastSequenceIn(_log);
         var handler = new SocketsHttpHandler();
         handler.SslOptions.ClientCertificates = [options.Certificate];
         handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => options.Certificate;
@@ -162,6 +172,7 @@ public sealed class ReferenceEas : IAsyncDisposable
     /// <exception cref="InvalidOperationException">The EAS holds no keys for that session.</exception>
     public async Task<bool> SendDownlinkAsync(uint sessionId, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this);
         byte[] message;
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
@@ -190,7 +201,7 @@ public sealed class ReferenceEas : IAsyncDisposable
     /// PSK identity <c>&lt;external id&gt;#&lt;key identifier&gt;</c> the device presents. The caller disposes it.
     /// </summary>
     public Dtls.DtlsPskServer StartDtls(IPEndPoint endPoint, Func<string, byte[], byte[]?> handler) =>
-        new(endPoint, _pskCache.Get, handler);
+        new(endPoint, (identity, peer) => _pskCache.Get(identity, peer), handler);
 
     /// <summary>Key requests the DTLS server's PSK lookups made to the HSE (the rest came from the cache, or were over the rate).</summary>
     public long PskRequests => _pskCache.Requests;
@@ -225,17 +236,27 @@ public sealed class ReferenceEas : IAsyncDisposable
     /// <summary>Stops listening (the registration stays: the HSE keeps the outbox for a restarted EAS).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         if (_server is not null)
         {
+            // Requests in progress finish (up to 5 s) before the state goes: they may be writing the log or counters.
+            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await _server.StopAsync(grace.Token).ConfigureAwait(false);
             await _server.DisposeAsync().ConfigureAwait(false);
         }
 
+        // Whatever still holds the gates (a caller's downlink) finishes first; the lock is released last, so a next EAS
+        // on this folder never shares a counter with this one.
+        await _uplinkGate.WaitAsync().ConfigureAwait(false);
+        await _gate.WaitAsync().ConfigureAwait(false);
         _http.Dispose();
         _endpoint.Dispose();
-        _gate.Dispose();
-        _uplinkGate.Dispose();
-        await _folderLock.DisposeAsync().ConfigureAwait(false);
         _pskCache.Dispose();
+        await _folderLock.DisposeAsync().ConfigureAwait(false);
     }
 
     private async Task ListenAsync(CancellationToken cancellationToken)
@@ -534,30 +555,45 @@ internal sealed class FileCounterReservation : ICounterReservation
 }
 
 /// <summary>
-/// The DTLS server's PSK lookups, in front of the HSE: a key the HSE gave is kept for 60 s and a refusal for 1 s, for
-/// 4096 identities at most, and at most 50 requests a second reach the HSE (the rest are refused at once). So a device
-/// that reconnects, or a peer that tries identities, costs the HSE one key request per identity and period. Each
-/// lookup gets its own copy of the key; a cached key is zeroed when it leaves the cache.
+/// The DTLS server's PSK lookups, in front of the HSE. A key the HSE gave is kept for 60 s and a refusal for 1 s, for 4096
+/// identities at most (expired ones go first, then those closest to expiring). An identity that is not
+/// <c>&lt;external id&gt;#&lt;8 hex digits&gt;</c> is refused without asking. At most 50 requests a second reach the HSE, and
+/// at most 5 a second for one source address, so one peer cannot use up the others' share. Each lookup gets its own copy
+/// of the key; a cached key is zeroed when it leaves the cache.
 /// </summary>
-internal sealed class PskCache(Func<string, byte[]?> fetch) : IDisposable
+internal sealed class PskCache(Func<string, byte[]?> fetch, Func<long>? clock = null) : IDisposable
 {
-    private const int MaxEntries = 4096;
-    private const int RequestsPerSecond = 50;
-    private static readonly TimeSpan KeyLifetime = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan RefusalLifetime = TimeSpan.FromSeconds(1); // short: a device may ask just before the HSE keeps its key
+    internal const int MaxEntries = 4096;
+    internal const int RequestsPerSecond = 50;
+    internal const int RequestsPerSecondPerSource = 5;
+    private const long KeyLifetimeMs = 60_000;
+    private const long RefusalLifetimeMs = 1_000; // short: a device may ask just before the HSE keeps its key
     private readonly Dictionary<string, (byte[]? Key, long Expires)> _entries = new(StringComparer.Ordinal);
+    private readonly Dictionary<IPAddress, int> _perSource = [];
+    private readonly Func<long> _clock = clock ?? (() => Environment.TickCount64);
     private readonly object _lock = new();
-    private long _second;
+    private long _second = -1;
     private int _requestsThisSecond;
     private long _requests;
+    private bool _disposed;
 
     public long Requests => Interlocked.Read(ref _requests);
 
-    public byte[]? Get(string identity)
+    public byte[]? Get(string identity, IPEndPoint? source = null)
     {
-        var now = Environment.TickCount64;
+        if (!IsIdentity(identity))
+        {
+            return null;
+        }
+
+        var now = _clock();
         lock (_lock)
         {
+            if (_disposed)
+            {
+                return null;
+            }
+
             if (_entries.TryGetValue(identity, out var entry))
             {
                 if (entry.Expires > now)
@@ -572,11 +608,19 @@ internal sealed class PskCache(Func<string, byte[]?> fetch) : IDisposable
             {
                 _second = now / 1000;
                 _requestsThisSecond = 0;
+                _perSource.Clear();
             }
 
-            if (++_requestsThisSecond > RequestsPerSecond)
+            var fromSource = source is null ? 0 : _perSource.GetValueOrDefault(source.Address);
+            if (_requestsThisSecond >= RequestsPerSecond || fromSource >= RequestsPerSecondPerSource)
             {
                 return null;
+            }
+
+            _requestsThisSecond++;
+            if (source is not null)
+            {
+                _perSource[source.Address] = fromSource + 1;
             }
         }
 
@@ -584,29 +628,51 @@ internal sealed class PskCache(Func<string, byte[]?> fetch) : IDisposable
         var key = fetch(identity);
         lock (_lock)
         {
+            if (_disposed)
+            {
+                return key;
+            }
+
+            if (_entries.Remove(identity, out var raced))
+            {
+                CryptographicOperations.ZeroMemory(raced.Key);
+            }
+
             if (_entries.Count >= MaxEntries)
             {
-                foreach (var (name, old) in _entries.ToList())
+                // Expired entries first, then the quarter closest to expiring.
+                var victims = _entries.Where(e => e.Value.Expires <= now).ToList();
+                if (victims.Count == 0)
+                {
+                    victims = [.. _entries.OrderBy(e => e.Value.Expires).Take(MaxEntries / 4)];
+                }
+
+                foreach (var (name, old) in victims)
                 {
                     Forget(name, old.Key);
                 }
             }
 
-            if (_entries.Remove(identity, out var raced))
-            {
-                Forget(identity, raced.Key);
-            }
-
-            _entries[identity] = (key?.ToArray(), now + (long)(key is null ? RefusalLifetime : KeyLifetime).TotalMilliseconds);
+            _entries[identity] = (key?.ToArray(), now + (key is null ? RefusalLifetimeMs : KeyLifetimeMs));
         }
 
         return key;
     }
 
+    /// <summary>Whether <paramref name="identity"/> has the profile's form: an external id, '#', 8 lowercase hex digits.</summary>
+    internal static bool IsIdentity(string identity)
+    {
+        var hash = identity.LastIndexOf('#');
+        return hash > 0 && identity.Length - hash - 1 == 8 && !identity.AsSpan(hash + 1).ContainsAnyExcept(LowerHex);
+    }
+
+    private static readonly System.Buffers.SearchValues<char> LowerHex = System.Buffers.SearchValues.Create("0123456789abcdef");
+
     public void Dispose()
     {
         lock (_lock)
         {
+            _disposed = true;
             foreach (var (name, entry) in _entries.ToList())
             {
                 Forget(name, entry.Key);

@@ -29,16 +29,30 @@ public static partial class DurableFile
         SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
     }
 
-    /// <summary>Syncs a folder's entries (names created, renamed or removed in it) to disk; nothing on Windows, where NTFS journals them.</summary>
+    /// <summary>
+    /// Syncs a folder's entries (names created, renamed or removed in it) to disk. Nothing on Windows, where NTFS journals
+    /// them, nor where the C library cannot be loaded by the name "libc" (some musl systems): there the rename is as durable
+    /// as the file system makes it.
+    /// </summary>
     /// <exception cref="IOException">The folder could not be opened or synced.</exception>
     public static void SyncDirectory(string directory)
     {
-        if (OperatingSystem.IsWindows())
+        if (OperatingSystem.IsWindows() || !_libcAvailable)
         {
             return;
         }
 
-        var fd = Native.Open(directory, 0 /* O_RDONLY */);
+        int fd;
+        try
+        {
+            fd = Native.Open(directory, 0 /* O_RDONLY */);
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            _libcAvailable = false;
+            return;
+        }
+
         if (fd < 0)
         {
             throw new IOException($"cannot open the folder {directory} to sync it (errno {Marshal.GetLastPInvokeError()})");
@@ -56,6 +70,8 @@ public static partial class DurableFile
             _ = Native.Close(fd);
         }
     }
+
+    private static bool _libcAvailable = true;
 
     private static partial class Native
     {

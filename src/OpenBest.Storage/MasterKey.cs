@@ -127,12 +127,13 @@ public sealed class MasterKey : IDisposable
             try
             {
                 File.Move(temporary, path, overwrite: false);
-                DurableFile.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
             }
             catch (IOException) when (File.Exists(path))
             {
                 File.Delete(temporary); // another process created it first: use theirs
             }
+
+            DurableFile.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
         }
         finally
         {

@@ -308,7 +308,7 @@ public sealed class EndToEndTests : IAsyncLifetime
             await Assert.ThrowsAsync<IOException>(() => Task.Run(() => OpenBest.Dtls.DtlsPsk.Connect(dtls.LocalEndPoint, BestChannel.PskIdentity("meter-9@acme", keyIdentifier ^ 1), psk, TimeSpan.FromSeconds(5)), Cancel));
         }
 
-        Assert.Equal(2, eas.PskRequests);
+        Assert.InRange(eas.PskRequests, 2, 3); // 2 unless the second came more than the refusal's 1 s after the first
         Assert.Single(_store.AuditLog(100), a => a.Event == "key-refused");
 
         // A wrong key identifier, or another EAS's device, gets no key: the handshake fails.
