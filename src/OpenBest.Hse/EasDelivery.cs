@@ -21,7 +21,12 @@ public sealed class EasDelivery : IAsyncDisposable
     private readonly X509Certificate2 _clientCertificate;
     private readonly X509Certificate2 _ca;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
-    private readonly SemaphoreSlim _pushes = new(16);
+    // Keys to push: queued (10 000 at most) and pushed by 16 workers, so an EAS that never answers cannot pile up
+    // connections, and a burst of sessions is pushed in turn rather than left to the EAS to fetch.
+    private readonly System.Threading.Channels.Channel<EasKeysReady> _pushQueue = System.Threading.Channels.Channel.CreateBounded<EasKeysReady>(
+        new System.Threading.Channels.BoundedChannelOptions(10_000) { FullMode = System.Threading.Channels.BoundedChannelFullMode.Wait });
+    private readonly Task[] _pushers;
+    private long _pushesDropped;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _wake = new(0);
     private readonly Task _loop;
@@ -41,6 +46,7 @@ public sealed class EasDelivery : IAsyncDisposable
         _ca = ca;
         Poll = poll ?? TimeSpan.FromMilliseconds(200);
         _loop = Task.Run(LoopAsync);
+        _pushers = [.. Enumerable.Range(0, 16).Select(_ => Task.Run(PushLoopAsync))];
     }
 
     /// <summary>How often the outbox is looked at when nothing wakes the loop.</summary>
@@ -66,21 +72,40 @@ public sealed class EasDelivery : IAsyncDisposable
             case EnterpriseKeyRefused refused:
                 _ = Task.Run(() => ForgetRefusedAsync(refused));
                 break;
-            case EasKeysReady keys when _pushes.Wait(0):
-                // At most 16 pushes in flight: an EAS that never answers cannot pile them up (it fetches the key instead).
+            case EasKeysReady keys:
                 var copy = keys with { KEasPsk = keys.KEasPsk.ToArray() };
-                _ = Task.Run(async () =>
+                if (!_pushQueue.Writer.TryWrite(copy))
                 {
-                    try
-                    {
-                        await PushAsync(copy).ConfigureAwait(false);
-                    }
-                    finally
-                    {
-                        _pushes.Release();
-                    }
-                });
+                    // The queue is full: this key set is left to the EAS to fetch when the UE names it.
+                    CryptographicOperations.ZeroMemory(MemoryMarshalArray(copy.KEasPsk));
+                    Interlocked.Increment(ref _pushesDropped);
+                }
+
                 break;
+        }
+    }
+
+    /// <summary>Key pushes not queued because 10 000 were waiting.</summary>
+    public long PushesDropped => Interlocked.Read(ref _pushesDropped);
+
+    private async Task PushLoopAsync()
+    {
+        try
+        {
+            await foreach (var keys in _pushQueue.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
+            {
+                try
+                {
+                    await PushAsync(keys).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    Interlocked.Increment(ref _failed); // one push never stops the others
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
         }
     }
 
@@ -88,7 +113,14 @@ public sealed class EasDelivery : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
+        _pushQueue.Writer.TryComplete();
         await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Task.WhenAll(_pushers).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        while (_pushQueue.Reader.TryRead(out var waiting))
+        {
+            CryptographicOperations.ZeroMemory(MemoryMarshalArray(waiting.KEasPsk)); // never pushed: zeroed
+        }
+
         foreach (var client in _clients.Values)
         {
             client.Dispose();
@@ -96,7 +128,6 @@ public sealed class EasDelivery : IAsyncDisposable
 
         _stop.Dispose();
         _wake.Dispose();
-        _pushes.Dispose();
     }
 
     private async Task PushAsync(EasKeysReady keys)
