@@ -82,8 +82,17 @@ public enum SendStatus
     /// <summary>The peer acknowledged it (after storing it).</summary>
     Acknowledged,
 
-    /// <summary>No Ack within the operation timeout; the channel goes on retransmitting and, if need be, resends it in a new session.</summary>
+    /// <summary>
+    /// No Ack within the operation timeout; the channel goes on retransmitting and, if need be, resends it in a new session.
+    /// A message that was still waiting for a key set with an Enterprise Key is given up instead, and never sent.
+    /// </summary>
     NotAcknowledged,
+
+    /// <summary>
+    /// UE-to-EAS mode, sent without asking for an Ack: not sent yet, it waits for a key set with the Enterprise Key
+    /// (<see cref="UeOptions.MaxHoldTime"/> at most; see <see cref="UeChannelOptions.RequiresEnterpriseKey"/>).
+    /// </summary>
+    Held,
 }
 
 /// <summary>A payload received on a channel.</summary>
@@ -300,6 +309,14 @@ public sealed class BestClient : IAsyncDisposable
         }
     }
 
+    internal void CancelHeld(int handle, long token)
+    {
+        lock (_gate)
+        {
+            _ue.CancelHeld(handle, token);
+        }
+    }
+
     internal bool IsEstablished(int handle)
     {
         lock (_gate)
@@ -383,6 +400,10 @@ public sealed class BestClient : IAsyncDisposable
         if (e is DataAcknowledged acked && acked.Token != 0 && _acks.TryRemove(acked.Token, out var waiter))
         {
             waiter.TrySetResult(SendStatus.Acknowledged);
+        }
+        else if (e is HeldDataDropped dropped && dropped.Token != 0 && _acks.TryRemove(dropped.Token, out var given))
+        {
+            given.TrySetResult(SendStatus.NotAcknowledged); // it waited too long for its Enterprise Key: never sent
         }
 
         TaskCompletionSource<SessionEvent>? opening;
@@ -526,8 +547,14 @@ public sealed class BestChannel
 
         if (!acknowledged)
         {
-            await _client.DoAsync(ue => ue.Send(Handle, payload.Span)).ConfigureAwait(false);
-            return SendStatus.Sent;
+            var held = false;
+            await _client.DoAsync(ue =>
+            {
+                var step = ue.Send(Handle, payload.Span);
+                held = ue.IsHoldingData(Handle);
+                return step;
+            }).ConfigureAwait(false);
+            return held ? SendStatus.Held : SendStatus.Sent;
         }
 
         var token = _client.NextToken();
@@ -539,7 +566,14 @@ public sealed class BestChannel
         }
         catch (TimeoutException)
         {
+            // A message still waiting for its Enterprise Key is given up: the caller was told it failed, so it never goes later.
+            _client.CancelHeld(Handle, token);
             return SendStatus.NotAcknowledged;
+        }
+        catch (OperationCanceledException)
+        {
+            _client.CancelHeld(Handle, token);
+            throw;
         }
         finally
         {

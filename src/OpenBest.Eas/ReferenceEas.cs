@@ -177,6 +177,7 @@ public sealed class ReferenceEas : IAsyncDisposable
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) == 1, this); // disposed while waiting
             var step = _endpoint.SendDownlink(sessionId, payload.Span);
             message = step.Send[0].Message.ToArray();
         }
@@ -241,22 +242,35 @@ public sealed class ReferenceEas : IAsyncDisposable
             return;
         }
 
-        if (_server is not null)
+        try
         {
-            // Requests in progress finish (up to 5 s) before the state goes: they may be writing the log or counters.
-            using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await _server.StopAsync(grace.Token).ConfigureAwait(false);
-            await _server.DisposeAsync().ConfigureAwait(false);
+            if (_server is not null)
+            {
+                // Requests in progress finish (up to 5 s) before the state goes: they may be writing the log or counters.
+                using var grace = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                try
+                {
+                    await _server.StopAsync(grace.Token).ConfigureAwait(false);
+                }
+                finally
+                {
+                    await _server.DisposeAsync().ConfigureAwait(false);
+                }
+            }
         }
-
-        // Whatever still holds the gates (a caller's downlink) finishes first; the lock is released last, so a next EAS
-        // on this folder never shares a counter with this one.
-        await _uplinkGate.WaitAsync().ConfigureAwait(false);
-        await _gate.WaitAsync().ConfigureAwait(false);
-        _http.Dispose();
-        _endpoint.Dispose();
-        _pskCache.Dispose();
-        await _folderLock.DisposeAsync().ConfigureAwait(false);
+        finally
+        {
+            // Whatever still holds the gates (a caller's downlink) finishes first; callers that come later see the EAS
+            // disposed. The lock is released last, so a next EAS on this folder never shares a counter with this one.
+            await _uplinkGate.WaitAsync().ConfigureAwait(false);
+            await _gate.WaitAsync().ConfigureAwait(false);
+            _pskCache.Dispose();
+            _http.Dispose();
+            _endpoint.Dispose();
+            _gate.Release();
+            _uplinkGate.Release();
+            await _folderLock.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     private async Task ListenAsync(CancellationToken cancellationToken)

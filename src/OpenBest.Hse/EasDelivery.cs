@@ -21,11 +21,14 @@ public sealed class EasDelivery : IAsyncDisposable
     private readonly X509Certificate2 _clientCertificate;
     private readonly X509Certificate2 _ca;
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, HttpClient> _clients = new(StringComparer.Ordinal);
-    // Keys to push: queued (10 000 at most) and pushed by 16 workers, so an EAS that never answers cannot pile up
-    // connections, and a burst of sessions is pushed in turn rather than left to the EAS to fetch.
-    private readonly System.Threading.Channels.Channel<EasKeysReady> _pushQueue = System.Threading.Channels.Channel.CreateBounded<EasKeysReady>(
-        new System.Threading.Channels.BoundedChannelOptions(10_000) { FullMode = System.Threading.Channels.BoundedChannelFullMode.Wait });
+    // Keys to push: queued (625 per worker, 10 000 in all) and pushed by 16 workers, so an EAS that never answers cannot
+    // pile up connections, and a burst of sessions is pushed in turn rather than left to the EAS to fetch. A session's key
+    // sets always go to the same worker, so they reach the EAS in order.
+    private const int Pushers = 16;
+    private readonly System.Threading.Channels.Channel<EasKeysReady>[] _pushQueues = [.. Enumerable.Range(0, Pushers).Select(_ => System.Threading.Channels.Channel.CreateBounded<EasKeysReady>(
+        new System.Threading.Channels.BoundedChannelOptions(625) { FullMode = System.Threading.Channels.BoundedChannelFullMode.Wait }))];
     private readonly Task[] _pushers;
+    private int _disposed;
     private long _pushesDropped;
     private readonly CancellationTokenSource _stop = new();
     private readonly SemaphoreSlim _wake = new(0);
@@ -46,7 +49,7 @@ public sealed class EasDelivery : IAsyncDisposable
         _ca = ca;
         Poll = poll ?? TimeSpan.FromMilliseconds(200);
         _loop = Task.Run(LoopAsync);
-        _pushers = [.. Enumerable.Range(0, 16).Select(_ => Task.Run(PushLoopAsync))];
+        _pushers = [.. _pushQueues.Select(queue => Task.Run(() => PushLoopAsync(queue)))];
     }
 
     /// <summary>How often the outbox is looked at when nothing wakes the loop.</summary>
@@ -64,6 +67,16 @@ public sealed class EasDelivery : IAsyncDisposable
     /// <summary>Something for the EASs happened (uplink forwarded, keys ready): look at the outbox now, and push keys.</summary>
     public void OnEvent(SessionEvent e)
     {
+        if (Volatile.Read(ref _disposed) == 1)
+        {
+            if (e is EasKeysReady late)
+            {
+                CryptographicOperations.ZeroMemory(MemoryMarshalArray(late.KEasPsk));
+            }
+
+            return; // the host's last events after this stopped: the outbox keeps them for the next start
+        }
+
         switch (e)
         {
             case UplinkForwarded:
@@ -74,7 +87,7 @@ public sealed class EasDelivery : IAsyncDisposable
                 break;
             case EasKeysReady keys:
                 var copy = keys with { KEasPsk = keys.KEasPsk.ToArray() };
-                if (!_pushQueue.Writer.TryWrite(copy))
+                if (!_pushQueues[keys.SessionId % Pushers].Writer.TryWrite(copy))
                 {
                     // The queue is full: this key set is left to the EAS to fetch when the UE names it.
                     CryptographicOperations.ZeroMemory(MemoryMarshalArray(copy.KEasPsk));
@@ -88,11 +101,11 @@ public sealed class EasDelivery : IAsyncDisposable
     /// <summary>Key pushes not queued because 10 000 were waiting.</summary>
     public long PushesDropped => Interlocked.Read(ref _pushesDropped);
 
-    private async Task PushLoopAsync()
+    private async Task PushLoopAsync(System.Threading.Channels.Channel<EasKeysReady> queue)
     {
         try
         {
-            await foreach (var keys in _pushQueue.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
+            await foreach (var keys in queue.Reader.ReadAllAsync(_stop.Token).ConfigureAwait(false))
             {
                 try
                 {
@@ -112,13 +125,25 @@ public sealed class EasDelivery : IAsyncDisposable
     /// <summary>Stops delivering (the outbox stays for the next start).</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         await _stop.CancelAsync().ConfigureAwait(false);
-        _pushQueue.Writer.TryComplete();
+        foreach (var queue in _pushQueues)
+        {
+            queue.Writer.TryComplete();
+        }
+
         await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await Task.WhenAll(_pushers).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-        while (_pushQueue.Reader.TryRead(out var waiting))
+        foreach (var queue in _pushQueues)
         {
-            CryptographicOperations.ZeroMemory(MemoryMarshalArray(waiting.KEasPsk)); // never pushed: zeroed
+            while (queue.Reader.TryRead(out var waiting))
+            {
+                CryptographicOperations.ZeroMemory(MemoryMarshalArray(waiting.KEasPsk)); // never pushed: zeroed
+            }
         }
 
         foreach (var client in _clients.Values)
@@ -126,8 +151,7 @@ public sealed class EasDelivery : IAsyncDisposable
             client.Dispose();
         }
 
-        _stop.Dispose();
-        _wake.Dispose();
+        _stop.Dispose(); // _wake stays: a late event may still release it
     }
 
     private async Task PushAsync(EasKeysReady keys)
@@ -201,13 +225,14 @@ public sealed class EasDelivery : IAsyncDisposable
             }
         }
 
-        _lastEnterpriseKeyRefresh[keys.SessionId] = now;
         try
         {
+            // A refresh in flight runs again when it ends (the engine keeps the request), naming the kept identifier.
             var step = await _host.InvokeAsync(engine => engine.CurrentKeyIdOf(keys.SessionId) == keys.KeyId ? engine.RefreshKeys(keys.SessionId) : new StepResult()).ConfigureAwait(false);
             if (step.Send.Count > 0)
             {
-                Interlocked.Increment(ref _enterpriseKeyRefreshes); // a Manage Keys Request went out (none when one was in flight)
+                _lastEnterpriseKeyRefresh[keys.SessionId] = now;
+                Interlocked.Increment(ref _enterpriseKeyRefreshes); // a Manage Keys Request went out
             }
         }
         catch (InvalidOperationException)
@@ -216,16 +241,19 @@ public sealed class EasDelivery : IAsyncDisposable
         }
     }
 
-    /// <summary>The UE does not hold the Enterprise Key the EAS chose: it is forgotten (the UE's next sessions name none) and audited.</summary>
+    /// <summary>
+    /// The UE does not hold the Enterprise Key the EAS chose: the identifier kept goes back to the one the session uses (none
+    /// if it uses none), so the UE's next key sets name a key it holds; audited.
+    /// </summary>
     private async Task ForgetRefusedAsync(EnterpriseKeyRefused refused)
     {
         try
         {
-            if (await _host.QueryAsync(engine => engine.Describe(refused.SessionId)).ConfigureAwait(false) is { } owner
-                && _store.EnterpriseKeyIdentifierOf(owner.Imsi, refused.EasId) is { } kept && kept.AsSpan().SequenceEqual(refused.EnterpriseKeyIdentifier))
+            var (owner, inUse) = await _host.QueryAsync(engine => (engine.Describe(refused.SessionId), engine.EnterpriseKeyIdentifierOf(refused.SessionId))).ConfigureAwait(false);
+            if (owner is { } who && _store.EnterpriseKeyIdentifierOf(who.Imsi, refused.EasId) is { } kept && kept.AsSpan().SequenceEqual(refused.EnterpriseKeyIdentifier))
             {
-                _store.SetEnterpriseKeyIdentifier(owner.Imsi, refused.EasId, null);
-                _store.Audit("enterprise-key-refused", refused.EasId, _store.ExternalIdOf(refused.EasId, owner.Imsi) ?? $"session-{refused.SessionId}", 0);
+                _store.SetEnterpriseKeyIdentifier(who.Imsi, refused.EasId, inUse);
+                _store.Audit("enterprise-key-refused", refused.EasId, _store.ExternalIdOf(refused.EasId, who.Imsi) ?? $"session-{refused.SessionId}", 0);
             }
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or System.Data.Common.DbException)

@@ -30,6 +30,12 @@ public sealed record DataAcknowledged(uint SessionId, byte KeyId, ulong Counter)
 /// <summary>A new key set is in use.</summary>
 public sealed record KeysRefreshed(uint SessionId, byte KeyId) : SessionEvent(SessionId);
 
+/// <summary>
+/// A message that waited for a key set with an Enterprise Key was given up (it waited longer than
+/// <see cref="UeOptions.MaxHoldTime"/>, more than 64 waited, or the channel ended): it was never sent.
+/// </summary>
+public sealed record HeldDataDropped(uint SessionId, long Token) : SessionEvent(SessionId);
+
 /// <summary>The UE refused a Manage Keys Request because it does not hold the Enterprise Key it named (Reject 0x08); the current keys stay.</summary>
 public sealed record EnterpriseKeyRefused(uint SessionId, string EasId, byte[] EnterpriseKeyIdentifier) : SessionEvent(SessionId);
 

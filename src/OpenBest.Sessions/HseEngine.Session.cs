@@ -145,6 +145,7 @@ public sealed partial class HseEngine
                 session.PendingRand = null;
                 session.EnterpriseKeyId = session.PendingEnterpriseKeyId;
                 session.PendingEnterpriseKeyId = null;
+                RefreshAgainIfAsked(session, result);
                 session.KeyExpiry = _options.KeyLifetime is { } lifetime ? Now + lifetime : null;
                 result.Events.Add(new KeysRefreshed(session.Id, prefix.KeyId));
                 if (NeedsEasKeys(session.Selected) && session.EasPsk is not null)
@@ -317,6 +318,7 @@ public sealed partial class HseEngine
             }
 
             session.PendingEnterpriseKeyId = null;
+            RefreshAgainIfAsked(session, result);
         }
 
         result.Events.Add(new SessionRejected(session.Id, reject.Cause, reject.BackOffSeconds is { } s ? TimeSpan.FromSeconds(s) : null));
@@ -338,9 +340,9 @@ public sealed partial class HseEngine
 
         // UE-to-EAS mode: the Enterprise Key the EAS chose for this UE is named now that the UE authenticated, in a
         // refresh right away (the first key set had none).
-        if (session.Selected.UeToEasMode && EnterpriseKeyIdentifierFor(session) is not null)
+        if (session.Selected.UeToEasMode && EnterpriseKeyIdentifierFor(session) is { } chosen)
         {
-            StartRefresh(session, result);
+            StartRefresh(session, result, enterpriseKeyId: chosen);
         }
     }
 
@@ -415,7 +417,7 @@ public sealed partial class HseEngine
         return windows;
     }
 
-    private void StartRefresh(HseSession session, StepResult result, bool afterResync = false)
+    private void StartRefresh(HseSession session, StepResult result, bool afterResync = false, byte[]? enterpriseKeyId = null)
     {
         if (session.Keys.Current is null)
         {
@@ -425,11 +427,16 @@ public sealed partial class HseEngine
         var keyId = Wire.NextKeyId(session.Keys.CurrentKeyId);
         if (!session.Keys.IsFree(keyId))
         {
-            return; // reused only after its old set was erased
+            // A refresh in flight serves, unless it names another Enterprise Key than the one wanted now; a Key ID still
+            // held by a set in its grace period: this refresh runs when it is free.
+            session.RefreshAgain |= session.Keys.PendingKeyId is null
+                || (session.Selected.UeToEasMode && !(enterpriseKeyId ?? EnterpriseKeyIdentifierFor(session)).AsSpan().SequenceEqual(session.PendingEnterpriseKeyId));
+            return;
         }
 
+        session.RefreshAgain = false;
         // Looked up before anything changes (it may call the store).
-        var enterpriseKeyId = EnterpriseKeyIdentifierFor(session);
+        enterpriseKeyId ??= EnterpriseKeyIdentifierFor(session);
         using var vector = _subscribers.CreateVector(session.Imsi, Wire.ContextOf(session.Selected.KeyAgreement));
         if (vector is null)
         {
@@ -473,6 +480,15 @@ public sealed partial class HseEngine
         session.Outstanding = new Outstanding(bytes, CommandCode.ManageKeysRequest, Now + _options.RetransmissionInterval);
     }
 
+    /// <summary>Runs a refresh that was asked for while another was in flight.</summary>
+    private void RefreshAgainIfAsked(HseSession session, StepResult result)
+    {
+        if (session.RefreshAgain && session.State == HseState.Established && session.Keys.PendingKeyId is null)
+        {
+            StartRefresh(session, result);
+        }
+    }
+
     private void CheckIntegrityLimit(HseSession session, KeySet keys, StepResult result)
     {
         var limit = keys.Suite.UserPlaneTagSize <= 4 ? 1L << 16 : 1L << 32;
@@ -487,6 +503,11 @@ public sealed partial class HseEngine
         if (session.Keys.Expire(now))
         {
             session.Touch();
+        }
+
+        if (session.RefreshAgain && session.Outstanding is null)
+        {
+            RefreshAgainIfAsked(session, result); // e.g. once an old set's grace period ended and its Key ID is free
         }
 
         switch (session.State)
@@ -513,6 +534,7 @@ public sealed partial class HseEngine
                 {
                     session.Keys.DropPending();
                     session.PendingRand = null;
+                    session.PendingEnterpriseKeyId = null; // a UE with data waiting for its key asks again itself
                 }
                 else if (outstanding.Code == CommandCode.SessionTerminateRequest)
                 {

@@ -122,19 +122,25 @@ public sealed partial class HseEngine
     }
 
     /// <summary>
-    /// The Enterprise Key Identifier to name for a UE-to-EAS session's next key set (1 to 16 octets), or null; a lookup that
-    /// fails keeps the current key set's.
+    /// The Enterprise Key Identifier to name for a UE-to-EAS session's next key set (1 to 16 octets), or null: the one kept
+    /// for the UE and EAS, else (and when the lookup fails) the current key set's.
     /// </summary>
     private byte[]? EnterpriseKeyIdentifierFor(HseSession session)
     {
-        if (!session.Selected.UeToEasMode || _options.EnterpriseKeyIdentifier is not { } lookup)
+        if (!session.Selected.UeToEasMode)
         {
             return null;
         }
 
+        if (_options.EnterpriseKeyIdentifier is not { } lookup)
+        {
+            return session.EnterpriseKeyId;
+        }
+
         try
         {
-            return lookup(session.Imsi, session.Request.EasId) is { Length: >= 1 and <= 16 } eki ? eki : null;
+            // Never back to none: a key set the UE's Enterprise Key protects is only ever followed by another that names one.
+            return lookup(session.Imsi, session.Request.EasId) is { Length: >= 1 and <= 16 } eki ? eki : session.EnterpriseKeyId;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {

@@ -407,6 +407,9 @@ public sealed partial class HseEngine : IDisposable
         /// <summary>The Enterprise Key Identifier named in the Manage Keys Request in flight, or null.</summary>
         public byte[]? PendingEnterpriseKeyId { get; set; }
 
+        /// <summary>A refresh was asked for while another was in flight (or its Key ID not yet free): it runs when it can.</summary>
+        public bool RefreshAgain { get; set; }
+
         public HseConfiguration Selected { get; set; }
 
         public CipherSuite? Suite { get; set; }

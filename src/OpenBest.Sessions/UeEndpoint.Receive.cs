@@ -59,6 +59,11 @@ public sealed partial class UeEndpoint
         foreach (var c in _channels.Values)
         {
             c.Keys.Expire(now);
+            if (c.Held.Count > 0)
+            {
+                TickHeld(c, now, result);
+            }
+
             if (c.State == ChannelState.Terminated && c.TerminatedAt is { } at && now - at >= TerminateLinger)
             {
                 // Keys kept 30 s to answer a retransmitted Terminate, then erased; the Session ID is free again.
@@ -116,6 +121,28 @@ public sealed partial class UeEndpoint
     }
 
     private static readonly TimeSpan TerminateLinger = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Data waiting for a key set with an Enterprise Key: dropped (with its token) after <see cref="UeOptions.MaxHoldTime"/>,
+    /// and while it waits the UE asks the HSE for new keys (an empty Manage Keys Request) after 10 s, then at doubling
+    /// intervals up to 5 min, in case the refresh that names the key was lost.
+    /// </summary>
+    private void TickHeld(Channel c, DateTimeOffset now, StepResult result)
+    {
+        while (c.Held.TryPeek(out var oldest) && now - oldest.Since >= _options.MaxHoldTime)
+        {
+            c.Held.Dequeue();
+            result.Events.Add(new HeldDataDropped(c.SessionId, oldest.Token));
+        }
+
+        if (c.Held.Count > 0 && c.State == ChannelState.Established && c.Outstanding is null && c.Keys.PendingKeyId is null && now >= c.NextKeyAsk)
+        {
+            var bytes = SendControl(c, ManageKeysRequest.FromUe, result);
+            c.Outstanding = new Outstanding(bytes, CommandCode.ManageKeysRequest, now + _options.RetransmissionInterval);
+            c.KeyAskInterval = c.KeyAskInterval == TimeSpan.Zero ? TimeSpan.FromSeconds(10) : TimeSpan.FromTicks(Math.Min(c.KeyAskInterval.Ticks * 2, TimeSpan.FromMinutes(5).Ticks));
+            c.NextKeyAsk = now + c.KeyAskInterval;
+        }
+    }
 
     private void OnUnprotectedReject(in EmsdpFrame frame, StepResult result)
     {
@@ -302,6 +329,7 @@ public sealed partial class UeEndpoint
 
         channel.Keys.InstallCurrent(keys);
         channel.EnterpriseKeyIdentifier = start.EnterpriseKeyIdentifier?.ToArray();
+        Array.Clear(channel.HasEnterpriseKey); // a new session: no key set of an earlier one counts
         channel.HasEnterpriseKey[1] = enterpriseKey is { IsEmpty: false };
         channel.AcceptedStart = message.ToArray();
         channel.SetEasPsk(easPsk, BestKeys.EasKeyIdentifier(start.Rand.Span));
@@ -516,6 +544,23 @@ public sealed partial class UeEndpoint
             return;
         }
 
+        // The new key set's Enterprise Key, checked before the USIM runs: the one named (TLV 0x0E), else the unnamed one. A
+        // name this device does not hold, or a key set without a key after one with it (a downgrade the operator could
+        // read), is refused with a protected Reject 0x08, and the current keys stay.
+        var o = c.Options;
+        var enterpriseKey = o.EnterpriseKeyFor(mkr.EnterpriseKeyIdentifier);
+        var downgrade = o.RequiresEnterpriseKey && enterpriseKey is { IsEmpty: true } && c.HasEnterpriseKey[c.Keys.CurrentKeyId & 7];
+        if (c.Selected.UeToEasMode && (enterpriseKey is null || downgrade))
+        {
+            c.ManageKeysAnswers[rand] = SendControl(c, new MessageReject(Cause.NoCommonSuite, (byte)CommandCode.ManageKeysRequest), result);
+            if (c.Outstanding?.Code == CommandCode.ManageKeysRequest)
+            {
+                c.Outstanding = null; // our own ask was answered, if not as hoped
+            }
+
+            return;
+        }
+
         using var answer = _usim.Authenticate(mkr.Rand.Value.Span, mkr.Autn!.Value.Span);
         if (answer.Status != UsimAuthenticationStatus.Success || !AmfAcceptable(answer.Amf, c.Selected.KeyAgreement))
         {
@@ -523,16 +568,6 @@ public sealed partial class UeEndpoint
                 ? new MessageReject(Cause.AkaSynchronisationFailure, (byte)CommandCode.ManageKeysRequest, Auts: answer.Auts.ToArray())
                 : new MessageReject(Cause.AkaMacFailure, (byte)CommandCode.ManageKeysRequest);
             c.ManageKeysAnswers[rand] = SendControl(c, reject, result);
-            return;
-        }
-
-        var o = c.Options;
-        // The new key set's Enterprise Key: the one named (TLV 0x0E), else the one used without a name; a name this
-        // device does not hold is refused (protected Reject 0x08) and the current keys stay.
-        var enterpriseKey = o.EnterpriseKeyFor(mkr.EnterpriseKeyIdentifier);
-        if (enterpriseKey is null && c.Selected.UeToEasMode)
-        {
-            c.ManageKeysAnswers[rand] = SendControl(c, new MessageReject(Cause.NoCommonSuite, (byte)CommandCode.ManageKeysRequest), result);
             return;
         }
 

@@ -88,6 +88,12 @@ public sealed partial class UeEndpoint : IDisposable
 
         if (c.State == ChannelState.Suspended)
         {
+            if (c.HoldsData)
+            {
+                // The data will wait, so it cannot resume the session at the HSE: an explicit Resume does.
+                SendControl(c, SessionResume.Instance, result);
+            }
+
             c.State = ChannelState.Established;
             result.Events.Add(new SessionResumed(c.SessionId));
         }
@@ -135,6 +141,7 @@ public sealed partial class UeEndpoint : IDisposable
         var c = Established(channel);
         var bytes = SendControl(c, new SessionTerminateRequest(cause), result);
         c.State = ChannelState.Terminating;
+        c.DropHeld(result);
         c.Outstanding = new Outstanding(bytes, CommandCode.SessionTerminateRequest, Now + _options.RetransmissionInterval);
         return result;
     }
@@ -160,11 +167,29 @@ public sealed partial class UeEndpoint : IDisposable
     /// <summary>The Enterprise Key Identifier the HSE named for a UE-to-EAS channel's current key set (TLV 0x0E), or null when it named none.</summary>
     public byte[]? EnterpriseKeyIdentifierOf(int channel) => Get(channel).EnterpriseKeyIdentifier?.ToArray();
 
+    /// <summary>Whether a channel's data waits for a key set with an Enterprise Key (UE-to-EAS mode; see <see cref="UeOptions"/>).</summary>
+    public bool IsHoldingData(int channel) => Get(channel).HoldsData;
+
+    /// <summary>Gives up a message that waits for a key set with an Enterprise Key (its sender stopped waiting): it is never sent.</summary>
+    public void CancelHeld(int channel, long token)
+    {
+        if (_channels.TryGetValue(channel, out var c) && c.Held.Any(h => h.Token == token))
+        {
+            var keep = c.Held.Where(h => h.Token != token).ToList();
+            c.Held.Clear();
+            foreach (var held in keep)
+            {
+                c.Held.Enqueue(held);
+            }
+        }
+    }
+
     /// <summary>Forgets a channel without a word to the HSE (an open that timed out): no retransmission, no late events; its keys are zeroed.</summary>
     public void Abandon(int channel)
     {
         if (_channels.Remove(channel, out var c))
         {
+            c.Held.Clear();
             c.Keys.Dispose();
             c.SetEasPsk(null, 0);
         }
@@ -254,13 +279,19 @@ public sealed partial class UeEndpoint : IDisposable
         if (c.HoldsData)
         {
             // No Enterprise Key in this key set: the data waits for the HSE to name one (profile section 5).
-            if (c.Held.Count >= 64)
+            if (c.Held.Count == 0)
             {
-                c.Held.Dequeue();
-                Drop(result, c.SessionId, DropReason.NoEnterpriseKey);
+                // The first to wait: ask for new keys after 10 s if the refresh that names the key has not come by then.
+                c.KeyAskInterval = TimeSpan.Zero;
+                c.NextKeyAsk = Now + TimeSpan.FromSeconds(10);
             }
 
-            c.Held.Enqueue((payload.ToArray(), ackRequested, token));
+            if (c.Held.Count >= 64)
+            {
+                result.Events.Add(new HeldDataDropped(c.SessionId, c.Held.Dequeue().Token));
+            }
+
+            c.Held.Enqueue((payload.ToArray(), ackRequested, token, Now));
             return;
         }
 
@@ -300,7 +331,7 @@ public sealed partial class UeEndpoint : IDisposable
     /// <summary>Sends the data that waited for a key set with an Enterprise Key, once the current one has it.</summary>
     private void SendHeld(Channel c, StepResult result)
     {
-        while (!c.HoldsData && c.Held.TryDequeue(out var held))
+        while (c.State == ChannelState.Established && !c.HoldsData && c.Held.TryDequeue(out var held))
         {
             SendUser(c, held.Payload, held.Ack, result, held.Token);
         }
@@ -355,7 +386,22 @@ public sealed partial class UeEndpoint : IDisposable
         public bool HoldsData => Selected.UeToEasMode && Options.RequiresEnterpriseKey && !HasEnterpriseKey[Keys.CurrentKeyId & 7];
 
         /// <summary>Data waiting for a key set with an Enterprise Key (at most 64; the oldest goes).</summary>
-        public Queue<(byte[] Payload, bool Ack, long Token)> Held { get; } = new();
+        public Queue<(byte[] Payload, bool Ack, long Token, DateTimeOffset Since)> Held { get; } = new();
+
+        /// <summary>When the UE next asks for new keys while data waits for an Enterprise Key.</summary>
+        public DateTimeOffset NextKeyAsk { get; set; }
+
+        /// <summary>The interval of those asks (10 s, doubling to 5 min; zero before the first).</summary>
+        public TimeSpan KeyAskInterval { get; set; }
+
+        /// <summary>Drops what waits (the channel ended), each with an event carrying its token.</summary>
+        public void DropHeld(StepResult result)
+        {
+            while (Held.TryDequeue(out var held))
+            {
+                result.Events.Add(new HeldDataDropped(SessionId, held.Token));
+            }
+        }
 
         /// <summary>Replaces K_EAS_PSK (zeroing the old one).</summary>
         public void SetEasPsk(byte[]? psk, uint keyIdentifier)

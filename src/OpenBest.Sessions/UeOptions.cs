@@ -23,6 +23,9 @@ public sealed record UeOptions
     /// <summary>How long old key sets stay valid for receiving after a refresh (600 s).</summary>
     public TimeSpan KeyGracePeriod { get; init; } = TimeSpan.FromSeconds(600);
 
+    /// <summary>How long data may wait for a key set with an Enterprise Key before it is given up (UE-to-EAS mode; 60 s).</summary>
+    public TimeSpan MaxHoldTime { get; init; } = TimeSpan.FromSeconds(60);
+
     /// <summary>
     /// Where UE nonces come from: 8 octets from the CSPRNG by default. Set it only to reproduce published
     /// test vectors; a predictable nonce weakens key separation between session attempts.

@@ -249,4 +249,56 @@ public sealed class EasTests
         h.Pump(h.Hse.RefreshKeys(sid), uplink: false);
         Assert.Equal(Ek1, h.HseEvents.OfType<EasKeysReady>().Last().EnterpriseKeyIdentifier);
     }
+
+    /// <summary>Data that waits for an Enterprise Key: the UE asks for new keys after 10 s, and gives it up (with its token) after MaxHoldTime.</summary>
+    [Fact]
+    public void WaitingData_AsksForKeys_ThenIsGivenUp()
+    {
+        byte[]? chosen = null;
+        using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (_, _) => chosen });
+        var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKeys = [First] });
+        var sid = h.Ue.SessionIdOf(channel);
+        h.Pump(h.Ue.Send(channel, "first"u8, ackRequested: true, token: 41), uplink: true);
+        Assert.True(h.Ue.IsHoldingData(channel));
+
+        // The EAS chose meanwhile, but the refresh that would name it was lost: the UE asks itself.
+        chosen = Ek1;
+        h.Tick(TimeSpan.FromSeconds(11));
+        Assert.Equal(Ek1, h.Ue.EnterpriseKeyIdentifierOf(channel));
+        var forwarded = Assert.Single(h.HseEvents.OfType<UplinkForwarded>());
+        Assert.NotEqual(1, forwarded.KeyId);
+        Assert.False(h.Ue.IsHoldingData(channel));
+        _ = sid;
+
+        // A second channel whose EAS never chooses: its data is given up after 60 s, with its token.
+        chosen = null;
+        var other = h.Open(new UeChannelOptions { EasId = "other.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKeys = [First] });
+        h.Pump(h.Ue.Send(other, "never"u8, ackRequested: true, token: 42), uplink: true);
+        for (var i = 0; i < 7; i++)
+        {
+            h.Tick(TimeSpan.FromSeconds(10));
+        }
+
+        Assert.Contains(h.UeEvents.OfType<HeldDataDropped>(), d => d.Token == 42);
+        Assert.DoesNotContain(h.HseEvents.OfType<UplinkForwarded>(), f => f.EasId == "other.example.com");
+    }
+
+    /// <summary>A refresh asked for while another is in flight, for another Enterprise Key, runs once the first ends.</summary>
+    [Fact]
+    public void ARefreshForAnotherKey_WhileOneIsInFlight_RunsAfterIt()
+    {
+        byte[]? chosen = null;
+        using var h = new Harness(new HseOptions { EnterpriseKeyIdentifier = (_, _) => chosen });
+        var channel = h.Open(new UeChannelOptions { EasId = "eas.example.com", UeToEasMode = true, ServingNetwork = Harness.FiveG, EnterpriseKey = EnterpriseKey, EnterpriseKeys = [First] });
+        var sid = h.Ue.SessionIdOf(channel);
+        h.Interceptor = (uplink, m) => uplink ? m : null; // the first Manage Keys Request is lost
+        h.Pump(h.Hse.RefreshKeys(sid), uplink: false);
+        chosen = Ek1;
+        h.Pump(h.Hse.RefreshKeys(sid), uplink: false); // in flight: asked again
+        h.Interceptor = (_, m) => m;
+        h.Tick(TimeSpan.FromSeconds(3)); // the retransmission arrives, is answered, and the second refresh follows
+        Assert.Equal(3, h.Hse.CurrentKeyIdOf(sid));
+        Assert.Equal(Ek1, h.Hse.EnterpriseKeyIdentifierOf(sid));
+        Assert.Equal(Ek1, h.Ue.EnterpriseKeyIdentifierOf(channel));
+    }
 }
