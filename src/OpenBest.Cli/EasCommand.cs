@@ -96,7 +96,7 @@ internal static class EasCommand
                         var ok = await eas.RequestRefreshAsync(parts[1], cancel);
                         lock (gate)
                         {
-                            output.WriteLine(ok ? $"refresh of {parts[1]} requested" : $"no live session of {parts[1]}");
+                            output.WriteLine(ok ? $"refresh of {parts[1]} requested" : $"the HSE refused the refresh of {parts[1]} (no live session, or one refresh in the last 10 s)");
                         }
                     }
                     else if (parts.Length == 2 && uint.TryParse(parts[0], CultureInfo.InvariantCulture, out var session))

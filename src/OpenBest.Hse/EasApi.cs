@@ -99,6 +99,8 @@ public static class EasApi
             var keys = KeysOf(psk, request.ExternalId);
             return Xml(200, new EasSessionStart(request.ExternalId, request.KeyIdentifier, keys), zero: keys.KEasPsk);
         })));
+        // EAS-triggered refreshes: one per UE and EAS every 10 s at most (each costs the device a vector and an AKA run).
+        var lastRefresh = new System.Collections.Concurrent.ConcurrentDictionary<(string, string), long>();
         app.MapPost("/eas/v1/refresh", (Func<HttpContext, Task<IResult>>)(context => Handle(context, async (easId, message) =>
         {
             if (message is not EasKeyRefresh refresh)
@@ -122,6 +124,25 @@ public static class EasApi
                     ? Results.StatusCode(202)
                     : Problem(404, "no live session of that UE with this EAS");
             }
+
+            var now = Environment.TickCount64;
+            if (lastRefresh.TryGetValue((easId, imsi!), out var last) && now - last < 10_000)
+            {
+                return Problem(429, "too many refreshes", $"one refresh of {refresh.ExternalId} every 10 s at most");
+            }
+
+            if (lastRefresh.Count > 100_000)
+            {
+                foreach (var (key, at) in lastRefresh)
+                {
+                    if (now - at >= 10_000)
+                    {
+                        lastRefresh.TryRemove(key, out _);
+                    }
+                }
+            }
+
+            lastRefresh[(easId, imsi!)] = now;
 
             foreach (var sessionId in sessions)
             {

@@ -237,6 +237,11 @@ public sealed class EasApiTests : IAsyncLifetime
             using var unknown = new ByteArrayContent(EasXml.Write(new EasKeyRefresh("nobody@acme")));
             using var none = await client.PostAsync("/eas/v1/refresh", unknown, Cancel);
             Assert.Equal(HttpStatusCode.NotFound, none.StatusCode);
+
+            // A second refresh of the same device within 10 s: refused (each costs the device a vector).
+            using var again = new ByteArrayContent(EasXml.Write(new EasKeyRefresh("meter-7@acme")));
+            using var tooSoon = await client.PostAsync("/eas/v1/refresh", again, Cancel);
+            Assert.Equal(HttpStatusCode.TooManyRequests, tooSoon.StatusCode);
         }
     }
 
