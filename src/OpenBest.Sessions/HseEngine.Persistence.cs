@@ -24,7 +24,7 @@ public sealed record HseSessionSnapshot(uint SessionId, string Imsi, string EasI
 
 public sealed partial class HseEngine
 {
-    // Version 2 adds the Enterprise Key Identifier of the newest key set; version 1 states are still read.
+    // Version 2 adds the Enterprise Key Identifier of the current key set; version 1 states are still read.
     private const byte SnapshotVersion = 2;
     private readonly HashSet<uint> _dirty = [];
     private readonly HashSet<uint> _ended = [];

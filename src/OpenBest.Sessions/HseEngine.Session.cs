@@ -145,13 +145,15 @@ public sealed partial class HseEngine
                 session.PendingRand = null;
                 session.EnterpriseKeyId = session.PendingEnterpriseKeyId;
                 session.PendingEnterpriseKeyId = null;
-                RefreshAgainIfAsked(session, result);
                 session.KeyExpiry = _options.KeyLifetime is { } lifetime ? Now + lifetime : null;
                 result.Events.Add(new KeysRefreshed(session.Id, prefix.KeyId));
                 if (NeedsEasKeys(session.Selected) && session.EasPsk is not null)
                 {
                     result.Events.Add(new EasKeysReady(session.Id, session.Request.EasId, prefix.KeyId, session.Suite, session.Selected.Service, session.N, BestKeys.EasKeyIdentifier(session.CurrentRand), session.EasPsk.ToArray()) { UeToEasMode = session.Selected.UeToEasMode, EnterpriseKeyIdentifier = session.EnterpriseKeyId?.ToArray() });
                 }
+
+                // Only now (a new refresh replaces the session's RAND and K_EAS_PSK with the pending set's).
+                RefreshAgainIfAsked(session, result);
             }
 
             if (session.State == HseState.Suspended)

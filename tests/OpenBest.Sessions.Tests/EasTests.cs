@@ -298,6 +298,13 @@ public sealed class EasTests
         h.Interceptor = (_, m) => m;
         h.Tick(TimeSpan.FromSeconds(3)); // the retransmission arrives, is answered, and the second refresh follows
         Assert.Equal(3, h.Hse.CurrentKeyIdOf(sid));
+        // Each key set went to the EAS with its own key identifier and K_EAS_PSK (none with the next set's).
+        var pushed = h.HseEvents.OfType<EasKeysReady>().ToList();
+        Assert.Equal([(byte)1, (byte)2, (byte)3], pushed.Select(k => k.KeyId));
+        Assert.Equal(3, pushed.Select(k => k.EasKeyIdentifier).Distinct().Count());
+        Assert.Equal(3, pushed.Select(k => Convert.ToHexString(k.KEasPsk.Span)).Distinct().Count());
+        Assert.Null(pushed[1].EnterpriseKeyIdentifier);
+        Assert.Equal(Ek1, pushed[2].EnterpriseKeyIdentifier);
         Assert.Equal(Ek1, h.Hse.EnterpriseKeyIdentifierOf(sid));
         Assert.Equal(Ek1, h.Ue.EnterpriseKeyIdentifierOf(channel));
     }
