@@ -142,9 +142,11 @@ internal sealed class DemoEnterprise : IAsyncDisposable
             {
                 try
                 {
-                    using var dtls = await Task.Run(() => Dtls.DtlsPsk.Connect(_dtls.LocalEndPoint, BestChannel.PskIdentity(externalId, keyIdentifier), psk, TimeSpan.FromSeconds(5)), cancel);
+                    // BouncyCastle's DTLS calls block: each runs on a thread of its own, so dozens of devices never starve
+                    // the thread pool that the HSE, the EAS and the other devices run on.
+                    using var dtls = await Blocking(() => Dtls.DtlsPsk.Connect(_dtls.LocalEndPoint, BestChannel.PskIdentity(externalId, keyIdentifier), psk, TimeSpan.FromSeconds(5)), cancel);
                     dtls.Send("reading"u8);
-                    if (await Task.Run(() => dtls.Receive(TimeSpan.FromSeconds(10)), cancel) is null)
+                    if (await Blocking(() => dtls.Receive(TimeSpan.FromSeconds(10)), cancel) is null)
                     {
                         throw new InvalidOperationException($"{externalId}: no DTLS answer");
                     }
@@ -164,6 +166,9 @@ internal sealed class DemoEnterprise : IAsyncDisposable
 
         await channel.CloseAsync(cancel);
     }
+
+    private static Task<T> Blocking<T>(Func<T> call, CancellationToken cancel) =>
+        Task.Factory.StartNew(call, cancel, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     public async ValueTask DisposeAsync()
     {
