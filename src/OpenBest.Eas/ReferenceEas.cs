@@ -130,7 +130,7 @@ public sealed class ReferenceEas : IAsyncDisposable
         handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => options.Certificate;
         handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
             certificate is X509Certificate2 c && DevelopmentPki.IsIssuedBy(c, options.Ca) && DevelopmentPki.IdentityOf(c) == DevelopmentPki.HseIdentity;
-        _http = new HttpClient(handler) { BaseAddress = options.Hse, Timeout = TimeSpan.FromSeconds(10) };
+        _http = new HttpClient(handler) { BaseAddress = options.Hse, Timeout = TimeSpan.FromSeconds(10), MaxResponseContentBufferSize = EasXml.MaxBody + 1 };
     }
 
     /// <summary>The URL the HSE reaches this EAS at.</summary>

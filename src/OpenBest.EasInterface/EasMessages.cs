@@ -103,7 +103,9 @@ public static class EasXml
             new XDocument(element).WriteTo(writer);
         }
 
-        return stream.ToArray();
+        var body = stream.ToArray();
+        CryptographicOperations.ZeroMemory(stream.GetBuffer()); // the body may carry K_EAS_PSK: one copy, the caller's
+        return body;
     }
 
     /// <summary>Validates and reads a body; false with a one-line reason when it is not a valid HSE–EAS body.</summary>
@@ -117,6 +119,7 @@ public static class EasXml
         }
 
         XElement root;
+        var copy = body.ToArray();
         try
         {
             var settings = new XmlReaderSettings
@@ -130,7 +133,7 @@ public static class EasXml
             };
             // Errors and warnings alike (an element of another namespace is only a warning) refuse the body.
             settings.ValidationEventHandler += (_, e) => throw new XmlSchemaValidationException(e.Message);
-            using var stream = new MemoryStream(body.ToArray(), writable: false);
+            using var stream = new MemoryStream(copy, writable: false);
             using var reader = XmlReader.Create(stream, settings);
             root = XElement.Load(reader);
         }
@@ -138,6 +141,10 @@ public static class EasXml
         {
             error = e.Message.ReplaceLineEndings(" ");
             return false;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(copy); // the body may carry K_EAS_PSK
         }
 
         try

@@ -339,7 +339,8 @@ public sealed class EasDelivery : IAsyncDisposable
         handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => _clientCertificate;
         handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
             certificate is X509Certificate2 c && DevelopmentPki.IsIssuedBy(c, _ca) && DevelopmentPki.IdentityOf(c) == id;
-        return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10) };
+        // An answer larger than a body may be is refused, not buffered (HttpClient reads answers whole).
+        return new HttpClient(handler) { Timeout = TimeSpan.FromSeconds(10), MaxResponseContentBufferSize = EasXml.MaxBody + 1 };
     });
 
     private async Task<bool> PostAsync(EasRegistration registration, string resource, EasMessage message) =>
