@@ -100,7 +100,7 @@ public static class EasApi
             return Xml(200, new EasSessionStart(request.ExternalId, request.KeyIdentifier, keys), zero: keys.KEasPsk);
         })));
         // EAS-triggered refreshes: one per UE and EAS every 10 s at most (each costs the device a vector and an AKA run).
-        var lastRefresh = new System.Collections.Concurrent.ConcurrentDictionary<(string, string), long>();
+        var refreshed = new RecentKeys<(string EasId, string Imsi)>(TimeSpan.FromSeconds(10), pruneAbove: 100_000);
         app.MapPost("/eas/v1/refresh", (Func<HttpContext, Task<IResult>>)(context => Handle(context, async (easId, message) =>
         {
             if (message is not EasKeyRefresh refresh)
@@ -125,24 +125,12 @@ public static class EasApi
                     : Problem(404, "no live session of that UE with this EAS");
             }
 
-            var now = Environment.TickCount64;
-            if (lastRefresh.TryGetValue((easId, imsi!), out var last) && now - last < 10_000)
+            if (refreshed.IsRecent((easId, imsi!)))
             {
                 return Problem(429, "too many refreshes", $"one refresh of {refresh.ExternalId} every 10 s at most");
             }
 
-            if (lastRefresh.Count > 100_000)
-            {
-                foreach (var (key, at) in lastRefresh)
-                {
-                    if (now - at >= 10_000)
-                    {
-                        lastRefresh.TryRemove(key, out _);
-                    }
-                }
-            }
-
-            lastRefresh[(easId, imsi!)] = now;
+            refreshed.Mark((easId, imsi!));
 
             foreach (var sessionId in sessions)
             {

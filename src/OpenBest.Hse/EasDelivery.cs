@@ -36,7 +36,7 @@ public sealed class EasDelivery : IAsyncDisposable
     private long _delivered;
     private long _failed;
     private long _enterpriseKeyRefreshes;
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<uint, long> _lastEnterpriseKeyRefresh = new();
+    private readonly RecentKeys<uint> _enterpriseKeyRefreshed = new(TimeSpan.FromMinutes(1), pruneAbove: 10_000);
 
     /// <summary>Starts delivering; <paramref name="clientCertificate"/> is the HSE's (it must outlive this object).</summary>
     public EasDelivery(HseHost host, IHseStateStore store, X509Certificate2 clientCertificate, X509Certificate2 ca, TimeSpan? poll = null)
@@ -208,21 +208,9 @@ public sealed class EasDelivery : IAsyncDisposable
     {
         _store.SetEnterpriseKeyIdentifier(imsi, keys.EasId, chosen);
         _store.Audit("enterprise-key-chosen", keys.EasId, externalId, keys.EasKeyIdentifier);
-        var now = Environment.TickCount64;
-        if (_lastEnterpriseKeyRefresh.TryGetValue(keys.SessionId, out var last) && now - last < 60_000)
+        if (_enterpriseKeyRefreshed.IsRecent(keys.SessionId))
         {
             return; // the next refresh (or session) names it
-        }
-
-        if (_lastEnterpriseKeyRefresh.Count > 10_000)
-        {
-            foreach (var (session, at) in _lastEnterpriseKeyRefresh)
-            {
-                if (now - at >= 60_000)
-                {
-                    _lastEnterpriseKeyRefresh.TryRemove(session, out _);
-                }
-            }
         }
 
         try
@@ -231,7 +219,7 @@ public sealed class EasDelivery : IAsyncDisposable
             var step = await _host.InvokeAsync(engine => engine.CurrentKeyIdOf(keys.SessionId) == keys.KeyId ? engine.RefreshKeys(keys.SessionId) : new StepResult()).ConfigureAwait(false);
             if (step.Send.Count > 0)
             {
-                _lastEnterpriseKeyRefresh[keys.SessionId] = now;
+                _enterpriseKeyRefreshed.Mark(keys.SessionId);
                 Interlocked.Increment(ref _enterpriseKeyRefreshes); // a Manage Keys Request went out
             }
         }
