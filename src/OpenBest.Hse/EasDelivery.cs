@@ -288,19 +288,33 @@ public sealed class EasDelivery : IAsyncDisposable
     private async Task DeliverAsync(EasRegistration registration)
     {
         var now = DateTimeOffset.UtcNow;
+        // A batch's messages mostly come from a few devices: each device's external id and key identifiers are read
+        // from the store once per batch, not once per message.
+        var devices = new Dictionary<string, (string? ExternalId, List<(uint SessionId, byte KeyId, uint KeyIdentifier)> Keys)>(StringComparer.Ordinal);
         foreach (var entry in _store.DueOutbox(registration.EasId, now, 64))
         {
             // The subscriber was kept with the entry; entries queued before schema version 4 ask the live session.
             var imsi = entry.Imsi ?? (await _host.QueryAsync(engine => engine.Describe(entry.SessionId)).ConfigureAwait(false))?.Imsi;
-            var externalId = imsi is not null ? _store.ExternalIdOf(registration.EasId, imsi) : null;
+            string? externalId = null;
             uint? keyIdentifier = null;
-            if (imsi is not null && HeaderPrefix.TryRead(entry.Message, out var prefix) == ParseStatus.Ok)
+            if (imsi is not null)
             {
-                var psks = _store.Psks(imsi, registration.EasId);
-                keyIdentifier = psks.FirstOrDefault(p => p.SessionId == entry.SessionId && p.KeyId == prefix.KeyId)?.KeyIdentifier;
-                foreach (var psk in psks)
+                if (!devices.TryGetValue(imsi, out var device))
                 {
-                    CryptographicOperations.ZeroMemory(psk.Psk);
+                    var psks = _store.Psks(imsi, registration.EasId);
+                    device = (_store.ExternalIdOf(registration.EasId, imsi), [.. psks.Select(p => (p.SessionId, p.KeyId, p.KeyIdentifier))]);
+                    foreach (var psk in psks)
+                    {
+                        CryptographicOperations.ZeroMemory(psk.Psk);
+                    }
+
+                    devices[imsi] = device;
+                }
+
+                externalId = device.ExternalId;
+                if (HeaderPrefix.TryRead(entry.Message, out var prefix) == ParseStatus.Ok)
+                {
+                    keyIdentifier = device.Keys.Where(k => k.SessionId == entry.SessionId && k.KeyId == prefix.KeyId).Select(k => (uint?)k.KeyIdentifier).FirstOrDefault();
                 }
             }
 
