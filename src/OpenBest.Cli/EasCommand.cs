@@ -18,24 +18,8 @@ internal static class EasCommand
         var dataDir = SubscriberCommand.DataDirOption();
         var port = new Option<int>("--port") { Description = "the port the HSE reaches this EAS on (0: any free one)", HelpName = "N", DefaultValueFactory = _ => 0 };
         var bind = new Option<string>("--bind") { Description = "the address to listen on", HelpName = "ADDRESS", DefaultValueFactory = _ => "127.0.0.1" };
-        var enterpriseKeys = new Option<string[]>("--enterprise-key")
-        {
-            Description = "an Enterprise Key shared with a device, as EXTERNAL-ID=IDENTIFIER:KEY (hex; identifier 1..16 octets): the HSE names it to the device and its keys use it; repeat for several (a device's last one is asked for)",
-            HelpName = "EXTERNAL-ID=ID:KEY",
-            DefaultValueFactory = _ => [],
-        };
-        enterpriseKeys.Validators.Add(r =>
-        {
-            foreach (var value in r.GetValueOrDefault<string[]>() ?? [])
-            {
-                var equals = value.IndexOf('=', StringComparison.Ordinal);
-                if (equals <= 0 || !EnterpriseKey.TryParse(value[(equals + 1)..], out _))
-                {
-                    r.AddError($"--enterprise-key must be EXTERNAL-ID=IDENTIFIER:KEY in hex, the identifier 1..16 octets (got '{(equals > 0 ? value[..equals] : "?")}=…')");
-                    return;
-                }
-            }
-        });
+        var enterpriseKeys = HexOption.EnterpriseKeysByDevice(
+            "an Enterprise Key shared with a device, as EXTERNAL-ID=IDENTIFIER:KEY (hex; identifier 1..16 octets): the HSE names it to the device and its keys use it; repeat for several (a device's last one is asked for)");
         hse.Validators.Add(r => { if (!Uri.TryCreate(r.GetValueOrDefault<string>(), UriKind.Absolute, out var u) || u.Scheme != Uri.UriSchemeHttps) { r.AddError("--hse must be an https URL, e.g. https://127.0.0.1:3164/"); } });
         port.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 65535) { r.AddError("--port must be 0..65535"); } });
         bind.Validators.Add(r => { if (!IPAddress.TryParse(r.GetValueOrDefault<string>(), out _)) { r.AddError("--bind must be an IP address"); } });
@@ -65,7 +49,6 @@ internal static class EasCommand
                 Ca = ca,
                 Listen = new IPEndPoint(IPAddress.Parse(result.GetValue(bind)!), result.GetValue(port)),
                 NamedEnterpriseKeys = (result.GetValue(enterpriseKeys) ?? [])
-                    .Select(v => (ExternalId: v[..v.IndexOf('=', StringComparison.Ordinal)], Key: EnterpriseKey.TryParse(v[(v.IndexOf('=', StringComparison.Ordinal) + 1)..], out var key) ? key! : throw new InvalidOperationException("validated")))
                     .GroupBy(e => e.ExternalId, StringComparer.Ordinal)
                     .ToDictionary(g => g.Key, g => (IReadOnlyList<EnterpriseKey>)[.. g.Select(e => e.Key)], StringComparer.Ordinal),
                 StateDirectory = Path.Combine(directory, "eas-" + new string([.. id.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' ? c : '_')])),

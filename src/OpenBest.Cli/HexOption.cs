@@ -99,4 +99,61 @@ internal static class HexOption
 
         return Convert.FromHexString(text);
     }
+
+    /// <summary>
+    /// <c>--enterprise-key IDENTIFIER:KEY</c> (hex), repeatable: a device's Enterprise Keys, parsed once; an error names the
+    /// option and never echoes the value.
+    /// </summary>
+    public static Option<Sessions.EnterpriseKey[]> EnterpriseKeys(string description) => new("--enterprise-key")
+    {
+        Description = description,
+        HelpName = "ID:KEY",
+        Arity = ArgumentArity.ZeroOrMore,
+        DefaultValueFactory = _ => [],
+        CustomParser = result => ParseEach<Sessions.EnterpriseKey>(result, (string token, out Sessions.EnterpriseKey key) => Sessions.EnterpriseKey.TryParse(token, out key!),
+            _ => "--enterprise-key must be IDENTIFIER:KEY in hex, the identifier 1..16 octets and the key not empty"),
+    };
+
+    /// <summary>
+    /// <c>--enterprise-key EXTERNAL-ID=IDENTIFIER:KEY</c>, repeatable: an EAS's Enterprise Keys by device, parsed once; an
+    /// error names the option and the external id, never the key.
+    /// </summary>
+    public static Option<(string ExternalId, Sessions.EnterpriseKey Key)[]> EnterpriseKeysByDevice(string description) => new("--enterprise-key")
+    {
+        Description = description,
+        HelpName = "EXTERNAL-ID=ID:KEY",
+        Arity = ArgumentArity.ZeroOrMore,
+        DefaultValueFactory = _ => [],
+        CustomParser = result => ParseEach<(string, Sessions.EnterpriseKey)>(result, (string token, out (string, Sessions.EnterpriseKey) entry) =>
+        {
+            var equals = token.IndexOf('=', StringComparison.Ordinal);
+            var ok = Sessions.EnterpriseKey.TryParse(equals > 0 ? token[(equals + 1)..] : string.Empty, out var key);
+            entry = ok && equals > 0 ? (token[..equals], key!) : default;
+            return ok && equals > 0;
+        }, token =>
+        {
+            var equals = token.IndexOf('=', StringComparison.Ordinal);
+            return $"--enterprise-key must be EXTERNAL-ID=IDENTIFIER:KEY in hex, the identifier 1..16 octets (got '{(equals > 0 ? token[..equals] : "?")}=…')";
+        }),
+    };
+
+    private delegate bool TokenParser<T>(string token, out T value);
+
+    /// <summary>Parses every token of a repeatable option; the first bad one is an error (from <paramref name="error"/>) and nothing is kept.</summary>
+    private static T[] ParseEach<T>(ArgumentResult result, TokenParser<T> parse, Func<string, string> error)
+    {
+        var values = new List<T>();
+        foreach (var token in result.Tokens)
+        {
+            if (!parse(token.Value, out var value))
+            {
+                result.AddError(error(token.Value));
+                return [];
+            }
+
+            values.Add(value);
+        }
+
+        return [.. values];
+    }
 }

@@ -19,7 +19,7 @@ internal static class UeCommand
         return command;
     }
 
-    private sealed record DeviceOptions(Option<string> Imsi, Option<byte[]> K, Option<byte[]> Opc, Option<string> Hse, Option<bool> Tcp, Option<string> Eas, Option<string> Service, Option<string> Snn, Option<FileInfo> State, Option<int> Timeout, Option<bool> EndToEnd, Option<string[]> EnterpriseKeys)
+    private sealed record DeviceOptions(Option<string> Imsi, Option<byte[]> K, Option<byte[]> Opc, Option<string> Hse, Option<bool> Tcp, Option<string> Eas, Option<string> Service, Option<string> Snn, Option<FileInfo> State, Option<int> Timeout, Option<bool> EndToEnd, Option<EnterpriseKey[]> EnterpriseKeys)
     {
         public static DeviceOptions Create(Command command, int defaultTimeout)
         {
@@ -38,19 +38,7 @@ internal static class UeCommand
             hse.Validators.Add(r => { if (!IPEndPoint.TryParse(r.GetValueOrDefault<string>() ?? string.Empty, out var e) || e.Port == 0) { r.AddError("--hse must be HOST:PORT, e.g. 127.0.0.1:3163"); } });
             imsi.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not { Length: >= 6 and <= 15 } v || !v.All(char.IsAsciiDigit)) { r.AddError("--imsi must be 6..15 decimal digits"); } });
             var e2e = new Option<bool>("--e2e") { Description = "UE-to-EAS mode: the user plane is protected end to end to the EAS (the HSE forwards it unopened)" };
-            var enterpriseKeys = new Option<string[]>("--enterprise-key")
-            {
-                Description = "UE-to-EAS mode: an Enterprise Key shared with the enterprise, as IDENTIFIER:KEY in hex (identifier 1..16 octets), used when the HSE names it; repeat for several",
-                HelpName = "ID:KEY",
-                DefaultValueFactory = _ => [],
-            };
-            enterpriseKeys.Validators.Add(r =>
-            {
-                if (r.GetValueOrDefault<string[]>()?.Any(v => !EnterpriseKey.TryParse(v, out _)) is true)
-                {
-                    r.AddError("--enterprise-key must be IDENTIFIER:KEY in hex, the identifier 1..16 octets and the key not empty"); // the value is never echoed
-                }
-            });
+            var enterpriseKeys = HexOption.EnterpriseKeys("UE-to-EAS mode: an Enterprise Key shared with the enterprise, as IDENTIFIER:KEY in hex (identifier 1..16 octets), used when the HSE names it; repeat for several");
             foreach (var option in new Option[] { imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e, enterpriseKeys })
             {
                 command.Options.Add(option);
@@ -80,7 +68,7 @@ internal static class UeCommand
             Service = result.GetValue(Service) == "integrity" ? BestService.Integrity : BestService.Confidential,
             ServingNetwork = ServingNetwork.FromName(result.GetValue(Snn)!),
             UeToEasMode = result.GetValue(EndToEnd),
-            EnterpriseKeys = [.. (result.GetValue(EnterpriseKeys) ?? []).Select(v => EnterpriseKey.TryParse(v, out var key) ? key! : throw new InvalidOperationException("validated"))],
+            EnterpriseKeys = result.GetValue(EnterpriseKeys) ?? [],
         };
 
         /// <summary>Opens the channel and reports it; null (after one line on stderr) when it did not open.</summary>
