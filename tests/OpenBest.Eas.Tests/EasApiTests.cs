@@ -1,9 +1,6 @@
 using System.Net;
-using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
-using Microsoft.AspNetCore.Builder;
-using OpenBest.Bearers;
 using OpenBest.Client;
 using OpenBest.Crypto.Aead;
 using OpenBest.EasInterface;
@@ -22,60 +19,31 @@ public sealed class EasApiTests : IAsyncLifetime
 {
     private const string Imsi = "001010000000321";
     private const string EasId = "eas.example.com";
-    private static readonly byte[] K = Convert.FromHexString("465b5ce8b199b49faa5f0a2ee238a6bc");
-    private static readonly byte[] Opc = Convert.FromHexString("cd63cb71954a9f4e48a5994e37a02baf");
-    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("openbest-easapi-");
-    private readonly MasterKey _key = MasterKey.FromBytes(new byte[32]);
-    private SqliteSubscriberStore _store = null!;
-    private StoreSubscribers _subscribers = null!;
-    private UdpBearer _udp = null!;
-    private HseHost _host = null!;
-    private WebApplication _api = null!;
-    private X509Certificate2 _ca = null!;
-    private X509Certificate2 _server = null!;
+    private static readonly byte[] K = TestHse.K;
+    private static readonly byte[] Opc = TestHse.Opc;
+    private TestHse _hse = null!;
 
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
 
-    private Uri Base => new(HseWeb.Address(_api));
+    private Uri Base => new(HseWeb.Address(_hse.Api));
+
+    private SqliteSubscriberStore Store => _hse.Store;
 
     public async ValueTask InitializeAsync()
     {
-        DevelopmentPki.Init(_directory.FullName, [EasId, "other.example.com"]);
-        _ca = DevelopmentPki.LoadCertificate(DevelopmentPki.Ca(_directory.FullName).Certificate);
-        _store = SqliteSubscriberStore.Open(_directory.FullName, _key);
-        _store.Add([new NewSubscriber(Imsi, K, Opc)]);
-        _store.SetExternalId(EasId, "meter-7@acme", Imsi);
-        _subscribers = new StoreSubscribers(_store);
-        _udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _host = new HseHost(new HseEngine(_subscribers), [_udp], TimeSpan.FromMilliseconds(100), state: _store);
-        _host.Start();
-        _ = Task.Run(async () => { await foreach (var _ in _host.Events.ReadAllAsync()) { } });
-        // Kestrel uses the certificate for every handshake: it lives as long as the interface.
-        _server = DevelopmentPki.LoadPair(DevelopmentPki.Hse(_directory.FullName));
-        _api = await EasApi.StartAsync(_host, _store, _server, _ca, new IPEndPoint(IPAddress.Loopback, 0), Cancel);
+        _hse = await TestHse.StartAsync("openbest-easapi-", Imsi, "meter-7@acme", [EasId, "other.example.com"], null, Cancel);
+        _ = Task.Run(async () => { await foreach (var _ in _hse.Host.Events.ReadAllAsync()) { } });
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await _api.DisposeAsync();
-        await _host.DisposeAsync();
-        await _udp.DisposeAsync();
-        _subscribers.Dispose();
-        _store.Dispose();
-        _key.Dispose();
-        _ca.Dispose();
-        _server.Dispose();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        _directory.Delete(recursive: true);
-    }
+    public async ValueTask DisposeAsync() => await _hse.DisposeAsync();
 
     private HttpClient Client(string? eas, string? directory = null)
     {
         var handler = new SocketsHttpHandler();
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => DevelopmentPki.IsIssuedBy(certificate as X509Certificate2, _ca);
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) => DevelopmentPki.IsIssuedBy(certificate as X509Certificate2, _hse.Ca);
         if (eas is not null)
         {
-            var certificate = DevelopmentPki.LoadPair(DevelopmentPki.Eas(directory ?? _directory.FullName, eas));
+            var certificate = DevelopmentPki.LoadPair(DevelopmentPki.Eas(directory ?? _hse.Directory.FullName, eas));
             handler.SslOptions.ClientCertificates = [certificate];
             handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate;
         }
@@ -96,16 +64,16 @@ public sealed class EasApiTests : IAsyncLifetime
     /// <summary>A device opens a UE-to-EAS session naming <see cref="EasId"/>; returns the client, its channel and the key identifier.</summary>
     private async Task<(BestClient Client, BestChannel Channel, uint KeyIdentifier)> DeviceAsync()
     {
-        var client = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        var client = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_hse.Udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
         var opened = await client.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel);
         Assert.True(opened.Established);
         // The HSE keeps the key once the session is confirmed (the UE's confirmation is on its way).
-        for (var i = 0; i < 100 && _store.Psks(Imsi, EasId).Count == 0; i++)
+        for (var i = 0; i < 100 && Store.Psks(Imsi, EasId).Count == 0; i++)
         {
             await Task.Delay(50, Cancel);
         }
 
-        return (client, opened.Channel!, Assert.Single(_store.Psks(Imsi, EasId)).KeyIdentifier);
+        return (client, opened.Channel!, Assert.Single(Store.Psks(Imsi, EasId)).KeyIdentifier);
     }
 
     [Fact]
@@ -115,7 +83,7 @@ public sealed class EasApiTests : IAsyncLifetime
         var (status, body) = await PostAsync(client, "/eas/v1/registrations", new EasSessionRegister(EasId, new Uri("https://127.0.0.1:9443/")));
         Assert.Equal(HttpStatusCode.Created, status);
         var registered = Assert.IsType<EasSessionRegistered>(body);
-        Assert.Equal(EasId, Assert.Single(_store.EasRegistrations()).EasId);
+        Assert.Equal(EasId, Assert.Single(Store.EasRegistrations()).EasId);
 
         (status, body) = await PostAsync(client, "/eas/v1/registrations", new EasSessionRegister("other.example.com", new Uri("https://127.0.0.1:9443/")));
         Assert.Equal(HttpStatusCode.Forbidden, status);
@@ -129,8 +97,8 @@ public sealed class EasApiTests : IAsyncLifetime
 
         using var gone = await client.DeleteAsync($"/eas/v1/registrations/{registered.RegistrationId}", Cancel);
         Assert.Equal(HttpStatusCode.NoContent, gone.StatusCode);
-        Assert.Empty(_store.EasRegistrations());
-        Assert.Contains(_store.AuditLog(10), a => a.Event == "eas-deregistered");
+        Assert.Empty(Store.EasRegistrations());
+        Assert.Contains(Store.AuditLog(10), a => a.Event == "eas-deregistered");
     }
 
     [Fact]
@@ -142,7 +110,7 @@ public sealed class EasApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.True(EasXml.TryRead(await response.Content.ReadAsByteArrayAsync(Cancel), out var problem, out _));
         Assert.Contains("Endpoint", ((EasProblem)problem!).Detail, StringComparison.Ordinal);
-        Assert.Empty(_store.EasRegistrations());
+        Assert.Empty(Store.EasRegistrations());
     }
 
     [Fact]
@@ -165,7 +133,7 @@ public sealed class EasApiTests : IAsyncLifetime
             foreign.Delete(recursive: true);
         }
 
-        Assert.Empty(_store.EasRegistrations());
+        Assert.Empty(Store.EasRegistrations());
     }
 
     [Fact]
@@ -190,7 +158,7 @@ public sealed class EasApiTests : IAsyncLifetime
             await channel.SendAsync("reading 12.5"u8.ToArray(), cancellationToken: Cancel);
             for (var i = 0; i < 100 && sealedUplink.Count == 0; i++)
             {
-                sealedUplink.AddRange(_store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddMinutes(1), 10).Select(o => o.Message));
+                sealedUplink.AddRange(Store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddMinutes(1), 10).Select(o => o.Message));
                 await Task.Delay(50, Cancel);
             }
 
@@ -203,8 +171,8 @@ public sealed class EasApiTests : IAsyncLifetime
             Assert.Equal(HttpStatusCode.NotFound, status);
             (status, _) = await PostAsync(client, "/eas/v1/keys", new EasSessionRequest("meter-7@acme", keyIdentifier ^ 1));
             Assert.Equal(HttpStatusCode.NotFound, status);
-            Assert.Contains(_store.AuditLog(20), a => a.Event == "key-delivered" && a.EasId == EasId && a.KeyIdentifier == keyIdentifier);
-            Assert.Contains(_store.AuditLog(20), a => a.Event == "key-refused" && a.EasId == "other.example.com");
+            Assert.Contains(Store.AuditLog(20), a => a.Event == "key-delivered" && a.EasId == EasId && a.KeyIdentifier == keyIdentifier);
+            Assert.Contains(Store.AuditLog(20), a => a.Event == "key-refused" && a.EasId == "other.example.com");
         }
     }
 
@@ -219,12 +187,12 @@ public sealed class EasApiTests : IAsyncLifetime
             using var content = new ByteArrayContent(EasXml.Write(new EasKeyRefresh("meter-7@acme")));
             using var response = await client.PostAsync("/eas/v1/refresh", content, Cancel);
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
-            for (var i = 0; i < 100 && _store.Psks(Imsi, EasId).Count < 2; i++)
+            for (var i = 0; i < 100 && Store.Psks(Imsi, EasId).Count < 2; i++)
             {
                 await Task.Delay(50, Cancel);
             }
 
-            var psks = _store.Psks(Imsi, EasId);
+            var psks = Store.Psks(Imsi, EasId);
             Assert.Equal(2, psks.Count);
             Assert.NotEqual(first, psks[0].KeyIdentifier);
             Assert.Equal(before, channel.SessionId);
@@ -248,7 +216,7 @@ public sealed class EasApiTests : IAsyncLifetime
     [Fact]
     public async Task Northbound_TheEnterpriseReadsItsUplink_SendsDownlink_AndSeesNoOneElses()
     {
-        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_hse.Udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
         var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
         Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("temperature=21.5"u8.ToArray(), true, Cancel));
 

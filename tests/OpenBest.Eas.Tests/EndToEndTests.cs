@@ -1,10 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Security.Cryptography.X509Certificates;
-using Microsoft.AspNetCore.Builder;
-using OpenBest.Bearers;
 using OpenBest.Client;
-using OpenBest.Eas;
 using OpenBest.EasInterface;
 using OpenBest.Hse;
 using OpenBest.Protocol;
@@ -21,42 +18,26 @@ public sealed class EndToEndTests : IAsyncLifetime
 {
     private const string Imsi = "001010000000654";
     private const string EasId = "eas.example.com";
-    private static readonly byte[] K = Convert.FromHexString("465b5ce8b199b49faa5f0a2ee238a6bc");
-    private static readonly byte[] Opc = Convert.FromHexString("cd63cb71954a9f4e48a5994e37a02baf");
-    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("openbest-e2e-");
-    private readonly MasterKey _key = MasterKey.FromBytes(new byte[32]);
+    private static readonly byte[] K = TestHse.K;
+    private static readonly byte[] Opc = TestHse.Opc;
     private readonly ConcurrentQueue<EasReceived> _application = new();
-    private SqliteSubscriberStore _store = null!;
-    private StoreSubscribers _subscribers = null!;
-    private UdpBearer _udp = null!;
-    private HseHost _host = null!;
-    private WebApplication _api = null!;
+    private TestHse _hse = null!;
     private EasDelivery _delivery = null!;
-    private X509Certificate2 _ca = null!;
-    private X509Certificate2 _hseCertificate = null!;
     private X509Certificate2 _easCertificate = null!;
     private Task _events = Task.CompletedTask;
 
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
 
+    private SqliteSubscriberStore Store => _hse.Store;
+
     public async ValueTask InitializeAsync()
     {
-        DevelopmentPki.Init(_directory.FullName, [EasId]);
-        _ca = DevelopmentPki.LoadCertificate(DevelopmentPki.Ca(_directory.FullName).Certificate);
-        _hseCertificate = DevelopmentPki.LoadPair(DevelopmentPki.Hse(_directory.FullName));
-        _easCertificate = DevelopmentPki.LoadPair(DevelopmentPki.Eas(_directory.FullName, EasId));
-        _store = SqliteSubscriberStore.Open(_directory.FullName, _key);
-        _store.Add([new NewSubscriber(Imsi, K, Opc)]);
-        _store.SetExternalId(EasId, "meter-9@acme", Imsi);
-        _subscribers = new StoreSubscribers(_store);
-        _udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _host = new HseHost(new HseEngine(_subscribers, new HseOptions { EnterpriseKeyIdentifier = _store.EnterpriseKeyIdentifierOf }), [_udp], TimeSpan.FromMilliseconds(100), state: _store);
-        _host.Start();
-        _api = await EasApi.StartAsync(_host, _store, _hseCertificate, _ca, new IPEndPoint(IPAddress.Loopback, 0), Cancel);
-        _delivery = new EasDelivery(_host, _store, _hseCertificate, _ca, TimeSpan.FromMilliseconds(50));
+        _hse = await TestHse.StartAsync("openbest-e2e-", Imsi, "meter-9@acme", [EasId], store => new HseOptions { EnterpriseKeyIdentifier = store.EnterpriseKeyIdentifierOf }, Cancel);
+        _easCertificate = _hse.EasCertificate(EasId);
+        _delivery = new EasDelivery(_hse.Host, Store, _hse.Certificate, _hse.Ca, TimeSpan.FromMilliseconds(50));
         _events = Task.Run(async () =>
         {
-            await foreach (var e in _host.Events.ReadAllAsync())
+            await foreach (var e in _hse.Host.Events.ReadAllAsync())
             {
                 _delivery.OnEvent(e);
             }
@@ -66,18 +47,9 @@ public sealed class EndToEndTests : IAsyncLifetime
     public async ValueTask DisposeAsync()
     {
         await _delivery.DisposeAsync();
-        await _api.DisposeAsync();
-        await _host.DisposeAsync();
+        await _hse.DisposeAsync();
         await _events;
-        await _udp.DisposeAsync();
-        _subscribers.Dispose();
-        _store.Dispose();
-        _key.Dispose();
-        _ca.Dispose();
-        _hseCertificate.Dispose();
         _easCertificate.Dispose();
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        _directory.Delete(recursive: true);
     }
 
     private Task<ReferenceEas> StartEasAsync(IReadOnlyDictionary<string, byte[]>? enterpriseKeys = null, IReadOnlyDictionary<string, IReadOnlyList<EnterpriseKey>>? named = null) => ReferenceEas.StartAsync(new EasOptions
@@ -85,10 +57,10 @@ public sealed class EndToEndTests : IAsyncLifetime
         EasId = EasId,
         EnterpriseKeys = enterpriseKeys ?? new Dictionary<string, byte[]>(),
         NamedEnterpriseKeys = named ?? new Dictionary<string, IReadOnlyList<EnterpriseKey>>(),
-        Hse = new Uri(HseWeb.Address(_api) + "/"),
+        Hse = new Uri(HseWeb.Address(_hse.Api) + "/"),
         Certificate = _easCertificate,
-        Ca = _ca,
-        StateDirectory = Path.Combine(_directory.FullName, "eas-state"),
+        Ca = _hse.Ca,
+        StateDirectory = Path.Combine(_hse.Directory.FullName, "eas-state"),
     }, received =>
     {
         _application.Enqueue(received);
@@ -111,7 +83,7 @@ public sealed class EndToEndTests : IAsyncLifetime
     public async Task DataBothWays_AndAnEasRestart_LosesNothing_AndDeliversNothingTwice()
     {
         var eas = await StartEasAsync();
-        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_hse.Udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
         var opened = await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel);
         var channel = opened.Channel!;
 
@@ -138,14 +110,14 @@ public sealed class EndToEndTests : IAsyncLifetime
         }
 
         await Task.Delay(300, Cancel);
-        Assert.Equal(2, _store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddHours(1), 10).Count);
+        Assert.Equal(2, Store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddHours(1), 10).Count);
 
         // Back up, on the same state: it registers its new endpoint, gets m4 and m5 once, and nothing twice.
         await using var again = await StartEasAsync();
         await WaitForAsync(() => _application.Count >= 5, "the waiting messages reach the restarted EAS");
         await Task.Delay(300, Cancel);
         Assert.Equal(["m1", "m2", "m3", "m4", "m5"], _application.Select(Text));
-        Assert.Empty(_store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddHours(1), 10));
+        Assert.Empty(Store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddHours(1), 10));
 
         // The restarted EAS still seals downlink without reusing a counter: the device accepts it.
         Assert.True(await again.SendDownlinkAsync(channel.SessionId, "after restart"u8.ToArray(), Cancel));
@@ -158,12 +130,12 @@ public sealed class EndToEndTests : IAsyncLifetime
     public async Task EasTriggeredRefresh_ReachesTheDevice_AndDataGoesOnUnderTheNewKeys()
     {
         await using var eas = await StartEasAsync();
-        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_hse.Udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
         var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Integrity, UeToEasMode = true, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
         Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("before"u8.ToArray(), true, Cancel));
-        await WaitForAsync(() => _store.Psks(Imsi, EasId).Count == 1, "the first key is kept");
+        await WaitForAsync(() => Store.Psks(Imsi, EasId).Count == 1, "the first key is kept");
         Assert.True(await eas.RequestRefreshAsync("meter-9@acme", Cancel));
-        await WaitForAsync(() => _store.Psks(Imsi, EasId).Count == 2, "the refresh reaches the device and the new key is kept");
+        await WaitForAsync(() => Store.Psks(Imsi, EasId).Count == 2, "the refresh reaches the device and the new key is kept");
         Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("after"u8.ToArray(), true, Cancel));
         await WaitForAsync(() => _application.Count >= 2, "both messages reach the EAS");
         Assert.Equal(["before", "after"], _application.Select(Text));
@@ -174,9 +146,9 @@ public sealed class EndToEndTests : IAsyncLifetime
     {
         var enterpriseKey = Convert.FromHexString("00112233445566778899aabbccddeeff");
         await using var eas = await StartEasAsync(new Dictionary<string, byte[]> { ["meter-9@acme"] = enterpriseKey });
-        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_hse.Udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
         var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, EnterpriseKey = enterpriseKey, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
-        await WaitForAsync(() => _store.AuditLog(50).Any(a => a.Event == "key-pushed"), "the HSE pushes the keys to the registered EAS");
+        await WaitForAsync(() => Store.AuditLog(50).Any(a => a.Event == "key-pushed"), "the HSE pushes the keys to the registered EAS");
         Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("secret reading"u8.ToArray(), true, Cancel));
         await WaitForAsync(() => !_application.IsEmpty, "the uplink reaches the EAS");
         Assert.Equal("secret reading", Text(Assert.Single(_application)));
@@ -195,16 +167,16 @@ public sealed class EndToEndTests : IAsyncLifetime
     {
         var first = new EnterpriseKey("acme-2026"u8.ToArray(), Convert.FromHexString("00112233445566778899aabbccddeeff"));
         await using var eas = await StartEasAsync(named: new Dictionary<string, IReadOnlyList<EnterpriseKey>> { ["meter-9@acme"] = [first] });
-        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_hse.Udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
         var options = new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, EnterpriseKeys = [first], ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") };
         var channel = (await device.OpenAsync(options, Cancel)).Channel!;
 
         // The first key set named none, so the EAS refused it and the device keeps its data back; the EAS's answer makes
         // the HSE refresh, naming the EAS's key.
         await WaitForAsync(() => channel.EnterpriseKeyIdentifier is { } named && named.AsSpan().SequenceEqual(first.Identifier), "the refresh names the EAS's Enterprise Key to the device");
-        Assert.Equal(first.Identifier, _store.EnterpriseKeyIdentifierOf(Imsi, EasId));
-        Assert.Contains(_store.AuditLog(50), a => a.Event == "enterprise-key-chosen");
-        await WaitForAsync(() => _store.Psks(Imsi, EasId).Any(p => p.EnterpriseKeyIdentifier is { } e && e.AsSpan().SequenceEqual(first.Identifier)), "the new key set is kept with its identifier");
+        Assert.Equal(first.Identifier, Store.EnterpriseKeyIdentifierOf(Imsi, EasId));
+        Assert.Contains(Store.AuditLog(50), a => a.Event == "enterprise-key-chosen");
+        await WaitForAsync(() => Store.Psks(Imsi, EasId).Any(p => p.EnterpriseKeyIdentifier is { } e && e.AsSpan().SequenceEqual(first.Identifier)), "the new key set is kept with its identifier");
         Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("under the enterprise key"u8.ToArray(), true, Cancel));
         await WaitForAsync(() => !_application.IsEmpty, "the uplink reaches the EAS");
         Assert.Equal("under the enterprise key", Text(Assert.Single(_application)));
@@ -243,8 +215,8 @@ public sealed class EndToEndTests : IAsyncLifetime
         var key = new EnterpriseKey([0x01, 0x02], Convert.FromHexString("ffeeddccbbaa99887766554433221100"));
         await using var eas = await StartEasAsync(named: new Dictionary<string, IReadOnlyList<EnterpriseKey>> { ["meter-9@acme"] = [key] });
         Assert.True(await eas.RequestRefreshAsync("meter-9@acme", Cancel)); // 202: kept, no session to refresh
-        Assert.Equal(key.Identifier, _store.EnterpriseKeyIdentifierOf(Imsi, EasId));
-        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        Assert.Equal(key.Identifier, Store.EnterpriseKeyIdentifierOf(Imsi, EasId));
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_hse.Udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
         var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, UeToEasMode = true, EnterpriseKeys = [key], ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
         Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("first session, enterprise key"u8.ToArray(), true, Cancel));
         await WaitForAsync(() => !_application.IsEmpty, "the uplink reaches the EAS");
@@ -257,7 +229,7 @@ public sealed class EndToEndTests : IAsyncLifetime
     public async Task WithoutTheEnterpriseKey_TheEasCannotOpen_AndCountsTheDrop()
     {
         await using var eas = await StartEasAsync();
-        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_hse.Udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
         var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, EnterpriseKey = new byte[16], ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
         Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("not for the operator"u8.ToArray(), true, Cancel));
         await WaitForAsync(() => eas.Dropped == 1, "the EAS drops what it cannot open");
@@ -268,12 +240,12 @@ public sealed class EndToEndTests : IAsyncLifetime
     public async Task KeyAgreementOnly_TheDevicesPsk_RunsDtlsWithTheEas_AndWithOpenSsl()
     {
         await using var eas = await StartEasAsync();
-        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
+        await using var device = await BestClient.CreateAsync(new BestClientOptions { Imsi = Imsi, K = K, Opc = Opc, Transport = new BestTransport.Udp(_hse.Udp.LocalEndPoint), TickInterval = TimeSpan.FromMilliseconds(50) }, Cancel);
         var channel = (await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.KeyAgreementOnly, MinimumService = BestService.KeyAgreementOnly, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
         var psk = new byte[32];
         Assert.True(channel.TryGetPsk(psk, out var keyIdentifier));
         var identity = BestChannel.PskIdentity("meter-9@acme", keyIdentifier);
-        await WaitForAsync(() => _store.Psks(Imsi, EasId).Count == 1, "the HSE keeps the key at confirmation");
+        await WaitForAsync(() => Store.Psks(Imsi, EasId).Count == 1, "the HSE keeps the key at confirmation");
 
         // The EAS's DTLS server takes the key from the HSE by the identity; the device's DTLS client brings its own.
         using var dtls = eas.StartDtls(new IPEndPoint(IPAddress.Loopback, 0), (_, data) => [.. "ok:"u8, .. data]);
@@ -309,7 +281,7 @@ public sealed class EndToEndTests : IAsyncLifetime
         }
 
         Assert.InRange(eas.PskRequests, 2, 3); // 2 unless the second came more than the refusal's 1 s after the first
-        Assert.Single(_store.AuditLog(100), a => a.Event == "key-refused");
+        Assert.Single(Store.AuditLog(100), a => a.Event == "key-refused");
 
         // A wrong key identifier, or another EAS's device, gets no key: the handshake fails.
         Assert.Null(await eas.FetchPskAsync(BestChannel.PskIdentity("meter-9@acme", keyIdentifier ^ 1)));
