@@ -29,12 +29,12 @@ internal static class UeCommand
             var hse = new Option<string>("--hse") { Description = "the HSE's address", HelpName = "HOST:PORT", DefaultValueFactory = _ => "127.0.0.1:3163" };
             var tcp = new Option<bool>("--tcp") { Description = "reach the HSE over TCP instead of UDP" };
             var eas = new Option<string>("--eas") { Description = "the EAS Id the channel names", HelpName = "ID", DefaultValueFactory = _ => "eas.example.com" };
-            var service = new Option<string>("--service") { Description = "confidential or integrity", HelpName = "SERVICE", DefaultValueFactory = _ => "confidential" };
+            var service = new Option<string>("--service") { Description = "confidential, integrity, or none (the no-security channel: nothing protected, no Data Ack; only where the HSE allows it)", HelpName = "SERVICE", DefaultValueFactory = _ => "confidential" };
             var snn = new Option<string>("--snn") { Description = "the 5G serving network name", HelpName = "NAME", DefaultValueFactory = _ => "5G:mnc001.mcc001.3gppnetwork.org" };
             var state = new Option<FileInfo>("--usim-state") { Description = "a file that keeps the USIM's SQN array between runs (created when missing, mode 0600)", HelpName = "FILE" };
             var timeout = new Option<int>("--timeout") { Description = "seconds to wait for the session (and the Ack, or downlink)", HelpName = "SECONDS", DefaultValueFactory = _ => defaultTimeout };
             timeout.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 86_400) { r.AddError("--timeout must be 1..86400 seconds"); } });
-            service.AcceptOnlyFromAmong("confidential", "integrity");
+            service.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not ("confidential" or "integrity" or "none")) { r.AddError("--service must be confidential, integrity or none"); } });
             hse.Validators.Add(r => { if (!IPEndPoint.TryParse(r.GetValueOrDefault<string>() ?? string.Empty, out var e) || e.Port == 0) { r.AddError("--hse must be HOST:PORT, e.g. 127.0.0.1:3163"); } });
             imsi.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not { Length: >= 6 and <= 15 } v || !v.All(char.IsAsciiDigit)) { r.AddError("--imsi must be 6..15 decimal digits"); } });
             var e2e = new Option<bool>("--e2e") { Description = "UE-to-EAS mode: the user plane is protected end to end to the EAS (the HSE forwards it unopened)" };
@@ -65,10 +65,19 @@ internal static class UeCommand
         public UeChannelOptions Channel(ParseResult result) => new()
         {
             EasId = result.GetValue(Eas)!,
-            Service = result.GetValue(Service) == "integrity" ? BestService.Integrity : BestService.Confidential,
+            Service = ServiceOf(result),
+            // Asking for "none" is accepting it; every other request keeps the default minimum (integrity).
+            MinimumService = ServiceOf(result) == BestService.None ? BestService.None : BestService.Integrity,
             ServingNetwork = ServingNetwork.FromName(result.GetValue(Snn)!),
             UeToEasMode = result.GetValue(EndToEnd),
             EnterpriseKeys = result.GetValue(EnterpriseKeys) ?? [],
+        };
+
+        public BestService ServiceOf(ParseResult result) => result.GetValue(Service) switch
+        {
+            "integrity" => BestService.Integrity,
+            "none" => BestService.None,
+            _ => BestService.Confidential,
         };
 
         /// <summary>Opens the channel and reports it; null (after one line on stderr) when it did not open.</summary>
@@ -78,7 +87,9 @@ internal static class UeCommand
             var opened = await client.OpenAsync(Channel(result), cancel);
             if (opened.Channel is { } channel)
             {
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"session {channel.SessionId}: {channel.Service}, {channel.Suite?.Name}"));
+                output.WriteLine(channel.Service == BestService.None
+                    ? string.Create(CultureInfo.InvariantCulture, $"session {channel.SessionId}: no security (nothing is protected)")
+                    : string.Create(CultureInfo.InvariantCulture, $"session {channel.SessionId}: {channel.Service}, {channel.Suite?.Name}"));
                 output.Flush();
                 return channel;
             }
@@ -107,6 +118,14 @@ internal static class UeCommand
             }
 
             var status = await channel.SendAsync(Encoding.UTF8.GetBytes(result.GetValue(message)!), acknowledged: true, cancel);
+            if (channel.Service == BestService.None)
+            {
+                // Nothing to wait for: the no-security channel has no Data Ack.
+                output.WriteLine("sent (no security: the no-security channel has no Data Ack)");
+                await channel.CloseAsync(cancel);
+                return ExitCodes.Success;
+            }
+
             if (status != SendStatus.Acknowledged)
             {
                 result.InvocationConfiguration.Error.WriteLine($"best ue send: no Ack from {result.GetValue(device.Hse)} within {result.GetValue(device.Timeout)} s");

@@ -529,7 +529,8 @@ public sealed class BestChannel
 
     /// <summary>
     /// Sends a payload. Acknowledged: waits for the Data Ack (the message is retransmitted with back-off meanwhile,
-    /// and after the retries resent in a new session) up to the client's operation timeout.
+    /// and after the retries resent in a new session) up to the client's operation timeout. The no-security channel
+    /// (service none) has no Data Ack: there a send is always <see cref="SendStatus.Sent"/>.
     /// </summary>
     /// <exception cref="InvalidOperationException">The channel is closed, or carries no user plane (key agreement only).</exception>
     /// <exception cref="ArgumentException">The payload does not fit one message.</exception>
@@ -545,7 +546,7 @@ public sealed class BestChannel
             throw new ArgumentException($"A payload has at most {EmsdpProtection.MaxMessageLength - 32} octets, not {payload.Length}.", nameof(payload));
         }
 
-        if (!acknowledged)
+        if (!acknowledged || Service == BestService.None)
         {
             var held = false;
             await _client.DoAsync(ue =>
@@ -641,7 +642,7 @@ public sealed class BestChannel
     {
         SessionId = established.SessionId;
         Service = established.Service;
-        Suite = established.Suite;
+        Suite = established.Service == BestService.None ? null : established.Suite; // the no-security channel has no suite
         _keysSince = DateTimeOffset.UtcNow;
     }
 

@@ -47,8 +47,8 @@ public sealed partial class HseEngine
         ArgumentNullException.ThrowIfNull(ended);
         foreach (var id in _dirty)
         {
-            // The no-security service has no keys to keep: its sessions do not survive a restart.
-            if (_sessions.TryGetValue(id, out var session) && !session.Decoy && session.State is HseState.Established or HseState.Suspended && session.Selected.Service != BestService.None)
+            // The no-security channel is kept too (without keys): it survives a restart like the others.
+            if (_sessions.TryGetValue(id, out var session) && !session.Decoy && session.State is HseState.Established or HseState.Suspended)
             {
                 saved.Add(Snapshot(session));
                 session.Persisted = true;
@@ -96,8 +96,10 @@ public sealed partial class HseEngine
             var suspended = reader.ReadBoolean();
             session.Selected = new HseConfiguration((BestService)reader.ReadByte(), reader.ReadBoolean(), (KeyAgreements)reader.ReadByte(), reader.ReadByte(), reader.ReadByte());
             session.N = session.Selected.CounterLength;
+            var keyless = session.Selected.Service == BestService.None;
+            Crypto.Aead.CipherSuite? suite = null;
             if (ControlCommand.TryParse(reader.ReadBytes(reader.ReadUInt16()), out var request) != ParseStatus.Ok || request is not SessionRequest sessionRequest
-                || !Crypto.Aead.CipherSuite.TryGet(session.Selected.SuiteId, out var suite))
+                || (!keyless && !Crypto.Aead.CipherSuite.TryGet(session.Selected.SuiteId, out suite)))
             {
                 throw new InvalidDataException($"Session {id} was stored with an invalid request or suite.");
             }
@@ -120,7 +122,7 @@ public sealed partial class HseEngine
                     session.ForwardWindows[i] = ReplayWindow.FromState(reader.ReadInt64(), reader.ReadUInt64());
                 }
             }
-            session.Keys.ReadState(reader);
+            session.Keys.ReadState(reader, keyless);
             if (version >= 2 && reader.ReadByte() is var ekiLength and > 0)
             {
                 session.EnterpriseKeyId = reader.ReadBytes(ekiLength);
@@ -135,7 +137,7 @@ public sealed partial class HseEngine
             session.Persisted = true;
             session.RestoredAckBudget = ReplayWindow.Width;
             session.RestoredKeyId = session.Keys.CurrentKeyId;
-            session.RestoredHighest = session.Keys.Current!.ReceiveHighest(Crypto.Aead.Plane.User);
+            session.RestoredHighest = session.Keys.Current?.ReceiveHighest(Crypto.Aead.Plane.User) ?? -1;
         }
         catch (EndOfStreamException)
         {

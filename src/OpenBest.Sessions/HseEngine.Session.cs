@@ -16,17 +16,44 @@ public sealed partial class HseEngine
             return;
         }
 
-        if (session.Selected.Service == BestService.None && session.State is HseState.Established or HseState.StartSent)
+        if (session.Selected.Service == BestService.None && !session.Decoy && session.State is not HseState.Gone)
         {
-            // The no-security channel: nothing is authenticated, so nothing here changes the session's state.
+            // The no-security channel (seed 000 section 3): every message has Key ID 0 and nothing is authenticated. User
+            // data confirms and resumes the channel; Suspend, Resume and Terminate run unprotected (docs/protocol.md).
             if (prefix.Plane == Plane.User)
             {
+                if (session.State is HseState.Terminating or HseState.Terminated)
+                {
+                    Drop(result, session.Id, DropReason.UnexpectedInState);
+                    return;
+                }
+
                 if (session.State == HseState.StartSent)
                 {
                     Confirm(session, result);
                 }
+                else if (session.State == HseState.Suspended)
+                {
+                    Resume(session, result);
+                }
 
+                var learned = session.Path is null;
+                session.Path = path;
+                session.Touch();
                 result.Events.Add(new DataReceived(session.Id, 0, 0, frame.Body.ToArray(), false));
+                if (learned && session.QueuedCount > 0)
+                {
+                    FlushQueue(session, result); // restored after a restart: what was queued meanwhile goes now
+                }
+
+                return;
+            }
+
+            if (session.State != HseState.StartSent && ControlCommand.TryParse(frame.Body, out var plainCommand) == ParseStatus.Ok
+                && plainCommand is SessionTerminateRequest or SessionTerminateResponse or SessionSuspend or SessionResume)
+            {
+                session.Path = path;
+                OnCommand(session, plainCommand, 0, fresh: true, result);
                 return;
             }
         }

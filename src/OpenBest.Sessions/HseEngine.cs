@@ -317,14 +317,33 @@ public sealed partial class HseEngine : IDisposable
 
     private static byte[] SendControl(HseSession session, ControlCommand command, StepResult result, KeySet? keys = null, ReadOnlySpan<byte> requestHash = default)
     {
-        var bytes = session.Keys.SealControl(keys ?? session.Keys.Current!, session.Id, session.N, command, requestHash);
+        var bytes = session.Selected.Service == BestService.None
+            ? Unprotected(session.Id, Plane.Control, command.Encode())
+            : session.Keys.SealControl(keys ?? session.Keys.Current!, session.Id, session.N, command, requestHash);
         session.Touch();
         result.Add(bytes, session.Path);
         return bytes;
     }
 
+    /// <summary>A message of the no-security channel: Key ID 0, n = 1, counter 0, no tag (profile section 2).</summary>
+    private static byte[] Unprotected(uint sessionId, Plane plane, ReadOnlySpan<byte> body)
+    {
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        var length = new EmsdpHeader(plane, 0, false, sessionId, 1, 0).Write(buffer);
+        body.CopyTo(buffer[length..]);
+        return buffer[..(length + body.Length)].ToArray();
+    }
+
     private void SendUser(HseSession session, ReadOnlySpan<byte> payload, bool ackRequested, StepResult result)
     {
+        if (session.Selected.Service == BestService.None)
+        {
+            // No counter and no tag: nothing to acknowledge against (docs/protocol.md, the no-security channel).
+            session.Touch();
+            result.Add(Unprotected(session.Id, Plane.User, payload), session.Path);
+            return;
+        }
+
         var keys = session.Keys.Current!;
         Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
         var counter = session.Keys.NextCounter(keys, Plane.User, session.Id, session.N);

@@ -191,7 +191,9 @@ internal sealed class SessionKeys : IDisposable
     /// Reads what <see cref="WriteState"/> wrote. Each set sends on from its reserved limits (profile section 3),
     /// so no counter written before a crash is used again.
     /// </summary>
-    public void ReadState(BinaryReader reader)
+    /// <param name="reader">Where the state is.</param>
+    /// <param name="keyless">The session runs without keys (the no-security channel): no key set is expected.</param>
+    public void ReadState(BinaryReader reader, bool keyless = false)
     {
         CurrentKeyId = reader.ReadByte();
         byte id;
@@ -214,9 +216,9 @@ internal sealed class SessionKeys : IDisposable
             set.ResumeSendingAt(slot.ReservedControl, slot.ReservedUser);
         }
 
-        if (Current is null)
+        if (keyless ? CurrentKeyId != 0 || Current is not null : Current is null)
         {
-            throw new InvalidDataException("A stored session has no current key set.");
+            throw new InvalidDataException(keyless ? "A stored no-security session holds keys." : "A stored session has no current key set.");
         }
     }
 

@@ -389,9 +389,26 @@ public sealed partial class UeEndpoint
     {
         if (prefix.KeyId == 0)
         {
-            if (c.Selected.Service == BestService.None && prefix.Plane == Plane.User && EmsdpFrame.TryParse(message, prefix, 1, 0, out var plain) == ParseStatus.Ok)
+            if (c.Selected.Service == BestService.None && EmsdpFrame.TryParse(message, prefix, 1, 0, out var plain) == ParseStatus.Ok)
             {
-                result.Events.Add(new DataReceived(c.SessionId, 0, 0, plain.Body.ToArray(), false));
+                // The no-security channel: user data, and Suspend, Resume and Terminate, all unprotected (docs/protocol.md).
+                if (prefix.Plane == Plane.User && c.State is ChannelState.Terminating or ChannelState.Terminated)
+                {
+                    Drop(result, c.SessionId, DropReason.UnexpectedInState);
+                }
+                else if (prefix.Plane == Plane.User)
+                {
+                    result.Events.Add(new DataReceived(c.SessionId, 0, 0, plain.Body.ToArray(), false));
+                }
+                else if (ControlCommand.TryParse(plain.Body, out var plainCommand) == ParseStatus.Ok
+                    && plainCommand is SessionTerminateRequest or SessionTerminateResponse or SessionSuspend or SessionResume)
+                {
+                    OnCommand(c, plainCommand, 0, fresh: true, result);
+                }
+                else
+                {
+                    Drop(result, c.SessionId, DropReason.UnexpectedInState);
+                }
             }
             else
             {
@@ -466,6 +483,11 @@ public sealed partial class UeEndpoint
             return;
         }
 
+        OnCommand(c, command!, prefix.KeyId, fresh, result);
+    }
+
+    private void OnCommand(Channel c, ControlCommand command, byte messageKeyId, bool fresh, StepResult result)
+    {
         switch (command)
         {
             case ManageKeysRequest { IsUeRequest: false } mkr:
@@ -501,7 +523,7 @@ public sealed partial class UeEndpoint
                 break;
             case DataAck ack when fresh:
                 // Without a Key ID TLV the acknowledged message used the Ack's own key set (profile 6.2).
-                var keyId = ack.AckedKeyId ?? prefix.KeyId;
+                var keyId = ack.AckedKeyId ?? messageKeyId;
                 var match = c.Unacked.FirstOrDefault(p => p.Key.KeyId == keyId && Wire.Low32(p.Key.Counter) == ack.AckedCounter);
                 if (match.Value is null)
                 {

@@ -269,7 +269,19 @@ public sealed partial class UeEndpoint : IDisposable
 
     private static byte[] SendControl(Channel c, ControlCommand command, StepResult result, KeySet? keys = null)
     {
-        var bytes = c.Keys.SealControl(keys ?? c.Keys.Current!, c.SessionId, c.N, command);
+        byte[] bytes;
+        if (c.Selected.Service == BestService.None)
+        {
+            // The no-security channel: Key ID 0, n = 1, counter 0, no tag (docs/protocol.md).
+            Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+            var length = EmsdpProtection.WriteUnprotected(c.SessionId, command.Encode(), buffer);
+            bytes = buffer[..length].ToArray();
+        }
+        else
+        {
+            bytes = c.Keys.SealControl(keys ?? c.Keys.Current!, c.SessionId, c.N, command);
+        }
+
         result.Add(bytes, null);
         return bytes;
     }
@@ -300,6 +312,8 @@ public sealed partial class UeEndpoint : IDisposable
         ulong counter = 0;
         if (c.Selected.Service == BestService.None)
         {
+            // No counter and no tag: the no-security channel has no Data Ack (docs/protocol.md).
+            ackRequested = false;
             var header = new EmsdpHeader(Plane.User, 0, false, c.SessionId, 1, 0);
             length = header.Write(buffer);
             payload.CopyTo(buffer[length..]);

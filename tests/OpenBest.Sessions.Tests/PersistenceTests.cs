@@ -129,13 +129,30 @@ public sealed class PersistenceTests
     }
 
     [Fact]
-    public void NoSecuritySessions_AreNotKept()
+    public void NoSecuritySessions_AreKept_AndGoOnAfterARestart()
     {
-        using var h = new Harness(new HseOptions { AllowNoSecurity = true });
+        // Seed 000 section 3: the no-security channel is an ordinary session without keys; it survives a restart like the others.
+        var allow = new HseOptions { AllowNoSecurity = true };
+        using var h = new Harness(allow);
         var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = BestService.None, MinimumService = BestService.None, ServingNetwork = Harness.FiveG });
+        var sid = h.Ue.SessionIdOf(ch);
         h.Pump(h.Ue.Send(ch, "plain"u8), uplink: true);
-        Assert.Equal("Established", h.Hse.StateOf(h.Ue.SessionIdOf(ch)));
-        Assert.Empty(Changes(h.Hse).Saved);
+        Assert.Equal("Established", h.Hse.StateOf(sid));
+        var saved = Assert.Single(Changes(h.Hse).Saved);
+        Assert.Equal(sid, saved.SessionId);
+
+        h.Hse.Dispose();
+        h.Hse = new HseEngine(h.Subscribers, allow, h.Time);
+        h.Hse.Restore(saved);
+        Assert.Equal("Established", h.Hse.StateOf(sid));
+
+        // Downlink waits for the device's next message (the path is learnt again), then both ways work.
+        Assert.Empty(h.Hse.SendDownlink(sid, "queued"u8).Send);
+        h.HseEvents.Clear();
+        h.UeEvents.Clear();
+        h.Pump(h.Ue.Send(ch, "after the restart"u8), uplink: true);
+        Assert.Equal("after the restart"u8.ToArray(), h.Single<DataReceived>(h.HseEvents).Payload.ToArray());
+        Assert.Equal("queued"u8.ToArray(), h.Single<DataReceived>(h.UeEvents).Payload.ToArray());
     }
 
     [Fact]

@@ -175,6 +175,36 @@ public sealed class SessionStartTests
     }
 
     [Fact]
+    public void NoSecurity_DownlinkSuspendResumeTerminate_AllKeyIdZero_AndNoAck()
+    {
+        // Seed 000 section 3 and profile 6.2 "No-security channel": Key ID 0, no tags; its procedures run unprotected
+        // (docs/protocol.md), and with no counter or tag there is nothing a Data Ack could name.
+        using var h = new Harness(new HseOptions { AllowNoSecurity = true });
+        var channel = h.Open(Channel(BestService.None) with { MinimumService = BestService.None });
+        var sid = h.Ue.SessionIdOf(channel);
+        h.Pump(h.Ue.Send(channel, "asks for an Ack"u8, ackRequested: true), uplink: true);
+        Assert.False(h.Single<DataReceived>(h.HseEvents).AckRequested);
+        Assert.DoesNotContain(h.UeEvents, e => e is DataAcknowledged);
+
+        h.Pump(h.Hse.SendDownlink(sid, "down"u8), uplink: false);
+        Assert.Equal("down"u8.ToArray(), h.Single<DataReceived>(h.UeEvents).Payload.ToArray());
+
+        h.Pump(h.Ue.Suspend(channel), uplink: true);
+        Assert.Equal("Suspended", h.Hse.StateOf(sid));
+        h.UeEvents.Clear();
+        Assert.Empty(h.Hse.SendDownlink(sid, "while suspended"u8).Send);
+        h.Pump(h.Ue.Resume(channel), uplink: true);
+        Assert.Equal("Established", h.Hse.StateOf(sid));
+        Assert.Equal("while suspended"u8.ToArray(), h.Single<DataReceived>(h.UeEvents).Payload.ToArray());
+
+        h.Pump(h.Ue.Terminate(channel), uplink: true);
+        Assert.Equal("Terminated", h.Hse.StateOf(sid));
+        Assert.Contains(h.UeEvents, e => e is SessionTerminated);
+        // Every message of the channel, both ways, had Key ID 0 (octet 0 bits 0x0E).
+        Assert.All(h.Wire.Where(w => w.Message.Length > 1 && w.Message[1] != 0), w => Assert.Equal(0, w.Message[0] & 0x0E));
+    }
+
+    [Fact]
     public void ConfidentialityForbiddenInNetwork_SelectsIntegrity_UeAcceptsAboveMinimum()
     {
         using var h = new Harness(new HseOptions { ConfidentialityForbiddenIn = new HashSet<string> { Harness.FiveG.Name! } });
