@@ -117,12 +117,25 @@ public static class EasApi
                 store.Audit("enterprise-key-chosen", easId, refresh.ExternalId, 0);
             }
 
-            var sessions = imsi is null ? [] : await host.QueryAsync(engine => engine.SessionsOf(imsi, easId)).ConfigureAwait(false);
-            if (sessions.Count == 0)
+            var live = imsi is null ? [] : await host.QueryAsync(engine => engine.SessionsOf(imsi, easId)).ConfigureAwait(false);
+            if (live.Count == 0)
             {
                 return refresh.EnterpriseKeyIdentifier is not null && imsi is not null
                     ? Results.StatusCode(202)
                     : Problem(404, "no live session of that UE with this EAS");
+            }
+
+            // Seed 001 4.4.4: an EAS triggers a refresh of the UE-to-EAS mode only. For key agreement only "there is no
+            // provision for the application layer to trigger generation of the new EAS PSK" (also seed 004, key refresh);
+            // and UE-to-HSE sessions carry no keys of the EAS's.
+            var sessions = live.Where(s => s.Mode == SessionMode.UeToEas).Select(s => s.SessionId).ToList();
+            if (sessions.Count == 0)
+            {
+                var keyAgreementOnly = live.Any(s => s.Mode == SessionMode.KeyAgreementOnly);
+                store.Audit("refresh-refused", easId, refresh.ExternalId, 0);
+                return Problem(409, "no UE-to-EAS session to refresh", keyAgreementOnly
+                    ? "key agreement only: the application layer cannot trigger a new EAS PSK (TS 33.163 4.4.4); the EAS gets the new PSK when the HSE or the UE refreshes, pushed to it or by a key request"
+                    : "the UE's sessions with this EAS are in UE-to-HSE mode: an EAS refreshes only UE-to-EAS mode sessions");
             }
 
             if (refreshed.IsRecent((easId, imsi!)))

@@ -438,6 +438,7 @@ public sealed class HseHost : IAsyncDisposable
     {
         Protocol.BestService.KeyAgreementOnly => "key-agreement-only",
         Protocol.BestService.Integrity => "integrity",
+        Protocol.BestService.None => "none",
         _ => "confidential",
     };
 

@@ -11,7 +11,8 @@ namespace OpenBest.Hse;
 /// <summary>A UE-to-HSE session as the enterprise sees it (never the IMSI).</summary>
 /// <param name="SessionId">The Session ID.</param>
 /// <param name="ExternalId">The UE's identifier for this enterprise, or null when none is provisioned.</param>
-public sealed record NorthboundSession(uint SessionId, string? ExternalId);
+/// <param name="Service">"confidential", "integrity", or "none" (the no-security channel: nothing is protected).</param>
+public sealed record NorthboundSession(uint SessionId, string? ExternalId, string Service);
 
 /// <summary>An uplink message the HSE received and stored for the enterprise.</summary>
 public sealed record NorthboundUplink(long Sequence, uint SessionId, string? ExternalId, int KeyId, long Counter, string Payload, DateTimeOffset ReceivedAt);
@@ -36,8 +37,8 @@ public static class NorthboundApi
         {
             var easId = await IdentityAsync(context).ConfigureAwait(false);
             var sessions = await host.QueryAsync(engine => engine.SessionsNaming(easId)).ConfigureAwait(false);
-            return Results.Ok(sessions.Select(s => new NorthboundSession(s.SessionId, store.ExternalIdOf(easId, s.Imsi))).ToList());
-        }).WithName("ListSessions").WithSummary("The live UE-to-HSE sessions that name this enterprise.");
+            return Results.Ok(sessions.Select(s => new NorthboundSession(s.SessionId, store.ExternalIdOf(easId, s.Imsi), HseHost.ServiceName(s.Service))).ToList());
+        }).WithName("ListSessions").WithSummary("The live UE-to-HSE sessions that name this enterprise (not UE-to-EAS or key-agreement-only sessions), with their services.");
         api.MapGet("/uplink", async (HttpContext context, long? after, int? limit) =>
         {
             var easId = await IdentityAsync(context).ConfigureAwait(false);
@@ -62,10 +63,11 @@ public static class NorthboundApi
                 return Results.Problem(title: "payload is longer than 1024 octets", statusCode: 400);
             }
 
-            var owner = await host.QueryAsync(engine => engine.Describe(sessionId)?.EasId).ConfigureAwait(false);
-            if (owner != easId)
+            // Only the sessions the list shows: UE-to-HSE sessions of this enterprise (the others' user plane is not the HSE's).
+            var (owner, mode) = await host.QueryAsync(engine => (engine.Describe(sessionId)?.EasId, engine.ModeOf(sessionId))).ConfigureAwait(false);
+            if (owner != easId || mode != SessionMode.UeToHse)
             {
-                return Results.Problem(title: "no session of this enterprise with that id", statusCode: 404);
+                return Results.Problem(title: "no UE-to-HSE session of this enterprise with that id", statusCode: 404);
             }
 
             try

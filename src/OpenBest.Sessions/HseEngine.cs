@@ -26,6 +26,19 @@ public sealed record EasKeysReady(uint SessionId, string EasId, byte KeyId, Ciph
     public override string ToString() => $"EasKeysReady(session {SessionId}, {EasId}, key {KeyId}, {Suite.Name}, {Service}, n={CounterLength}, id {EasKeyIdentifier:x8})";
 }
 
+/// <summary>Where a session's user plane ends (TS 33.163: the three ways a BEST session is used).</summary>
+public enum SessionMode
+{
+    /// <summary>UE-to-HSE mode: the HSE protects and terminates the user plane (also the no-security channel).</summary>
+    UeToHse,
+
+    /// <summary>UE-to-EAS mode: the user plane is protected end to end to the EAS; the HSE forwards it unopened.</summary>
+    UeToEas,
+
+    /// <summary>Key agreement only: no EMSDP user plane; the UE and the EAS use K_EAS_PSK in their own protocol.</summary>
+    KeyAgreementOnly,
+}
+
 /// <summary>Counts of what the HSE dropped or refused (profile section 7: counted, never crashing).</summary>
 public sealed class HseCounters
 {
@@ -97,13 +110,24 @@ public sealed partial class HseEngine : IDisposable
     public (string Imsi, string EasId)? Describe(uint sessionId) =>
         _sessions.TryGetValue(sessionId, out var s) && !s.Decoy ? (s.Imsi, s.Request.EasId) : null;
 
-    /// <summary>The established (or suspended) sessions of a subscriber that name <paramref name="easId"/>.</summary>
-    public IReadOnlyList<uint> SessionsOf(string imsi, string easId) =>
-        [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended && s.Imsi == imsi && s.Request.EasId == easId).Select(s => s.Id)];
+    /// <summary>The established (or suspended) sessions of a subscriber that name <paramref name="easId"/>, with their modes.</summary>
+    public IReadOnlyList<(uint SessionId, SessionMode Mode)> SessionsOf(string imsi, string easId) =>
+        [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended && s.Imsi == imsi && s.Request.EasId == easId).Select(s => (s.Id, ModeOf(s.Selected)))];
 
-    /// <summary>The established (or suspended) UE-to-HSE sessions that name <paramref name="easId"/>, with their subscribers.</summary>
-    public IReadOnlyList<(uint SessionId, string Imsi)> SessionsNaming(string easId) =>
-        [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended && s.Request.EasId == easId).OrderBy(s => s.Id).Select(s => (s.Id, s.Imsi))];
+    /// <summary>
+    /// The established (or suspended) UE-to-HSE sessions that name <paramref name="easId"/> (those whose user plane the HSE
+    /// terminates, the no-security channel among them), with their subscribers and services.
+    /// </summary>
+    public IReadOnlyList<(uint SessionId, string Imsi, BestService Service)> SessionsNaming(string easId) =>
+        [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended && s.Request.EasId == easId && ModeOf(s.Selected) == SessionMode.UeToHse)
+            .OrderBy(s => s.Id).Select(s => (s.Id, s.Imsi, s.Selected.Service))];
+
+    /// <summary>The mode of a session, or null when it is unknown or not established.</summary>
+    public SessionMode? ModeOf(uint sessionId) =>
+        _sessions.TryGetValue(sessionId, out var s) && !s.Decoy && s.State is HseState.Established or HseState.Suspended ? ModeOf(s.Selected) : null;
+
+    private static SessionMode ModeOf(HseConfiguration selected) =>
+        selected.Service == BestService.KeyAgreementOnly ? SessionMode.KeyAgreementOnly : selected.UeToEasMode ? SessionMode.UeToEas : SessionMode.UeToHse;
 
     /// <summary>The Enterprise Key Identifier of a session's current key set (UE-to-EAS mode), or null.</summary>
     public byte[]? EnterpriseKeyIdentifierOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.EnterpriseKeyId?.ToArray() : null;
