@@ -8,10 +8,13 @@ namespace OpenBest.Bearers;
 public readonly record struct ReceivedMessage(ReadOnlyMemory<byte> Message, BearerPath Path);
 
 /// <summary>A peer path: the bearer plus the address or connection on it (profile section 1, "Addressing").</summary>
-public abstract class BearerPath
+public abstract class BearerPath : Protocol.IPeerSource
 {
     /// <summary>The bearer the path belongs to.</summary>
     public abstract IBearer Bearer { get; }
+
+    /// <summary>The sender this path belongs to (an address without its port; see <see cref="Protocol.PeerSource"/>): limits per source count on it.</summary>
+    public virtual string Source => ToString() ?? string.Empty;
 
     /// <summary>Sends one message to this path.</summary>
     public ValueTask SendAsync(ReadOnlyMemory<byte> message, CancellationToken cancellationToken = default) => Bearer.SendAsync(message, this, cancellationToken);

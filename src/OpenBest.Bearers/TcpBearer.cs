@@ -292,6 +292,9 @@ public sealed class TcpBearer : IBearer
 
         public Socket Socket { get; } = socket;
 
+        // Taken when the connection is accepted: the socket may be closed by the time a limit asks.
+        public override string Source { get; } = socket.RemoteEndPoint is IPEndPoint remote ? Protocol.PeerSource.Of(remote.Address) : "unknown";
+
         public Channel<byte[]> Outgoing { get; } = Channel.CreateBounded<byte[]>(
             new BoundedChannelOptions(SendQueue) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite },
             _ => bearer.CountDrop());

@@ -141,6 +141,8 @@ public sealed class UdpBearer : IBearer
 
         public IPEndPoint Remote { get; } = remote;
 
+        public override string Source => field ??= Protocol.PeerSource.Of(Remote.Address); // one sender over UDP and TCP alike
+
         public override bool Equals(object? obj) => obj is UdpPath other && ReferenceEquals(other.Bearer, Bearer) && other.Remote.Equals(Remote);
 
         public override int GetHashCode() => Remote.GetHashCode();

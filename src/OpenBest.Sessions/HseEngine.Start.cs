@@ -85,7 +85,7 @@ public sealed partial class HseEngine
             return;
         }
 
-        if (!TakeVectorToken(imsi))
+        if (!TakeVectorToken(imsi, path))
         {
             SendUnprotectedReject(result, 0, new MessageReject(Cause.Congestion, (byte)CommandCode.SessionRequest, checksum, BackOffSeconds: 60), message.Length, path);
             return;
@@ -330,19 +330,55 @@ public sealed partial class HseEngine
         return SuciResolver.TryResolve(request.Suci!.Value.Span, _options.SuciKeys, out imsi);
     }
 
-    /// <summary>Vectors are rate limited per identity (profile 6.2, denial of service).</summary>
-    private bool TakeVectorToken(string imsi)
+    /// <summary>
+    /// Vectors are rate limited per identity (profile 6.2, denial of service), and within that per source and identity, so that
+    /// one source naming a known IMSI cannot use the identity's budget up and keep the real device off the service. A refused
+    /// request takes nothing from either budget. Behind <see cref="HseOptions.RequireCookie"/> only requests that came back with
+    /// their cookie (return-routable sources) get this far; without it a spoofed source counts as whatever it claims.
+    /// </summary>
+    private bool TakeVectorToken(string imsi, object? path)
     {
         var minute = Now.ToUnixTimeSeconds() / 60;
-        if (_vectorBudget.Count > 100_000)
+        var source = (PeerSource.Of(path), imsi);
+        var (sourceWindow, sourceCount) = _sourceVectorBudget.GetValueOrDefault(source);
+        sourceCount = sourceWindow == minute ? sourceCount : 0;
+        if (sourceCount >= _options.MaxVectorsPerSourcePerIdentityPerMinute)
         {
-            _vectorBudget.Clear();
+            return false;
         }
 
         var (window, count) = _vectorBudget.GetValueOrDefault(imsi);
-        count = window == minute ? count + 1 : 1;
-        _vectorBudget[imsi] = (minute, count);
-        return count <= _options.MaxVectorsPerIdentityPerMinute;
+        count = window == minute ? count : 0;
+        if (count >= _options.MaxVectorsPerIdentityPerMinute)
+        {
+            return false;
+        }
+
+        if ((_vectorBudget.Count >= _options.MaxTrackedSources || _sourceVectorBudget.Count >= _options.MaxTrackedSources) && _budgetPrunedMinute != minute)
+        {
+            // Only this minute's entries matter: the older ones go, at most once a minute (never a scan per request).
+            _budgetPrunedMinute = minute;
+            Prune(_vectorBudget, minute);
+            Prune(_sourceVectorBudget, minute);
+        }
+
+        _vectorBudget[imsi] = (minute, count + 1);
+        if (_sourceVectorBudget.Count < _options.MaxTrackedSources)
+        {
+            // Still full after pruning (a spray of spoofed sources): a new source then counts toward the identity's budget only.
+            _sourceVectorBudget[source] = (minute, sourceCount + 1);
+        }
+
+        return true;
+    }
+
+    private static void Prune<TKey>(Dictionary<TKey, (long Minute, int Count)> budget, long minute)
+        where TKey : notnull
+    {
+        foreach (var key in budget.Where(e => e.Value.Minute != minute).Select(e => e.Key).ToList())
+        {
+            budget.Remove(key);
+        }
     }
 
     private uint AllocateSessionId()

@@ -75,6 +75,9 @@ public sealed partial class HseEngine : IDisposable
     private readonly Queue<(uint Id, DateTimeOffset FreeAt)> _released = new();
     private readonly PendingCount _pending = new();
     private readonly Dictionary<string, (long Minute, int Count)> _vectorBudget = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Source, string Imsi), (long Minute, int Count)> _sourceVectorBudget = [];
+    private readonly Dictionary<string, int> _rejectsBySource = new(StringComparer.Ordinal);
+    private long _budgetPrunedMinute = -1;
     private uint _neverUsed = 1;
     private long _rejectWindow;
     private int _rejectsInWindow;
@@ -312,13 +315,27 @@ public sealed partial class HseEngine : IDisposable
         result.Events.Add(new MessageDropped(sessionId, reason));
     }
 
-    private bool TakeRejectToken()
+    /// <summary>One unprotected Reject to <paramref name="path"/>: within its source's budget, then the global one (profile section 7).</summary>
+    private bool TakeRejectToken(object? path)
     {
         var second = Now.ToUnixTimeSeconds();
         if (second != _rejectWindow)
         {
             _rejectWindow = second;
             _rejectsInWindow = 0;
+            _rejectsBySource.Clear();
+        }
+
+        var source = PeerSource.Of(path);
+        var bySource = _rejectsBySource.GetValueOrDefault(source);
+        if (bySource >= _options.MaxRejectsPerSourcePerSecond)
+        {
+            return false;
+        }
+
+        if (_rejectsBySource.Count < _options.MaxTrackedSources)
+        {
+            _rejectsBySource[source] = bySource + 1;
         }
 
         return ++_rejectsInWindow <= _options.MaxRejectsPerSecond;
@@ -329,7 +346,7 @@ public sealed partial class HseEngine : IDisposable
     {
         Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
         var length = EmsdpProtection.WriteUnprotected(sessionId, reject.Encode(), buffer);
-        if (length > answeredLength || !TakeRejectToken())
+        if (length > answeredLength || !TakeRejectToken(path))
         {
             Counters.Drop(DropReason.RateLimited);
             return;

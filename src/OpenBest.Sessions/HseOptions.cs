@@ -80,14 +80,34 @@ public sealed record HseOptions
     /// <summary>Whether a subscriber may use a service with an EAS; a refusal is cause 0x10 (not authorised). Null allows all.</summary>
     public Func<string, string, BestService, bool>? Authorise { get; init; }
 
-    /// <summary>Session Starts (vectors) per identity per minute at most; beyond it cause 0x0D (20).</summary>
+    /// <summary>
+    /// Session Starts (vectors) per identity per minute at most, from all sources together; beyond it cause 0x0D (20). Each
+    /// source has its own smaller share (<see cref="MaxVectorsPerSourcePerIdentityPerMinute"/>), so one source cannot use
+    /// this budget up and lock the subscriber out.
+    /// </summary>
     public int MaxVectorsPerIdentityPerMinute { get; init; } = 20;
+
+    /// <summary>
+    /// Session Starts (vectors) per identity per minute at most for one source (an address without its port, an IPv6 /64;
+    /// see <see cref="Protocol.PeerSource"/>); beyond it that source gets cause 0x0D and the others keep the rest of the
+    /// identity's budget (5: a device that retries after a lost Session Start needs two or three).
+    /// </summary>
+    public int MaxVectorsPerSourcePerIdentityPerMinute { get; init; } = 5;
+
+    /// <summary>Sources tracked for the per-source budgets at most; past it a new source counts only toward the identity's budget (100 000).</summary>
+    public int MaxTrackedSources { get; init; } = 100_000;
 
     /// <summary>UE-to-EAS uplink messages forwarded per session per second at most; the rest are dropped (100).</summary>
     public int MaxForwardsPerSessionPerSecond { get; init; } = 100;
 
     /// <summary>Rejects sent per second at most (all sources; profile section 7 rate limit) (100).</summary>
     public int MaxRejectsPerSecond { get; init; } = 100;
+
+    /// <summary>
+    /// Unprotected Rejects sent per second to one source at most (profile section 7: "rate limited per source") (10): a
+    /// flooding source cannot use the global budget up, so a device elsewhere still gets its cookie or its cause.
+    /// </summary>
+    public int MaxRejectsPerSourcePerSecond { get; init; } = 10;
 
     /// <summary>
     /// The Enterprise Key Identifier to name (TLV 0x0E) in the Manage Keys Requests of a UE-to-EAS session, by (IMSI, EAS Id):

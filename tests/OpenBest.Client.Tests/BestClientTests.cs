@@ -22,13 +22,18 @@ internal sealed class TestHse : IAsyncDisposable
     private readonly StoreSubscribers _subscribers;
 
     public TestHse(params IBearer[] extra)
+        : this(new HseOptions(), extra)
+    {
+    }
+
+    public TestHse(HseOptions options, params IBearer[] extra)
     {
         Store = SqliteSubscriberStore.Open(_directory.FullName, _key);
         Store.Add([new NewSubscriber(Imsi, K, Opc)]);
         _subscribers = new StoreSubscribers(Store);
         Udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         var policy = new StorePolicy(Store, TimeSpan.Zero);
-        Host = new HseHost(new HseEngine(_subscribers, new HseOptions { Authorise = policy.Authorise }), [Udp, .. extra], TimeSpan.FromMilliseconds(100), state: Store);
+        Host = new HseHost(new HseEngine(_subscribers, options with { Authorise = policy.Authorise }), [Udp, .. extra], TimeSpan.FromMilliseconds(100), state: Store);
         Host.Start();
         _ = Task.Run(async () =>
         {
