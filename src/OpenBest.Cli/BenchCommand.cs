@@ -1,55 +1,49 @@
-using System.Collections.Concurrent;
 using System.CommandLine;
-using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Security.Cryptography;
-using OpenBest.Bearers;
-using OpenBest.Crypto;
-using OpenBest.Crypto.Aka;
-using OpenBest.Hse;
-using OpenBest.Protocol;
-using OpenBest.Sessions;
-using OpenBest.Storage;
+using OpenBest.Bench;
 using Spectre.Console;
 
 namespace OpenBest.Cli;
 
-/// <summary>
-/// <c>best bench</c>: K simulated devices over real UDP on loopback against an HSE running in this process on a fresh
-/// SQLite database (or PostgreSQL): new sessions per second, then acknowledged-window uplink per second, with
-/// latency percentiles; optionally the memory an idle session costs the HSE.
-/// </summary>
+/// <summary><c>best bench</c>: the options and the tables; the measurement is <see cref="HseBench"/>, the yardsticks <see cref="PeerBaselines"/>.</summary>
 internal static class BenchCommand
 {
-    private static readonly ServingNetwork Network = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org");
-
     public static Command Create()
     {
-        var devices = new Option<int>("--devices") { Description = "simulated devices, each with its own UDP socket and session, 1..10000", DefaultValueFactory = _ => 2000, HelpName = "K" };
+        var devices = new Option<int>("--devices") { Description = "simulated devices, each with its own UDP socket and subscriber, 1..10000", DefaultValueFactory = _ => 2000, HelpName = "K" };
+        var sessions = new Option<int>("--session-duration") { Description = "seconds during which every device opens new sessions back to back, 1..600", DefaultValueFactory = _ => 5, HelpName = "SECONDS" };
         var seconds = new Option<int>("--duration") { Description = "seconds of uplink load, 1..600", DefaultValueFactory = _ => 10, HelpName = "SECONDS" };
         var window = new Option<int>("--window") { Description = "uplink messages per device in flight: W − 1 unacknowledged, then one acknowledged, 1..256", DefaultValueFactory = _ => 16, HelpName = "W" };
         var idle = new Option<int>("--idle-sessions") { Description = "also measure the HSE's memory per idle session over this many sessions (0: skip), up to 1000000", DefaultValueFactory = _ => 0, HelpName = "N" };
+        var compare = new Option<bool>("--compare") { Description = "also run the yardsticks in the same run, before and after: the loopback UDP echo limit and OpenSSL DTLS 1.2 PSK handshakes (needs gcc, libssl-dev, openssl)" };
         devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 10_000) { r.AddError("--devices must be 1..10000"); } });
+        sessions.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--session-duration must be 1..600 seconds"); } });
         seconds.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--duration must be 1..600 seconds"); } });
         window.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 256) { r.AddError("--window must be 1..256"); } });
         idle.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 1_000_000) { r.AddError("--idle-sessions must be 0..1000000"); } });
         // Never from $BEST_POSTGRES: the bench writes sessions and uplink, so it runs only on a database named here.
         var postgres = new Option<string>("--postgres") { Description = "run on this PostgreSQL database instead of a fresh SQLite one; use a database of its own (the bench takes the HSE lease and removes its subscribers and their data at the end)", HelpName = "CONNECTION" };
         var command = new Command("bench",
-            "Measure the HSE: K simulated devices over UDP on loopback open sessions at once (new sessions/s), then send uplink for\n" +
-            "--duration seconds (messages/s delivered and stored, Ack latency). The HSE runs in this process on a fresh SQLite\n" +
-            "database in a temporary folder, or on --postgres. --idle-sessions N adds the HSE's memory per idle session.");
-        foreach (var option in new Option[] { devices, seconds, window, idle, postgres })
+            "Measure the HSE: K simulated devices over UDP on loopback open their first sessions at once, then open new sessions\n" +
+            "back to back for --session-duration seconds (sessions/s), then send uplink for --duration seconds (messages/s\n" +
+            "delivered and stored, Ack latency). The HSE runs in this process on a fresh SQLite database in a temporary folder,\n" +
+            "or on --postgres. --compare puts the loopback UDP limit and OpenSSL's DTLS 1.2 PSK handshake rate beside them.");
+        foreach (var option in new Option[] { devices, sessions, seconds, window, idle, compare, postgres })
         {
             command.Options.Add(option);
         }
 
-        command.SetAction((result, cancel) => RunAsync(result.GetValue(devices), result.GetValue(seconds), result.GetValue(window), result.GetValue(idle), result.GetValue(postgres), result.InvocationConfiguration.Output, cancel));
+        command.SetAction((result, cancel) => RunAsync(
+            new HseBenchOptions
+            {
+                Devices = result.GetValue(devices), SessionSeconds = result.GetValue(sessions), UplinkSeconds = result.GetValue(seconds), Window = result.GetValue(window),
+                IdleSessions = result.GetValue(idle), Postgres = result.GetValue(postgres),
+            },
+            result.GetValue(compare), result.InvocationConfiguration.Output, result.InvocationConfiguration.Error, cancel));
         return command;
     }
 
-    private static async Task<int> RunAsync(int deviceCount, int seconds, int window, int idleSessions, string? postgres, TextWriter output, CancellationToken cancel)
+    private static async Task<int> RunAsync(HseBenchOptions options, bool compare, TextWriter output, TextWriter error, CancellationToken cancel)
     {
         var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
         var console = AnsiConsole.Create(new AnsiConsoleSettings
@@ -59,340 +53,87 @@ internal static class BenchCommand
             ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
             Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
         });
-        var table = new Table().AddColumn("measure").AddColumn("value");
-        var directory = Directory.CreateTempSubdirectory("openbest-bench-");
-        var ok = true;
+
+        using var peers = compare ? new PeerBaselines() : null;
+        var peerFigures = new List<PeerFigures>();
+        HseBenchResult result = null!;
         try
         {
-            using var masterKey = MasterKey.FromBytes(RandomNumberGenerator.GetBytes(32));
-            using var store = StoreFactory.Open(directory.FullName, postgres, masterKey);
-            var run = RandomNumberGenerator.GetInt32(100_000);
-            // A few extra devices warm the code paths up first; they are not measured.
-            var warmUp = Math.Min(100, deviceCount);
-            var provisioned = Enumerable.Range(0, deviceCount + warmUp)
-                .Select(i => new NewSubscriber(string.Create(CultureInfo.InvariantCulture, $"00102{run:D5}{i:D5}"), RandomNumberGenerator.GetBytes(16), RandomNumberGenerator.GetBytes(16)))
-                .ToList();
-            store.Add(provisioned);
-            try
+            await console.Progress().StartAsync(async context =>
             {
-                using var subscribers = new StoreSubscribers(store);
-                await using var udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0), queue: 1 << 16, socketBuffer: UdpBearer.ServerSocketBuffer);
-                using var lease = ((IHseStateStore)store).AcquireHseLease();
-                var host = new HseHost(new HseEngine(subscribers, new HseOptions { MaxPendingSessions = 100_000 }), [udp], state: (IHseStateStore)store);
-                var delivered = 0L;
-                host.Start();
-                var counting = Task.Run(async () =>
+                var tasks = new Dictionary<string, ProgressTask>();
+                var progress = new Progress<BenchProgress>(p =>
                 {
-                    await foreach (var e in host.Events.ReadAllAsync(CancellationToken.None))
+                    lock (tasks)
                     {
-                        if (e is DataReceived)
+                        if (!tasks.TryGetValue(p.Phase, out var task))
                         {
-                            Interlocked.Increment(ref delivered);
+                            tasks[p.Phase] = task = context.AddTask(p.Phase, maxValue: p.Total);
                         }
+
+                        task.Value = Math.Max(task.Value, p.Done);
                     }
-                }, CancellationToken.None);
-
-                var devices = new List<BenchDevice>();
-                var warmers = new List<BenchDevice>();
-                try
-                {
-                    foreach (var s in provisioned)
-                    {
-                        (warmers.Count < warmUp ? warmers : devices).Add(new BenchDevice(s.Imsi, s.K, s.Opc, udp.LocalEndPoint));
-                    }
-
-                    await Task.WhenAll(warmers.Select(d => d.OpenAsync(cancel)));
-                    using (var warm = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
-                    {
-                        await Task.WhenAll(warmers.Where(d => d.Established).Select(d => d.UplinkAsync(window, [], warm.Token)));
-                    }
-
-                    // Sessions: every device opens at once.
-                    var setup = Stopwatch.StartNew();
-                    var opened = await console.Progress().StartAsync(async progress =>
-                    {
-                        var task = progress.AddTask("sessions", maxValue: deviceCount);
-                        return await Task.WhenAll(devices.Select(d => Task.Run(async () =>
-                        {
-                            var latency = await d.OpenAsync(cancel);
-                            task.Increment(1);
-                            return latency;
-                        }, cancel)));
-                    });
-                    setup.Stop();
-                    var established = opened.Count(l => l is not null);
-                    ok &= established == deviceCount;
-                    var setupLatency = opened.Where(l => l is not null).Select(l => l!.Value).Order().ToList();
-                    table.AddRow("devices / sessions established", $"{deviceCount} / {established}");
-                    table.AddRow("new sessions per second", Invariant($"{established / setup.Elapsed.TotalSeconds:N0}"));
-                    table.AddRow("session setup latency p50 / p99 (ms)", Invariant($"{Percentile(setupLatency, 0.5):0.0} / {Percentile(setupLatency, 0.99):0.0}"));
-
-                    // Uplink: each device keeps W messages in flight (W − 1 without Ack, then one with).
-                    var before = Interlocked.Read(ref delivered);
-                    var commitsBefore = host.Commits;
-                    var load = Stopwatch.StartNew();
-                    using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-                    stop.CancelAfter(TimeSpan.FromSeconds(seconds));
-                    var ackLatency = new ConcurrentBag<double>();
-                    await console.Progress().StartAsync(async progress =>
-                    {
-                        var task = progress.AddTask("uplink", maxValue: seconds);
-                        var ticker = Task.Run(async () =>
-                        {
-                            while (!stop.IsCancellationRequested)
-                            {
-                                await Task.Delay(1000, CancellationToken.None);
-                                task.Increment(1);
-                            }
-                        }, CancellationToken.None);
-                        await Task.WhenAll(devices.Where(d => d.Established).Select(d => d.UplinkAsync(window, ackLatency, stop.Token)));
-                        await ticker;
-                    });
-                    load.Stop();
-                    await Task.Delay(500, CancellationToken.None); // the last acknowledged windows settle
-                    var messages = Interlocked.Read(ref delivered) - before;
-                    var latencies = ackLatency.Order().ToList();
-                    table.AddRow("uplink messages stored per second", Invariant($"{messages / load.Elapsed.TotalSeconds:N0}"));
-                    table.AddRow("messages per commit (group commit)", Invariant($"{messages / (double)Math.Max(1, host.Commits - commitsBefore):0.0}"));
-                    table.AddRow("Ack latency p50 / p99 (ms)", Invariant($"{Percentile(latencies, 0.5):0.0} / {Percentile(latencies, 0.99):0.0}"));
-                    table.AddRow("overloaded / errors at the HSE", Invariant($"{host.Overloaded} / {host.Errors}"));
-                    ok &= host.Errors == 0;
-                }
-                finally
-                {
-                    foreach (var d in devices.Concat(warmers))
-                    {
-                        await d.DisposeAsync();
-                    }
-
-                    await host.DisposeAsync();
-                    await counting;
-                }
-            }
-            finally
-            {
-                foreach (var s in provisioned)
-                {
-                    store.Remove(s.Imsi);
-                }
-            }
-
-            if (idleSessions > 0)
-            {
-                var perSession = await console.Progress().StartAsync(async progress =>
-                {
-                    var task = progress.AddTask("idle sessions", maxValue: idleSessions);
-                    return await Task.Run(() => MeasureIdleSessionBytes(idleSessions, () => task.Increment(1000)), cancel);
                 });
-                table.AddRow(Invariant($"HSE memory per idle session ({idleSessions:N0} sessions)"), Invariant($"{perSession:N0} B"));
-            }
-
-            table.AddRow("store", StoreFactory.Describe(postgres));
-            table.AddRow("machine", Invariant($"{Environment.ProcessorCount} cores, {Environment.OSVersion.VersionString}, .NET {Environment.Version}"));
-            console.Write(table);
-            return ok ? ExitCodes.Success : ExitCodes.CheckFailed;
-        }
-        finally
-        {
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            directory.Delete(recursive: true);
-        }
-    }
-
-    /// <summary>
-    /// The HSE's managed heap per established, idle session: N sessions set up through the real engines in memory
-    /// (no sockets), after the answer caches expired, minus the same engine with its subscribers and no sessions.
-    /// </summary>
-    private static double MeasureIdleSessionBytes(int count, Action progress)
-    {
-        var time = new BenchTime();
-        using var subscribers = new InMemorySubscribers();
-        var keys = new (string Imsi, byte[] K, byte[] Opc)[count];
-        for (var i = 0; i < count; i++)
-        {
-            keys[i] = (string.Create(CultureInfo.InvariantCulture, $"00103{i:D10}"), RandomNumberGenerator.GetBytes(16), RandomNumberGenerator.GetBytes(16));
-            subscribers.Add(keys[i].Imsi, keys[i].K, keys[i].Opc);
-        }
-
-        using var hse = new HseEngine(subscribers, new HseOptions { MaxVectorsPerIdentityPerMinute = int.MaxValue, MaxPendingSessions = int.MaxValue }, time);
-        var before = HeapBytes();
-        for (var i = 0; i < count; i++)
-        {
-            using var milenage = new Milenage(keys[i].K, keys[i].Opc);
-            using var ue = new UeEndpoint(new Usim(milenage, new UsimSequenceState(SqnScheme.Default)), new UeOptions { Imsi = keys[i].Imsi }, time);
-            var queue = new Queue<(bool Uplink, ReadOnlyMemory<byte> Message)>(ue.Open(new UeChannelOptions { EasId = "eas.example.com", ServingNetwork = Network }, out _).Send.Select(s => (true, s.Message)));
-            while (queue.TryDequeue(out var item))
-            {
-                var next = item.Uplink ? hse.Receive(item.Message.Span, "ue") : ue.Receive(item.Message.Span);
-                foreach (var send in next.Send)
+                if (peers is not null)
                 {
-                    queue.Enqueue((!item.Uplink, send.Message));
+                    var task = context.AddTask("yardsticks (before)", maxValue: 1);
+                    await peers.BuildAsync(cancel);
+                    peerFigures.Add(await peers.MeasureAsync(5, cancel));
+                    task.Value = 1;
                 }
-            }
 
-            if (i % 1000 == 999)
-            {
-                progress();
-            }
+                result = await HseBench.RunAsync(options, progress, cancel);
+                if (peers is not null)
+                {
+                    var task = context.AddTask("yardsticks (after)", maxValue: 1);
+                    peerFigures.Add(await peers.MeasureAsync(5, cancel));
+                    task.Value = 1;
+                }
+            });
         }
-
-        // Idle: the retransmission caches expired; what is left is what an established session costs.
-        time.Advance(TimeSpan.FromMinutes(2));
-        hse.Tick();
-        hse.TakeChanges(new List<HseSessionSnapshot>(), new List<uint>());
-        var after = HeapBytes();
-        if (hse.EstablishedCount != count)
+        catch (InvalidOperationException e) when (peers is not null)
         {
-            throw new InvalidOperationException($"only {hse.EstablishedCount} of {count} sessions were established");
+            // A missing compiler or OpenSSL: one line that names it.
+            await error.WriteLineAsync($"best bench: --compare: {e.Message}");
+            return ExitCodes.CheckFailed;
         }
 
-        GC.KeepAlive(hse);
-        return (after - before) / (double)count;
-    }
+        var table = new Table().AddColumn("measure").AddColumn("value");
+        table.AddRow("devices / first sessions established", Invariant($"{result.Devices} / {result.FirstSessionsEstablished}"));
+        table.AddRow("first sessions per second (all devices at once)", Invariant($"{result.FirstSessionsPerSecond:N0}"));
+        table.AddRow("first session latency p50 / p99 (ms)", Invariant($"{result.FirstSessionLatency.P50:0.0} / {result.FirstSessionLatency.P99:0.0}"));
+        table.AddRow("new sessions per second (sustained)", Invariant($"{result.SustainedSessionsPerSecond:N0}"));
+        table.AddRow("session setup latency p50 / p99 (ms)", Invariant($"{result.SustainedSessionLatency.P50:0.0} / {result.SustainedSessionLatency.P99:0.0}"));
+        table.AddRow("uplink messages stored per second", Invariant($"{result.UplinkPerSecond:N0}"));
+        table.AddRow("messages per commit (group commit)", Invariant($"{result.MessagesPerCommit:0.0}"));
+        table.AddRow("Ack latency p50 / p99 (ms)", Invariant($"{result.AckLatency.P50:0.0} / {result.AckLatency.P99:0.0}"));
+        table.AddRow("overloaded / errors at the HSE", Invariant($"{result.Overloaded} / {result.Errors}"));
+        if (result.IdleSessionBytes is { } bytes)
+        {
+            table.AddRow(Invariant($"HSE memory per idle session ({options.IdleSessions:N0} sessions)"), Invariant($"{bytes:N0} B"));
+        }
 
-    private static long HeapBytes()
-    {
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        GC.WaitForPendingFinalizers();
-        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
-        return GC.GetTotalMemory(forceFullCollection: true);
-    }
+        table.AddRow("store", result.Store);
+        table.AddRow("machine", Invariant($"{Environment.ProcessorCount} cores, {Environment.OSVersion.VersionString}, .NET {Environment.Version}"));
+        console.Write(table);
 
-    private static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
+        if (peerFigures.Count > 0)
+        {
+            // Against the better of the two yardstick runs, so a ratio is never flattered by a slow moment of the peer.
+            var udp = peerFigures.Max(p => p.UdpRoundTripsPerSecond);
+            var dtls = peerFigures.Max(p => p.DtlsHandshakesPerSecond);
+            var side = new Table().AddColumn("").AddColumn("BEST (this HSE)").AddColumn("yardstick, same run").AddColumn("ratio");
+            side.AddRow("secure sessions per second", Invariant($"{result.SustainedSessionsPerSecond:N0}"),
+                Invariant($"OpenSSL DTLS 1.2 PSK handshakes: {string.Join(" / ", peerFigures.Select(p => p.DtlsHandshakesPerSecond.ToString("N0", CultureInfo.InvariantCulture)))}"),
+                Invariant($"{result.SustainedSessionsPerSecond / dtls:0.00}"));
+            side.AddRow("messages per second", Invariant($"{result.UplinkPerSecond:N0} stored"),
+                Invariant($"UDP echo round trips: {string.Join(" / ", peerFigures.Select(p => p.UdpRoundTripsPerSecond.ToString("N0", CultureInfo.InvariantCulture)))}"),
+                Invariant($"{result.UplinkPerSecond / udp:0.00}"));
+            console.Write(side);
+        }
+
+        return result.Ok ? ExitCodes.Success : ExitCodes.CheckFailed;
+    }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
-
-    private sealed class BenchTime : TimeProvider
-    {
-        private DateTimeOffset _now = DateTimeOffset.UtcNow;
-
-        public override DateTimeOffset GetUtcNow() => _now;
-
-        public void Advance(TimeSpan by) => _now += by;
-    }
-
-    /// <summary>One simulated device: a software USIM, a UE endpoint and its own UDP socket.</summary>
-    private sealed class BenchDevice : IAsyncDisposable
-    {
-        private readonly Milenage _milenage;
-        private readonly UeEndpoint _ue;
-        private readonly UdpBearer _bearer;
-        private readonly BearerPath _hse;
-        private readonly CancellationTokenSource _stop = new();
-        private readonly Task _reader;
-        private TaskCompletionSource? _established;
-        private TaskCompletionSource? _acked;
-        private int _channel;
-
-        public BenchDevice(string imsi, byte[] k, byte[] opc, IPEndPoint hse)
-        {
-            _milenage = new Milenage(k, opc);
-            _ue = new UeEndpoint(new Usim(_milenage, new UsimSequenceState(SqnScheme.Default)), new UeOptions { Imsi = imsi });
-            _bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            _hse = _bearer.PathTo(hse);
-            _reader = Task.Run(ReadAsync);
-        }
-
-        public bool Established { get; private set; }
-
-        public async Task<double?> OpenAsync(CancellationToken cancel)
-        {
-            var watch = Stopwatch.StartNew();
-            _established = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            await RunAsync(ue => ue.Open(new UeChannelOptions { EasId = "eas.example.com", ServingNetwork = Network, CounterSchemes = CounterSchemes.TwoOctets | CounterSchemes.FourOctets }, out _channel));
-            for (var attempt = 0; attempt < 60 && !_established.Task.IsCompleted; attempt++)
-            {
-                await Task.WhenAny(_established.Task, Task.Delay(500, cancel));
-                await RunAsync(ue => ue.Tick());
-            }
-
-            Established = _established.Task.IsCompleted;
-            return Established ? watch.Elapsed.TotalMilliseconds : null;
-        }
-
-        public async Task UplinkAsync(int window, ConcurrentBag<double> latencies, CancellationToken stop)
-        {
-            var payload = new byte[32];
-            while (!stop.IsCancellationRequested)
-            {
-                for (var i = 0; i < window - 1; i++)
-                {
-                    await RunAsync(ue => ue.Send(_channel, payload));
-                }
-
-                var watch = Stopwatch.StartNew();
-                _acked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-                await RunAsync(ue => ue.Send(_channel, payload, ackRequested: true));
-                while (!_acked.Task.IsCompleted && !stop.IsCancellationRequested)
-                {
-                    await Task.WhenAny(_acked.Task, Task.Delay(250, CancellationToken.None));
-                    await RunAsync(ue => ue.Tick());
-                }
-
-                if (_acked.Task.IsCompleted)
-                {
-                    latencies.Add(watch.Elapsed.TotalMilliseconds);
-                }
-            }
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            await _bearer.DisposeAsync();
-            await _reader.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            _ue.Dispose();
-            _milenage.Dispose();
-            _stop.Dispose();
-        }
-
-        private async Task RunAsync(Func<UeEndpoint, StepResult> operation)
-        {
-            StepResult step;
-            lock (_ue)
-            {
-                step = operation(_ue);
-            }
-
-            foreach (var e in step.Events)
-            {
-                switch (e)
-                {
-                    case SessionEstablished:
-                        _established?.TrySetResult();
-                        break;
-                    case DataAcknowledged:
-                        _acked?.TrySetResult();
-                        break;
-                }
-            }
-
-            foreach (var send in step.Send)
-            {
-                try
-                {
-                    await _hse.SendAsync(send.Message, _stop.Token);
-                }
-                catch (System.Net.Sockets.SocketException)
-                {
-                    // Lost, as on a network: retransmission covers it.
-                }
-            }
-        }
-
-        private async Task ReadAsync()
-        {
-            try
-            {
-                await foreach (var received in _bearer.Received.ReadAllAsync(_stop.Token))
-                {
-                    var message = received.Message;
-                    await RunAsync(ue => ue.Receive(message.Span));
-                }
-            }
-            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
-            {
-            }
-        }
-    }
 }

@@ -72,10 +72,10 @@ public sealed class BenchCommandTests
     {
         using var output = new StringWriter();
         using var error = new StringWriter();
-        var code = BestApp.Run(["bench", "--devices", "20", "--duration", "1", "--idle-sessions", "500"], output, error);
+        var code = BestApp.Run(["bench", "--devices", "20", "--session-duration", "1", "--duration", "1", "--idle-sessions", "500"], output, error);
         var text = output.ToString();
         Assert.True(code == 0, text + error);
-        foreach (var row in new[] { "devices / sessions established", "new sessions per second", "uplink messages stored per second", "Ack latency p50 / p99", "HSE memory per idle session", "SQLite" })
+        foreach (var row in new[] { "devices / first sessions established", "first sessions per second", "new sessions per second (sustained)", "uplink messages stored per second", "Ack latency p50 / p99", "HSE memory per idle session", "SQLite" })
         {
             Assert.Contains(row, text, StringComparison.Ordinal);
         }

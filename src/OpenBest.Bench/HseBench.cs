@@ -1,0 +1,283 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using OpenBest.Bearers;
+using OpenBest.Hse;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+using OpenBest.Storage.Postgres;
+
+namespace OpenBest.Bench;
+
+/// <summary>What <see cref="HseBench"/> runs.</summary>
+public sealed record HseBenchOptions
+{
+    /// <summary>Simulated devices, each with its own UDP socket and subscriber (2000).</summary>
+    public int Devices { get; init; } = 2000;
+
+    /// <summary>Seconds during which every device opens new sessions back to back (5).</summary>
+    public int SessionSeconds { get; init; } = 5;
+
+    /// <summary>Seconds of uplink load (10).</summary>
+    public int UplinkSeconds { get; init; } = 10;
+
+    /// <summary>Uplink messages per device in flight: W − 1 without an Ack, then one with (16).</summary>
+    public int Window { get; init; } = 16;
+
+    /// <summary>Also measure the HSE's memory per idle session over this many sessions (0: skip).</summary>
+    public int IdleSessions { get; init; }
+
+    /// <summary>A PostgreSQL connection string, or null for a fresh SQLite database in a temporary folder.</summary>
+    public string? Postgres { get; init; }
+}
+
+/// <summary>What one phase of the bench is doing, for a progress display.</summary>
+/// <param name="Phase">The phase: "sessions", "sustained sessions", "uplink", "idle sessions".</param>
+/// <param name="Done">How far it got.</param>
+/// <param name="Total">Where it ends.</param>
+public readonly record struct BenchProgress(string Phase, double Done, double Total);
+
+/// <summary>The figures of one bench run (every rate is per second of wall clock on this machine).</summary>
+public sealed record HseBenchResult
+{
+    /// <summary>Devices that took part.</summary>
+    public int Devices { get; init; }
+
+    /// <summary>Devices whose first session opened.</summary>
+    public int FirstSessionsEstablished { get; init; }
+
+    /// <summary>First sessions per second: every device at once, each a subscriber the HSE had not seen (keys and a SEQ block loaded from the store).</summary>
+    public double FirstSessionsPerSecond { get; init; }
+
+    /// <summary>Setup latency of the first sessions, p50 and p99, in milliseconds.</summary>
+    public (double P50, double P99) FirstSessionLatency { get; init; }
+
+    /// <summary>Sessions confirmed at the HSE per second while every device opened new sessions back to back.</summary>
+    public double SustainedSessionsPerSecond { get; init; }
+
+    /// <summary>Setup latency during the sustained phase, p50 and p99, in milliseconds.</summary>
+    public (double P50, double P99) SustainedSessionLatency { get; init; }
+
+    /// <summary>Uplink messages the HSE accepted and stored per second.</summary>
+    public double UplinkPerSecond { get; init; }
+
+    /// <summary>Stored messages per group commit during the uplink phase.</summary>
+    public double MessagesPerCommit { get; init; }
+
+    /// <summary>Ack latency p50 and p99 during the uplink phase, in milliseconds.</summary>
+    public (double P50, double P99) AckLatency { get; init; }
+
+    /// <summary>Work refused because the HSE's queue was full.</summary>
+    public long Overloaded { get; init; }
+
+    /// <summary>Failures at the HSE (the store, a socket).</summary>
+    public long Errors { get; init; }
+
+    /// <summary>The HSE's managed heap per idle session, or null when not measured.</summary>
+    public double? IdleSessionBytes { get; init; }
+
+    /// <summary>"SQLite" or "PostgreSQL".</summary>
+    public string Store { get; init; } = string.Empty;
+
+    /// <summary>Whether every device got its first session and the HSE saw no error.</summary>
+    public bool Ok => FirstSessionsEstablished == Devices && Errors == 0;
+}
+
+/// <summary>
+/// <c>best bench</c>: K simulated devices over real UDP on loopback against an HSE host in this process, on a fresh SQLite
+/// database (or PostgreSQL). It measures first sessions (all devices at once), sustained session setup (every device
+/// opening new sessions back to back), and acknowledged-window uplink stored per second, with latency percentiles; and
+/// optionally the memory an idle session costs the HSE. The devices run on the same cores as the HSE: the figures are a floor.
+/// </summary>
+public static class HseBench
+{
+    /// <summary>Runs the bench.</summary>
+    public static async Task<HseBenchResult> RunAsync(HseBenchOptions options, IProgress<BenchProgress>? progress = null, CancellationToken cancel = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var directory = Directory.CreateTempSubdirectory("openbest-bench-");
+        try
+        {
+            using var masterKey = MasterKey.FromBytes(RandomNumberGenerator.GetBytes(32));
+            using ISubscriberStore store = string.IsNullOrWhiteSpace(options.Postgres)
+                ? SqliteSubscriberStore.Open(directory.FullName, masterKey)
+                : PostgresSubscriberStore.Open(options.Postgres, masterKey);
+            var run = RandomNumberGenerator.GetInt32(100_000);
+            // A few extra devices warm the code paths up first; they are not measured.
+            var warmUp = Math.Min(100, options.Devices);
+            var provisioned = Enumerable.Range(0, options.Devices + warmUp)
+                .Select(i => new NewSubscriber(string.Create(CultureInfo.InvariantCulture, $"00102{run:D5}{i:D5}"), RandomNumberGenerator.GetBytes(16), RandomNumberGenerator.GetBytes(16)))
+                .ToList();
+            store.Add(provisioned);
+            HseBenchResult result;
+            try
+            {
+                result = await MeasureAsync(options, store, provisioned, warmUp, progress, cancel).ConfigureAwait(false);
+            }
+            finally
+            {
+                foreach (var s in provisioned)
+                {
+                    store.Remove(s.Imsi);
+                }
+            }
+
+            if (options.IdleSessions > 0)
+            {
+                var bytes = await Task.Run(() => IdleSessionMemory.Measure(options.IdleSessions, done => progress?.Report(new BenchProgress("idle sessions", done, options.IdleSessions))), cancel).ConfigureAwait(false);
+                result = result with { IdleSessionBytes = bytes };
+            }
+
+            return result with { Store = string.IsNullOrWhiteSpace(options.Postgres) ? "SQLite" : "PostgreSQL" };
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            directory.Delete(recursive: true);
+        }
+    }
+
+    private static async Task<HseBenchResult> MeasureAsync(HseBenchOptions options, ISubscriberStore store, List<NewSubscriber> provisioned, int warmUp, IProgress<BenchProgress>? progress, CancellationToken cancel)
+    {
+        using var subscribers = new StoreSubscribers(store);
+        await using var udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0), queue: 1 << 16, socketBuffer: UdpBearer.ServerSocketBuffer);
+        using var lease = ((IHseStateStore)store).AcquireHseLease();
+        // The devices share one address and open sessions many times a minute each: the budgets that protect a real
+        // subscriber (vectors per identity and source) are not what is measured here.
+        var engineOptions = new HseOptions
+        {
+            MaxPendingSessions = 100_000,
+            MaxVectorsPerIdentityPerMinute = int.MaxValue,
+            MaxVectorsPerSourcePerIdentityPerMinute = int.MaxValue,
+        };
+        var host = new HseHost(new HseEngine(subscribers, engineOptions), [udp], state: (IHseStateStore)store);
+        long delivered = 0, established = 0;
+        host.Start();
+        var counting = Task.Run(async () =>
+        {
+            await foreach (var e in host.Events.ReadAllAsync(CancellationToken.None).ConfigureAwait(false))
+            {
+                switch (e)
+                {
+                    case DataReceived:
+                        Interlocked.Increment(ref delivered);
+                        break;
+                    case SessionEstablished:
+                        Interlocked.Increment(ref established);
+                        break;
+                }
+            }
+        }, CancellationToken.None);
+
+        var devices = new List<BenchDevice>();
+        var warmers = new List<BenchDevice>();
+        try
+        {
+            foreach (var s in provisioned)
+            {
+                (warmers.Count < warmUp ? warmers : devices).Add(new BenchDevice(s.Imsi, s.K, s.Opc, udp.LocalEndPoint));
+            }
+
+            await Task.WhenAll(warmers.Select(d => d.OpenAsync(cancel))).ConfigureAwait(false);
+            using (var warm = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
+            {
+                await Task.WhenAll(warmers.Where(d => d.Established).Select(d => d.UplinkAsync(options.Window, new List<double>(), warm.Token))).ConfigureAwait(false);
+            }
+
+            // First sessions: every device opens at once.
+            var opened = 0;
+            var setup = Stopwatch.StartNew();
+            var first = await Task.WhenAll(devices.Select(d => Task.Run(async () =>
+            {
+                var latency = await d.OpenAsync(cancel).ConfigureAwait(false);
+                progress?.Report(new BenchProgress("sessions", Interlocked.Increment(ref opened), devices.Count));
+                return latency;
+            }, cancel))).ConfigureAwait(false);
+            setup.Stop();
+            var firstLatency = first.Where(l => l is not null).Select(l => l!.Value).Order().ToList();
+
+            // Sustained: every device opens new sessions back to back; the HSE counts those it confirmed.
+            var sustainedLatency = new List<double>();
+            var sustained = Stopwatch.StartNew();
+            var establishedBefore = Interlocked.Read(ref established);
+            using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel))
+            {
+                stop.CancelAfter(TimeSpan.FromSeconds(options.SessionSeconds));
+                var ticker = Ticker("sustained sessions", options.SessionSeconds, progress, stop.Token);
+                await Task.WhenAll(devices.Select(d => Task.Run(async () =>
+                {
+                    while (!stop.IsCancellationRequested)
+                    {
+                        if (await d.OpenAsync(stop.Token).ConfigureAwait(false) is { } latency && !stop.IsCancellationRequested)
+                        {
+                            lock (sustainedLatency)
+                            {
+                                sustainedLatency.Add(latency);
+                            }
+                        }
+                    }
+                }, CancellationToken.None))).ConfigureAwait(false);
+                sustained.Stop();
+                await ticker.ConfigureAwait(false);
+            }
+
+            var sessionsConfirmed = Interlocked.Read(ref established) - establishedBefore;
+
+            // Uplink: every device with a session (one that was cut off by the end of the phase opens again first).
+            await Task.WhenAll(devices.Where(d => !d.Established).Select(d => d.OpenAsync(cancel))).ConfigureAwait(false);
+            var before = Interlocked.Read(ref delivered);
+            var commitsBefore = host.Commits;
+            var ackLatency = new List<double>();
+            var load = Stopwatch.StartNew();
+            using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel))
+            {
+                stop.CancelAfter(TimeSpan.FromSeconds(options.UplinkSeconds));
+                var ticker = Ticker("uplink", options.UplinkSeconds, progress, stop.Token);
+                await Task.WhenAll(devices.Where(d => d.Established).Select(d => d.UplinkAsync(options.Window, ackLatency, stop.Token))).ConfigureAwait(false);
+                load.Stop();
+                await ticker.ConfigureAwait(false);
+            }
+
+            await Task.Delay(500, CancellationToken.None).ConfigureAwait(false); // the last acknowledged windows settle
+            var messages = Interlocked.Read(ref delivered) - before;
+            ackLatency.Sort();
+            sustainedLatency.Sort();
+            return new HseBenchResult
+            {
+                Devices = devices.Count,
+                FirstSessionsEstablished = firstLatency.Count,
+                FirstSessionsPerSecond = firstLatency.Count / setup.Elapsed.TotalSeconds,
+                FirstSessionLatency = (Percentile(firstLatency, 0.5), Percentile(firstLatency, 0.99)),
+                SustainedSessionsPerSecond = sessionsConfirmed / sustained.Elapsed.TotalSeconds,
+                SustainedSessionLatency = (Percentile(sustainedLatency, 0.5), Percentile(sustainedLatency, 0.99)),
+                UplinkPerSecond = messages / load.Elapsed.TotalSeconds,
+                MessagesPerCommit = messages / (double)Math.Max(1, host.Commits - commitsBefore),
+                AckLatency = (Percentile(ackLatency, 0.5), Percentile(ackLatency, 0.99)),
+                Overloaded = host.Overloaded,
+                Errors = host.Errors,
+            };
+        }
+        finally
+        {
+            foreach (var d in devices.Concat(warmers))
+            {
+                await d.DisposeAsync().ConfigureAwait(false);
+            }
+
+            await host.DisposeAsync().ConfigureAwait(false);
+            await counting.ConfigureAwait(false);
+        }
+    }
+
+    private static Task Ticker(string phase, int seconds, IProgress<BenchProgress>? progress, CancellationToken stop) => Task.Run(async () =>
+    {
+        for (var second = 0; second < seconds && !stop.IsCancellationRequested; second++)
+        {
+            await Task.Delay(1000, CancellationToken.None).ConfigureAwait(false);
+            progress?.Report(new BenchProgress(phase, second + 1, seconds));
+        }
+    }, CancellationToken.None);
+
+    private static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
+}
