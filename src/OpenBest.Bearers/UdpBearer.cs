@@ -76,14 +76,29 @@ public sealed class UdpBearer : IBearer
     public BearerPath PathTo(IPEndPoint remote) => new UdpPath(this, remote);
 
     /// <inheritdoc/>
-    public async ValueTask SendAsync(ReadOnlyMemory<byte> message, BearerPath path, CancellationToken cancellationToken = default)
+    public ValueTask SendAsync(ReadOnlyMemory<byte> message, BearerPath path, CancellationToken cancellationToken = default)
     {
         if (path is not UdpPath udp || !ReferenceEquals(udp.Bearer, this))
         {
             throw new ArgumentException("The path belongs to another bearer.", nameof(path));
         }
 
-        await _socket.SendToAsync(message, SocketFlags.None, udp.Remote, cancellationToken).ConfigureAwait(false);
+        // To the serialised address: no endpoint is encoded again for each datagram.
+        return Sent(_socket.SendToAsync(message, SocketFlags.None, udp.Address, cancellationToken));
+    }
+
+    /// <summary>A datagram send that completed at once (the usual case) costs no state machine.</summary>
+    private static ValueTask Sent(ValueTask<int> send)
+    {
+        if (send.IsCompletedSuccessfully)
+        {
+            _ = send.Result;
+            return ValueTask.CompletedTask;
+        }
+
+        return Awaited(send);
+
+        static async ValueTask Awaited(ValueTask<int> pending) => await pending.ConfigureAwait(false);
     }
 
     /// <inheritdoc/>
@@ -106,13 +121,16 @@ public sealed class UdpBearer : IBearer
     private async Task ReceiveLoopAsync()
     {
         var buffer = GC.AllocateUninitializedArray<byte>(65536, pinned: true);
-        var any = new IPEndPoint(_socket.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+        var from = new SocketAddress(_socket.AddressFamily);
+        // The path of each recent source, so a datagram costs no endpoint and no path object of its own (bounded: cleared
+        // when full; a path is only an address, and an evicted one is made again).
+        var paths = new Dictionary<SocketAddress, UdpPath>();
         while (!_stop.IsCancellationRequested)
         {
-            SocketReceiveFromResult received;
+            int length;
             try
             {
-                received = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, any, _stop.Token).ConfigureAwait(false);
+                length = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, from, _stop.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
             {
@@ -124,22 +142,38 @@ public sealed class UdpBearer : IBearer
                 continue;
             }
 
-            if (received.ReceivedBytes == 0 || received.ReceivedBytes > _maxDatagram)
+            if (length == 0 || length > _maxDatagram)
             {
                 Interlocked.Increment(ref _dropped);
                 continue;
             }
 
-            var message = buffer.AsSpan(0, received.ReceivedBytes).ToArray();
-            _received.Writer.TryWrite(new ReceivedMessage(message, new UdpPath(this, (IPEndPoint)received.RemoteEndPoint)));
+            if (!paths.TryGetValue(from, out var path))
+            {
+                if (paths.Count >= MaxCachedPaths)
+                {
+                    paths.Clear();
+                }
+
+                path = new UdpPath(this, (IPEndPoint)new IPEndPoint(_socket.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0).Create(from));
+                paths[path.Address] = path;
+            }
+
+            var message = buffer.AsSpan(0, length).ToArray();
+            _received.Writer.TryWrite(new ReceivedMessage(message, path));
         }
     }
+
+    private const int MaxCachedPaths = 65_536;
 
     private sealed class UdpPath(UdpBearer bearer, IPEndPoint remote) : BearerPath
     {
         public override IBearer Bearer => bearer;
 
         public IPEndPoint Remote { get; } = remote;
+
+        /// <summary>The remote address serialised once, for sends and as the cache key.</summary>
+        public SocketAddress Address { get; } = remote.Serialize();
 
         public override string Source => field ??= Protocol.PeerSource.Of(Remote.Address); // one sender over UDP and TCP alike
 

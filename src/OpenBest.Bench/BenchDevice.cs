@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Net;
-using OpenBest.Bearers;
+using System.Net.Sockets;
 using OpenBest.Crypto;
 using OpenBest.Crypto.Aka;
 using OpenBest.Protocol;
@@ -9,17 +9,19 @@ using OpenBest.Sessions;
 namespace OpenBest.Bench;
 
 /// <summary>
-/// One simulated device of the bench: a software USIM, a UE endpoint and a UDP socket of its own on loopback. It runs the
-/// real UE state machine; only the application around it is a loop.
+/// One simulated device of the bench: a software USIM, the real UE state machine and a UDP socket of its own on loopback.
+/// It is kept lean because it runs on the same cores as the HSE it measures: datagrams go from its socket straight into
+/// the state machine and out again (no queue between them), and a send is one non-blocking system call.
 /// </summary>
-internal sealed class BenchDevice : IAsyncDisposable
+internal sealed class BenchDevice : IDisposable
 {
     private static readonly ServingNetwork Network = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org");
     private static readonly UeChannelOptions ChannelOptions = new() { EasId = "eas.example.com", ServingNetwork = Network, CounterSchemes = CounterSchemes.TwoOctets | CounterSchemes.FourOctets };
     private readonly Milenage _milenage;
     private readonly UeEndpoint _ue;
-    private readonly UdpBearer _bearer;
-    private readonly BearerPath _hse;
+    private readonly Socket _socket;
+    private readonly SocketAddress _hse;
+    private readonly Lock _gate = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _reader;
     private TaskCompletionSource? _established;
@@ -30,8 +32,9 @@ internal sealed class BenchDevice : IAsyncDisposable
     {
         _milenage = new Milenage(k, opc);
         _ue = new UeEndpoint(new Usim(_milenage, new UsimSequenceState(SqnScheme.Default)), new UeOptions { Imsi = imsi });
-        _bearer = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        _hse = _bearer.PathTo(hse);
+        _socket = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
+        _socket.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        _hse = hse.Serialize();
         _reader = Task.Run(ReadAsync);
     }
 
@@ -45,8 +48,8 @@ internal sealed class BenchDevice : IAsyncDisposable
     public async Task<double?> OpenAsync(CancellationToken cancel)
     {
         var watch = Stopwatch.StartNew();
-        _established = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        await RunAsync(ue =>
+        var established = _established = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Run(ue =>
         {
             if (_channel >= 0)
             {
@@ -54,14 +57,14 @@ internal sealed class BenchDevice : IAsyncDisposable
             }
 
             return ue.Open(ChannelOptions, out _channel);
-        }).ConfigureAwait(false);
-        for (var attempt = 0; attempt < 60 && !_established.Task.IsCompleted && !cancel.IsCancellationRequested; attempt++)
+        });
+        for (var attempt = 0; attempt < 60 && !established.Task.IsCompleted && !cancel.IsCancellationRequested; attempt++)
         {
-            await Task.WhenAny(_established.Task, Task.Delay(500, cancel)).ConfigureAwait(false);
-            await RunAsync(ue => ue.Tick()).ConfigureAwait(false);
+            await Task.WhenAny(established.Task, Task.Delay(500, cancel)).ConfigureAwait(false);
+            Run(ue => ue.Tick()); // retransmissions
         }
 
-        Established = _established.Task.IsCompleted;
+        Established = established.Task.IsCompleted;
         return Established ? watch.Elapsed.TotalMilliseconds : null;
     }
 
@@ -73,19 +76,19 @@ internal sealed class BenchDevice : IAsyncDisposable
         {
             for (var i = 0; i < window - 1; i++)
             {
-                await RunAsync(ue => ue.Send(_channel, payload)).ConfigureAwait(false);
+                Run(ue => ue.Send(_channel, payload));
             }
 
             var watch = Stopwatch.StartNew();
-            _acked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            await RunAsync(ue => ue.Send(_channel, payload, ackRequested: true)).ConfigureAwait(false);
-            while (!_acked.Task.IsCompleted && !stop.IsCancellationRequested)
+            var acked = _acked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            Run(ue => ue.Send(_channel, payload, ackRequested: true));
+            while (!acked.Task.IsCompleted && !stop.IsCancellationRequested)
             {
-                await Task.WhenAny(_acked.Task, Task.Delay(250, CancellationToken.None)).ConfigureAwait(false);
-                await RunAsync(ue => ue.Tick()).ConfigureAwait(false);
+                await Task.WhenAny(acked.Task, Task.Delay(250, CancellationToken.None)).ConfigureAwait(false);
+                Run(ue => ue.Tick());
             }
 
-            if (_acked.Task.IsCompleted)
+            if (acked.Task.IsCompleted)
             {
                 lock (latencies)
                 {
@@ -95,24 +98,27 @@ internal sealed class BenchDevice : IAsyncDisposable
         }
     }
 
-    public async ValueTask DisposeAsync()
+    public void Dispose()
     {
-        await _stop.CancelAsync().ConfigureAwait(false);
-        await _bearer.DisposeAsync().ConfigureAwait(false);
-        await _reader.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _stop.Cancel();
+        _socket.Dispose();
+        _reader.Wait(TimeSpan.FromSeconds(5));
         _ue.Dispose();
         _milenage.Dispose();
         _stop.Dispose();
     }
 
-    private async Task RunAsync(Func<UeEndpoint, StepResult> operation)
+    private void Run(Func<UeEndpoint, StepResult> operation)
     {
-        StepResult step;
-        lock (_ue)
+        lock (_gate)
         {
-            step = operation(_ue);
+            Handle(operation(_ue));
         }
+    }
 
+    /// <summary>Under the gate: the step's events, then its datagrams (sent in order).</summary>
+    private void Handle(StepResult step)
+    {
         foreach (var e in step.Events)
         {
             switch (e)
@@ -130,27 +136,43 @@ internal sealed class BenchDevice : IAsyncDisposable
         {
             try
             {
-                await _hse.SendAsync(send.Message, _stop.Token).ConfigureAwait(false);
+                _socket.SendTo(send.Message.Span, SocketFlags.None, _hse);
             }
-            catch (System.Net.Sockets.SocketException)
+            catch (SocketException)
             {
-                // Lost, as on a network: retransmission covers it.
+                // Lost, as on a network (a full buffer): retransmission covers it.
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
             }
         }
     }
 
     private async Task ReadAsync()
     {
-        try
+        var buffer = new byte[2048];
+        var from = new SocketAddress(AddressFamily.InterNetwork);
+        while (!_stop.IsCancellationRequested)
         {
-            await foreach (var received in _bearer.Received.ReadAllAsync(_stop.Token).ConfigureAwait(false))
+            int length;
+            try
             {
-                var message = received.Message;
-                await RunAsync(ue => ue.Receive(message.Span)).ConfigureAwait(false);
+                length = await _socket.ReceiveFromAsync(buffer, SocketFlags.None, from, _stop.Token).ConfigureAwait(false);
             }
-        }
-        catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
-        {
+            catch (Exception e) when (e is OperationCanceledException or ObjectDisposedException)
+            {
+                return;
+            }
+            catch (SocketException)
+            {
+                continue;
+            }
+
+            lock (_gate)
+            {
+                Handle(_ue.Receive(buffer.AsSpan(0, length)));
+            }
         }
     }
 }

@@ -262,7 +262,7 @@ public static class HseBench
         {
             foreach (var d in devices.Concat(warmers))
             {
-                await d.DisposeAsync().ConfigureAwait(false);
+                d.Dispose();
             }
 
             await host.DisposeAsync().ConfigureAwait(false);

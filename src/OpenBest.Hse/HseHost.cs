@@ -226,7 +226,11 @@ public sealed class HseHost : IAsyncDisposable
         }
     }
 
-    private sealed record WorkItem(Func<HseEngine, StepResult> Run, TaskCompletionSource<StepResult>? Done);
+    /// <summary>One thing for the executor: a received message (no closure, no object of its own), a tick, or an application call.</summary>
+    private readonly record struct WorkItem(Func<HseEngine, StepResult>? Call, TaskCompletionSource<StepResult>? Done, ReceivedMessage Received = default, bool IsTick = false)
+    {
+        public StepResult Run(HseEngine engine) => Call is { } call ? call(engine) : IsTick ? engine.Tick() : engine.Receive(Received.Message.Span, Received.Path);
+    }
 
     private void Failed(Exception e)
     {
@@ -241,9 +245,7 @@ public sealed class HseHost : IAsyncDisposable
             await foreach (var received in bearer.Received.ReadAllAsync(_stop.Token).ConfigureAwait(false))
             {
                 Interlocked.Increment(ref _received);
-                var message = received.Message;
-                var path = received.Path;
-                _work.Writer.TryWrite(new WorkItem(engine => engine.Receive(message.Span, path), null));
+                _work.Writer.TryWrite(new WorkItem(null, null, received));
             }
         }
         catch (OperationCanceledException)
@@ -258,7 +260,7 @@ public sealed class HseHost : IAsyncDisposable
         {
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false))
             {
-                _work.Writer.TryWrite(new WorkItem(engine => engine.Tick(), null));
+                _work.Writer.TryWrite(new WorkItem(null, null, IsTick: true));
             }
         }
         catch (OperationCanceledException)
