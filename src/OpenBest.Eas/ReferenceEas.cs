@@ -640,6 +640,10 @@ internal sealed class PskCache(Func<string, byte[]?> fetch, Func<long>? clock = 
 
         Interlocked.Increment(ref _requests);
         var key = fetch(identity);
+
+        // The lifetimes count from the HSE's answer: a slow answer (a busy HSE) must not shorten them, or a refusal that
+        // took over 1 s to come would be kept already expired, and every lookup of that identity would reach the HSE.
+        now = _clock();
         lock (_lock)
         {
             if (_disposed)

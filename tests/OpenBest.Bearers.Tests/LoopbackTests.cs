@@ -5,6 +5,7 @@ using OpenBest.Crypto;
 using OpenBest.Crypto.Aka;
 using OpenBest.Protocol;
 using OpenBest.Sessions;
+using OpenBest.Testing;
 
 namespace OpenBest.Bearers.Tests;
 
@@ -128,7 +129,7 @@ public sealed class LoopbackTests
         }
 
         await SendUeAsync(opened);
-        await WaitUntil(() => { lock (ue) { return ue.IsEstablished(channel); } }, cancel);
+        await Eventually.True(() => { lock (ue) { return ue.IsEstablished(channel); } }, "the session is established");
 
         const int messages = 50;
         for (var i = 0; i < messages; i++)
@@ -142,7 +143,7 @@ public sealed class LoopbackTests
             await SendUeAsync(step);
         }
 
-        await WaitUntil(() => { lock (ueEvents) { return ueEvents.OfType<DataAcknowledged>().Count() == messages; } }, cancel);
+        await Eventually.True(() => { lock (ueEvents) { return ueEvents.OfType<DataAcknowledged>().Count() == messages; } }, "every message is acknowledged");
         lock (hse)
         {
             var delivered = hseEvents.OfType<DataReceived>().Select(d => BitConverter.ToInt32(d.Payload.Span)).Order().ToList();
@@ -151,16 +152,6 @@ public sealed class LoopbackTests
 
         await stop.CancelAsync();
         await Task.WhenAll(hseLoop, ueLoop).ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
-    }
-
-    private static async Task WaitUntil(Func<bool> condition, CancellationToken cancel)
-    {
-        for (var i = 0; i < 500 && !condition(); i++)
-        {
-            await Task.Delay(20, cancel);
-        }
-
-        Assert.True(condition(), "timed out after 10 s");
     }
 }
 
@@ -190,16 +181,18 @@ public sealed class TcpHardeningTests
         await client.SendAsync(new byte[] { 0x00, 0x03, 0x40, 0x00, 0x00 }, SocketFlags.None, cancel);
         var path = (await bearer.Received.ReadAsync(cancel)).Path;
 
-        // 4 000 messages of 60 KiB (240 MiB, far beyond any socket buffer) to a peer that reads nothing:
-        // every send returns at once, and the excess is dropped.
-        var watch = System.Diagnostics.Stopwatch.StartNew();
+        // 4 000 messages of 60 KiB (240 MiB, far beyond any socket buffer) to a peer that reads nothing: every send
+        // returns without waiting for the peer, and the excess is dropped. A send that blocked would block for ever (the
+        // peer never reads), so the deadline only tells a blocked sender from a slow machine.
         var message = new byte[60 * 1024];
-        for (var i = 0; i < 4_000; i++)
+        var sending = Task.Run(async () =>
         {
-            await path.SendAsync(message, cancel);
-        }
-
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(30), "sending blocked on a peer that does not read");
+            for (var i = 0; i < 4_000; i++)
+            {
+                await path.SendAsync(message, cancel);
+            }
+        }, cancel);
+        await sending.WaitAsync(Eventually.Deadline, cancel);
         Assert.True(bearer.Dropped > 0);
     }
 }
@@ -214,7 +207,7 @@ public sealed class TcpIdleTests
         using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         await client.ConnectAsync(bearer.LocalEndPoint!, cancel);
         var buffer = new byte[8];
-        var read = await client.ReceiveAsync(buffer, SocketFlags.None, cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), cancel);
+        var read = await client.ReceiveAsync(buffer, SocketFlags.None, cancel).AsTask().WaitAsync(Eventually.Deadline, cancel);
         Assert.Equal(0, read);
     }
 }

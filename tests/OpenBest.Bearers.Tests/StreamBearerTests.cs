@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using OpenBest.Bearers;
+using OpenBest.Testing;
 
 namespace OpenBest.Bearers.Tests;
 
@@ -8,8 +9,7 @@ public sealed class StreamBearerTests
 {
     private static async Task<byte[]> NextAsync(StreamBearer bearer)
     {
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        return (await bearer.Received.ReadAsync(timeout.Token)).Message.ToArray();
+        return (await bearer.Received.ReadAsync(TestContext.Current.CancellationToken).AsTask().WaitAsync(Eventually.Deadline, TestContext.Current.CancellationToken)).Message.ToArray();
     }
 
     [Fact]
@@ -21,10 +21,13 @@ public sealed class StreamBearerTests
         await using var b = StreamBearer.Over(ab.Reader.AsStream(), ba.Writer.AsStream(), "b");
         await a.SendAsync(new byte[] { 1, 2, 3 }, a.Path, TestContext.Current.CancellationToken);
         await a.SendAsync(new byte[300], a.Path, TestContext.Current.CancellationToken);
+        await a.SendAsync(new byte[] { 7 }, a.Path, TestContext.Current.CancellationToken);
         Assert.Equal([1, 2, 3], await NextAsync(b));
         Assert.Equal(300, (await NextAsync(b)).Length);
-        var received = await b.Received.ReadAsync(TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromMilliseconds(10), TestContext.Current.CancellationToken).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default);
-        Assert.False(received);
+
+        // Exactly the frames sent, nothing in between: the stream is in order, so the frame sent after them comes next.
+        Assert.Equal([7], await NextAsync(b));
+        Assert.False(b.Received.TryRead(out _));
         await b.SendAsync(new byte[] { 9 }, b.Path, TestContext.Current.CancellationToken);
         Assert.Equal([9], await NextAsync(a));
         Assert.Equal("b", b.Path.ToString());
@@ -65,7 +68,6 @@ public sealed class StreamBearerTests
         var link = new Pipe();
         await using var bearer = StreamBearer.Over(link.Reader.AsStream(), Stream.Null);
         await link.Writer.CompleteAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        await bearer.Received.Completion.WaitAsync(timeout.Token);
+        await bearer.Received.Completion.WaitAsync(Eventually.Deadline, TestContext.Current.CancellationToken);
     }
 }

@@ -75,7 +75,7 @@ public sealed class EasProcessTests : IDisposable
                     "--usim-state", Path.Combine(data, "usim.json"), text], output, error), cancel);
                 Assert.True(code == 0, output.ToString() + error);
                 Assert.Contains("acknowledged (under Enterprise Key 61636d65)", output.ToString(), StringComparison.Ordinal);
-                var received = await eas.StandardOutput.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(30), cancel);
+                var received = await eas.StandardOutput.ReadLineAsync(cancel).AsTask().WaitAsync(OpenBest.Testing.Eventually.Deadline, cancel);
                 Assert.Matches($@"^#\d+ session \d+ \(meter-1@acme\): {text}$", received);
             }
         }

@@ -6,6 +6,7 @@ using OpenBest.Crypto;
 using OpenBest.Crypto.Aka;
 using OpenBest.Protocol;
 using OpenBest.Sessions;
+using OpenBest.Testing;
 
 namespace OpenBest.Cli.Tests;
 
@@ -60,7 +61,7 @@ public sealed partial class HseCommandTests : IDisposable
             }
 
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-            timeout.CancelAfter(TimeSpan.FromSeconds(20));
+            timeout.CancelAfter(Eventually.Deadline);
             var acknowledged = false;
             await foreach (var received in bearer.Received.ReadAllAsync(timeout.Token))
             {
@@ -88,7 +89,7 @@ public sealed partial class HseCommandTests : IDisposable
             var logged = new List<string>();
             do
             {
-                line = await process.StandardError.ReadLineAsync(cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(20), cancel);
+                line = await process.StandardError.ReadLineAsync(cancel).AsTask().WaitAsync(Eventually.Deadline, cancel);
                 logged.Add(line ?? string.Empty);
             }
             while (line is not null && !line.Contains("session 1 established", StringComparison.Ordinal));

@@ -3,6 +3,7 @@ using OpenBest.Bearers;
 using OpenBest.Hse;
 using OpenBest.Sessions;
 using OpenBest.Storage;
+using OpenBest.Testing;
 
 namespace OpenBest.Cli.Tests;
 
@@ -38,7 +39,7 @@ public sealed class UeListenTests : IDisposable
         var established = await WaitAsync<SessionEstablished>(host, cancel);
         await host.InvokeAsync(e => e.SendDownlink(established.SessionId, "open valve 3"u8));
         await host.InvokeAsync(e => e.SendDownlink(established.SessionId, new byte[] { 0xff, 0x00 }));
-        var code = await listening.WaitAsync(TimeSpan.FromSeconds(30), cancel);
+        var code = await listening.WaitAsync(Eventually.Deadline + TimeSpan.FromSeconds(15), cancel); // longer than its own --timeout: it says why it stopped
         Assert.True(code == 0, output.ToString() + error);
         var lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         Assert.StartsWith($"session {established.SessionId}: Confidential", lines[0], StringComparison.Ordinal);
@@ -51,7 +52,7 @@ public sealed class UeListenTests : IDisposable
         where T : SessionEvent
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        timeout.CancelAfter(TimeSpan.FromSeconds(30));
+        timeout.CancelAfter(Eventually.Deadline);
         await foreach (var e in host.Events.ReadAllAsync(timeout.Token))
         {
             if (e is T wanted)

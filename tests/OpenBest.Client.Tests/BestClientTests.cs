@@ -7,6 +7,7 @@ using OpenBest.Hse;
 using OpenBest.Protocol;
 using OpenBest.Sessions;
 using OpenBest.Storage;
+using OpenBest.Testing;
 
 namespace OpenBest.Client.Tests;
 
@@ -43,6 +44,10 @@ internal sealed class TestHse : IAsyncDisposable
                 {
                     Established.Writer.TryWrite(established);
                 }
+                else if (e is SessionSuspended { ByPeer: true } suspended)
+                {
+                    Suspended.Writer.TryWrite(suspended);
+                }
             }
         });
     }
@@ -55,6 +60,9 @@ internal sealed class TestHse : IAsyncDisposable
 
     public System.Threading.Channels.Channel<SessionEstablished> Established { get; } = System.Threading.Channels.Channel.CreateUnbounded<SessionEstablished>();
 
+    /// <summary>Sessions the device suspended, as the HSE saw them.</summary>
+    public System.Threading.Channels.Channel<SessionSuspended> Suspended { get; } = System.Threading.Channels.Channel.CreateUnbounded<SessionSuspended>();
+
     public BestClientOptions Options(BestTransport? transport = null) => new()
     {
         Imsi = Imsi,
@@ -63,7 +71,7 @@ internal sealed class TestHse : IAsyncDisposable
         Transport = transport ?? new BestTransport.Udp(Udp.LocalEndPoint),
         RetransmissionInterval = TimeSpan.FromMilliseconds(200),
         TickInterval = TimeSpan.FromMilliseconds(50),
-        OperationTimeout = TimeSpan.FromSeconds(20),
+        OperationTimeout = Eventually.Deadline,
     };
 
     public async ValueTask DisposeAsync()
@@ -86,6 +94,8 @@ public sealed class BestClientTests
         new() { EasId = eas, Service = service, ServingNetwork = Network };
 
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    private static async Task<T> NextAsync<T>(System.Threading.Channels.ChannelReader<T> reader) => await reader.ReadAsync(Cancel).AsTask().WaitAsync(Eventually.Deadline, Cancel);
 
     [Fact]
     public async Task Open_SendAcknowledged_TheMessageIsInTheStore()
@@ -127,16 +137,17 @@ public sealed class BestClientTests
         await using var hse = new TestHse();
         await using var client = await BestClient.CreateAsync(hse.Options(), Cancel);
         var channel = (await client.OpenAsync(Channel(), Cancel)).Channel!;
-        await hse.Established.Reader.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel); // the HSE saw the confirmation
+        await NextAsync(hse.Established.Reader); // the HSE saw the confirmation
         await hse.Host.InvokeAsync(e => e.SendDownlink(channel.SessionId, "hello device"u8));
-        var first = await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        var first = await NextAsync(channel.Received);
         Assert.Equal("hello device"u8.ToArray(), first.Payload.ToArray());
 
+        // The downlink goes once the HSE holds the session suspended, so it is queued there, and comes with the resume.
         await channel.SuspendAsync();
-        await Task.Delay(200, Cancel);
+        Assert.Equal(channel.SessionId, (await NextAsync(hse.Suspended.Reader)).SessionId);
         await hse.Host.InvokeAsync(e => e.SendDownlink(channel.SessionId, "while you slept"u8));
         await channel.ResumeAsync();
-        var queued = await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        var queued = await NextAsync(channel.Received);
         Assert.Equal("while you slept"u8.ToArray(), queued.Payload.ToArray());
 
         Assert.True(await channel.RefreshKeysAsync(Cancel));
@@ -258,16 +269,9 @@ public sealed class BestClientTests
         await using var hse = new TestHse();
         await using var client = await BestClient.CreateAsync(hse.Options() with { RefreshKeysEvery = TimeSpan.FromMilliseconds(300) }, Cancel);
         var channel = (await client.OpenAsync(Channel(), Cancel)).Channel!;
-        await hse.Established.Reader.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+        await NextAsync(hse.Established.Reader);
         var first = await hse.Host.QueryAsync(e => e.CurrentKeyIdOf(channel.SessionId));
-        byte now = first;
-        for (var i = 0; i < 100 && now == first; i++)
-        {
-            await Task.Delay(50, Cancel);
-            now = await hse.Host.QueryAsync(e => e.CurrentKeyIdOf(channel.SessionId));
-        }
-
-        Assert.NotEqual(first, now);
+        await Eventually.True(async () => await hse.Host.QueryAsync(e => e.CurrentKeyIdOf(channel.SessionId)) != first, "the client refreshes the keys by itself");
         Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("after an automatic refresh"u8.ToArray(), true, Cancel));
     }
 }

@@ -5,6 +5,7 @@ using OpenBest.Hse;
 using OpenBest.Protocol;
 using OpenBest.Sessions;
 using OpenBest.Storage;
+using OpenBest.Testing;
 
 namespace OpenBest.Client.Tests;
 
@@ -90,13 +91,15 @@ public sealed class HseHostTests
             await using var client = await BestClient.CreateAsync(new BestClientOptions
             {
                 Imsi = TestHse.Imsi, K = TestHse.K, Opc = TestHse.Opc, Transport = new BestTransport.Udp(udp.LocalEndPoint),
-                RetransmissionInterval = TimeSpan.FromMilliseconds(100), TickInterval = TimeSpan.FromMilliseconds(50), OperationTimeout = TimeSpan.FromSeconds(3),
+                // Long enough for the open and the first send on a busy machine; the unacknowledged send waits all of it,
+                // which is the time an Ack sent before its commit (the bug this catches) would have had to arrive.
+                RetransmissionInterval = TimeSpan.FromMilliseconds(100), TickInterval = TimeSpan.FromMilliseconds(50), OperationTimeout = TimeSpan.FromSeconds(10),
             }, Cancel);
             var channel = (await client.OpenAsync(new UeChannelOptions { EasId = "eas.example.com", ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
             Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("kept"u8.ToArray(), true, Cancel));
             failing.Fail = true;
             Assert.Equal(SendStatus.NotAcknowledged, await channel.SendAsync("never acknowledged"u8.ToArray(), true, Cancel));
-            await host.Faulted.WaitAsync(TimeSpan.FromSeconds(10), Cancel);
+            await host.Faulted.WaitAsync(Eventually.Deadline, Cancel);
             Assert.Equal("IOException", host.LastError);
             Assert.Equal(["kept"], store.Uplinks(0, 10).Select(u => System.Text.Encoding.UTF8.GetString(u.Payload)));
             await host.DisposeAsync();

@@ -36,6 +36,24 @@ public sealed class PskCacheTests
         Assert.Equal(4, cache.Requests);
     }
 
+    [Fact]
+    public void TheLifetimes_CountFromTheHsesAnswer_NotFromTheLookup()
+    {
+        // The HSE takes 1.5 s to answer each lookup.
+        using var cache = new PskCache(identity =>
+        {
+            _now += 1_500;
+            return identity.StartsWith("known", StringComparison.Ordinal) ? new byte[32] : null;
+        }, () => _now);
+        Assert.Null(cache.Get("stranger#0a0b0c0d", One));
+        Assert.Null(cache.Get("stranger#0a0b0c0d", One)); // the refusal is kept 1 s from its answer
+        Assert.Equal(1, cache.Requests);
+
+        _now += 1_001;
+        Assert.Null(cache.Get("stranger#0a0b0c0d", One));
+        Assert.Equal(2, cache.Requests);
+    }
+
     [Theory]
     [InlineData("no-hash")]
     [InlineData("#0a0b0c0d")]
