@@ -23,7 +23,11 @@ namespace OpenBest.Hse;
 public static class EasApi
 {
     /// <summary>Starts the interface on <paramref name="endPoint"/> (port 0 picks a free one); dispose the result to stop it.</summary>
-    public static async Task<WebApplication> StartAsync(HseHost host, IHseStateStore store, X509Certificate2 serverCertificate, X509Certificate2 ca, IPEndPoint endPoint, CancellationToken cancellationToken = default)
+    public static Task<WebApplication> StartAsync(HseHost host, IHseStateStore store, X509Certificate2 serverCertificate, X509Certificate2 ca, IPEndPoint endPoint, CancellationToken cancellationToken = default) =>
+        StartAsync(host, store, serverCertificate, ca, endPoint, TimeProvider.System, cancellationToken);
+
+    /// <summary>Starts the interface on <paramref name="endPoint"/> with <paramref name="time"/> as the clock of its rate limits.</summary>
+    public static async Task<WebApplication> StartAsync(HseHost host, IHseStateStore store, X509Certificate2 serverCertificate, X509Certificate2 ca, IPEndPoint endPoint, TimeProvider time, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(store);
@@ -100,7 +104,7 @@ public static class EasApi
             return Xml(200, new EasSessionStart(request.ExternalId, request.KeyIdentifier, keys), zero: keys.KEasPsk);
         })));
         // EAS-triggered refreshes: one per UE and EAS every 10 s at most (each costs the device a vector and an AKA run).
-        var refreshed = new RecentKeys<(string EasId, string Imsi)>(TimeSpan.FromSeconds(10), pruneAbove: 100_000);
+        var refreshed = new RecentKeys<(string EasId, string Imsi)>(TimeSpan.FromSeconds(10), pruneAbove: 100_000, time);
         app.MapPost("/eas/v1/refresh", (Func<HttpContext, Task<IResult>>)(context => Handle(context, async (easId, message) =>
         {
             if (message is not EasKeyRefresh refresh)
@@ -138,12 +142,10 @@ public static class EasApi
                     : "the UE's sessions with this EAS are in UE-to-HSE mode: an EAS refreshes only UE-to-EAS mode sessions");
             }
 
-            if (refreshed.IsRecent((easId, imsi!)))
+            if (!refreshed.TryMark((easId, imsi!)))
             {
                 return Problem(429, "too many refreshes", $"one refresh of {refresh.ExternalId} every 10 s at most");
             }
-
-            refreshed.Mark((easId, imsi!));
 
             foreach (var sessionId in sessions)
             {

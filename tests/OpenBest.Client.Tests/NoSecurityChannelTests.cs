@@ -46,7 +46,7 @@ public sealed class NoSecurityChannelTests
             // The no-security channel has no Data Ack: "sent"; the secured one is acknowledged once stored.
             Assert.Equal(SendStatus.Sent, await plain.SendAsync("plain before"u8.ToArray(), acknowledged: true, Cancel));
             Assert.Equal(SendStatus.Acknowledged, await secured.SendAsync("secured before"u8.ToArray(), acknowledged: true, Cancel));
-            await Eventually(() => Payloads(store).Contains("plain before"));
+            await OpenBest.Testing.Eventually.True(() => Payloads(store).Contains("plain before"), "the plain message is stored");
             await host.InvokeAsync(engine => engine.SendDownlink(plain.SessionId, "plain down"u8));
             Assert.Equal("plain down", await ReadAsync(plain));
 
@@ -61,7 +61,7 @@ public sealed class NoSecurityChannelTests
 
             Assert.Equal(SendStatus.Sent, await plain.SendAsync("plain after"u8.ToArray(), cancellationToken: Cancel));
             Assert.Equal(SendStatus.Acknowledged, await secured.SendAsync("secured after"u8.ToArray(), acknowledged: true, Cancel));
-            await Eventually(() => Payloads(store).Contains("plain after"));
+            await OpenBest.Testing.Eventually.True(() => Payloads(store).Contains("plain after"), "the plain message after the restart is stored");
             await host.InvokeAsync(engine => engine.SendDownlink(plain.SessionId, "plain down again"u8));
             Assert.Equal("plain down again", await ReadAsync(plain));
 
@@ -73,7 +73,7 @@ public sealed class NoSecurityChannelTests
 
             // Terminate runs unprotected on the no-security channel, and the secured one goes on.
             await plain.CloseAsync(Cancel);
-            await Eventually(async () => await host.QueryAsync(engine => engine.StateOf(plain.SessionId)) is null or "Terminated");
+            await OpenBest.Testing.Eventually.True(async () => await host.QueryAsync(engine => engine.StateOf(plain.SessionId)) is null or "Terminated", "the no-security channel is terminated at the HSE");
             Assert.Equal(SendStatus.Acknowledged, await secured.SendAsync("secured last"u8.ToArray(), acknowledged: true, Cancel));
             await host.DisposeAsync();
             await udp.DisposeAsync();
@@ -108,18 +108,5 @@ public sealed class NoSecurityChannelTests
         timeout.CancelAfter(TimeSpan.FromSeconds(30));
         var message = await channel.Received.ReadAsync(timeout.Token);
         return Text(message.Payload);
-    }
-
-    private static Task Eventually(Func<bool> condition) => Eventually(() => Task.FromResult(condition()));
-
-    private static async Task Eventually(Func<Task<bool>> condition)
-    {
-        // A condition with a generous deadline, never a fixed sleep (CI runs on two busy cores).
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the condition did not hold within 30 s");
-            await Task.Delay(20, Cancel);
-        }
     }
 }

@@ -51,7 +51,7 @@ public sealed class SessionModeTests : IAsyncLifetime
         var endToEnd = await OpenAsync(device, BestService.Confidential, ueToEas: true);
         (status, _) = await RefreshAsync(eas);
         Assert.Equal(HttpStatusCode.Accepted, status);
-        await Eventually(async () => await KeyIdOf(endToEnd) == 2);
+        await OpenBest.Testing.Eventually.True(async () => await KeyIdOf(endToEnd) == 2, "the UE-to-EAS session uses key set 2");
         Assert.Equal(1, await KeyIdOf(keyAgreementOnly));
     }
 
@@ -106,7 +106,7 @@ public sealed class SessionModeTests : IAsyncLifetime
         Assert.True(opened.Established, $"{service} (UE-to-EAS: {ueToEas}) did not open");
         var channel = opened.Channel!;
         // Established at the HSE too (the UE's confirmation is on its way).
-        await Eventually(async () => await _hse.Host.QueryAsync(engine => engine.StateOf(channel.SessionId)) == "Established");
+        await OpenBest.Testing.Eventually.True(async () => await _hse.Host.QueryAsync(engine => engine.StateOf(channel.SessionId)) == "Established", "the session is established at the HSE");
         return channel;
     }
 
@@ -135,16 +135,5 @@ public sealed class SessionModeTests : IAsyncLifetime
         using var body = new StringContent("{\"payload\":\"" + Convert.ToBase64String("setpoint"u8.ToArray()) + "\"}", Encoding.UTF8, "application/json");
         using var response = await api.PostAsync(new Uri($"/api/v1/sessions/{sessionId}/downlink", UriKind.Relative), body, Cancel);
         return response.StatusCode;
-    }
-
-    private static async Task Eventually(Func<Task<bool>> condition)
-    {
-        // A condition with a generous deadline, never a fixed sleep (CI runs on two busy cores).
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "the condition did not hold within 30 s");
-            await Task.Delay(20, Cancel);
-        }
     }
 }
