@@ -48,20 +48,6 @@ public sealed class AeadTests
         Assert.Equal("17e8d12cfdf926e0", Hex.String(tag));
     }
 
-    [Fact]
-    public void ChaCha20Poly1305_Rfc8439Section282()
-    {
-        var alg = AeadAlgorithm.ChaCha20Poly1305;
-        Assert.SkipUnless(alg.IsSupported, "ChaCha20-Poly1305 is not available on this platform.");
-        using var key = alg.CreateKey(Hex.Bytes("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"));
-        var plaintext = "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it."u8.ToArray();
-        var ciphertext = new byte[plaintext.Length];
-        var tag = new byte[16];
-        alg.Encrypt(key, Hex.Bytes("070000004041424344454647"), plaintext, ciphertext, tag, Hex.Bytes("50515253c0c1c2c3c4c5c6c7"));
-        Assert.StartsWith("d31a8d34648e60db7b86afbc53ef7ec2", Hex.String(ciphertext), StringComparison.Ordinal);
-        Assert.Equal("1ae10b594f09e26a7e902ecbd0600691", Hex.String(tag));
-    }
-
     [Theory]
     [InlineData(4)]
     [InlineData(8)]

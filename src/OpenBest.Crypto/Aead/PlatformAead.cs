@@ -1,6 +1,5 @@
 using System.Security.Cryptography;
 using BclAesGcm = System.Security.Cryptography.AesGcm;
-using BclChaCha = System.Security.Cryptography.ChaCha20Poly1305;
 
 namespace OpenBest.Crypto.Aead;
 
@@ -31,42 +30,4 @@ internal sealed class PlatformAesGcmKey(AeadAlgorithm algorithm, ReadOnlySpan<by
     }
 
     protected override void Dispose(bool disposing) => _gcm.Dispose();
-}
-
-internal sealed class ChaCha20Poly1305Algorithm : AeadAlgorithm
-{
-    public override string Name => "ChaCha20-Poly1305";
-
-    public override int KeySize => 32;
-
-    public override int NonceSize => 12;
-
-    public override bool IsSupported => BclChaCha.IsSupported;
-
-    public override bool IsTagSizeSupported(int size) => size == 16;
-
-    private protected override AeadKey CreateKeyCore(ReadOnlySpan<byte> key) => new Key(this, key);
-
-    private sealed class Key(AeadAlgorithm algorithm, ReadOnlySpan<byte> key) : AeadKey(algorithm)
-    {
-        private readonly BclChaCha _aead = new(key);
-
-        internal override void EncryptCore(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> plaintext, Span<byte> ciphertext, Span<byte> tag, ReadOnlySpan<byte> associatedData)
-            => _aead.Encrypt(nonce, plaintext, ciphertext, tag, associatedData);
-
-        internal override bool DecryptCore(ReadOnlySpan<byte> nonce, ReadOnlySpan<byte> ciphertext, ReadOnlySpan<byte> tag, Span<byte> plaintext, ReadOnlySpan<byte> associatedData)
-        {
-            try
-            {
-                _aead.Decrypt(nonce, ciphertext, tag, plaintext, associatedData);
-                return true;
-            }
-            catch (AuthenticationTagMismatchException)
-            {
-                return false;
-            }
-        }
-
-        protected override void Dispose(bool disposing) => _aead.Dispose();
-    }
 }
