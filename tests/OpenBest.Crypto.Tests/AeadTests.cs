@@ -48,32 +48,6 @@ public sealed class AeadTests
         Assert.Equal("17e8d12cfdf926e0", Hex.String(tag));
     }
 
-    [Fact]
-    public void Aes128Gcm_McGrewViegaTestCase2()
-    {
-        var alg = AeadAlgorithm.Aes128Gcm;
-        using var key = alg.CreateKey(new byte[16]);
-        var ciphertext = new byte[16];
-        var tag = new byte[16];
-        alg.Encrypt(key, new byte[12], new byte[16], ciphertext, tag);
-        Assert.Equal("0388dace60b6a392f328c2b971b2fe78", Hex.String(ciphertext));
-        Assert.Equal("ab6e47d42cec13bdf53a67b21257bddf", Hex.String(tag));
-    }
-
-    [Fact]
-    public void ChaCha20Poly1305_Rfc8439Section282()
-    {
-        var alg = AeadAlgorithm.ChaCha20Poly1305;
-        Assert.SkipUnless(alg.IsSupported, "ChaCha20-Poly1305 is not available on this platform.");
-        using var key = alg.CreateKey(Hex.Bytes("808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"));
-        var plaintext = "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it."u8.ToArray();
-        var ciphertext = new byte[plaintext.Length];
-        var tag = new byte[16];
-        alg.Encrypt(key, Hex.Bytes("070000004041424344454647"), plaintext, ciphertext, tag, Hex.Bytes("50515253c0c1c2c3c4c5c6c7"));
-        Assert.StartsWith("d31a8d34648e60db7b86afbc53ef7ec2", Hex.String(ciphertext), StringComparison.Ordinal);
-        Assert.Equal("1ae10b594f09e26a7e902ecbd0600691", Hex.String(tag));
-    }
-
     [Theory]
     [InlineData(4)]
     [InlineData(8)]
@@ -225,32 +199,36 @@ public sealed class AeadTests
     [MemberData(nameof(SuiteIds))]
     public void Suite_SealAndOpen_AllocateNothing(byte id)
     {
-        // Issue target: zero allocations per protect/open through the span API (measured, not timed).
+        // Issue target: zero allocations per protect/open through the span API (measured, not timed), for short,
+        // partial-block and multi-block payloads.
         Assert.True(CipherSuite.TryGet(id, out var suite));
         Assert.SkipUnless(suite.Algorithm.IsSupported, $"{suite.Name} is not available on this platform.");
         using var key = suite.CreateKey(new byte[suite.KeySize]);
         var nonce = new byte[12];
         var header = new byte[4];
-        var payload = new byte[64];
-        var output = new byte[80];
-        var opened = new byte[64];
-        for (var i = 0; i < 10; i++)
+        foreach (var length in new[] { 0, 15, 64, 200 })
         {
-            RunOnce();
-        }
+            var payload = new byte[length];
+            var output = new byte[length + 16];
+            var opened = new byte[length];
+            for (var i = 0; i < 10; i++)
+            {
+                RunOnce();
+            }
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 100; i++)
-        {
-            RunOnce();
-        }
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < 100; i++)
+            {
+                RunOnce();
+            }
 
-        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+            Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
 
-        void RunOnce()
-        {
-            var n = suite.Seal(key, nonce, Plane.User, header, payload, output);
-            Assert.True(suite.Open(key, nonce, Plane.User, header, output.AsSpan(0, n), opened));
+            void RunOnce()
+            {
+                var n = suite.Seal(key, nonce, Plane.User, header, payload, output);
+                Assert.True(suite.Open(key, nonce, Plane.User, header, output.AsSpan(0, n), opened));
+            }
         }
     }
 }
