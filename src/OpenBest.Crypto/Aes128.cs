@@ -30,8 +30,11 @@ public sealed class Aes128 : IDisposable
 
     private const int RoundKeyCount = 11;
 
-    // AES-NI path: 11 expanded round keys in pinned memory.
-    private readonly Vector128<byte>[]? _roundKeys;
+    // After disposal: a schedule of zeros, so a late call never reaches the recycled array of another key.
+    private static readonly Vector128<byte>[] Disposed = new Vector128<byte>[RoundKeyCount];
+
+    // AES-NI path: 11 expanded round keys in pinned memory (recycled: PinnedArrays).
+    private Vector128<byte>[]? _roundKeys;
 
     // Portable path: the platform cipher with the raw key.
     private readonly System.Security.Cryptography.Aes? _fallback;
@@ -52,7 +55,7 @@ public sealed class Aes128 : IDisposable
 
         if (IsHardwareAccelerated)
         {
-            _roundKeys = GC.AllocateArray<Vector128<byte>>(RoundKeyCount, pinned: true);
+            _roundKeys = PinnedArrays<Vector128<byte>>.Rent(RoundKeyCount);
             ExpandKey(key, _roundKeys);
         }
         else
@@ -136,7 +139,9 @@ public sealed class Aes128 : IDisposable
         _disposed = true;
         if (_roundKeys is not null)
         {
-            CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes(_roundKeys.AsSpan()));
+            var schedule = _roundKeys;
+            _roundKeys = Disposed;
+            PinnedArrays<Vector128<byte>>.Return(schedule); // zeroed there
         }
 
         _fallback?.Dispose();

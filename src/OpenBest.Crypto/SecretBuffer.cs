@@ -4,7 +4,7 @@ namespace OpenBest.Crypto;
 
 /// <summary>
 /// Fixed-size secret bytes in a pinned array (so the garbage collector never leaves copies behind)
-/// that is zeroed when the buffer is disposed.
+/// that is zeroed when the buffer is disposed (and then recycled for the next secret: <see cref="PinnedArrays{T}"/>).
 /// </summary>
 /// <remarks>
 /// The contents are reachable only as spans, never as a mutable public array. After
@@ -12,7 +12,8 @@ namespace OpenBest.Crypto;
 /// </remarks>
 public sealed class SecretBuffer : IDisposable
 {
-    private readonly byte[] _bytes;
+    private readonly int _length;
+    private byte[] _bytes;
     private bool _disposed;
 
     /// <summary>Creates a zero-filled secret buffer of <paramref name="length"/> octets.</summary>
@@ -20,7 +21,8 @@ public sealed class SecretBuffer : IDisposable
     public SecretBuffer(int length)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(length);
-        _bytes = GC.AllocateArray<byte>(length, pinned: true);
+        _length = length;
+        _bytes = PinnedArrays<byte>.Rent(length);
     }
 
     /// <summary>Creates a secret buffer holding a copy of <paramref name="value"/>.</summary>
@@ -31,7 +33,7 @@ public sealed class SecretBuffer : IDisposable
     }
 
     /// <summary>The number of octets held.</summary>
-    public int Length => _bytes.Length;
+    public int Length => _length;
 
     /// <summary>The secret octets, read-only.</summary>
     /// <exception cref="ObjectDisposedException">The buffer was disposed.</exception>
@@ -60,11 +62,13 @@ public sealed class SecretBuffer : IDisposable
     {
         if (!_disposed)
         {
-            CryptographicOperations.ZeroMemory(_bytes);
             _disposed = true;
+            var bytes = _bytes;
+            _bytes = [];
+            PinnedArrays<byte>.Return(bytes); // zeroed there, and kept for the next secret of this length
         }
     }
 
     /// <summary>Never shows the contents.</summary>
-    public override string ToString() => $"SecretBuffer({_bytes.Length} octets)";
+    public override string ToString() => $"SecretBuffer({_length} octets)";
 }

@@ -262,7 +262,7 @@ public sealed partial class UeEndpoint : IDisposable
             return null;
         }
 
-        var psk = GC.AllocateArray<byte>(32, pinned: true);
+        var psk = GC.AllocateArray<byte>(32, pinned: true); // one per UE-to-EAS or key-agreement-only key set of a device: rare
         KeySet.DeriveEasPsk(kRoot, sessionId, keyId, rand, ueNonce, easId, psk);
         return psk;
     }

@@ -290,3 +290,35 @@ public sealed class AeadKeyExportTests
         Assert.DoesNotContain(Convert.ToHexString(raw), key.ToString(), StringComparison.Ordinal);
     }
 }
+
+/// <summary>Key memory is recycled (pinned arrays kept for the next key), never handed on with a secret in it.</summary>
+public sealed class KeyMemoryTests
+{
+    [Fact]
+    public void ADisposedSecret_IsZeroedBeforeItsMemoryServesAnother()
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            var old = new SecretBuffer(Enumerable.Repeat((byte)0xA5, 77).ToArray());
+            old.Dispose();
+            Assert.Throws<ObjectDisposedException>(() => old.Span.Length);
+            using var fresh = new SecretBuffer(77);
+            Assert.All(fresh.Span.ToArray(), b => Assert.Equal(0, b));
+        }
+    }
+
+    [Fact]
+    public void KeysOfEverySuite_AfterDispose_NeitherWorkNorReachAnotherKey()
+    {
+        foreach (var suite in OpenBest.Crypto.Aead.CipherSuite.Suites)
+        {
+            var first = suite.CreateKey(Enumerable.Repeat((byte)1, suite.KeySize).ToArray());
+            first.Dispose();
+            using var second = suite.CreateKey(Enumerable.Repeat((byte)2, suite.KeySize).ToArray());
+            var exported = new byte[suite.KeySize];
+            second.Export(exported);
+            Assert.All(exported, b => Assert.Equal(2, b));
+            Assert.ThrowsAny<ObjectDisposedException>(() => first.Export(new byte[suite.KeySize]));
+        }
+    }
+}

@@ -57,7 +57,7 @@ public abstract class AeadAlgorithm
         if (!handle.ExportsItself)
         {
             // Pinned, so the GC never leaves a moved copy of the key behind; zeroed on dispose.
-            handle.Raw = GC.AllocateArray<byte>(key.Length, pinned: true);
+            handle.Raw = PinnedArrays<byte>.Rent(key.Length);
             key.CopyTo(handle.Raw);
         }
 
@@ -155,8 +155,9 @@ public abstract class AeadKey : IDisposable
     /// <summary>Zeroes the key.</summary>
     public void Dispose()
     {
-        System.Security.Cryptography.CryptographicOperations.ZeroMemory(Raw);
+        var raw = Raw;
         Raw = [];
+        PinnedArrays<byte>.Return(raw); // zeroed there
         Dispose(true);
         GC.SuppressFinalize(this);
     }

@@ -48,13 +48,14 @@ internal sealed class Aes128GcmAlgorithm : AeadAlgorithm
         private readonly Aes128 _aes;
 
         // H, H², H³, H⁴ in GHASH's byte-reflected form, pinned so no moved copy is left behind; zeroed on dispose.
-        private readonly Vector128<ulong>[] _h;
+        private static readonly Vector128<ulong>[] Disposed = new Vector128<ulong>[4];
+        private Vector128<ulong>[] _h;
 
         public Key(AeadAlgorithm algorithm, ReadOnlySpan<byte> key)
             : base(algorithm)
         {
             _aes = new Aes128(key);
-            _h = GC.AllocateArray<Vector128<ulong>>(4, pinned: true);
+            _h = PinnedArrays<Vector128<ulong>>.Rent(4);
             var h = Ghash.Reflect(_aes.EncryptVector(Vector128<byte>.Zero));
             var h2 = Ghash.Multiply(h, h);
             var h3 = Ghash.Multiply(h2, h);
@@ -100,7 +101,9 @@ internal sealed class Aes128GcmAlgorithm : AeadAlgorithm
         protected override void Dispose(bool disposing)
         {
             _aes.Dispose();
-            CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes(_h.AsSpan()));
+            var h = _h;
+            _h = Disposed; // a late call never reaches the recycled array of another key
+            PinnedArrays<Vector128<ulong>>.Return(h);
         }
 
         // J0 = IV ‖ 0^31 ‖ 1 (SP 800-38D 7.1, step 2, for a 96-bit IV).

@@ -41,13 +41,14 @@ internal sealed class ChaCha20Poly1305Algorithm : AeadAlgorithm
     private sealed class Key : AeadKey
     {
         // The 256-bit key as rows 1 and 2 of the ChaCha20 state, pinned; zeroed on dispose.
-        private readonly Vector128<uint>[] _key;
+        private static readonly Vector128<uint>[] Disposed = new Vector128<uint>[2];
+        private Vector128<uint>[] _key;
         private bool _disposed;
 
         public Key(AeadAlgorithm algorithm, ReadOnlySpan<byte> key)
             : base(algorithm)
         {
-            _key = GC.AllocateArray<Vector128<uint>>(2, pinned: true);
+            _key = PinnedArrays<Vector128<uint>>.Rent(2);
             ChaCha20.LoadKey(key, _key);
         }
 
@@ -134,7 +135,9 @@ internal sealed class ChaCha20Poly1305Algorithm : AeadAlgorithm
         protected override void Dispose(bool disposing)
         {
             _disposed = true;
-            CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes(_key.AsSpan()));
+            var key = _key;
+            _key = Disposed; // a late call never reaches the recycled array of another key
+            PinnedArrays<Vector128<uint>>.Return(key);
         }
     }
 }
