@@ -26,14 +26,35 @@ public sealed class UdpBearer : IBearer
     private readonly Task _receiveLoop;
     private long _dropped;
 
-    private UdpBearer(Socket socket, int maxDatagram, int queue)
+    private readonly DatagramBatch? _sendBatch;
+    private readonly Lock _sendGate = new();
+
+    private UdpBearer(Socket socket, int maxDatagram, int queue, bool batched)
     {
         _socket = socket;
         _maxDatagram = maxDatagram;
         _received = Channel.CreateBounded<ReceivedMessage>(new BoundedChannelOptions(queue) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
             _ => Interlocked.Increment(ref _dropped));
-        _receiveLoop = Task.Run(ReceiveLoopAsync);
+        if (batched)
+        {
+            // A server on Linux: a thread of its own takes up to 64 datagrams per system call (recvmmsg), and SendMany sends
+            // a host's answers in one (sendmmsg). The socket blocks; its receive timeout lets the thread see a stop.
+            _socket.Blocking = true;
+            _socket.ReceiveTimeout = 250;
+            _sendBatch = new DatagramBatch(64, Math.Max(maxDatagram, 2048));
+            var thread = new Thread(ReceiveLoopBatched) { IsBackground = true, Name = "udp-bearer " + socket.LocalEndPoint };
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _receiveLoop = done.Task;
+            thread.Start(done);
+        }
+        else
+        {
+            _receiveLoop = Task.Run(ReceiveLoopAsync);
+        }
     }
+
+    /// <summary>Whether this bearer receives and sends in batches (recvmmsg/sendmmsg: a server bearer on Linux).</summary>
+    public bool IsBatched => _sendBatch is not null;
 
     /// <summary>The local endpoint (with the port the system chose when bound to 0).</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
@@ -49,7 +70,8 @@ public sealed class UdpBearer : IBearer
     /// <param name="maxDatagram">Larger datagrams are dropped and counted (default 1280).</param>
     /// <param name="queue">Received messages held at most before the oldest is dropped (default 4096).</param>
     /// <param name="socketBuffer">The kernel's receive and send buffers in octets (0: the system default). A server
-    /// that takes bursts from many devices wants several MB (Linux caps it at net.core.rmem_max).</param>
+    /// that takes bursts from many devices wants several MB (Linux caps it at net.core.rmem_max). A bearer with server
+    /// buffers also receives and sends in batches where the platform can (<see cref="IsBatched"/>).</param>
     public static UdpBearer Bind(IPEndPoint endPoint, int maxDatagram = DefaultMaxDatagram, int queue = 4096, int socketBuffer = 0)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
@@ -63,7 +85,7 @@ public sealed class UdpBearer : IBearer
             }
 
             socket.Bind(endPoint);
-            return new UdpBearer(socket, maxDatagram, queue);
+            return new UdpBearer(socket, maxDatagram, queue, batched: socketBuffer > 0 && DatagramBatch.IsSupported);
         }
         catch
         {
@@ -83,8 +105,73 @@ public sealed class UdpBearer : IBearer
             throw new ArgumentException("The path belongs to another bearer.", nameof(path));
         }
 
+        if (_sendBatch is not null)
+        {
+            // A blocking socket: a datagram send completes at once (or the kernel drops it on a full buffer).
+            try
+            {
+                _socket.SendTo(message.Span, SocketFlags.None, udp.Address);
+            }
+            catch (SocketException)
+            {
+                Interlocked.Increment(ref _dropped);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
         // To the serialised address: no endpoint is encoded again for each datagram.
         return Sent(_socket.SendToAsync(message, SocketFlags.None, udp.Address, cancellationToken));
+    }
+
+    /// <summary>
+    /// Sends several datagrams, each to its path, in as few system calls as the platform allows (sendmmsg on a batched
+    /// bearer; one by one elsewhere). Datagrams the kernel does not take are counted as dropped, as on a network.
+    /// </summary>
+    public async ValueTask SendManyAsync(IReadOnlyList<(ReadOnlyMemory<byte> Message, BearerPath Path)> datagrams, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(datagrams);
+        if (_sendBatch is null)
+        {
+            foreach (var (message, path) in datagrams)
+            {
+                await SendAsync(message, path, cancellationToken).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
+        lock (_sendGate)
+        {
+            foreach (var (message, path) in datagrams)
+            {
+                if (path is not UdpPath udp || !ReferenceEquals(udp.Bearer, this))
+                {
+                    throw new ArgumentException("A path belongs to another bearer.", nameof(datagrams));
+                }
+
+                if (!_sendBatch.TryAdd(message.Span, udp.Address))
+                {
+                    Flush();
+                    if (!_sendBatch.TryAdd(message.Span, udp.Address))
+                    {
+                        Interlocked.Increment(ref _dropped); // longer than any datagram this bearer sends
+                    }
+                }
+            }
+
+            Flush();
+        }
+
+        void Flush()
+        {
+            var count = _sendBatch.Count;
+            var sent = _sendBatch.Send(_socket);
+            if (sent < count)
+            {
+                Interlocked.Add(ref _dropped, count - sent);
+            }
+        }
     }
 
     /// <summary>A datagram send that completed at once (the usual case) costs no state machine.</summary>
@@ -105,6 +192,24 @@ public sealed class UdpBearer : IBearer
     public async ValueTask DisposeAsync()
     {
         await _stop.CancelAsync().ConfigureAwait(false);
+        if (_sendBatch is not null)
+        {
+            try
+            {
+                // Wakes the receive thread at once (Linux shuts an unconnected UDP socket down and says ENOTCONN).
+                _socket.Shutdown(SocketShutdown.Both);
+            }
+            catch (SocketException)
+            {
+            }
+
+            await _receiveLoop.ConfigureAwait(false);
+            lock (_sendGate)
+            {
+                _sendBatch.Dispose();
+            }
+        }
+
         _socket.Dispose();
         try
         {
@@ -161,6 +266,61 @@ public sealed class UdpBearer : IBearer
 
             var message = buffer.AsSpan(0, length).ToArray();
             _received.Writer.TryWrite(new ReceivedMessage(message, path));
+        }
+    }
+
+    private void ReceiveLoopBatched(object? done)
+    {
+        using var batch = new DatagramBatch(64, _maxDatagram + 1);
+        var from = new SocketAddress(_socket.AddressFamily);
+        var paths = new Dictionary<SocketAddress, UdpPath>();
+        var any = new IPEndPoint(_socket.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
+        try
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                int count;
+                try
+                {
+                    count = batch.Receive(_socket);
+                }
+                catch (SocketException)
+                {
+                    // ICMP port unreachable from an earlier send, and the like: not fatal for a datagram listener.
+                    continue;
+                }
+
+                for (var i = 0; i < count; i++)
+                {
+                    var datagram = batch.Datagram(i);
+                    if (datagram.Length == 0 || datagram.Length > _maxDatagram || batch.Truncated(i))
+                    {
+                        Interlocked.Increment(ref _dropped);
+                        continue;
+                    }
+
+                    batch.Address(i, from);
+                    if (!paths.TryGetValue(from, out var path))
+                    {
+                        if (paths.Count >= MaxCachedPaths)
+                        {
+                            paths.Clear();
+                        }
+
+                        path = new UdpPath(this, (IPEndPoint)any.Create(from));
+                        paths[path.Address] = path;
+                    }
+
+                    _received.Writer.TryWrite(new ReceivedMessage(datagram.ToArray(), path));
+                }
+            }
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+        finally
+        {
+            ((TaskCompletionSource)done!).TrySetResult();
         }
     }
 

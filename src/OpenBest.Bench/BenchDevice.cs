@@ -58,15 +58,22 @@ internal sealed class BenchDevice : IDisposable
 
             return ue.Open(ChannelOptions, out _channel);
         });
-        for (var attempt = 0; attempt < 60 && !established.Task.IsCompleted && !cancel.IsCancellationRequested; attempt++)
+
+        // Retransmissions come from the bench's one ticker (Tick), not from a timer per session.
+        try
         {
-            await Task.WhenAny(established.Task, Task.Delay(500, cancel)).ConfigureAwait(false);
-            Run(ue => ue.Tick()); // retransmissions
+            await established.Task.WaitAsync(TimeSpan.FromSeconds(30), cancel).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or OperationCanceledException)
+        {
         }
 
         Established = established.Task.IsCompleted;
         return Established ? watch.Elapsed.TotalMilliseconds : null;
     }
+
+    /// <summary>Runs the UE's timers (retransmissions); the bench calls it for every device twice a second.</summary>
+    public void Tick() => Run(ue => ue.Tick());
 
     /// <summary>Keeps <paramref name="window"/> uplink messages in flight (W − 1 without an Ack, then one with) until <paramref name="stop"/>.</summary>
     public async Task UplinkAsync(int window, ICollection<double> latencies, CancellationToken stop)
@@ -82,10 +89,12 @@ internal sealed class BenchDevice : IDisposable
             var watch = Stopwatch.StartNew();
             var acked = _acked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             Run(ue => ue.Send(_channel, payload, ackRequested: true));
-            while (!acked.Task.IsCompleted && !stop.IsCancellationRequested)
+            try
             {
-                await Task.WhenAny(acked.Task, Task.Delay(250, CancellationToken.None)).ConfigureAwait(false);
-                Run(ue => ue.Tick());
+                await acked.Task.WaitAsync(stop).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
             }
 
             if (acked.Task.IsCompleted)

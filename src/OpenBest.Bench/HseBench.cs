@@ -56,6 +56,12 @@ public sealed record HseBenchResult
     /// <summary>Sessions confirmed at the HSE per second while every device opened new sessions back to back.</summary>
     public double SustainedSessionsPerSecond { get; init; }
 
+    /// <summary>Processor time of this process (the HSE and the simulated devices together) per session of the sustained phase, in microseconds.</summary>
+    public double CpuPerSessionMicroseconds { get; init; }
+
+    /// <summary>Processor time of this process per stored uplink message, in microseconds.</summary>
+    public double CpuPerMessageMicroseconds { get; init; }
+
     /// <summary>Setup latency during the sustained phase, p50 and p99, in milliseconds.</summary>
     public (double P50, double P99) SustainedSessionLatency { get; init; }
 
@@ -172,12 +178,27 @@ public static class HseBench
 
         var devices = new List<BenchDevice>();
         var warmers = new List<BenchDevice>();
+        using var timersStop = new CancellationTokenSource();
+        var timers = Task.CompletedTask;
         try
         {
             foreach (var s in provisioned)
             {
                 (warmers.Count < warmUp ? warmers : devices).Add(new BenchDevice(s.Imsi, s.K, s.Opc, udp.LocalEndPoint));
             }
+
+            // One ticker runs every device's timers (retransmissions after a loss), instead of a timer per session.
+            timers = Task.Run(async () =>
+            {
+                using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
+                while (await timer.WaitForNextTickAsync(timersStop.Token).ConfigureAwait(false))
+                {
+                    foreach (var d in devices.Concat(warmers))
+                    {
+                        d.Tick();
+                    }
+                }
+            }, CancellationToken.None);
 
             await Task.WhenAll(warmers.Select(d => d.OpenAsync(cancel))).ConfigureAwait(false);
             using (var warm = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
@@ -199,6 +220,7 @@ public static class HseBench
 
             // Sustained: every device opens new sessions back to back; the HSE counts those it confirmed.
             var sustainedLatency = new List<double>();
+            var sessionCpu = Environment.CpuUsage.TotalTime;
             var sustained = Stopwatch.StartNew();
             var establishedBefore = Interlocked.Read(ref established);
             using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel))
@@ -223,12 +245,14 @@ public static class HseBench
             }
 
             var sessionsConfirmed = Interlocked.Read(ref established) - establishedBefore;
+            sessionCpu = Environment.CpuUsage.TotalTime - sessionCpu;
 
             // Uplink: every device with a session (one that was cut off by the end of the phase opens again first).
             await Task.WhenAll(devices.Where(d => !d.Established).Select(d => d.OpenAsync(cancel))).ConfigureAwait(false);
             var before = Interlocked.Read(ref delivered);
             var commitsBefore = host.Commits;
             var ackLatency = new List<double>();
+            var uplinkCpu = Environment.CpuUsage.TotalTime;
             var load = Stopwatch.StartNew();
             using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel))
             {
@@ -236,6 +260,7 @@ public static class HseBench
                 var ticker = Ticker("uplink", options.UplinkSeconds, progress, stop.Token);
                 await Task.WhenAll(devices.Where(d => d.Established).Select(d => d.UplinkAsync(options.Window, ackLatency, stop.Token))).ConfigureAwait(false);
                 load.Stop();
+                uplinkCpu = Environment.CpuUsage.TotalTime - uplinkCpu;
                 await ticker.ConfigureAwait(false);
             }
 
@@ -251,6 +276,8 @@ public static class HseBench
                 FirstSessionLatency = (Percentile(firstLatency, 0.5), Percentile(firstLatency, 0.99)),
                 SustainedSessionsPerSecond = sessionsConfirmed / sustained.Elapsed.TotalSeconds,
                 SustainedSessionLatency = (Percentile(sustainedLatency, 0.5), Percentile(sustainedLatency, 0.99)),
+                CpuPerSessionMicroseconds = sessionCpu.TotalMicroseconds / Math.Max(1, sessionsConfirmed),
+                CpuPerMessageMicroseconds = uplinkCpu.TotalMicroseconds / Math.Max(1, Interlocked.Read(ref delivered) - before),
                 UplinkPerSecond = messages / load.Elapsed.TotalSeconds,
                 MessagesPerCommit = messages / (double)Math.Max(1, host.Commits - commitsBefore),
                 AckLatency = (Percentile(ackLatency, 0.5), Percentile(ackLatency, 0.99)),
@@ -260,6 +287,8 @@ public static class HseBench
         }
         finally
         {
+            await timersStop.CancelAsync().ConfigureAwait(false);
+            await timers.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             foreach (var d in devices.Concat(warmers))
             {
                 d.Dispose();

@@ -104,7 +104,9 @@ internal static class BenchCommand
         table.AddRow("first session latency p50 / p99 (ms)", Invariant($"{result.FirstSessionLatency.P50:0.0} / {result.FirstSessionLatency.P99:0.0}"));
         table.AddRow("new sessions per second (sustained)", Invariant($"{result.SustainedSessionsPerSecond:N0}"));
         table.AddRow("session setup latency p50 / p99 (ms)", Invariant($"{result.SustainedSessionLatency.P50:0.0} / {result.SustainedSessionLatency.P99:0.0}"));
+        table.AddRow("processor time per new session (HSE + devices, µs)", Invariant($"{result.CpuPerSessionMicroseconds:0}"));
         table.AddRow("uplink messages stored per second", Invariant($"{result.UplinkPerSecond:N0}"));
+        table.AddRow("processor time per stored message (HSE + devices, µs)", Invariant($"{result.CpuPerMessageMicroseconds:0.0}"));
         table.AddRow("messages per commit (group commit)", Invariant($"{result.MessagesPerCommit:0.0}"));
         table.AddRow("Ack latency p50 / p99 (ms)", Invariant($"{result.AckLatency.P50:0.0} / {result.AckLatency.P99:0.0}"));
         table.AddRow("overloaded / errors at the HSE", Invariant($"{result.Overloaded} / {result.Errors}"));

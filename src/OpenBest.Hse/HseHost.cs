@@ -31,6 +31,7 @@ public sealed class HseHost : IAsyncDisposable
     private readonly HseBatch _batch = new();
     private readonly List<(string Imsi, EasKeysReady Keys)> _keysToKeep = [];
     private readonly List<StepResult> _steps = [];
+    private readonly List<(ReadOnlyMemory<byte> Message, BearerPath Path)> _datagrams = [];
     private readonly List<(TaskCompletionSource<StepResult>? Done, StepResult Step)> _waiting = [];
     private uint _savedNextSessionId;
     private readonly List<Task> _tasks = [];
@@ -298,10 +299,7 @@ public sealed class HseHost : IAsyncDisposable
                     return;
                 }
 
-                foreach (var step in _steps)
-                {
-                    await PublishAsync(step).ConfigureAwait(false);
-                }
+                await PublishAsync().ConfigureAwait(false);
 
                 foreach (var (done, step) in _waiting)
                 {
@@ -444,25 +442,54 @@ public sealed class HseHost : IAsyncDisposable
         _ => "confidential",
     };
 
-    private async Task PublishAsync(StepResult step)
+    /// <summary>The batch's events, then its messages: datagrams of a batched UDP bearer leave in one system call.</summary>
+    private async Task PublishAsync()
     {
-        foreach (var e in step.Events)
+        _datagrams.Clear();
+        foreach (var step in _steps)
         {
-            _events.Writer.TryWrite(e);
-        }
-
-        foreach (var send in step.Send)
-        {
-            if (send.Path is not BearerPath path)
+            foreach (var e in step.Events)
             {
-                continue;
+                _events.Writer.TryWrite(e);
             }
 
+            foreach (var send in step.Send)
+            {
+                if (send.Path is not BearerPath path)
+                {
+                    continue;
+                }
+
+                if (path.Bearer is UdpBearer { IsBatched: true })
+                {
+                    _datagrams.Add((send.Message, path));
+                    continue;
+                }
+
+                try
+                {
+                    // Bearers never block here: UDP sends a datagram, TCP queues to the connection's writer.
+                    await path.SendAsync(send.Message, _executorStop.Token).ConfigureAwait(false);
+                    Interlocked.Increment(ref _sent);
+                }
+                catch (Exception e) when (e is not OperationCanceledException)
+                {
+                    Failed(e);
+                }
+            }
+        }
+
+        if (_datagrams.Count == 0)
+        {
+            return;
+        }
+
+        foreach (var group in _datagrams.GroupBy(d => d.Path.Bearer))
+        {
             try
             {
-                // Bearers never block here: UDP sends a datagram, TCP queues to the connection's writer.
-                await path.SendAsync(send.Message, _executorStop.Token).ConfigureAwait(false);
-                Interlocked.Increment(ref _sent);
+                await ((UdpBearer)group.Key).SendManyAsync([.. group], _executorStop.Token).ConfigureAwait(false);
+                Interlocked.Add(ref _sent, group.Count());
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
