@@ -8,7 +8,7 @@ internal static class PkiCommand
 {
     public static Command Create()
     {
-        var command = new Command("pki", "Certificates for the HSE–EAS interface (mutually authenticated TLS).");
+        var command = new Command("pki", "Certificates for the HSE–EAS interface and the Open Bootstrap Framework (mutually authenticated TLS).");
         var dataDir = SubscriberCommand.DataDirOption();
         var eas = new Option<string[]>("--eas") { Description = "an EAS Id to issue a certificate for (common name = EAS Id); repeat for several", HelpName = "ID", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [] };
         eas.Validators.Add(r =>
@@ -21,13 +21,25 @@ internal static class PkiCommand
                 }
             }
         });
-        var init = new Command("init", "Create a development CA and certificates in the data folder's pki/ (the HSE's, and one per --eas). Existing files are kept; private keys get mode 0600.\nProduction points the HSE and the EAS at PEM files of its own PKI instead.");
+        var naf = new Option<string[]>("--naf") { Description = "a NAF (application server) FQDN to issue a certificate for (pki/naf-FQDN.crt/.key; also issues the OBF server's pki/obf.crt); repeat for several", HelpName = "FQDN", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [] };
+        naf.Validators.Add(r =>
+        {
+            foreach (var fqdn in r.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (Uri.CheckHostName(fqdn) != UriHostNameType.Dns || fqdn is "obf" or "hse" or "ca" or "localhost" || fqdn.Length > 253)
+                {
+                    r.AddError($"--naf '{fqdn}' is not a NAF FQDN (a DNS name, e.g. vtams.example.com)");
+                }
+            }
+        });
+        var init = new Command("init", "Create a development CA and certificates in the data folder's pki/ (the HSE's, one per --eas, and with --naf the OBF server's and one per NAF). Existing files are kept; private keys get mode 0600.\nProduction points the HSE and the EAS at PEM files of its own PKI instead.");
         init.Options.Add(dataDir);
         init.Options.Add(eas);
+        init.Options.Add(naf);
         init.SetAction(result =>
         {
             var output = result.InvocationConfiguration.Output;
-            var written = DevelopmentPki.Init(result.GetValue(dataDir)!, result.GetValue(eas) ?? []);
+            var written = DevelopmentPki.Init(result.GetValue(dataDir)!, result.GetValue(eas) ?? [], result.GetValue(naf) ?? []);
             foreach (var file in written.Where(f => f.EndsWith(".crt", StringComparison.Ordinal)))
             {
                 output.WriteLine($"created {file} (and its key)");

@@ -25,6 +25,56 @@ public static class DevelopmentPki
     /// <summary>The files of the EAS <paramref name="easId"/>.</summary>
     public static Pair Eas(string dataDirectory, string easId) => Files(dataDirectory, "eas-" + SafeName(easId));
 
+    /// <summary>The files of the NAF (application server) <paramref name="fqdn"/>: pki/naf-FQDN.crt and .key.</summary>
+    public static Pair Naf(string dataDirectory, string fqdn) => Files(dataDirectory, "naf-" + SafeName(fqdn));
+
+    /// <summary>The Open Bootstrap Framework server's files: pki/obf.crt and .key.</summary>
+    public static Pair Obf(string dataDirectory) => Files(dataDirectory, "obf");
+
+    /// <summary>The OBF server's identity; no NAF or EAS may use it.</summary>
+    public const string ObfIdentity = "obf";
+
+    /// <summary>
+    /// Creates what is missing: as <see cref="Init(string, IEnumerable{string}, TimeSpan?)"/>, and also the OBF server's
+    /// certificate and one certificate per NAF FQDN (server and client; common name and DNS name = the FQDN).
+    /// </summary>
+    /// <returns>The files written.</returns>
+    public static IReadOnlyList<string> Init(string dataDirectory, IEnumerable<string> easIds, IEnumerable<string> nafFqdns, TimeSpan? validity = null)
+    {
+        ArgumentNullException.ThrowIfNull(nafFqdns);
+        var written = new List<string>(Init(dataDirectory, easIds, validity));
+        var naf = nafFqdns.ToList();
+        var lifetime = validity ?? TimeSpan.FromDays(365);
+        using var caCertificate = LoadPair(Ca(dataDirectory));
+        if (naf.Count > 0 && !File.Exists(Obf(dataDirectory).Certificate))
+        {
+            Issue(caCertificate, ObfIdentity, Obf(dataDirectory), lifetime, written);
+        }
+
+        foreach (var fqdn in naf)
+        {
+            if (Uri.CheckHostName(fqdn) != UriHostNameType.Dns || fqdn is ObfIdentity or HseIdentity or "ca" or "localhost")
+            {
+                throw new ArgumentException($"'{fqdn}' is not a NAF FQDN", nameof(nafFqdns));
+            }
+
+            if (!File.Exists(Naf(dataDirectory, fqdn).Certificate))
+            {
+                Issue(caCertificate, fqdn, Naf(dataDirectory, fqdn), lifetime, written);
+            }
+        }
+
+        return written;
+    }
+
+    /// <summary>The DNS names a certificate proves (its subject alternative names, without localhost).</summary>
+    public static IReadOnlyList<string> DnsNamesOf(X509Certificate2 certificate)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        var san = certificate.Extensions.OfType<X509SubjectAlternativeNameExtension>().FirstOrDefault();
+        return san is null ? [] : [.. san.EnumerateDnsNames().Where(n => !string.Equals(n, "localhost", StringComparison.OrdinalIgnoreCase))];
+    }
+
     /// <summary>
     /// Creates what is missing: the CA, the HSE's certificate (server and client, for 127.0.0.1, ::1 and localhost)
     /// and one certificate per EAS Id (server and client, common name = EAS Id). Existing files are kept.
@@ -139,7 +189,7 @@ public static class DevelopmentPki
     }
 
     /// <summary>Whether <paramref name="identity"/> may be an EAS: not empty, not the HSE's.</summary>
-    public static bool IsEasIdentity(string identity) => !string.IsNullOrWhiteSpace(identity) && identity != HseIdentity && identity != "ca";
+    public static bool IsEasIdentity(string identity) => !string.IsNullOrWhiteSpace(identity) && identity != HseIdentity && identity != ObfIdentity && identity != "ca";
 
     private static void Issue(X509Certificate2 ca, string name, Pair files, TimeSpan lifetime, List<string> written)
     {

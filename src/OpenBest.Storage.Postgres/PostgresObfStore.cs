@@ -306,15 +306,35 @@ public sealed class PostgresObfStore : IObfStore
     public void SaveBootstraps(IReadOnlyList<(BootstrapRecord Record, byte[] Ks)> bootstraps)
     {
         ArgumentNullException.ThrowIfNull(bootstraps);
-        if (bootstraps.Count == 0)
+        var batch = new ObfBatch();
+        batch.Bootstraps.AddRange(bootstraps);
+        Commit(batch);
+    }
+
+    /// <inheritdoc/>
+    public void Commit(ObfBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.IsEmpty)
         {
             return;
         }
 
         using var connection = _dataSource.OpenConnection();
         using var transaction = connection.BeginTransaction();
-        using var batch = new NpgsqlBatch(connection, transaction);
-        foreach (var (record, ks) in bootstraps)
+        using var commands = new NpgsqlBatch(connection, transaction);
+        foreach (var entry in batch.Audit)
+        {
+            var audit = new NpgsqlBatchCommand("INSERT INTO obf_audit_log (at, event, actor, subject, detail) VALUES ($1, $2, $3, $4, $5)");
+            foreach (var value in new object[] { Now(), entry.Event, entry.Actor, entry.Subject, entry.Detail })
+            {
+                audit.Parameters.Add(new NpgsqlParameter { Value = value });
+            }
+
+            commands.BatchCommands.Add(audit);
+        }
+
+        foreach (var (record, ks) in batch.Bootstraps)
         {
             var command = new NpgsqlBatchCommand("INSERT INTO obf_bootstraps (btid, impi, rand, ks_enc, created, expires) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (btid) DO UPDATE SET impi = excluded.impi, rand = excluded.rand, ks_enc = excluded.ks_enc, created = excluded.created, expires = excluded.expires");
             foreach (var value in new object[] { record.Btid, record.Impi, record.Rand, _masterKey.Seal(ks, ObfSealing.KsContext(record.Btid)), record.Created.ToUnixTimeMilliseconds(), record.Expires.ToUnixTimeMilliseconds() })
@@ -322,10 +342,10 @@ public sealed class PostgresObfStore : IObfStore
                 command.Parameters.Add(new NpgsqlParameter { Value = value });
             }
 
-            batch.BatchCommands.Add(command);
+            commands.BatchCommands.Add(command);
         }
 
-        batch.ExecuteNonQuery();
+        commands.ExecuteNonQuery();
         transaction.Commit();
     }
 

@@ -82,6 +82,26 @@ public static class ObfSealing
     public static string TransportContext(string id) => $"openbest/obf/transport-key/v1|{id}";
 }
 
+/// <summary>An audit entry to write.</summary>
+/// <param name="Event">What.</param>
+/// <param name="Actor">Who.</param>
+/// <param name="Subject">The record.</param>
+/// <param name="Detail">More, or empty.</param>
+public sealed record ObfAuditRecord(string Event, string Actor, string Subject, string Detail = "");
+
+/// <summary>What one group commit of the OBF server writes in one transaction: new bootstrappings (with their Ks) and audit entries.</summary>
+public sealed class ObfBatch
+{
+    /// <summary>Bootstrappings with their Ks (in clear until sealed by the store; the writer zeroes them after the commit).</summary>
+    public List<(BootstrapRecord Record, byte[] Ks)> Bootstraps { get; } = [];
+
+    /// <summary>Audit entries.</summary>
+    public List<ObfAuditRecord> Audit { get; } = [];
+
+    /// <summary>Whether there is nothing to write.</summary>
+    public bool IsEmpty => Bootstraps.Count == 0 && Audit.Count == 0;
+}
+
 /// <summary>Thrown when a registry record exists already.</summary>
 public sealed class DuplicateRecordException(string what) : Exception($"{what} exists already.");
 
@@ -145,6 +165,9 @@ public interface IObfStore : ISubscriberStore
 
     /// <summary>Stores bootstrappings with their Ks (sealed, bound to the B-TID), all in one transaction (group commit).</summary>
     void SaveBootstraps(IReadOnlyList<(BootstrapRecord Record, byte[] Ks)> bootstraps);
+
+    /// <summary>Writes a group commit: its bootstrappings and its audit entries, in one transaction.</summary>
+    void Commit(ObfBatch batch);
 
     /// <summary>A bootstrapping by B-TID with its Ks (dispose it to zero it), or null.</summary>
     (BootstrapRecord Record, SecretBuffer Ks)? Bootstrap(string btid);

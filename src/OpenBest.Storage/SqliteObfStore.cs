@@ -325,15 +325,35 @@ public sealed class SqliteObfStore : IObfStore
     public void SaveBootstraps(IReadOnlyList<(BootstrapRecord Record, byte[] Ks)> bootstraps)
     {
         ArgumentNullException.ThrowIfNull(bootstraps);
-        if (bootstraps.Count == 0)
+        var batch = new ObfBatch();
+        batch.Bootstraps.AddRange(bootstraps);
+        Commit(batch);
+    }
+
+    /// <inheritdoc/>
+    public void Commit(ObfBatch batch)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        if (batch.IsEmpty)
         {
             return;
         }
 
         using var connection = Connect();
         using var transaction = connection.BeginTransaction();
+        if (batch.Audit.Count > 0)
+        {
+            using var audit = Command(connection, transaction, "INSERT INTO audit_log (at, event, actor, subject, detail) VALUES ($at, $event, $actor, $subject, $detail)");
+            foreach (var entry in batch.Audit)
+            {
+                audit.Parameters.Clear();
+                Bind(audit, ("$at", Now()), ("$event", entry.Event), ("$actor", entry.Actor), ("$subject", entry.Subject), ("$detail", entry.Detail));
+                audit.ExecuteNonQuery();
+            }
+        }
+
         using var command = Command(connection, transaction, "INSERT INTO bootstraps (btid, impi, rand, ks_enc, created, expires) VALUES ($btid, $impi, $rand, $ks, $created, $expires) ON CONFLICT (btid) DO UPDATE SET impi = excluded.impi, rand = excluded.rand, ks_enc = excluded.ks_enc, created = excluded.created, expires = excluded.expires");
-        foreach (var (record, ks) in bootstraps)
+        foreach (var (record, ks) in batch.Bootstraps)
         {
             command.Parameters.Clear();
             Bind(command, ("$btid", record.Btid), ("$impi", record.Impi), ("$rand", record.Rand), ("$ks", _masterKey.Seal(ks, ObfSealing.KsContext(record.Btid))),
