@@ -555,7 +555,7 @@ internal sealed class GbaMeClient
             using var request = new HttpRequestMessage(HttpMethod.Get, DigestUri);
             request.Headers.TryAddWithoutValidation("Authorization", authorization);
             request.Headers.TryAddWithoutValidation("User-Agent", client._options.UserAgent);
-            request.Headers.TryAddWithoutValidation("Accept", BsfMediaType);
+            request.Headers.TryAddWithoutValidation("Accept", "*/*");
             _requests++;
             var response = await client._http.SendAsync(request, cancellationToken).ConfigureAwait(false);
             _lastStatus = response.StatusCode;
