@@ -46,6 +46,26 @@ public sealed class AkaTests
     }
 
     [Fact]
+    public void FromReceived_KeepsTheQuintet_AndReadsAmfFromAutn()
+    {
+        // A vector another AuC computed (an HLR over GSUP): taken over as received; SQN stays concealed by AK.
+        using var m = Set1();
+        using var own = AuthenticationCentre.Generate(m, 0xff9bb4d0b607, 0xb9b9, Hex.Bytes(Rand1));
+        using var received = AuthenticationVector.FromReceived(own.Rand, own.Xres, own.Ck, own.Ik, own.Autn);
+        Assert.True(received.IsReceived);
+        Assert.False(own.IsReceived);
+        Assert.Equal(0xb9b9, received.Amf);
+        Assert.Equal(0UL, received.Sqn);
+        Assert.Equal(Hex.String(own.SqnXorAk), Hex.String(received.SqnXorAk));
+        Assert.Equal(Hex.String(own.Xres), Hex.String(received.Xres));
+        Assert.Equal(Hex.String(own.Ck), Hex.String(received.Ck));
+        Assert.Equal(Hex.String(own.Ik), Hex.String(received.Ik));
+        Assert.DoesNotContain(Hex.String(own.Ck), received.ToString(), StringComparison.OrdinalIgnoreCase);
+        Assert.Throws<ArgumentException>(() => AuthenticationVector.FromReceived(own.Rand, new byte[4], own.Ck, own.Ik, own.Autn));
+        Assert.Throws<ArgumentException>(() => AuthenticationVector.FromReceived(own.Rand, own.Xres, own.Ck, own.Ik, own.Autn[..15]));
+    }
+
+    [Fact]
     public void Generate_WithoutRand_DrawsFreshRandomness()
     {
         using var m = Set1();

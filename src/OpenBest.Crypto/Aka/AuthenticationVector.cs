@@ -8,14 +8,22 @@ public sealed class AuthenticationVector : IDisposable
 {
     private readonly SecretBuffer _material = new(16 + 8 + 16 + 16 + 16 + 6);
 
-    internal AuthenticationVector(ulong sqn, ushort amf)
+    internal AuthenticationVector(ulong sqn, ushort amf, bool received = false)
     {
         Sqn = sqn;
         Amf = amf;
+        IsReceived = received;
     }
 
-    /// <summary>The sequence number the vector carries.</summary>
+    /// <summary>The sequence number the vector carries; 0 for a <see cref="IsReceived">received</see> vector, whose SQN stays concealed by AK.</summary>
     public ulong Sqn { get; }
+
+    /// <summary>
+    /// Whether the vector was computed by another authentication centre (an HLR reached over GSUP, say) and taken
+    /// over with <see cref="FromReceived"/>: then <see cref="Sqn"/> is 0 and <see cref="Ak"/> all zeros, since only
+    /// SQN ⊕ AK (in AUTN) is known, which is all the key derivations use.
+    /// </summary>
+    public bool IsReceived { get; }
 
     /// <summary>The authentication management field.</summary>
     public ushort Amf { get; }
@@ -53,11 +61,39 @@ public sealed class AuthenticationVector : IDisposable
 
     internal Span<byte> AkWritable => _material.WritableSpan.Slice(72, 6);
 
+    /// <summary>
+    /// Takes over a vector that another authentication centre computed (TS 33.102 6.3.2: the quintet RAND, XRES,
+    /// CK, IK, AUTN), as an HLR or HSS hands it to a VLR or MME. The AMF is read from AUTN (octets 6 and 7).
+    /// </summary>
+    /// <exception cref="ArgumentException">RAND, CK, IK or AUTN is not 16 octets, or XRES not 8 (the MILENAGE length this type holds).</exception>
+    public static AuthenticationVector FromReceived(ReadOnlySpan<byte> rand, ReadOnlySpan<byte> xres, ReadOnlySpan<byte> ck, ReadOnlySpan<byte> ik, ReadOnlySpan<byte> autn)
+    {
+        if (rand.Length != 16 || ck.Length != 16 || ik.Length != 16 || autn.Length != 16)
+        {
+            throw new ArgumentException("RAND, CK, IK and AUTN must be 16 octets each.");
+        }
+
+        if (xres.Length != 8)
+        {
+            throw new ArgumentException($"XRES must be 8 octets, not {xres.Length}.", nameof(xres));
+        }
+
+        var vector = new AuthenticationVector(0, (ushort)((autn[6] << 8) | autn[7]), received: true);
+        rand.CopyTo(vector.RandWritable);
+        xres.CopyTo(vector.XresWritable);
+        ck.CopyTo(vector.CkWritable);
+        ik.CopyTo(vector.IkWritable);
+        autn.CopyTo(vector.AutnWritable);
+        return vector;
+    }
+
     /// <summary>Zeroes the vector.</summary>
     public void Dispose() => _material.Dispose();
 
     /// <summary>Never shows key material.</summary>
-    public override string ToString() => $"AuthenticationVector(SQN {Sqn:x12}, AMF {Amf:x4})";
+    public override string ToString() => IsReceived
+        ? $"AuthenticationVector(received, AMF {Amf:x4})"
+        : $"AuthenticationVector(SQN {Sqn:x12}, AMF {Amf:x4})";
 }
 
 /// <summary>The context a vector is generated for; EPS and 5G vectors carry the AMF separation bit.</summary>
