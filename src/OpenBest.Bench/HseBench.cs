@@ -123,9 +123,13 @@ public static class HseBench
             }
             finally
             {
-                foreach (var s in provisioned)
+                // A fresh SQLite database goes with its folder; a PostgreSQL one is left as it was found.
+                if (!string.IsNullOrWhiteSpace(options.Postgres))
                 {
-                    store.Remove(s.Imsi);
+                    foreach (var s in provisioned)
+                    {
+                        store.Remove(s.Imsi);
+                    }
                 }
             }
 
@@ -176,108 +180,87 @@ public static class HseBench
             }
         }, CancellationToken.None);
 
-        var devices = new List<BenchDevice>();
-        var warmers = new List<BenchDevice>();
-        using var timersStop = new CancellationTokenSource();
-        var timers = Task.CompletedTask;
+        // The devices share a few sockets (as devices behind a NAT share an address): 250 a socket, at least one.
+        var sockets = Math.Max(1, options.Devices / 250);
+        var timersStop = new CancellationTokenSource();
+        using var warmers = new DeviceFarm(provisioned.Take(warmUp).ToList(), udp.LocalEndPoint, 1);
+        using var farm = new DeviceFarm(provisioned.Skip(warmUp).ToList(), udp.LocalEndPoint, sockets);
+        // One ticker runs every device's timers (retransmissions after a loss), instead of a timer per session.
+        var timers = Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
+            while (await timer.WaitForNextTickAsync(timersStop.Token).ConfigureAwait(false))
+            {
+                warmers.Tick();
+                farm.Tick();
+            }
+        }, CancellationToken.None);
         try
         {
-            foreach (var s in provisioned)
-            {
-                (warmers.Count < warmUp ? warmers : devices).Add(new BenchDevice(s.Imsi, s.K, s.Opc, udp.LocalEndPoint));
-            }
-
-            // One ticker runs every device's timers (retransmissions after a loss), instead of a timer per session.
-            timers = Task.Run(async () =>
-            {
-                using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(500));
-                while (await timer.WaitForNextTickAsync(timersStop.Token).ConfigureAwait(false))
-                {
-                    foreach (var d in devices.Concat(warmers))
-                    {
-                        d.Tick();
-                    }
-                }
-            }, CancellationToken.None);
-
-            await Task.WhenAll(warmers.Select(d => d.OpenAsync(cancel))).ConfigureAwait(false);
-            using (var warm = new CancellationTokenSource(TimeSpan.FromSeconds(1)))
-            {
-                await Task.WhenAll(warmers.Where(d => d.Established).Select(d => d.UplinkAsync(options.Window, new List<double>(), warm.Token))).ConfigureAwait(false);
-            }
+            // Warm-up: a few devices open sessions and send for a second; not measured.
+            warmers.OpenAll();
+            await WaitAsync(() => warmers.EstablishedDevices == warmers.Count, TimeSpan.FromSeconds(30), cancel).ConfigureAwait(false);
+            warmers.Mode = FarmMode.Uplink;
+            warmers.StartUplink();
+            await Task.Delay(1000, cancel).ConfigureAwait(false);
+            warmers.Mode = FarmMode.Idle;
 
             // First sessions: every device opens at once.
-            var opened = 0;
             var setup = Stopwatch.StartNew();
-            var first = await Task.WhenAll(devices.Select(d => Task.Run(async () =>
+            farm.OpenAll();
+            await WaitAsync(() =>
             {
-                var latency = await d.OpenAsync(cancel).ConfigureAwait(false);
-                progress?.Report(new BenchProgress("sessions", Interlocked.Increment(ref opened), devices.Count));
-                return latency;
-            }, cancel))).ConfigureAwait(false);
+                progress?.Report(new BenchProgress("sessions", farm.EstablishedDevices, farm.Count));
+                return farm.EstablishedDevices == farm.Count;
+            }, TimeSpan.FromSeconds(60), cancel).ConfigureAwait(false);
             setup.Stop();
-            var firstLatency = first.Where(l => l is not null).Select(l => l!.Value).Order().ToList();
+            var firstEstablished = farm.EstablishedDevices;
+            var firstLatency = farm.TakeSetupLatencies();
+            firstLatency.Sort();
 
             // Sustained: every device opens new sessions back to back; the HSE counts those it confirmed.
-            var sustainedLatency = new List<double>();
             var sessionCpu = Environment.CpuUsage.TotalTime;
-            var sustained = Stopwatch.StartNew();
             var establishedBefore = Interlocked.Read(ref established);
-            using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel))
-            {
-                stop.CancelAfter(TimeSpan.FromSeconds(options.SessionSeconds));
-                var ticker = Ticker("sustained sessions", options.SessionSeconds, progress, stop.Token);
-                await Task.WhenAll(devices.Select(d => Task.Run(async () =>
-                {
-                    while (!stop.IsCancellationRequested)
-                    {
-                        if (await d.OpenAsync(stop.Token).ConfigureAwait(false) is { } latency && !stop.IsCancellationRequested)
-                        {
-                            lock (sustainedLatency)
-                            {
-                                sustainedLatency.Add(latency);
-                            }
-                        }
-                    }
-                }, CancellationToken.None))).ConfigureAwait(false);
-                sustained.Stop();
-                await ticker.ConfigureAwait(false);
-            }
-
+            var sustained = Stopwatch.StartNew();
+            farm.Mode = FarmMode.OpenBackToBack;
+            farm.OpenAll();
+            await Phase("sustained sessions", options.SessionSeconds, progress, cancel).ConfigureAwait(false);
+            farm.Mode = FarmMode.Idle;
+            sustained.Stop();
             var sessionsConfirmed = Interlocked.Read(ref established) - establishedBefore;
             sessionCpu = Environment.CpuUsage.TotalTime - sessionCpu;
+            var sustainedLatency = farm.TakeSetupLatencies();
+            sustainedLatency.Sort();
 
             // Uplink: every device with a session (one that was cut off by the end of the phase opens again first).
-            await Task.WhenAll(devices.Where(d => !d.Established).Select(d => d.OpenAsync(cancel))).ConfigureAwait(false);
+            farm.Mode = FarmMode.OpenOnce;
+            farm.OpenAll(onlyWithout: true);
+            await WaitAsync(() => farm.EstablishedDevices == farm.Count, TimeSpan.FromSeconds(60), cancel).ConfigureAwait(false);
+            farm.TakeAckLatencies();
             var before = Interlocked.Read(ref delivered);
             var commitsBefore = host.Commits;
-            var ackLatency = new List<double>();
             var uplinkCpu = Environment.CpuUsage.TotalTime;
             var load = Stopwatch.StartNew();
-            using (var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel))
-            {
-                stop.CancelAfter(TimeSpan.FromSeconds(options.UplinkSeconds));
-                var ticker = Ticker("uplink", options.UplinkSeconds, progress, stop.Token);
-                await Task.WhenAll(devices.Where(d => d.Established).Select(d => d.UplinkAsync(options.Window, ackLatency, stop.Token))).ConfigureAwait(false);
-                load.Stop();
-                uplinkCpu = Environment.CpuUsage.TotalTime - uplinkCpu;
-                await ticker.ConfigureAwait(false);
-            }
-
-            await Task.Delay(500, CancellationToken.None).ConfigureAwait(false); // the last acknowledged windows settle
+            farm.Window = options.Window;
+            farm.Mode = FarmMode.Uplink;
+            farm.StartUplink();
+            await Phase("uplink", options.UplinkSeconds, progress, cancel).ConfigureAwait(false);
             var messages = Interlocked.Read(ref delivered) - before;
+            farm.Mode = FarmMode.Idle;
+            load.Stop();
+            uplinkCpu = Environment.CpuUsage.TotalTime - uplinkCpu;
+            var ackLatency = farm.TakeAckLatencies();
             ackLatency.Sort();
-            sustainedLatency.Sort();
             return new HseBenchResult
             {
-                Devices = devices.Count,
-                FirstSessionsEstablished = firstLatency.Count,
-                FirstSessionsPerSecond = firstLatency.Count / setup.Elapsed.TotalSeconds,
+                Devices = farm.Count,
+                FirstSessionsEstablished = firstEstablished,
+                FirstSessionsPerSecond = firstEstablished / setup.Elapsed.TotalSeconds,
                 FirstSessionLatency = (Percentile(firstLatency, 0.5), Percentile(firstLatency, 0.99)),
                 SustainedSessionsPerSecond = sessionsConfirmed / sustained.Elapsed.TotalSeconds,
                 SustainedSessionLatency = (Percentile(sustainedLatency, 0.5), Percentile(sustainedLatency, 0.99)),
                 CpuPerSessionMicroseconds = sessionCpu.TotalMicroseconds / Math.Max(1, sessionsConfirmed),
-                CpuPerMessageMicroseconds = uplinkCpu.TotalMicroseconds / Math.Max(1, Interlocked.Read(ref delivered) - before),
+                CpuPerMessageMicroseconds = uplinkCpu.TotalMicroseconds / Math.Max(1, messages),
                 UplinkPerSecond = messages / load.Elapsed.TotalSeconds,
                 MessagesPerCommit = messages / (double)Math.Max(1, host.Commits - commitsBefore),
                 AckLatency = (Percentile(ackLatency, 0.5), Percentile(ackLatency, 0.99)),
@@ -289,24 +272,29 @@ public static class HseBench
         {
             await timersStop.CancelAsync().ConfigureAwait(false);
             await timers.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            foreach (var d in devices.Concat(warmers))
-            {
-                d.Dispose();
-            }
-
+            timersStop.Dispose();
             await host.DisposeAsync().ConfigureAwait(false);
             await counting.ConfigureAwait(false);
         }
     }
 
-    private static Task Ticker(string phase, int seconds, IProgress<BenchProgress>? progress, CancellationToken stop) => Task.Run(async () =>
+    private static async Task Phase(string phase, int seconds, IProgress<BenchProgress>? progress, CancellationToken cancel)
     {
-        for (var second = 0; second < seconds && !stop.IsCancellationRequested; second++)
+        for (var second = 0; second < seconds; second++)
         {
-            await Task.Delay(1000, CancellationToken.None).ConfigureAwait(false);
+            await Task.Delay(1000, cancel).ConfigureAwait(false);
             progress?.Report(new BenchProgress(phase, second + 1, seconds));
         }
-    }, CancellationToken.None);
+    }
+
+    private static async Task WaitAsync(Func<bool> condition, TimeSpan within, CancellationToken cancel)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (!condition() && deadline.Elapsed < within)
+        {
+            await Task.Delay(10, cancel).ConfigureAwait(false);
+        }
+    }
 
     private static double Percentile(List<double> sorted, double p) => sorted.Count == 0 ? double.NaN : sorted[Math.Min(sorted.Count - 1, (int)(p * sorted.Count))];
 }

@@ -77,8 +77,8 @@ public sealed class HseHost : IAsyncDisposable
     /// <summary>Work items or sends that failed (storage unavailable, a socket error); the host goes on.</summary>
     public long Errors => Interlocked.Read(ref _errors);
 
-    /// <summary>Work items run together and committed in one transaction at most (256).</summary>
-    public int MaxBatch { get; init; } = 256;
+    /// <summary>Work items run together and committed in one transaction at most (1024: under load one fsync serves that many messages; when idle a batch is whatever is waiting).</summary>
+    public int MaxBatch { get; init; } = 1024;
 
     /// <summary>Transactions committed.</summary>
     public long Commits => Interlocked.Read(ref _commits);

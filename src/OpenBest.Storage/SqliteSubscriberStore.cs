@@ -124,6 +124,12 @@ public sealed partial class SqliteSubscriberStore : ISubscriberStore, IHseStateS
             PRIMARY KEY (imsi, eas_id)
         ) STRICT;
         """,
+        // Version 5: no index of uplink by IMSI. Each stored message put an entry in that subscriber's part of the index, so
+        // a group commit rewrote one index page per device in it (2 KB and more of WAL per message, the write rate that
+        // limited stored uplink). Removing a subscriber now deletes its uplink by ranges of the table instead (Remove).
+        """
+        DROP INDEX uplink_by_imsi;
+        """,
     ];
 
     private readonly string _connectionString;
@@ -187,17 +193,43 @@ public sealed partial class SqliteSubscriberStore : ISubscriberStore, IHseStateS
     /// <inheritdoc/>
     public bool Remove(string imsi)
     {
-        // Everything of the subscriber goes with it: sessions (and their queues), stored uplink, its outbox, kept PSKs, external ids, Enterprise Key Identifiers.
+        // Stored uplink has no index by subscriber (schema version 5): it goes range by range of the table, each range a short
+        // transaction of its own, so a running HSE's commits never wait long behind the removal.
+        long last;
+        using (var ranges = Connect())
+        {
+            using var max = ranges.CreateCommand();
+            max.CommandText = "SELECT COALESCE(MAX(seq), 0) FROM uplink";
+            last = Convert.ToInt64(max.ExecuteScalar(), CultureInfo.InvariantCulture);
+            using var range = ranges.CreateCommand();
+            range.CommandText = "DELETE FROM uplink WHERE seq > $from AND seq <= $to AND imsi = $imsi";
+            range.Parameters.AddWithValue("$imsi", imsi);
+            var from = range.Parameters.Add("$from", SqliteType.Integer);
+            var to = range.Parameters.Add("$to", SqliteType.Integer);
+            for (var start = 0L; start < last; start += 100_000)
+            {
+                from.Value = start;
+                to.Value = Math.Min(last, start + 100_000);
+                range.ExecuteNonQuery();
+            }
+        }
+
+        // Everything else of the subscriber goes with it in one transaction: sessions (and their queues), uplink stored since,
+        // its outbox, kept PSKs, external ids, Enterprise Key Identifiers.
         using var connection = Connect();
         using var transaction = connection.BeginTransaction();
         using var command = connection.CreateCommand();
         command.Transaction = transaction;
         command.Parameters.AddWithValue("$imsi", imsi);
-        foreach (var table in new[] { "sessions", "uplink", "past_psks", "external_ids", "outbox", "enterprise_key_ids" })
+        foreach (var table in new[] { "sessions", "past_psks", "external_ids", "outbox", "enterprise_key_ids" })
         {
             command.CommandText = $"DELETE FROM {table} WHERE imsi = $imsi";
             command.ExecuteNonQuery();
         }
+
+        command.CommandText = "DELETE FROM uplink WHERE seq > $last AND imsi = $imsi";
+        command.Parameters.AddWithValue("$last", last);
+        command.ExecuteNonQuery();
 
         command.CommandText = "DELETE FROM subscribers WHERE imsi = $imsi";
         var removed = command.ExecuteNonQuery() == 1;

@@ -55,7 +55,7 @@ public sealed class SqliteStoreTests : IDisposable
         Assert.Null(state.EnterpriseKeyIdentifierOf("208930000000001", "eas.example.com"));
         state.SetEnterpriseKeyIdentifier("208930000000001", "eas.example.com", [1, 2]);
         Assert.Equal([1, 2], state.EnterpriseKeyIdentifierOf("208930000000001", "eas.example.com"));
-        Assert.Equal(4, SqliteSubscriberStore.SchemaVersion);
+        Assert.Equal(5, SqliteSubscriberStore.SchemaVersion);
     }
 
     [Fact]
