@@ -22,12 +22,14 @@ internal static class BestApp
     public static RootCommand CreateRootCommand()
     {
         var root = new RootCommand(
-            "OpenBest: SIM-rooted, battery-efficient security for constrained IoT devices (3GPP BEST, TS 33.163).\n" +
-            "Run the demo or an HSE, provision subscribers, and look inside AKA and EMSDP.");
+            "OpenBest: SIM-rooted, battery-efficient security for constrained IoT devices (3GPP BEST, TS 33.163), and the Open Bootstrap\n" +
+            "Framework (GBA-compatible authentication any provider can run). Run the demo, an HSE or an OBF server, provision subscribers,\n" +
+            "and look inside AKA and EMSDP.");
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(HseCommand.Create());
         root.Subcommands.Add(EasCommand.Create());
+        root.Subcommands.Add(ObfCommand.Create());
         root.Subcommands.Add(SubscriberCommand.Create());
         root.Subcommands.Add(PkiCommand.Create());
         root.Subcommands.Add(UeCommand.Create());
@@ -42,7 +44,7 @@ internal static class BestApp
         var root = CreateRootCommand();
         var parseResult = root.Parse(args);
         // SIGTERM and Ctrl+C cancel the action and wait for it (up to 30 s) before the process is ended; `best hse` handles them itself.
-        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = args.FirstOrDefault() == "hse" ? null : TimeSpan.FromSeconds(30) };
+        var configuration = new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = args.FirstOrDefault() == "hse" || (args.Length > 1 && args[0] == "obf" && args[1] == "serve") ? null : TimeSpan.FromSeconds(30) };
 
         var command = parseResult.CommandResult.Command;
         var path = CommandPath(parseResult);
