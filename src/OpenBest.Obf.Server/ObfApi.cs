@@ -214,8 +214,11 @@ public static class ObfApi
     {
         var certificate = await context.Connection.GetClientCertificateAsync(context.RequestAborted).ConfigureAwait(false)
             ?? throw new BadHttpRequestException("a client certificate is required", 401);
-        return new Caller(DevelopmentPki.IdentityOf(certificate), DevelopmentPki.DnsNamesOf(certificate));
+        // Read once per certificate (a TLS connection keeps its certificate object for all its requests).
+        return Callers.GetValue(certificate, c => new Caller(DevelopmentPki.IdentityOf(c), DevelopmentPki.DnsNamesOf(c)));
     }
+
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<X509Certificate2, Caller> Callers = [];
 
     /// <summary>Who calls: its certificate's common name and DNS names.</summary>
     private sealed record Caller(string Name, IReadOnlyList<string> DnsNames)

@@ -266,8 +266,21 @@ public sealed class SqliteObfStore : IObfStore
     }
 
     /// <inheritdoc/>
-    public ObfApplication? Application(string nafFqdn) =>
-        Query("SELECT naf_fqdn, owner, certificate, release_impi, created FROM applications WHERE naf_fqdn = $naf", ReadApplication, ("$naf", nafFqdn)).FirstOrDefault();
+    public ObfApplication? Application(string nafFqdn)
+    {
+        // On the key service's path: a prepared statement of a pooled reader.
+        var reader = RentReader();
+        try
+        {
+            reader.Application.Parameters[0].Value = nafFqdn;
+            using var row = reader.Application.ExecuteReader();
+            return row.Read() ? ReadApplication(row) : null;
+        }
+        finally
+        {
+            ReturnReader(reader);
+        }
+    }
 
     /// <inheritdoc/>
     public IReadOnlyList<ObfApplication> Applications() =>
@@ -317,7 +330,7 @@ public sealed class SqliteObfStore : IObfStore
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<ResourceRight> Rights(string? impi = null, string? nafFqdn = null) =>
+    public IReadOnlyList<ResourceRight> Rights(string? impi = null, string? nafFqdn = null) => impi is not null && nafFqdn is not null ? RightsOf(impi, nafFqdn) :
         Query("SELECT impi, naf_fqdn, data_class, granted FROM rights WHERE ($impi IS NULL OR impi = $impi) AND ($naf IS NULL OR naf_fqdn = $naf) ORDER BY impi, naf_fqdn, data_class",
             r => new ResourceRight(r.GetString(0), r.GetString(1), r.GetString(2), At(r, 3)), ("$impi", impi), ("$naf", nafFqdn));
 
@@ -423,9 +436,88 @@ public sealed class SqliteObfStore : IObfStore
         Query("SELECT seq, at, event, actor, subject, detail FROM audit_log ORDER BY seq DESC LIMIT $limit",
             r => new ObfAuditEntry(r.GetInt64(0), At(r, 1), r.GetString(2), r.GetString(3), r.GetString(4), r.GetString(5)), ("$limit", (long)limit));
 
-    /// <summary>Nothing to release: connections are pooled per operation.</summary>
+    /// <summary>Closes the pooled readers.</summary>
     public void Dispose()
     {
+        while (_readers.TryTake(out var reader))
+        {
+            reader.Dispose();
+        }
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentBag<Reader> _readers = [];
+
+    private List<ResourceRight> RightsOf(string impi, string nafFqdn)
+    {
+        var reader = RentReader();
+        try
+        {
+            reader.Rights.Parameters[0].Value = impi;
+            reader.Rights.Parameters[1].Value = nafFqdn;
+            using var row = reader.Rights.ExecuteReader();
+            var result = new List<ResourceRight>();
+            while (row.Read())
+            {
+                result.Add(new ResourceRight(impi, nafFqdn, row.GetString(0), At(row, 1)));
+            }
+
+            return result;
+        }
+        finally
+        {
+            ReturnReader(reader);
+        }
+    }
+
+    private Reader RentReader() => _readers.TryTake(out var reader) ? reader : new Reader(Connect());
+
+    private void ReturnReader(Reader reader)
+    {
+        if (_readers.Count < 64)
+        {
+            _readers.Add(reader);
+        }
+        else
+        {
+            reader.Dispose();
+        }
+    }
+
+    /// <summary>A connection of its own with the hot queries prepared once (the key service asks them for every key).</summary>
+    private sealed class Reader : IDisposable
+    {
+        private readonly SqliteConnection _connection;
+
+        public Reader(SqliteConnection connection)
+        {
+            _connection = connection;
+            Application = Prepare("SELECT naf_fqdn, owner, certificate, release_impi, created FROM applications WHERE naf_fqdn = $naf", "$naf");
+            Rights = Prepare("SELECT data_class, granted FROM rights WHERE impi = $impi AND naf_fqdn = $naf ORDER BY data_class", "$impi", "$naf");
+        }
+
+        public SqliteCommand Application { get; }
+
+        public SqliteCommand Rights { get; }
+
+        public void Dispose()
+        {
+            Application.Dispose();
+            Rights.Dispose();
+            _connection.Dispose();
+        }
+
+        private SqliteCommand Prepare(string sql, params string[] names)
+        {
+            var command = _connection.CreateCommand();
+            command.CommandText = sql;
+            foreach (var name in names)
+            {
+                command.Parameters.Add(name, SqliteType.Text);
+            }
+
+            command.Prepare();
+            return command;
+        }
     }
 
     private static long Now() => DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
@@ -506,11 +598,20 @@ public sealed class SqliteObfStore : IObfStore
     {
         var connection = new SqliteConnection(_connectionString);
         connection.Open();
-        using var pragma = connection.CreateCommand();
-        pragma.CommandText = "PRAGMA busy_timeout = 30000; PRAGMA synchronous = FULL;";
-        pragma.ExecuteNonQuery();
+        // A pooled connection keeps its settings: they are set once per native handle, not before every query. (Were a handle's
+        // address reused after the pool closed it, SQLite's defaults apply: FULL sync in WAL mode, and the provider's retry on busy.)
+        if (connection.Handle is { } handle && ConfiguredHandles.TryAdd(handle.DangerousGetHandle(), 0))
+        {
+            using var pragma = connection.CreateCommand();
+            pragma.CommandText = "PRAGMA busy_timeout = 30000; PRAGMA synchronous = FULL;";
+            pragma.ExecuteNonQuery();
+        }
+
         return connection;
     }
+
+    // The native handles this store has configured (a handle lives as long as its pooled connection).
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<nint, byte> ConfiguredHandles = new();
 
     private void Migrate()
     {
