@@ -6,6 +6,8 @@ using OpenBest.Eas;
 using OpenBest.EasInterface;
 using OpenBest.Sessions;
 
+using OpenBest.Protocol;
+
 namespace OpenBest.Cli;
 
 /// <summary><c>best eas</c>: the reference Enterprise Application Server.</summary>

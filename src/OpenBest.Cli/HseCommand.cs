@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Console;
 using OpenBest.Bearers;
 using OpenBest.Hse;
+using OpenBest.Hse.Server;
 using OpenBest.Sessions;
 using OpenBest.Storage;
 
@@ -25,13 +26,14 @@ internal static class HseCommand
         var tcpPort = new Option<string?>("--tcp-port") { Description = "the TCP port, 0 for any free one, -1 for none [TcpPort, $BEST_TCP_PORT; 3163]", HelpName = "N" };
         var metricsPort = new Option<string?>("--metrics-port") { Description = "serve /metrics and /health over HTTP on this port, -1 for none [MetricsPort, $BEST_METRICS_PORT; -1]", HelpName = "N" };
         var nonIp = new Option<string?>("--non-ip") { Description = "also serve a non-IP stream bearer: a serial device path, or - for stdin/stdout [NonIp, $BEST_NON_IP]", HelpName = "PATH|-" };
+        var auc = new Option<string?>("--auc") { Description = "gsup://HOST:PORT: authentication vectors from the operator's HLR (Osmocom GSUP) instead of the local store; the HSE then never holds K or OPc [Auc, $BEST_AUC]", HelpName = "URL" };
         var easPort = new Option<string?>("--eas-port") { Description = "serve the HSE–EAS interface (HTTPS, mutual TLS) on this port of the bind address, -1 for none [EasPort, $BEST_EAS_PORT; -1]; certificates from 'best pki init'", HelpName = "N" };
         var logFormat = new Option<string?>("--log-format") { Description = "structured logs on stderr: text or json [LogFormat, $BEST_LOG_FORMAT; text]", HelpName = "FORMAT" };
         var logLevel = new Option<string?>("--log-level") { Description = "Trace, Debug, Information, Warning, Error or None [LogLevel, $BEST_LOG_LEVEL; Information]", HelpName = "LEVEL" };
         var options = new (Option<string?> Option, string Setting)[]
         {
             (dataDir, "DataDir"), (postgres, "Postgres"), (bind, "Bind"), (udpPort, "UdpPort"), (tcpPort, "TcpPort"), (metricsPort, "MetricsPort"),
-            (nonIp, "NonIp"), (easPort, "EasPort"), (logFormat, "LogFormat"), (logLevel, "LogLevel"),
+            (nonIp, "NonIp"), (easPort, "EasPort"), (auc, "Auc"), (logFormat, "LogFormat"), (logLevel, "LogLevel"),
         };
 
         var command = new Command("hse", "Run the HSE: EMSDP over UDP, TCP and optionally a non-IP stream, on the subscribers and sessions of the data folder, until Ctrl+C or SIGTERM.\n" +

@@ -41,6 +41,8 @@ public sealed record HseSettings
         ("WorkQueue", "65536", "work items queued at most (admission control)"),
         ("SqnInd", "31", "the IND of this node's SQNs, 0..31 (give each HSE node sharing a database its own)"),
         ("SeqBlock", "16", "SEQs reserved per subscriber per database write"),
+        ("Auc", "", "gsup://HOST:PORT: vectors from the operator's HLR over GSUP instead of the local store (the HSE never holds K or OPc)"),
+        ("GsupName", "OpenBest-HSE", "this node's name towards the HLR (unique per HLR client)"),
         ("LogFormat", "text", "text or json (structured logs on stderr)"),
         ("LogLevel", "Information", "Trace, Debug, Information, Warning, Error or None"),
     ];
@@ -89,6 +91,12 @@ public sealed record HseSettings
 
     /// <summary>SEQs reserved per subscriber per database write.</summary>
     public int SeqBlock { get; init; } = 16;
+
+    /// <summary>The operator's HLR, or null for vectors from the local store.</summary>
+    public Gsup.GsupEndpoint? Auc { get; init; }
+
+    /// <summary>This node's name towards the HLR.</summary>
+    public string GsupName { get; init; } = "OpenBest-HSE";
 
     /// <summary>Whether logs are JSON lines.</summary>
     public bool JsonLogs { get; init; }
@@ -203,6 +211,21 @@ public sealed record HseSettings
         }
 
         var lifetime = Integer("KeyLifetimeSeconds", 0, int.MaxValue);
+        Gsup.GsupEndpoint? auc = null;
+        if (Text("Auc") is { Length: > 0 } aucText)
+        {
+            if (!Gsup.GsupEndpoint.TryParse(aucText, out var endpoint, out var error))
+            {
+                throw new SettingsException($"{Describe("Auc")}: {error}");
+            }
+
+            auc = endpoint;
+        }
+
+        if (Text("GsupName") is not { Length: >= 1 and <= 64 })
+        {
+            throw new SettingsException($"{Describe("GsupName")}: 1..64 characters");
+        }
         var forbidden = Text("ConfidentialityForbiddenIn").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return new HseSettings
         {
@@ -223,6 +246,8 @@ public sealed record HseSettings
             JsonLogs = format == "json",
             LogLevel = level,
             Sources = string.Join(" < ", sources),
+            Auc = auc,
+            GsupName = Text("GsupName"),
             Engine = new HseOptions
             {
                 AllowNoSecurity = Flag("AllowNoSecurity"),

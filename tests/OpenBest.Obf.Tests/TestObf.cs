@@ -38,11 +38,11 @@ internal sealed class TestObf : IAsyncDisposable
     public IObfStore Store => Server.Store;
 
     /// <summary>Starts a server with one secure element (MILENAGE test set 1, ICCID), two applications and no rights yet.</summary>
-    public static async Task<TestObf> StartAsync(string? postgres = null, bool insecureHttp = false)
+    public static async Task<TestObf> StartAsync(string? postgres = null, bool insecureHttp = false, Gsup.GsupEndpoint? auc = null)
     {
         var directory = System.IO.Directory.CreateTempSubdirectory("openbest-obf-");
         DevelopmentPki.Init(directory.FullName, [ObfApi.Operator], [Vtams, Ers, "rogue.example.net"]);
-        var settings = new ObfSettings { DataDir = directory.FullName, Postgres = postgres ?? string.Empty, UbPort = 0, RpoPort = 0, Domain = Domain, InsecureHttp = insecureHttp };
+        var settings = new ObfSettings { DataDir = directory.FullName, Postgres = postgres ?? string.Empty, UbPort = 0, RpoPort = 0, Domain = Domain, InsecureHttp = insecureHttp, Auc = auc };
         var server = await ObfServer.StartAsync(settings, cancellationToken: TestContext.Current.CancellationToken);
         server.Store.AddSecureElements([new NewSecureElement(Impi, K, Opc, Iccid: Iccid, Imsi: "001010000000001")]);
         server.Store.AddApplication(new ObfApplication(Vtams, null, null, ReleaseImpi: false, DateTimeOffset.UtcNow));

@@ -1,9 +1,9 @@
 using System.Text;
 
-namespace OpenBest.Cli;
+namespace OpenBest.Protocol;
 
 /// <summary>Peer data printed as data: control characters replaced, and payloads that are not UTF-8 shown as hex.</summary>
-internal static class PeerText
+public static class PeerText
 {
     /// <summary>Text with its control characters replaced by '?'.</summary>
     public static string Printable(string text) => new([.. text.Select(c => char.IsControl(c) ? '?' : c)]);

@@ -4,12 +4,15 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using OpenBest.Bearers;
+using OpenBest.Gsup;
+using OpenBest.Protocol;
 using OpenBest.EasInterface;
 using OpenBest.Hse;
 using OpenBest.Sessions;
 using OpenBest.Storage;
+using OpenBest.Storage.Postgres;
 
-namespace OpenBest.Cli;
+namespace OpenBest.Hse.Server;
 
 /// <summary>
 /// The HSE as a hosted service of a .NET generic host: <see cref="StartAsync"/> binds the listeners (before anything is
@@ -17,7 +20,7 @@ namespace OpenBest.Cli;
 /// its web endpoints; the events run in the background; <see cref="StopAsync"/> stops it gracefully (queued work run
 /// and committed, then the listeners closed).
 /// </summary>
-internal sealed partial class HseService(HseSettings settings, TextWriter output) : IHostedService, IAsyncDisposable
+public sealed partial class HseService(HseSettings settings, TextWriter output) : IHostedService, IAsyncDisposable
 {
     private readonly List<IBearer> _bearers = [];
     private readonly List<IDisposable> _owned = [];
@@ -35,12 +38,14 @@ internal sealed partial class HseService(HseSettings settings, TextWriter output
     /// <summary>0 when it ran and stopped cleanly; 1 when the store failed for good.</summary>
     public int ExitCode { get; private set; }
 
+    /// <summary>Gives the service its logger and the application's lifetime (it stops the application when the store fails for good).</summary>
     public void Attach(ILogger log, IHostApplicationLifetime lifetime)
     {
         _log = log;
         _lifetime = lifetime;
     }
 
+    /// <summary>Binds, opens the store, restores the sessions and starts everything; a failure leaves nothing running.</summary>
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         try
@@ -54,6 +59,7 @@ internal sealed partial class HseService(HseSettings settings, TextWriter output
         }
     }
 
+    /// <summary>Stops gracefully: queued work run and committed, then the listeners closed.</summary>
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         if (_stopped || _host is null)
@@ -90,10 +96,11 @@ internal sealed partial class HseService(HseSettings settings, TextWriter output
         LogStopped(_log, _host.Received, _host.Sent, _host.Commits, _host.Errors);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: {_host.Received} messages received, {_host.Sent} sent, {_host.Commits} commits, {_host.Errors} errors, {Interlocked.Read(ref _eventCount)} events"));
         output.Flush();
-        ExitCode = _host.Faulted.IsCompleted ? ExitCodes.CheckFailed : ExitCodes.Success;
+        ExitCode = _host.Faulted.IsCompleted ? 1 : 0;
         await DisposeAsync().ConfigureAwait(false);
     }
 
+    /// <summary>Releases what it holds.</summary>
     public async ValueTask DisposeAsync()
     {
         foreach (var bearer in _bearers)
@@ -140,10 +147,13 @@ internal sealed partial class HseService(HseSettings settings, TextWriter output
         var easServer = settings.EasPort >= 0 ? Own(DevelopmentPki.LoadPair(new DevelopmentPki.Pair(settings.EasCertificate, settings.EasKey))) : null;
         var easCa = settings.EasPort >= 0 ? Own(DevelopmentPki.LoadCertificate(settings.EasCa)) : null;
         var key = Own(MasterKey.Load(settings.DataDir));
-        var store = Own(StoreFactory.Open(settings.DataDir, settings.Postgres, key));
+        var store = Own<ISubscriberStore>(string.IsNullOrWhiteSpace(settings.Postgres) ? SqliteSubscriberStore.Open(settings.DataDir, key) : PostgresSubscriberStore.Open(settings.Postgres, key));
         var state = (IHseStateStore)store;
         Own(state.AcquireHseLease());
-        var subscribers = Own(new StoreSubscribers(store, settings.SqnInd, seqBlock: settings.SeqBlock));
+        // Vectors from the local store (K and OPc sealed in it), or from the operator's HLR over GSUP (this HSE never holds K).
+        IHseSubscribers subscribers = settings.Auc is { } auc
+            ? Own(GsupAuc.Connect(new GsupClientOptions { Endpoint = auc, UnitName = settings.GsupName }))
+            : Own(new StoreSubscribers(store, settings.SqnInd, seqBlock: settings.SeqBlock));
         var policy = new StorePolicy(state);
         var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = state.EnterpriseKeyIdentifierOf });
         var host = new HseHost(engine, _bearers, queue: settings.WorkQueue, state: state);
@@ -167,10 +177,10 @@ internal sealed partial class HseService(HseSettings settings, TextWriter output
             _delivery = new EasDelivery(host, state, easServer, easCa!);
         }
 
-        var storeName = StoreFactory.Describe(settings.Postgres);
+        var storeName = string.IsNullOrWhiteSpace(settings.Postgres) ? "SQLite" : "PostgreSQL";
         LogStarted(_log, udp.LocalEndPoint.ToString(), tcp?.LocalEndPoint?.ToString() ?? "none", settings.NonIp.Length == 0 ? "none" : settings.NonIp, storeName, restored, settings.Sources);
         var webText = (_web is null ? string.Empty : $", metrics on {HseWeb.Address(_web)}/metrics") + (_eas is null ? string.Empty : $", EAS interface on {HseWeb.Address(_eas)}");
-        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}{(settings.NonIp.Length == 0 ? string.Empty : $" and non-IP {settings.NonIp}")}, {store.List().Count} subscriber(s) and {restored} restored session(s) in {storeName}{webText}; Ctrl+C stops it"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}{(settings.NonIp.Length == 0 ? string.Empty : $" and non-IP {settings.NonIp}")}, {(settings.Auc is { } hlr ? $"vectors from the HLR at {hlr.Host}:{hlr.Port}" : $"{store.List().Count} subscriber(s)")} and {restored} restored session(s) in {storeName}{webText}; Ctrl+C stops it"));
         output.Flush();
         _events = Task.Run(() => EventsAsync(host), CancellationToken.None);
     }
