@@ -1,0 +1,66 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+namespace OpenBest.Obf;
+
+/// <summary>
+/// An application server's (a NAF's) side of RPO: fetches Ks_NAF of a B-TID from the OBF server's key service (Nbsp_GBA,
+/// TS 29.309) over mutual TLS with the NAF's own certificate. A NAF that speaks GBA shared-key TLS (TS 33.222) gives
+/// <see cref="KsNafAsync"/> to its TLS-PSK server as the key lookup.
+/// </summary>
+public sealed class NafKeyClient : IDisposable
+{
+    private readonly HttpClient _http;
+
+    /// <summary>A client of the key service at <paramref name="keyService"/> for the NAF <paramref name="nafFqdn"/>.</summary>
+    /// <param name="keyService">The OBF server's RPO address, e.g. https://obf.example.org:8444.</param>
+    /// <param name="nafFqdn">This NAF's FQDN (its certificate names it).</param>
+    /// <param name="certificate">This NAF's certificate with its key.</param>
+    /// <param name="ca">The CA the key service's certificate chains to.</param>
+    public NafKeyClient(Uri keyService, string nafFqdn, X509Certificate2 certificate, X509Certificate2 ca)
+    {
+        ArgumentNullException.ThrowIfNull(keyService);
+        ArgumentException.ThrowIfNullOrEmpty(nafFqdn);
+        ArgumentNullException.ThrowIfNull(certificate);
+        ArgumentNullException.ThrowIfNull(ca);
+        NafFqdn = nafFqdn;
+        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, server, _, _) => EasInterface.DevelopmentPki.IsIssuedBy(server as X509Certificate2, ca);
+        handler.SslOptions.ClientCertificates = [certificate];
+        handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate;
+        _http = new HttpClient(handler) { BaseAddress = keyService, Timeout = TimeSpan.FromSeconds(10), DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
+    }
+
+    /// <summary>This NAF's FQDN.</summary>
+    public string NafFqdn { get; }
+
+    /// <summary>
+    /// Ks_NAF of <paramref name="bTid"/> for NAF_Id = this NAF's FQDN ‖ <paramref name="uaSecurityProtocolId"/>, or null when
+    /// the key service does not know the B-TID (the device must bootstrap again) or refuses (no rights).
+    /// </summary>
+    /// <exception cref="HttpRequestException">The key service cannot be reached, or failed.</exception>
+    public async ValueTask<byte[]?> KsNafAsync(string bTid, byte[] uaSecurityProtocolId, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(uaSecurityProtocolId);
+        using var response = await _http.PostAsJsonAsync("/nbsp-gba/v1/bootstrapping-info-retrieval",
+            new BootstrappingInfoRequest(bTid, new NafIdentifier(NafFqdn, Convert.ToHexStringLower(uaSecurityProtocolId))), cancellationToken).ConfigureAwait(false);
+        if (response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Forbidden or HttpStatusCode.BadRequest)
+        {
+            return null;
+        }
+
+        response.EnsureSuccessStatusCode();
+        var answer = await response.Content.ReadFromJsonAsync<BootstrappingInfoResponse>(cancellationToken).ConfigureAwait(false);
+        if (answer?.MeKeyMaterial is not { Length: 64 } hex)
+        {
+            throw new HttpRequestException("the key service answered without a 32-octet meKeyMaterial");
+        }
+
+        return Convert.FromHexString(hex);
+    }
+
+    /// <summary>Closes the connections.</summary>
+    public void Dispose() => _http.Dispose();
+}
