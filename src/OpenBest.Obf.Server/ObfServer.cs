@@ -119,7 +119,7 @@ public sealed partial class ObfServer : IAsyncDisposable
         var auc = new ObfAuc(Store, remote);
         _owned.Add(auc);
         _owned.Add(Cache);
-        Ub = new UbServer(Store, auc, Writer, Cache, new UbOptions { Domain = Settings.Domain, KeyLifetime = Settings.KeyLifetime });
+        Ub = new UbServer(Store, auc, Writer, Cache, new UbOptions { Domain = Settings.Domain, KeyLifetime = Settings.KeyLifetime, MaxChallengesPerIdentityPerMinute = Settings.MaxBootstrapsPerIdentityPerMinute });
         Keys = new KeyService(Store, Cache, Writer);
 
         // Ub (RPB): GET / with HTTP Digest AKA. HTTPS on the server's certificate; plain HTTP only for loopback tests.

@@ -28,6 +28,7 @@ public sealed record ObfSettings
         ("Domain", "bsf.obf.local", "the server's domain: the realm of Ub and the part of each B-TID after @"),
         ("InsecureHttp", "false", "serve Ub over plain HTTP (loopback tests only)"),
         ("KeyLifetimeSeconds", "86400", "the lifetime of Ks by local policy"),
+        ("MaxBootstrapsPerIdentityPerMinute", "20", "challenges per identity per minute at most (each costs the card a SEQ); beyond it 429"),
         ("Auc", "", "gsup://HOST:PORT: vectors for secure elements whose keys this server does not hold, from the operator's HLR"),
         ("GsupName", "OpenBest-OBF", "this server's name towards the HLR (unique per HLR client)"),
         ("LogFormat", "text", "text or json (structured logs on stderr)"),
@@ -60,6 +61,9 @@ public sealed record ObfSettings
 
     /// <summary>The lifetime of Ks.</summary>
     public TimeSpan KeyLifetime { get; init; } = TimeSpan.FromDays(1);
+
+    /// <summary>Challenges per identity per minute at most.</summary>
+    public int MaxBootstrapsPerIdentityPerMinute { get; init; } = 20;
 
     /// <summary>The operator's HLR, or null.</summary>
     public GsupEndpoint? Auc { get; init; }
@@ -225,6 +229,7 @@ public sealed record ObfSettings
             Domain = domain.ToLowerInvariant(),
             InsecureHttp = insecure,
             KeyLifetime = TimeSpan.FromSeconds(Integer("KeyLifetimeSeconds", 60, 365 * 86400)),
+            MaxBootstrapsPerIdentityPerMinute = Integer("MaxBootstrapsPerIdentityPerMinute", 1, int.MaxValue),
             Auc = auc,
             GsupName = gsupName,
             JsonLogs = format == "json",
