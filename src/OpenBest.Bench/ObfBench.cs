@@ -95,8 +95,9 @@ public static class ObfBench
                 {
                     var i = (int)(Interlocked.Increment(ref next) % elements.Count);
                     var watch = Stopwatch.StartNew();
-                    var btid = await BootstrapAsync(ub, elements[i].Impi, settings.Domain, usims[i], stop).ConfigureAwait(false);
-                    if (btid is null)
+                    using var bootstrap = await new GbaClient(ub, usims[i]).BootstrapAsync(elements[i].Impi, stop).ConfigureAwait(false);
+                    var btid = bootstrap.BTid;
+                    if (bootstrap.Status != GbaBootstrapStatus.Bootstrapped || btid is null)
                     {
                         Interlocked.Increment(ref failures);
                         return false;
@@ -166,46 +167,6 @@ public static class ObfBench
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             directory.Delete(recursive: true);
         }
-    }
-
-    /// <summary>One bootstrapping of a GBA_ME (TS 24.109 A.3): the B-TID, or null when it did not end in 200.</summary>
-    private static async Task<string?> BootstrapAsync(HttpClient ub, string impi, string realm, Usim usim, CancellationToken cancel)
-    {
-        using var first = new HttpRequestMessage(HttpMethod.Get, "/");
-        first.Headers.TryAddWithoutValidation("Authorization", $"Digest username=\"{impi}\", realm=\"{realm}\", nonce=\"\", uri=\"/\", response=\"\"");
-        using var challenge = await ub.SendAsync(first, cancel).ConfigureAwait(false);
-        if (challenge.StatusCode != HttpStatusCode.Unauthorized || !DigestParameters.TryParse(challenge.Headers.WwwAuthenticate.ToString(), out var digest) || digest["nonce"] is not { } nonce)
-        {
-            return null;
-        }
-
-        var raw = Convert.FromBase64String(nonce);
-        byte[] res;
-        lock (usim)
-        {
-            using var answer = usim.Authenticate(raw.AsSpan(0, 16), raw.AsSpan(16, 16));
-            if (answer.Status != UsimAuthenticationStatus.Success)
-            {
-                return null;
-            }
-
-            res = answer.Res.ToArray();
-        }
-
-        var cnonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
-        var response = AkaDigest.Response(impi, realm, res, "GET", "/", nonce, "00000001", cnonce, []);
-        using var second = new HttpRequestMessage(HttpMethod.Get, "/");
-        second.Headers.TryAddWithoutValidation("Authorization", $"Digest username=\"{impi}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"/\", qop=auth-int, nc=00000001, cnonce=\"{cnonce}\", response=\"{response}\", opaque=\"{digest["opaque"]}\", algorithm=AKAv1-MD5");
-        using var ok = await ub.SendAsync(second, cancel).ConfigureAwait(false);
-        if (ok.StatusCode != HttpStatusCode.OK)
-        {
-            return null;
-        }
-
-        var xml = await ok.Content.ReadAsStringAsync(cancel).ConfigureAwait(false);
-        var start = xml.IndexOf("<btid>", StringComparison.Ordinal) + 6;
-        var end = xml.IndexOf("</btid>", StringComparison.Ordinal);
-        return start > 5 && end > start ? xml[start..end] : null;
     }
 
     private static async Task<(long Count, double Seconds)> PhaseAsync(string name, ObfBenchOptions options, IProgress<BenchProgress>? progress, Func<CancellationToken, Task<bool>> one, CancellationToken cancel)

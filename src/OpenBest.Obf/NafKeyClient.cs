@@ -5,6 +5,13 @@ using System.Security.Cryptography.X509Certificates;
 
 namespace OpenBest.Obf;
 
+/// <summary>What the key service answered: <paramref name="Answer"/> on 200, else the status and the problem's cause.</summary>
+/// <param name="Status">The HTTP status.</param>
+/// <param name="Answer">The BootstrappingInfoResponse (Ks_NAF, expiry, USS), on 200.</param>
+/// <param name="Cause">The problem's cause (TS 29.309 and the OBF profile), e.g. BTID_NOT_FOUND or NO_RESOURCE_RIGHTS.</param>
+/// <param name="Detail">The problem's detail or title.</param>
+public sealed record NafKeyRetrieval(int Status, BootstrappingInfoResponse? Answer, string? Cause, string? Detail);
+
 /// <summary>
 /// An application server's (a NAF's) side of RPO: fetches Ks_NAF of a B-TID from the OBF server's key service (Nbsp_GBA,
 /// TS 29.309) over mutual TLS with the NAF's own certificate. A NAF that speaks GBA shared-key TLS (TS 33.222) gives
@@ -43,23 +50,48 @@ public sealed class NafKeyClient : IDisposable
     /// <exception cref="HttpRequestException">The key service cannot be reached, or failed.</exception>
     public async ValueTask<byte[]?> KsNafAsync(string bTid, byte[] uaSecurityProtocolId, CancellationToken cancellationToken = default)
     {
+        var retrieval = await RetrieveAsync(bTid, uaSecurityProtocolId, cancellationToken).ConfigureAwait(false);
+        return retrieval.Answer is { } answer ? Convert.FromHexString(answer.MeKeyMaterial) : null;
+    }
+
+    /// <summary>
+    /// The key service's whole answer for <paramref name="bTid"/>: the BootstrappingInfoResponse on 200, or the status and the
+    /// problem's cause (BTID_NOT_FOUND, NO_RESOURCE_RIGHTS, …) when it refuses.
+    /// </summary>
+    /// <exception cref="HttpRequestException">The key service cannot be reached, failed (5xx), or answered 200 without a 32-octet key.</exception>
+    public async Task<NafKeyRetrieval> RetrieveAsync(string bTid, byte[] uaSecurityProtocolId, CancellationToken cancellationToken = default)
+    {
         ArgumentNullException.ThrowIfNull(uaSecurityProtocolId);
         using var response = await _http.PostAsJsonAsync("/nbsp-gba/v1/bootstrapping-info-retrieval",
             new BootstrappingInfoRequest(bTid, new NafIdentifier(NafFqdn, Convert.ToHexStringLower(uaSecurityProtocolId))), cancellationToken).ConfigureAwait(false);
-        if (response.StatusCode is HttpStatusCode.NotFound or HttpStatusCode.Forbidden or HttpStatusCode.BadRequest)
+        if ((int)response.StatusCode is >= 400 and < 500)
         {
-            return null;
+            ProblemBody? problem = null;
+            try
+            {
+                problem = await response.Content.ReadFromJsonAsync<ProblemBody>(cancellationToken).ConfigureAwait(false);
+            }
+            catch (System.Text.Json.JsonException)
+            {
+            }
+            catch (NotSupportedException)
+            {
+            }
+
+            return new NafKeyRetrieval((int)response.StatusCode, null, problem?.Cause, problem?.Detail ?? problem?.Title);
         }
 
         response.EnsureSuccessStatusCode();
         var answer = await response.Content.ReadFromJsonAsync<BootstrappingInfoResponse>(cancellationToken).ConfigureAwait(false);
-        if (answer?.MeKeyMaterial is not { Length: 64 } hex)
+        if (answer?.MeKeyMaterial is not { Length: 64 } hex || !hex.All(char.IsAsciiHexDigit))
         {
             throw new HttpRequestException("the key service answered without a 32-octet meKeyMaterial");
         }
 
-        return Convert.FromHexString(hex);
+        return new NafKeyRetrieval(200, answer, null, null);
     }
+
+    private sealed record ProblemBody(string? Title, string? Detail, string? Cause);
 
     /// <summary>Closes the connections.</summary>
     public void Dispose() => _http.Dispose();

@@ -1,0 +1,250 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Security.Cryptography;
+using System.Xml.Linq;
+using OpenBest.Crypto;
+using OpenBest.Crypto.Aka;
+using OpenBest.Crypto.Kdf;
+
+namespace OpenBest.Obf;
+
+/// <summary>How a bootstrapping ended.</summary>
+public enum GbaBootstrapStatus
+{
+    /// <summary>200 with BootstrappingInfo, and rspauth verified: the server knows RES, so it ran the same AKA.</summary>
+    Bootstrapped,
+
+    /// <summary>The USIM refused AUTN's MAC: the server is not the subscriber's (or its keys are wrong). Nothing was sent back.</summary>
+    NetworkNotAuthenticated,
+
+    /// <summary>The server refused the answer (401/403 after the response): the USIM's keys do not match the server's.</summary>
+    Refused,
+
+    /// <summary>The server's answers did not follow TS 24.109 (no challenge, a malformed nonce, rspauth missing or wrong).</summary>
+    ProtocolError,
+}
+
+/// <summary>
+/// The outcome of one bootstrapping: the B-TID, the key lifetime and Ks = CK ‖ IK, which <see cref="DeriveKsNaf"/> turns into
+/// a NAF's key. Ks and RAND are zeroed by <see cref="Dispose"/>.
+/// </summary>
+public sealed class GbaBootstrap : IDisposable
+{
+    private readonly SecretBuffer? _ks;
+    private readonly byte[] _rand;
+
+    internal GbaBootstrap(GbaBootstrapStatus status, string detail, string? btid = null, DateTimeOffset lifetime = default, byte[]? rand = null, SecretBuffer? ks = null, bool resynchronised = false)
+    {
+        Status = status;
+        Detail = detail;
+        BTid = btid;
+        Lifetime = lifetime;
+        _rand = rand ?? [];
+        _ks = ks;
+        Resynchronised = resynchronised;
+    }
+
+    /// <summary>How it ended.</summary>
+    public GbaBootstrapStatus Status { get; }
+
+    /// <summary>One line on what happened (never key material).</summary>
+    public string Detail { get; }
+
+    /// <summary>The bootstrapping transaction identifier, base64(RAND)@domain.</summary>
+    public string? BTid { get; }
+
+    /// <summary>When Ks expires, as the server said.</summary>
+    public DateTimeOffset Lifetime { get; }
+
+    /// <summary>Whether the USIM's SQN was out of range and the server resynchronised before this run.</summary>
+    public bool Resynchronised { get; }
+
+    /// <summary>Ks_NAF = KDF(Ks, "gba-me", RAND, IMPI, NAF_Id) (TS 33.220 4.5.2, B.3): the key a NAF fetches from the key service.</summary>
+    /// <exception cref="InvalidOperationException">The bootstrapping did not succeed.</exception>
+    public void DeriveKsNaf(string impi, string nafFqdn, ReadOnlySpan<byte> uaSecurityProtocolId, Span<byte> ksNaf)
+    {
+        if (_ks is null)
+        {
+            throw new InvalidOperationException("There is no Ks: the bootstrapping did not succeed.");
+        }
+
+        var ks = _ks.Span;
+        Gba.KsNaf(ks[..16], ks[16..], _rand, impi, Gba.NafId(nafFqdn, uaSecurityProtocolId), ksNaf);
+    }
+
+    /// <summary>Zeroes Ks.</summary>
+    public void Dispose()
+    {
+        _ks?.Dispose();
+        CryptographicOperations.ZeroMemory(_rand);
+    }
+
+    /// <summary>Never shows key material.</summary>
+    public override string ToString() => $"GbaBootstrap({Status}, {BTid})";
+}
+
+/// <summary>
+/// A GBA_ME on Ub (TS 24.109 4.4 and Annex A; RFC 3310 HTTP Digest AKAv1-MD5, qop=auth-int, request-URI "/"): GET / with the
+/// IMPI, AKA on the USIM with the RAND and AUTN of the 401's nonce, the answer with RES as the binary password, and the
+/// server's rspauth checked before Ks is trusted. A synchronisation failure sends AUTS (digest over an empty password) and
+/// runs the fresh challenge that follows; a MAC failure sends nothing more.
+/// </summary>
+public sealed class GbaClient
+{
+    private readonly HttpClient _ub;
+    private readonly Usim _usim;
+
+    /// <summary>A GBA_ME on <paramref name="ub"/> (whose base address is the server's Ub) with <paramref name="usim"/>.</summary>
+    public GbaClient(HttpClient ub, Usim usim)
+    {
+        ArgumentNullException.ThrowIfNull(ub);
+        ArgumentNullException.ThrowIfNull(usim);
+        _ub = ub;
+        _usim = usim;
+    }
+
+    /// <summary>Bootstraps as <paramref name="impi"/>. Network and server failures are statuses; only cancellation throws.</summary>
+    /// <exception cref="HttpRequestException">The server cannot be reached.</exception>
+    public async Task<GbaBootstrap> BootstrapAsync(string impi, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(impi);
+        var realm = _ub.BaseAddress?.Host ?? string.Empty;
+        var resynchronised = false;
+        using var first = Get($"Digest username=\"{Escape(impi)}\", realm=\"{Escape(realm)}\", nonce=\"\", uri=\"/\", response=\"\"");
+        var challenge = await _ub.SendAsync(first, cancellationToken).ConfigureAwait(false);
+        // At most one resynchronisation: a second synchronisation failure in a row means the server's SQN handling is broken.
+        try
+        {
+            for (var round = 0; round < 2; round++)
+            {
+                if (challenge.StatusCode != HttpStatusCode.Unauthorized || !DigestParameters.TryParse(challenge.Headers.WwwAuthenticate.ToString(), out var digest)
+                    || digest["nonce"] is not { } nonce || digest["realm"] is not { } challengeRealm || !TryNonce(nonce, out var rand, out var autn))
+                {
+                    return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, $"Ub answered {(int)challenge.StatusCode} without a Digest AKAv1-MD5 challenge (TS 24.109 4.4.3)");
+                }
+
+                var opaque = digest["opaque"];
+                UsimAuthenticationResult authenticated;
+                lock (_usim)
+                {
+                    // One card, one command at a time, as on a real card (several clients may share a USIM).
+                    authenticated = _usim.Authenticate(rand, autn);
+                }
+
+                using var answer = authenticated;
+                switch (answer.Status)
+                {
+                    case UsimAuthenticationStatus.MacFailure:
+                        return new GbaBootstrap(GbaBootstrapStatus.NetworkNotAuthenticated, "the USIM refused AUTN (MAC failure): the server does not hold this card's keys");
+                    case UsimAuthenticationStatus.SynchronisationFailure:
+                        // RFC 3310 3.4: the response over an empty password, with auts.
+                        var auts = Convert.ToBase64String(answer.Auts);
+                        using (var resync = Get(Answer(impi, challengeRealm, nonce, opaque, [], auts, out _)))
+                        {
+                            var fresh = await _ub.SendAsync(resync, cancellationToken).ConfigureAwait(false);
+                            challenge.Dispose();
+                            challenge = fresh;
+                        }
+
+                        resynchronised = true;
+                        continue;
+                }
+
+                using var second = Get(Answer(impi, challengeRealm, nonce, opaque, answer.Res, auts: null, out var cnonce));
+                using var ok = await _ub.SendAsync(second, cancellationToken).ConfigureAwait(false);
+                if (ok.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden)
+                {
+                    return new GbaBootstrap(GbaBootstrapStatus.Refused, $"the server refused the response ({(int)ok.StatusCode}): the card's keys do not match the server's");
+                }
+
+                var body = await ok.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+                if (ok.StatusCode != HttpStatusCode.OK || !TryBootstrappingInfo(body, out var btid, out var lifetime))
+                {
+                    return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, $"Ub answered {(int)ok.StatusCode} without a BootstrappingInfo (TS 24.109 4.5.1)");
+                }
+
+                // Mutual authentication: rspauth proves the server knew XRES (RFC 3310 3.3, over the body with auth-int).
+                var info = ok.Headers.TryGetValues("Authentication-Info", out var values) ? string.Join(", ", values) : null;
+                var expected = AkaDigest.ResponseAuth(impi, challengeRealm, answer.Res, "/", nonce, "00000001", cnonce, body);
+                if (!DigestParameters.TryParse("Digest " + info, out var authInfo) || !AkaDigest.Matches(expected, authInfo["rspauth"]))
+                {
+                    return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, "the server's rspauth is missing or wrong: it did not prove it ran the same AKA");
+                }
+
+                var ks = new SecretBuffer(32);
+                answer.Ck.CopyTo(ks.WritableSpan);
+                answer.Ik.CopyTo(ks.WritableSpan[16..]);
+                return new GbaBootstrap(GbaBootstrapStatus.Bootstrapped, resynchronised ? "bootstrapped after resynchronising the SQN" : "bootstrapped", btid, lifetime, rand, ks, resynchronised);
+            }
+        }
+        finally
+        {
+            challenge.Dispose();
+        }
+
+        return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, "a synchronisation failure again after resynchronising");
+    }
+
+    private static HttpRequestMessage Get(string authorization)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, "/");
+        request.Headers.TryAddWithoutValidation("Authorization", authorization);
+        request.Headers.UserAgent.Add(new ProductInfoHeaderValue("OpenBest-GBA_ME", "1"));
+        return request;
+    }
+
+    private static string Answer(string impi, string realm, string nonce, string? opaque, ReadOnlySpan<byte> password, string? auts, out string cnonce)
+    {
+        cnonce = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(8));
+        var response = AkaDigest.Response(impi, realm, password, "GET", "/", nonce, "00000001", cnonce, []);
+        var header = $"Digest username=\"{Escape(impi)}\", realm=\"{Escape(realm)}\", nonce=\"{Escape(nonce)}\", uri=\"/\", qop={AkaDigest.Qop}, nc=00000001, cnonce=\"{cnonce}\", response=\"{response}\", algorithm={AkaDigest.Algorithm}";
+        if (opaque is not null)
+        {
+            header += $", opaque=\"{Escape(opaque)}\"";
+        }
+
+        return auts is null ? header : header + $", auts=\"{auts}\"";
+    }
+
+    private static bool TryNonce(string nonce, out byte[] rand, out byte[] autn)
+    {
+        rand = autn = [];
+        var raw = new byte[nonce.Length];
+        if (!Convert.TryFromBase64String(nonce, raw, out var length) || length < 32)
+        {
+            return false;
+        }
+
+        rand = raw[..16];
+        autn = raw[16..32];
+        return true;
+    }
+
+    private static bool TryBootstrappingInfo(byte[] body, out string btid, out DateTimeOffset lifetime)
+    {
+        btid = string.Empty;
+        lifetime = default;
+        try
+        {
+            using var stream = new MemoryStream(body);
+            using var reader = System.Xml.XmlReader.Create(stream, new System.Xml.XmlReaderSettings { DtdProcessing = System.Xml.DtdProcessing.Prohibit, XmlResolver = null });
+            var root = XDocument.Load(reader, LoadOptions.None).Root;
+            XNamespace gba = "uri:3gpp-gba";
+            if (root?.Name != gba + "BootstrappingInfo" || root.Element(gba + "btid")?.Value is not { Length: > 0 } id
+                || !DateTimeOffset.TryParse(root.Element(gba + "lifetime")?.Value, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out lifetime))
+            {
+                return false;
+            }
+
+            btid = id;
+            return true;
+        }
+        catch (System.Xml.XmlException)
+        {
+            return false;
+        }
+    }
+
+    private static string Escape(string value) => value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal);
+}
