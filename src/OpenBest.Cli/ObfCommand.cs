@@ -32,6 +32,8 @@ internal static class ObfCommand
         command.Subcommands.Add(CreateApp());
         command.Subcommands.Add(CreateRights());
         command.Subcommands.Add(CreateTransportKey());
+        command.Subcommands.Add(ObfClientCommand.CreateBootstrap());
+        command.Subcommands.Add(ObfClientCommand.CreateKey());
         command.Subcommands.Add(ObfBenchCommand.Create());
         return command;
     }
@@ -80,7 +82,7 @@ internal static class ObfCommand
                     $"domain {settings.Domain}; {(string.IsNullOrWhiteSpace(settings.Postgres) ? "SQLite" : "PostgreSQL")} with {elements} secure element(s){(settings.Auc is { } a ? $"; vectors of the others from the HLR at {a.Host}:{a.Port}" : string.Empty)}");
                 output.Flush();
                 await stopping.ConfigureAwait(false);
-                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: {server.Ub.Bootstrapped} bootstrappings, {server.Keys.Released} keys released, {server.Keys.Refused} refused"));
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"stopped: bootstrappings {server.Ub.Bootstrapped}, keys released {server.Keys.Released}, key retrievals refused {server.Keys.Refused}"));
                 output.Flush();
                 return ExitCodes.Success;
             });
@@ -564,7 +566,7 @@ internal static class ObfCommand
         return impi.Contains("@ims.mnc", StringComparison.Ordinal) && user.Length is >= 6 and <= 15 && user.All(char.IsAsciiDigit) ? user : null;
     }
 
-    private static byte[] ComputeOpc(byte[] k, byte[] op)
+    internal static byte[] ComputeOpc(byte[] k, byte[] op)
     {
         var opc = new byte[16];
         Milenage.ComputeOpc(k, op, opc);

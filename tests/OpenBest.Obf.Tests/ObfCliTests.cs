@@ -175,4 +175,60 @@ public sealed class ObfCliTests : IDisposable
         Assert.Contains("key retrievals per second", output, StringComparison.Ordinal);
         Assert.Contains("SQLite", output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task BootstrapAndKey_TheDeviceAndTheApplication_PrintTheSameKsNaf_AndRefusalsSayWhy()
+    {
+        await using var obf = await TestObf.StartAsync();
+        obf.Store.Grant(new ResourceRight(TestObf.Impi, TestObf.Vtams, "alarm", DateTimeOffset.UtcNow));
+        var dir = obf.Directory.FullName;
+        var state = Path.Combine(dir, "usim.json");
+        var (code, output, error) = await Task.Run(() => Best("obf", "bootstrap", "--impi", TestObf.Impi, "--k", K, "--opc", Opc, "--server", obf.Server.UbAddress,
+            "--data-dir", dir, "--usim-state", state, "--naf", TestObf.Vtams), TestContext.Current.CancellationToken);
+        Assert.True(code == 0, output + error);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries).ToDictionary(l => l[..l.IndexOf(':', StringComparison.Ordinal)], l => l[(l.IndexOf(':', StringComparison.Ordinal) + 2)..]);
+        var btid = lines["B-TID"];
+        Assert.EndsWith("@" + TestObf.Domain, btid, StringComparison.Ordinal);
+        Assert.True(File.Exists(state));
+        var ksNaf = lines[$"Ks_NAF ({TestObf.Vtams}, 0100000002)"];
+        Assert.Matches("^[0-9a-f]{64}$", ksNaf);
+
+        // The same card given by OP (MILENAGE test set 1) bootstraps too, on the SQN state the first run left.
+        (code, output, error) = await Task.Run(() => Best("obf", "bootstrap", "--impi", TestObf.Impi, "--k", K, "--op", "cdc202d5123e20f62b6d676ac72cb318", "--server", obf.Server.UbAddress,
+            "--data-dir", dir, "--usim-state", state), TestContext.Current.CancellationToken);
+        Assert.True(code == 0, output + error);
+        Assert.DoesNotContain("Ks_NAF", output, StringComparison.Ordinal);
+
+        (code, output, error) = await Task.Run(() => Best("obf", "key", "--btid", btid, "--naf", TestObf.Vtams, "--server", obf.Server.RpoAddress, "--data-dir", dir), TestContext.Current.CancellationToken);
+        Assert.True(code == 0, output + error);
+        Assert.Contains($"Ks_NAF ({TestObf.Vtams}, 0100000002): {ksNaf}", output, StringComparison.Ordinal);
+        Assert.Contains("Data classes: alarm", output, StringComparison.Ordinal);
+
+        // The other application has no rights; an unknown B-TID must bootstrap again; a card with other keys refuses the server.
+        (code, _, error) = await Task.Run(() => Best("obf", "key", "--btid", btid, "--naf", TestObf.Ers, "--server", obf.Server.RpoAddress, "--data-dir", dir), TestContext.Current.CancellationToken);
+        Assert.Equal((1, "best obf key: refused (403 NO_RESOURCE_RIGHTS)"), (code, error[..error.IndexOf(':', 14)]));
+        (code, _, error) = await Task.Run(() => Best("obf", "key", "--btid", "AAAAAAAAAAAAAAAAAAAAAA==@" + TestObf.Domain, "--naf", TestObf.Vtams, "--server", obf.Server.RpoAddress, "--data-dir", dir), TestContext.Current.CancellationToken);
+        Assert.Equal(1, code);
+        Assert.Contains("404 BTID_NOT_FOUND", error, StringComparison.Ordinal);
+        (code, output, error) = await Task.Run(() => Best("obf", "bootstrap", "--impi", TestObf.Impi, "--k", "0396eb317b6d1c36f19c1c84cd6ffd16", "--opc", Opc, "--server", obf.Server.UbAddress, "--data-dir", dir), TestContext.Current.CancellationToken);
+        Assert.Equal((1, string.Empty), (code, output));
+        Assert.Contains("MAC failure", error, StringComparison.Ordinal);
+        Assert.DoesNotContain("0396eb317b6d1c36f19c1c84cd6ffd16", error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--k", "465b", "--k must be 32 hex digits")]
+    [InlineData("--impi", "no-realm", "--impi must be an NAI")]
+    [InlineData("--server", "ftp://x/", "--server must be an https:// URL")]
+    [InlineData("--ua", "01", "--ua must be 10 hex digits")]
+    public void Bootstrap_BadInput_IsOneLineNamingTheOption_ExitTwo(string option, string value, string expected)
+    {
+        var args = new Dictionary<string, string> { ["--impi"] = Impi, ["--k"] = K, ["--opc"] = Opc, ["--server"] = "https://127.0.0.1:1/" };
+        args[option] = value;
+        var (code, output, error) = Best(["obf", "bootstrap", .. args.SelectMany(a => new[] { a.Key, a.Value }), "--data-dir", Data]);
+        Assert.Equal((2, string.Empty), (code, output));
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+        Assert.Single(error.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.DoesNotContain(K, error, StringComparison.Ordinal);
+    }
 }

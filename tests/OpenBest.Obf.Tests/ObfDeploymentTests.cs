@@ -92,7 +92,7 @@ public sealed partial class ObfDeploymentTests(PostgresServer postgres) : IClass
                 Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
                 await process.WaitForExitAsync(Cancel).WaitAsync(OpenBest.Testing.Eventually.Deadline, Cancel);
                 Assert.Equal(0, process.ExitCode);
-                Assert.Contains("stopped: 0 bootstrappings", await process.StandardOutput.ReadToEndAsync(Cancel), StringComparison.Ordinal);
+                Assert.Contains("stopped: bootstrappings 0,", await process.StandardOutput.ReadToEndAsync(Cancel), StringComparison.Ordinal);
             }
             finally
             {

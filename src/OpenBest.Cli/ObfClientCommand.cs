@@ -1,0 +1,220 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using OpenBest.Client;
+using OpenBest.Crypto;
+using OpenBest.Crypto.Aka;
+using OpenBest.EasInterface;
+using OpenBest.Obf;
+using OpenBest.Obf.Server;
+
+namespace OpenBest.Cli;
+
+/// <summary>
+/// <c>best obf bootstrap</c> and <c>best obf key</c>: the two other ends of the OBF server from the command line. A device (a
+/// software USIM, its SQN state in a file) bootstraps over Ub; an application fetches a device's key over Nbsp_GBA with its
+/// certificate. Both print <c>NAME: value</c> lines, as <c>best aka</c> does.
+/// </summary>
+internal static class ObfClientCommand
+{
+    /// <summary>HTTP Digest over server-authenticated TLS (TS 33.222 5.3, TS 33.220 Annex H): the default Ua protocol.</summary>
+    private const string DefaultUa = "0100000002";
+
+    public static Command CreateBootstrap()
+    {
+        var impi = new Option<string>("--impi") { Description = "the card's IMPI (user@realm), the Digest username", HelpName = "IMPI" };
+        impi.Validators.Add(r => { if (!Registry.IsImpi(r.GetValueOrDefault<string>())) { r.AddError("--impi must be an NAI, user@realm (3..255 printable characters, no spaces)"); } });
+        var k = HexOption.Create("--k", 16, "the USIM's key K");
+        var opc = HexOption.Create("--opc", 16, "the USIM's OPc (or --op)");
+        var op = HexOption.Create("--op", 16, "the USIM's OP, from which OPc is computed (or --opc)");
+        var server = ServerOption("https://127.0.0.1:8443/", "the OBF server's Ub (HTTPS; http:// only for a server run with --insecure-http)");
+        var state = new Option<FileInfo>("--usim-state") { Description = "a file that keeps the USIM's SQN array between runs (created when missing, mode 0600)", HelpName = "FILE" };
+        var naf = NafOption("also print Ks_NAF for this application (the key it will fetch), to check both ends agree");
+        var ua = UaOption();
+        var (dataDir, ca) = CaOptions();
+        var command = new Command("bootstrap", "A device bootstraps with the OBF server (Ub: HTTP Digest AKA, TS 24.109): the software USIM runs AKA, the server's rspauth\n" +
+            "is checked, and the B-TID and the key's lifetime are printed. With --naf, Ks_NAF for that application too. Exit 1 if the server or the card refuses.");
+        foreach (var option in new Option[] { impi, k, opc, op, server, state, naf, ua, ca, dataDir })
+        {
+            command.Options.Add(option);
+        }
+
+        command.Validators.Add(r =>
+        {
+            HexOption.Require(r, impi, k);
+            if (r.GetResult(impi) is not null && r.GetResult(k) is not null && (r.GetResult(opc) is null) == (r.GetResult(op) is null))
+            {
+                r.AddError("give exactly one of --opc and --op (32 hex digits, 16 octets)");
+            }
+        });
+        command.SetAction(async (result, cancel) =>
+        {
+            var output = result.InvocationConfiguration.Output;
+            var error = result.InvocationConfiguration.Error;
+            var keyK = result.GetValue(k)!;
+            var keyOpc = result.GetResult(opc) is not null ? result.GetValue(opc)! : ObfCommand.ComputeOpc(keyK, result.GetValue(op)!);
+            var stateFile = result.GetValue(state)?.FullName;
+            var address = new Uri(result.GetValue(server)!);
+            using var milenage = new Milenage(keyK, keyOpc);
+            CryptographicOperations.ZeroMemory(keyK);
+            CryptographicOperations.ZeroMemory(keyOpc);
+            var usim = new Usim(milenage, UsimStateFile.Load(stateFile)) { CommitState = s => UsimStateFile.Save(stateFile, s) };
+            using var http = Http(address, address.Scheme == Uri.UriSchemeHttps ? CaOf(result, ca, dataDir) : null);
+            GbaBootstrap bootstrap;
+            try
+            {
+                bootstrap = await new GbaClient(http, usim).BootstrapAsync(result.GetValue(impi)!, cancel);
+            }
+            catch (HttpRequestException e)
+            {
+                await error.WriteLineAsync($"best obf bootstrap: --server {address}: {e.Message.ReplaceLineEndings(" ")}");
+                return 1;
+            }
+
+            using (bootstrap)
+            {
+                if (bootstrap.Status != GbaBootstrapStatus.Bootstrapped)
+                {
+                    await error.WriteLineAsync($"best obf bootstrap: {bootstrap.Detail}");
+                    return 1;
+                }
+
+                await output.WriteLineAsync($"B-TID: {bootstrap.BTid}");
+                await output.WriteLineAsync(Invariant($"Lifetime: {bootstrap.Lifetime.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}"));
+                if (bootstrap.Resynchronised)
+                {
+                    await output.WriteLineAsync("Resynchronised: yes");
+                }
+
+                if (result.GetValue(naf) is { } fqdn)
+                {
+                    var uaId = result.GetValue(ua) is { Length: 5 } given ? given : Convert.FromHexString(DefaultUa);
+                    using var ksNaf = new SecretBuffer(32);
+                    bootstrap.DeriveKsNaf(result.GetValue(impi)!, fqdn, uaId, ksNaf.WritableSpan);
+                    await output.WriteLineAsync($"Ks_NAF ({fqdn}, {Convert.ToHexStringLower(uaId)}): {Convert.ToHexStringLower(ksNaf.Span)}");
+                }
+            }
+
+            return 0;
+        });
+        return command;
+    }
+
+    public static Command CreateKey()
+    {
+        var btid = new Option<string>("--btid") { Description = "the B-TID the device presented (base64(RAND)@domain)", HelpName = "B-TID" };
+        btid.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not { Length: > 2 and <= 255 } v || !v.Contains('@', StringComparison.Ordinal) || v.Any(char.IsWhiteSpace)) { r.AddError("--btid must be a B-TID, base64(RAND)@domain"); } });
+        var naf = NafOption("the application asking: its certificate pki/naf-FQDN.crt (from 'best pki init --naf FQDN') is presented");
+        var server = ServerOption("https://127.0.0.1:8444/", "the OBF server's key service (RPO, mutual TLS)");
+        var certificate = new Option<FileInfo>("--certificate") { Description = "the application's certificate (PEM, with its key in a .key file beside it) [<data-dir>/pki/naf-FQDN.crt]", HelpName = "FILE" };
+        var ua = UaOption();
+        var (dataDir, ca) = CaOptions();
+        var command = new Command("key", "An application fetches a device's key (Nbsp_GBA, TS 29.309) with its certificate: prints Ks_NAF, its expiry and the data classes\n" +
+            "the device's rights grant it. Exit 1 if the key service refuses, with its cause (BTID_NOT_FOUND: the device must bootstrap again).");
+        foreach (var option in new Option[] { btid, naf, server, certificate, ua, ca, dataDir })
+        {
+            command.Options.Add(option);
+        }
+
+        command.Validators.Add(r => HexOption.Require(r, btid, naf));
+        command.SetAction(async (result, cancel) =>
+        {
+            var output = result.InvocationConfiguration.Output;
+            var error = result.InvocationConfiguration.Error;
+            var fqdn = result.GetValue(naf)!;
+            var pair = result.GetValue(certificate) is { } file
+                ? new DevelopmentPki.Pair(file.FullName, Path.ChangeExtension(file.FullName, ".key"))
+                : DevelopmentPki.Naf(result.GetValue(dataDir)!, fqdn);
+            if (!File.Exists(pair.Certificate) || !File.Exists(pair.Key))
+            {
+                throw new CommandLineException($"--certificate: {pair.Certificate} and its .key are needed (best pki init --naf {fqdn})");
+            }
+
+            using var own = DevelopmentPki.LoadPair(pair);
+            var address = new Uri(result.GetValue(server)!);
+            using var client = new NafKeyClient(address, fqdn, own, CaOf(result, ca, dataDir));
+            var uaId = result.GetValue(ua) is { Length: 5 } given ? given : Convert.FromHexString(DefaultUa);
+            NafKeyRetrieval retrieval;
+            try
+            {
+                retrieval = await client.RetrieveAsync(result.GetValue(btid)!, uaId, cancel);
+            }
+            catch (HttpRequestException e)
+            {
+                await error.WriteLineAsync($"best obf key: --server {address}: {e.Message.ReplaceLineEndings(" ")}");
+                return 1;
+            }
+
+            if (retrieval.Answer is not { } answer)
+            {
+                await error.WriteLineAsync(Invariant($"best obf key: refused ({retrieval.Status}{(retrieval.Cause is { } c ? " " + c : string.Empty)}): {retrieval.Detail}"));
+                return 1;
+            }
+
+            await output.WriteLineAsync($"Ks_NAF ({fqdn}, {Convert.ToHexStringLower(uaId)}): {answer.MeKeyMaterial}");
+            await output.WriteLineAsync(Invariant($"Expires: {answer.KeyExpiryTime.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}"));
+            if (answer.Impi is { } impi)
+            {
+                await output.WriteLineAsync($"IMPI: {impi}");
+            }
+
+            var classes = answer.UssList?.SelectMany(u => u.Uss.Flags.Select(f => f.Flag)) ?? [];
+            await output.WriteLineAsync($"Data classes: {string.Join(", ", classes)}");
+            return 0;
+        });
+        return command;
+    }
+
+    private static Option<string> ServerOption(string address, string description)
+    {
+        var server = new Option<string>("--server") { Description = description, HelpName = "URL", DefaultValueFactory = _ => address };
+        server.Validators.Add(r =>
+        {
+            if (!Uri.TryCreate(r.GetValueOrDefault<string>(), UriKind.Absolute, out var uri) || uri.Scheme is not ("https" or "http") || uri.AbsolutePath != "/")
+            {
+                r.AddError("--server must be an https:// URL with no path, e.g. " + address);
+            }
+        });
+        return server;
+    }
+
+    private static Option<string> NafOption(string description)
+    {
+        var naf = new Option<string>("--naf") { Description = description, HelpName = "FQDN" };
+        naf.Validators.Add(r => { if (!KeyService.IsFqdn(r.GetValueOrDefault<string>())) { r.AddError("--naf must be a DNS name, e.g. vtams.example.com"); } });
+        return naf;
+    }
+
+    private static Option<byte[]> UaOption() =>
+        HexOption.Create("--ua", 5, $"the Ua security protocol identifier of NAF_Id (TS 33.220 Annex H) [default {DefaultUa}: HTTP Digest over TLS]");
+
+    private static (Option<string> DataDir, Option<FileInfo> Ca) CaOptions()
+    {
+        var dataDir = SubscriberCommand.DataDirOption();
+        dataDir.Description = "the data folder whose pki/ holds the development CA and certificates; $BEST_DATA_DIR when set";
+        var ca = new Option<FileInfo>("--ca") { Description = "the CA the server's certificate chains to (PEM) [<data-dir>/pki/ca.crt]", HelpName = "FILE" };
+        return (dataDir, ca);
+    }
+
+    private static System.Security.Cryptography.X509Certificates.X509Certificate2 CaOf(ParseResult result, Option<FileInfo> ca, Option<string> dataDir)
+    {
+        var path = result.GetValue(ca)?.FullName ?? DevelopmentPki.Ca(result.GetValue(dataDir)!).Certificate;
+        return File.Exists(path)
+            ? DevelopmentPki.LoadCertificate(path)
+            : throw new CommandLineException($"--ca: {path}: no such file (best pki init --naf FQDN writes it)");
+    }
+
+    private static HttpClient Http(Uri address, System.Security.Cryptography.X509Certificates.X509Certificate2? ca)
+    {
+        var handler = new SocketsHttpHandler();
+        if (ca is not null)
+        {
+            handler.SslOptions.RemoteCertificateValidationCallback = (_, server, _, _) => DevelopmentPki.IsIssuedBy(server as System.Security.Cryptography.X509Certificates.X509Certificate2, ca);
+        }
+
+        return new HttpClient(handler) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+}
