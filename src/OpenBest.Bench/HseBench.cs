@@ -13,7 +13,7 @@ namespace OpenBest.Bench;
 /// <summary>What <see cref="HseBench"/> runs.</summary>
 public sealed record HseBenchOptions
 {
-    /// <summary>Simulated devices, each with its own UDP socket and subscriber (2000).</summary>
+    /// <summary>Simulated devices, each with its own subscriber, session and keys, one UDP socket per 250 (2000).</summary>
     public int Devices { get; init; } = 2000;
 
     /// <summary>Seconds during which every device opens new sessions back to back (5).</summary>

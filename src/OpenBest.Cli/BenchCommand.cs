@@ -10,7 +10,7 @@ internal static class BenchCommand
 {
     public static Command Create()
     {
-        var devices = new Option<int>("--devices") { Description = "simulated devices, each with its own UDP socket and subscriber, 1..10000", DefaultValueFactory = _ => 2000, HelpName = "K" };
+        var devices = new Option<int>("--devices") { Description = "simulated devices, each with its own subscriber, session and keys, sharing one UDP socket per 250 (as devices behind a NAT), 1..10000", DefaultValueFactory = _ => 2000, HelpName = "K" };
         var sessions = new Option<int>("--session-duration") { Description = "seconds during which every device opens new sessions back to back, 1..600", DefaultValueFactory = _ => 5, HelpName = "SECONDS" };
         var seconds = new Option<int>("--duration") { Description = "seconds of uplink load, 1..600", DefaultValueFactory = _ => 10, HelpName = "SECONDS" };
         var window = new Option<int>("--window") { Description = "uplink messages per device in flight: W − 1 unacknowledged, then one acknowledged, 1..256", DefaultValueFactory = _ => 16, HelpName = "W" };
