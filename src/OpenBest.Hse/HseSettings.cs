@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using OpenBest.EasInterface;
 using OpenBest.Sessions;
 
 namespace OpenBest.Hse;
@@ -114,62 +114,7 @@ public sealed record HseSettings
     /// <exception cref="SettingsException">A setting is unknown or invalid; the message names it.</exception>
     public static HseSettings Load(string? jsonFile, IReadOnlyDictionary<string, string?> commandLine, IDictionary<string, string?>? environment = null)
     {
-        ArgumentNullException.ThrowIfNull(commandLine);
-        var builder = new ConfigurationBuilder();
-        var sources = new List<string> { "defaults" };
-        var json = jsonFile ?? (File.Exists("appsettings.json") ? Path.GetFullPath("appsettings.json") : null);
-        if (json is not null)
-        {
-            if (!File.Exists(json))
-            {
-                throw new SettingsException($"--config: {json} does not exist");
-            }
-
-            try
-            {
-                builder.AddJsonFile(json, optional: false, reloadOnChange: false);
-                builder.Build();
-            }
-            catch (Exception e) when (e is FormatException or InvalidDataException or System.Text.Json.JsonException)
-            {
-                throw new SettingsException($"{json}: not valid JSON ({e.Message.ReplaceLineEndings(" ")})");
-            }
-
-            sources.Add(json);
-        }
-
-        var env = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        var variables = environment ?? Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
-        foreach (var (name, _, _) in Catalogue)
-        {
-            var variable = EnvironmentName(name);
-            if (variables.TryGetValue(variable, out var value) && !string.IsNullOrEmpty(value))
-            {
-                env[$"Hse:{name}"] = value;
-            }
-        }
-
-        if (env.Count > 0)
-        {
-            builder.AddInMemoryCollection(env);
-            sources.Add("environment");
-        }
-
-        if (commandLine.Count > 0)
-        {
-            builder.AddInMemoryCollection(commandLine.Where(p => p.Value is not null).Select(p => new KeyValuePair<string, string?>($"Hse:{p.Key}", p.Value)));
-            sources.Add("command line");
-        }
-
-        var section = builder.Build().GetSection("Hse");
-        var known = Catalogue.Select(c => c.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        foreach (var child in section.GetChildren())
-        {
-            if (!known.Contains(child.Key))
-            {
-                throw new SettingsException($"Hse:{child.Key}: unknown setting (known: {string.Join(", ", known)})");
-            }
-        }
+        var (section, sources) = LayeredSettings.Read("Hse", [.. Catalogue.Select(c => c.Name)], EnvironmentName, jsonFile, commandLine, environment, message => new SettingsException(message));
 
         string Text(string name) => section[name] ?? Catalogue.First(c => c.Name == name).Default;
         int Integer(string name, int min, int max)
@@ -245,7 +190,7 @@ public sealed record HseSettings
             SeqBlock = Integer("SeqBlock", 1, 1024),
             JsonLogs = format == "json",
             LogLevel = level,
-            Sources = string.Join(" < ", sources),
+            Sources = sources,
             Auc = auc,
             GsupName = Text("GsupName"),
             Engine = new HseOptions
@@ -263,22 +208,7 @@ public sealed record HseSettings
     }
 
     /// <summary>The environment variable of a setting: DataDir → BEST_DATA_DIR.</summary>
-    public static string EnvironmentName(string name)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        var text = new System.Text.StringBuilder("BEST_");
-        for (var i = 0; i < name.Length; i++)
-        {
-            if (i > 0 && char.IsUpper(name[i]))
-            {
-                text.Append('_');
-            }
-
-            text.Append(char.ToUpperInvariant(name[i]));
-        }
-
-        return text.ToString();
-    }
+    public static string EnvironmentName(string name) => LayeredSettings.EnvironmentName("BEST_", name);
 
     private static string Describe(string name) => $"{name} ({EnvironmentName(name)})";
 }

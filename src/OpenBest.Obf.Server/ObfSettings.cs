@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
-using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Logging;
+using OpenBest.EasInterface;
 using OpenBest.Gsup;
 
 namespace OpenBest.Obf.Server;
@@ -81,82 +81,13 @@ public sealed record ObfSettings
     public string Sources { get; init; } = "defaults";
 
     /// <summary>The environment variable of a setting: UbPort → BEST_OBF_UB_PORT (DataDir and Postgres are shared with the HSE: BEST_DATA_DIR, BEST_POSTGRES).</summary>
-    public static string EnvironmentName(string name)
-    {
-        ArgumentNullException.ThrowIfNull(name);
-        var text = new System.Text.StringBuilder(name is "DataDir" or "Postgres" ? "BEST_" : "BEST_OBF_");
-        for (var i = 0; i < name.Length; i++)
-        {
-            if (i > 0 && char.IsUpper(name[i]))
-            {
-                text.Append('_');
-            }
-
-            text.Append(char.ToUpperInvariant(name[i]));
-        }
-
-        return text.ToString();
-    }
+    public static string EnvironmentName(string name) => LayeredSettings.EnvironmentName(name is "DataDir" or "Postgres" ? "BEST_" : "BEST_OBF_", name);
 
     /// <summary>Loads and validates: <paramref name="jsonFile"/> (or ./appsettings.json when present), the environment, then <paramref name="commandLine"/>.</summary>
     /// <exception cref="ObfSettingsException">A setting is unknown or invalid; the message names it.</exception>
     public static ObfSettings Load(string? jsonFile, IReadOnlyDictionary<string, string?> commandLine, IDictionary<string, string?>? environment = null)
     {
-        ArgumentNullException.ThrowIfNull(commandLine);
-        var builder = new ConfigurationBuilder();
-        var sources = new List<string> { "defaults" };
-        var json = jsonFile ?? (File.Exists("appsettings.json") ? Path.GetFullPath("appsettings.json") : null);
-        if (json is not null)
-        {
-            if (!File.Exists(json))
-            {
-                throw new ObfSettingsException($"--config: {json} does not exist");
-            }
-
-            try
-            {
-                builder.AddJsonFile(json, optional: false, reloadOnChange: false);
-                builder.Build();
-            }
-            catch (Exception e) when (e is FormatException or InvalidDataException or System.Text.Json.JsonException)
-            {
-                throw new ObfSettingsException($"{json}: not valid JSON ({e.Message.ReplaceLineEndings(" ")})");
-            }
-
-            sources.Add(json);
-        }
-
-        var env = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        var variables = environment ?? Environment.GetEnvironmentVariables().Cast<System.Collections.DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
-        foreach (var (name, _, _) in Catalogue)
-        {
-            if (variables.TryGetValue(EnvironmentName(name), out var value) && !string.IsNullOrEmpty(value))
-            {
-                env[$"Obf:{name}"] = value;
-            }
-        }
-
-        if (env.Count > 0)
-        {
-            builder.AddInMemoryCollection(env);
-            sources.Add("environment");
-        }
-
-        if (commandLine.Count > 0)
-        {
-            builder.AddInMemoryCollection(commandLine.Where(p => p.Value is not null).Select(p => new KeyValuePair<string, string?>($"Obf:{p.Key}", p.Value)));
-            sources.Add("command line");
-        }
-
-        var section = builder.Build().GetSection("Obf");
-        var known = Catalogue.Select(c => c.Name).ToHashSet(StringComparer.OrdinalIgnoreCase);
-        foreach (var child in section.GetChildren())
-        {
-            if (!known.Contains(child.Key))
-            {
-                throw new ObfSettingsException($"Obf:{child.Key}: unknown setting (known: {string.Join(", ", known)})");
-            }
-        }
+        var (section, sources) = LayeredSettings.Read("Obf", [.. Catalogue.Select(c => c.Name)], EnvironmentName, jsonFile, commandLine, environment, message => new ObfSettingsException(message));
 
         string Text(string name) => section[name] ?? Catalogue.First(c => c.Name == name).Default;
         string Describe(string name) => $"{name} ({EnvironmentName(name)})";
@@ -234,7 +165,7 @@ public sealed record ObfSettings
             GsupName = gsupName,
             JsonLogs = format == "json",
             LogLevel = level,
-            Sources = string.Join(" < ", sources),
+            Sources = sources,
         };
     }
 }
