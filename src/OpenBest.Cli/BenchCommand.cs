@@ -45,14 +45,7 @@ internal static class BenchCommand
 
     private static async Task<int> RunAsync(HseBenchOptions options, bool compare, TextWriter output, TextWriter error, CancellationToken cancel)
     {
-        var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(output),
-            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-            Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
-        });
+        var console = Terminal.For(output);
 
         using var peers = compare ? new PeerBaselines() : null;
         var peerFigures = new List<PeerFigures>();
@@ -61,19 +54,7 @@ internal static class BenchCommand
         {
             await console.Progress().StartAsync(async context =>
             {
-                var tasks = new Dictionary<string, ProgressTask>();
-                var progress = new Progress<BenchProgress>(p =>
-                {
-                    lock (tasks)
-                    {
-                        if (!tasks.TryGetValue(p.Phase, out var task))
-                        {
-                            tasks[p.Phase] = task = context.AddTask(p.Phase, maxValue: p.Total);
-                        }
-
-                        task.Value = Math.Max(task.Value, p.Done);
-                    }
-                });
+                var progress = Terminal.Phases(context);
                 if (peers is not null)
                 {
                     var task = context.AddTask("yardsticks (before)", maxValue: 1);

@@ -42,14 +42,7 @@ internal static class DemoCommand
     private static async Task<int> RunAsync(int deviceCount, int messageCount, int seconds, string? postgres, TextWriter output, CancellationToken cancel)
     {
         // Colours and the live progress bar only on a terminal; plain text into pipes, files and tests.
-        var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
-        var console = AnsiConsole.Create(new AnsiConsoleSettings
-        {
-            Out = new AnsiConsoleOutput(output),
-            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
-            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-            Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
-        });
+        var console = Terminal.For(output);
         var directory = Directory.CreateTempSubdirectory("openbest-demo-");
         try
         {

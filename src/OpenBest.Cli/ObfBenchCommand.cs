@@ -27,31 +27,12 @@ internal static class ObfBenchCommand
         command.SetAction(async (result, cancel) =>
         {
             var output = result.InvocationConfiguration.Output;
-            var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
-            var console = AnsiConsole.Create(new AnsiConsoleSettings
-            {
-                Out = new AnsiConsoleOutput(output),
-                Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
-                ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
-                Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
-            });
+            var console = Terminal.For(output);
             var options = new ObfBenchOptions { SecureElements = result.GetValue(elements), Concurrency = result.GetValue(concurrency), Seconds = result.GetValue(seconds), Postgres = result.GetValue(postgres) };
             ObfBenchResult figures = null!;
             await console.Progress().StartAsync(async context =>
             {
-                var tasks = new Dictionary<string, ProgressTask>();
-                var progress = new Progress<BenchProgress>(p =>
-                {
-                    lock (tasks)
-                    {
-                        if (!tasks.TryGetValue(p.Phase, out var task))
-                        {
-                            tasks[p.Phase] = task = context.AddTask(p.Phase, maxValue: p.Total);
-                        }
-
-                        task.Value = Math.Max(task.Value, p.Done);
-                    }
-                });
+                var progress = Terminal.Phases(context);
                 figures = await ObfBench.RunAsync(options, progress, cancel);
             });
             var table = new Table().AddColumn("measure").AddColumn("value");
