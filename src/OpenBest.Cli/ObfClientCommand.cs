@@ -89,7 +89,7 @@ internal static class ObfClientCommand
 
                 if (result.GetValue(naf) is { } fqdn)
                 {
-                    var uaId = result.GetValue(ua) is { Length: 5 } given ? given : Convert.FromHexString(DefaultUa);
+                    var uaId = UaOf(result, ua);
                     using var ksNaf = new SecretBuffer(32);
                     bootstrap.DeriveKsNaf(result.GetValue(impi)!, fqdn, uaId, ksNaf.WritableSpan);
                     await output.WriteLineAsync($"Ks_NAF ({fqdn}, {Convert.ToHexStringLower(uaId)}): {Convert.ToHexStringLower(ksNaf.Span)}");
@@ -134,7 +134,7 @@ internal static class ObfClientCommand
             using var own = DevelopmentPki.LoadPair(pair);
             var address = new Uri(result.GetValue(server)!);
             using var client = new NafKeyClient(address, fqdn, own, CaOf(result, ca, dataDir));
-            var uaId = result.GetValue(ua) is { Length: 5 } given ? given : Convert.FromHexString(DefaultUa);
+            var uaId = UaOf(result, ua);
             NafKeyRetrieval retrieval;
             try
             {
@@ -188,6 +188,9 @@ internal static class ObfClientCommand
 
     private static Option<byte[]> UaOption() =>
         HexOption.Create("--ua", 5, $"the Ua security protocol identifier of NAF_Id (TS 33.220 Annex H) [default {DefaultUa}: HTTP Digest over TLS]");
+
+    /// <summary>The --ua given, or the default (an absent array option reads as empty, and a default value would print as 1|0|0|0|2 in the help).</summary>
+    private static byte[] UaOf(ParseResult result, Option<byte[]> ua) => result.GetResult(ua) is not null ? result.GetValue(ua)! : Convert.FromHexString(DefaultUa);
 
     private static (Option<string> DataDir, Option<FileInfo> Ca) CaOptions()
     {
