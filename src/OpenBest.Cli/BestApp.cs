@@ -33,6 +33,7 @@ internal static class BestApp
         root.Subcommands.Add(SubscriberCommand.Create());
         root.Subcommands.Add(PkiCommand.Create());
         root.Subcommands.Add(UeCommand.Create());
+        root.Subcommands.Add(CardCommand.Create());
         root.Subcommands.Add(EmsdpCommand.Create());
         root.Subcommands.Add(AkaCommand.Create());
         return root;

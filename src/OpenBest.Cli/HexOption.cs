@@ -137,6 +137,28 @@ internal static class HexOption
         }),
     };
 
+    /// <summary><c>--se-key INDEX:KEY</c>, repeatable: secure-element keys by index (0..255, 32 octets each); errors never echo a key.</summary>
+    public static Option<(byte Index, byte[] Key)[]> IndexedKeys(string name, string description) => new(name)
+    {
+        Description = description,
+        HelpName = "INDEX:KEY",
+        Arity = ArgumentArity.ZeroOrMore,
+        DefaultValueFactory = _ => [],
+        CustomParser = result => ParseEach<(byte, byte[])>(result, (string token, out (byte, byte[]) entry) =>
+        {
+            var colon = token.IndexOf(':', StringComparison.Ordinal);
+            entry = default;
+            if (colon <= 0 || !byte.TryParse(token[..colon], NumberStyles.None, CultureInfo.InvariantCulture, out var index)
+                || token.Length - colon - 1 != 64 || !token[(colon + 1)..].All(char.IsAsciiHexDigit))
+            {
+                return false;
+            }
+
+            entry = (index, Convert.FromHexString(token[(colon + 1)..]));
+            return true;
+        }, token => $"{name} must be INDEX:KEY, the index 0..255 and the key 64 hex digits (32 octets)"),
+    };
+
     private delegate bool TokenParser<T>(string token, out T value);
 
     /// <summary>Parses every token of a repeatable option; the first bad one is an error (from <paramref name="error"/>) and nothing is kept.</summary>

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Net;
 using System.Text;
+using OpenBest.Card;
 using OpenBest.Client;
 using OpenBest.Protocol;
 using OpenBest.Sessions;
@@ -19,7 +20,7 @@ internal static class UeCommand
         return command;
     }
 
-    private sealed record DeviceOptions(Option<string> Imsi, Option<byte[]> K, Option<byte[]> Opc, Option<string> Hse, Option<bool> Tcp, Option<string> Eas, Option<string> Service, Option<string> Snn, Option<FileInfo> State, Option<int> Timeout, Option<bool> EndToEnd, Option<EnterpriseKey[]> EnterpriseKeys)
+    private sealed record DeviceOptions(Option<string> Imsi, Option<byte[]> K, Option<byte[]> Opc, Option<string> Hse, Option<bool> Tcp, Option<string> Eas, Option<string> Service, Option<string> Snn, Option<FileInfo> State, Option<int> Timeout, Option<bool> EndToEnd, Option<EnterpriseKey[]> EnterpriseKeys, Option<string> Card)
     {
         public static DeviceOptions Create(Command command, int defaultTimeout)
         {
@@ -39,27 +40,51 @@ internal static class UeCommand
             imsi.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not { Length: >= 6 and <= 15 } v || !v.All(char.IsAsciiDigit)) { r.AddError("--imsi must be 6..15 decimal digits"); } });
             var e2e = new Option<bool>("--e2e") { Description = "UE-to-EAS mode: the user plane is protected end to end to the EAS (the HSE forwards it unopened)" };
             var enterpriseKeys = HexOption.EnterpriseKeys("UE-to-EAS mode: an Enterprise Key shared with the enterprise, as IDENTIFIER:KEY in hex (identifier 1..16 octets), used when the HSE names it; repeat for several");
-            foreach (var option in new Option[] { imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e, enterpriseKeys })
+            var card = CardOption.Create("the USIM is on a card that runs AKA itself (K never leaves it): pcsc (the first reader with a card), pcsc:READER, at:DEVICE (a modem's AT+CSIM) or at-cgla:DEVICE; instead of --k and --opc");
+            foreach (var option in new Option[] { imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e, enterpriseKeys, card })
             {
                 command.Options.Add(option);
             }
 
-            command.Validators.Add(r => HexOption.Require(r, imsi, k, opc));
-            return new DeviceOptions(imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e, enterpriseKeys);
+            command.Validators.Add(r =>
+            {
+                if (r.GetResult(card) is null)
+                {
+                    HexOption.Require(r, imsi, k, opc);
+                }
+                else if (r.GetResult(k) is not null || r.GetResult(opc) is not null || r.GetResult(state) is not null)
+                {
+                    r.AddError("--card replaces --k, --opc and --usim-state: the card keeps K, OPc and its SQN array");
+                }
+            });
+            return new DeviceOptions(imsi, k, opc, hse, tcp, eas, service, snn, state, timeout, e2e, enterpriseKeys, card);
         }
 
-        public BestClientOptions Client(ParseResult result)
+        /// <summary>The client's options and, with --card, the open card (the caller disposes it after the client).</summary>
+        public (BestClientOptions Options, CardUsim? Card) Client(ParseResult result)
         {
             var endpoint = IPEndPoint.Parse(result.GetValue(Hse)!);
-            return new BestClientOptions
+            var card = result.GetValue(Card) is { } spec ? CardOption.Open(spec) : null;
+            try
             {
-                Imsi = result.GetValue(Imsi)!,
-                K = result.GetValue(K)!,
-                Opc = result.GetValue(Opc)!,
-                Transport = result.GetValue(Tcp) ? new BestTransport.Tcp(endpoint) : new BestTransport.Udp(endpoint),
-                UsimStateFile = result.GetValue(State)?.FullName,
-                OperationTimeout = TimeSpan.FromSeconds(result.GetValue(Timeout)),
-            };
+                var options = new BestClientOptions
+                {
+                    // With a card and no --imsi, the IMSI is the card's (EF_IMSI).
+                    Imsi = result.GetValue(Imsi) ?? card?.ReadImsi() ?? string.Empty,
+                    K = result.GetValue(K) ?? [],
+                    Opc = result.GetValue(Opc) ?? [],
+                    Card = card,
+                    Transport = result.GetValue(Tcp) ? new BestTransport.Tcp(endpoint) : new BestTransport.Udp(endpoint),
+                    UsimStateFile = result.GetValue(State)?.FullName,
+                    OperationTimeout = TimeSpan.FromSeconds(result.GetValue(Timeout)),
+                };
+                return (options, card);
+            }
+            catch
+            {
+                card?.Dispose();
+                throw;
+            }
         }
 
         public UeChannelOptions Channel(ParseResult result) => new()
@@ -111,7 +136,9 @@ internal static class UeCommand
         command.SetAction(async (result, cancel) =>
         {
             var output = result.InvocationConfiguration.Output;
-            await using var client = await BestClient.CreateAsync(device.Client(result), cancel);
+            var (options, card) = device.Client(result);
+            using var cardLease = card;
+            await using var client = await BestClient.CreateAsync(options, cancel);
             if (await device.OpenAsync(client, result, cancel) is not { } channel)
             {
                 return ExitCodes.CheckFailed;
@@ -150,7 +177,9 @@ internal static class UeCommand
         command.SetAction(async (result, cancel) =>
         {
             var output = result.InvocationConfiguration.Output;
-            await using var client = await BestClient.CreateAsync(device.Client(result), cancel);
+            var (options, card) = device.Client(result);
+            using var cardLease = card;
+            await using var client = await BestClient.CreateAsync(options, cancel);
             if (await device.OpenAsync(client, result, cancel) is not { } channel)
             {
                 return ExitCodes.CheckFailed;

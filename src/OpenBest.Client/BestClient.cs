@@ -26,17 +26,24 @@ public abstract record BestTransport
     public sealed record NonIp(System.IO.Stream Input, System.IO.Stream Output) : BestTransport;
 }
 
-/// <summary>The device's settings: its software USIM and how it reaches the HSE. Immutable.</summary>
+/// <summary>The device's settings: its USIM (a card, or a software USIM from K and OPc) and how it reaches the HSE. Immutable.</summary>
 public sealed record BestClientOptions
 {
     /// <summary>The IMSI the device identifies with.</summary>
     public required string Imsi { get; init; }
 
-    /// <summary>The USIM's K (16 octets).</summary>
-    public required ReadOnlyMemory<byte> K { get; init; }
+    /// <summary>The software USIM's K (16 octets); unused when <see cref="Card"/> is set.</summary>
+    public ReadOnlyMemory<byte> K { get; init; }
 
-    /// <summary>The USIM's OPc (16 octets).</summary>
-    public required ReadOnlyMemory<byte> Opc { get; init; }
+    /// <summary>The software USIM's OPc (16 octets); unused when <see cref="Card"/> is set.</summary>
+    public ReadOnlyMemory<byte> Opc { get; init; }
+
+    /// <summary>
+    /// A USIM on a card (PC/SC, AT+CSIM) that runs AUTHENTICATE itself; it keeps its own SQN state, so
+    /// <see cref="UsimStateFile"/> is unused. Null: a software USIM from <see cref="K"/> and <see cref="Opc"/>.
+    /// The card stays the caller's.
+    /// </summary>
+    public IUsim? Card { get; init; }
 
     /// <summary>How to reach the HSE.</summary>
     public required BestTransport Transport { get; init; }
@@ -107,7 +114,7 @@ public sealed record BestMessage(uint SessionId, ReadOnlyMemory<byte> Payload, b
 public sealed class BestClient : IAsyncDisposable
 {
     private readonly BestClientOptions _options;
-    private readonly Milenage _milenage;
+    private readonly Milenage? _milenage;
     private readonly UeEndpoint _ue;
     private readonly IBearer _bearer;
     private readonly BearerPath _hse;
@@ -130,8 +137,17 @@ public sealed class BestClient : IAsyncDisposable
         _options = options;
         _bearer = bearer;
         _hse = hse;
-        _milenage = new Milenage(options.K.Span, options.Opc.Span);
-        var usim = new Usim(_milenage, UsimStateFile.Load(options.UsimStateFile)) { CommitState = s => UsimStateFile.Save(options.UsimStateFile, s) };
+        IUsim usim;
+        if (options.Card is { } card)
+        {
+            usim = card;
+        }
+        else
+        {
+            _milenage = new Milenage(options.K.Span, options.Opc.Span);
+            usim = new Usim(_milenage, UsimStateFile.Load(options.UsimStateFile)) { CommitState = s => UsimStateFile.Save(options.UsimStateFile, s) };
+        }
+
         _ue = new UeEndpoint(usim, new UeOptions { Imsi = options.Imsi, RetransmissionInterval = options.RetransmissionInterval, MaxRetransmissions = options.MaxRetransmissions });
         _reader = Task.Run(ReadAsync);
         _ticker = Task.Run(TickAsync);
@@ -159,13 +175,13 @@ public sealed class BestClient : IAsyncDisposable
     }
 
     /// <summary>Creates a client: binds or connects its bearer. Nothing is sent until a channel opens.</summary>
-    /// <exception cref="ArgumentException">K or OPc is not 16 octets, or the IMSI is not 6..15 digits.</exception>
+    /// <exception cref="ArgumentException">Without a card, K or OPc is not 16 octets; or the IMSI is not 6..15 digits.</exception>
     public static async Task<BestClient> CreateAsync(BestClientOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (options.K.Length != 16 || options.Opc.Length != 16)
+        if (options.Card is null && (options.K.Length != 16 || options.Opc.Length != 16))
         {
-            throw new ArgumentException("K and OPc are 16 octets each.", nameof(options));
+            throw new ArgumentException("K and OPc are 16 octets each (or give a card).", nameof(options));
         }
 
         if (options.Imsi is not { Length: >= 6 and <= 15 } || !options.Imsi.All(char.IsAsciiDigit))
@@ -284,7 +300,7 @@ public sealed class BestClient : IAsyncDisposable
         lock (_gate)
         {
             _ue.Dispose();
-            _milenage.Dispose();
+            _milenage?.Dispose();
         }
 
         _stop.Dispose();

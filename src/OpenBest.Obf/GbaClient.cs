@@ -93,10 +93,10 @@ public sealed class GbaBootstrap : IDisposable
 public sealed class GbaClient
 {
     private readonly HttpClient _ub;
-    private readonly Usim _usim;
+    private readonly IUsim _usim;
 
     /// <summary>A GBA_ME on <paramref name="ub"/> (whose base address is the server's Ub) with <paramref name="usim"/>.</summary>
-    public GbaClient(HttpClient ub, Usim usim)
+    public GbaClient(HttpClient ub, IUsim usim)
     {
         ArgumentNullException.ThrowIfNull(ub);
         ArgumentNullException.ThrowIfNull(usim);

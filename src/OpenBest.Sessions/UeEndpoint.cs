@@ -13,7 +13,7 @@ namespace OpenBest.Sessions;
 /// </summary>
 public sealed partial class UeEndpoint : IDisposable
 {
-    private readonly Usim _usim;
+    private readonly IUsim _usim;
     private readonly UeOptions _options;
     private readonly TimeProvider _time;
     private readonly ICounterReservation _reservation;
@@ -22,7 +22,7 @@ public sealed partial class UeEndpoint : IDisposable
     private int _nextHandle = 1;
 
     /// <summary>Creates a device endpoint over a (software) USIM.</summary>
-    public UeEndpoint(Usim usim, UeOptions options, TimeProvider? time = null, ICounterReservation? reservation = null)
+    public UeEndpoint(IUsim usim, UeOptions options, TimeProvider? time = null, ICounterReservation? reservation = null)
     {
         ArgumentNullException.ThrowIfNull(usim);
         ArgumentNullException.ThrowIfNull(options);

@@ -146,24 +146,103 @@ public sealed class UsimAuthenticationResult : IDisposable
     public ushort Amf { get; }
 
     /// <summary>RES (8 octets) on success, else empty.</summary>
-    public ReadOnlySpan<byte> Res => Status == UsimAuthenticationStatus.Success ? _material.Span[..8] : default;
+    public ReadOnlySpan<byte> Res => Status == UsimAuthenticationStatus.Success ? _material.Span[..ResLength] : default;
 
-    /// <summary>CK on success, else empty.</summary>
-    public ReadOnlySpan<byte> Ck => Status == UsimAuthenticationStatus.Success ? _material.Span.Slice(8, 16) : default;
+    /// <summary>CK on success, else empty (also empty when the card keeps it).</summary>
+    public ReadOnlySpan<byte> Ck => Status == UsimAuthenticationStatus.Success && HasKeys ? _material.Span.Slice(8, 16) : default;
 
-    /// <summary>IK on success, else empty.</summary>
-    public ReadOnlySpan<byte> Ik => Status == UsimAuthenticationStatus.Success ? _material.Span.Slice(24, 16) : default;
+    /// <summary>IK on success, else empty (also empty when the card keeps it).</summary>
+    public ReadOnlySpan<byte> Ik => Status == UsimAuthenticationStatus.Success && HasKeys ? _material.Span.Slice(24, 16) : default;
 
     /// <summary>AUTS (14 octets) on synchronisation failure, else empty.</summary>
     public ReadOnlySpan<byte> Auts => Status == UsimAuthenticationStatus.SynchronisationFailure ? _material.Span.Slice(40, 14) : default;
 
     internal Span<byte> Writable => _material.WritableSpan;
 
+    /// <summary>
+    /// A success as a card reports it over APDUs (TS 31.102 7.1.2, tag 'DB'): the SQN stays hidden in the card (0 here);
+    /// <paramref name="ck"/> and <paramref name="ik"/> are empty when the card keeps them (GBA context).
+    /// </summary>
+    /// <exception cref="ArgumentException">RES is longer than 8 octets, or CK or IK is neither empty nor 16 octets.</exception>
+    public static UsimAuthenticationResult FromCard(ushort amf, ReadOnlySpan<byte> res, ReadOnlySpan<byte> ck, ReadOnlySpan<byte> ik)
+    {
+        if (res.Length is < 4 or > 8 || ck.Length is not (0 or 16) || ik.Length is not (0 or 16))
+        {
+            throw new ArgumentException("A card's answer has RES of 4 to 8 octets and CK, IK of 16 octets or none.");
+        }
+
+        var result = new UsimAuthenticationResult(UsimAuthenticationStatus.Success, 0, amf) { ResLength = res.Length, HasKeys = ck.Length == 16 };
+        res.CopyTo(result.Writable);
+        ck.CopyTo(result.Writable[8..]);
+        ik.CopyTo(result.Writable[24..]);
+        return result;
+    }
+
+    /// <summary>A synchronisation failure as a card reports it (tag 'DC' with AUTS).</summary>
+    /// <exception cref="ArgumentException">AUTS is not 14 octets.</exception>
+    public static UsimAuthenticationResult SynchronisationFailureFromCard(ushort amf, ReadOnlySpan<byte> auts)
+    {
+        if (auts.Length != 14)
+        {
+            throw new ArgumentException($"AUTS must be 14 octets, not {auts.Length}.", nameof(auts));
+        }
+
+        var result = new UsimAuthenticationResult(UsimAuthenticationStatus.SynchronisationFailure, 0, amf);
+        auts.CopyTo(result.Writable[40..]);
+        return result;
+    }
+
+    /// <summary>A MAC failure as a card reports it (status word '9862').</summary>
+    public static UsimAuthenticationResult MacFailureFromCard(ushort amf) => new(UsimAuthenticationStatus.MacFailure, 0, amf);
+
+    /// <summary>Whether CK and IK came with RES (false when the card keeps them, as in the GBA context).</summary>
+    public bool HasKeys { get; private init; } = true;
+
+    private int ResLength { get; init; } = 8;
+
     /// <summary>Zeroes RES, CK, IK and AUTS.</summary>
     public void Dispose() => _material.Dispose();
 
     /// <summary>Never shows key material.</summary>
     public override string ToString() => $"UsimAuthenticationResult({Status})";
+}
+
+/// <summary>
+/// What the device needs of a USIM: AUTHENTICATE in the 3G/EPS/5G context (TS 31.102 7.1.2, TS 33.102 6.3.3).
+/// Implemented by the software <see cref="Usim"/> and by cards reached over APDUs (PC/SC, AT+CSIM).
+/// </summary>
+/// <remarks>A card answers one command at a time; callers that share one serialise on the instance.</remarks>
+public interface IUsim
+{
+    /// <summary>Runs AUTHENTICATE on <paramref name="rand"/> and <paramref name="autn"/> (16 octets each).</summary>
+    /// <exception cref="ArgumentException">RAND or AUTN is not 16 octets.</exception>
+    /// <exception cref="IOException">The card cannot be reached or answered outside the standard.</exception>
+    UsimAuthenticationResult Authenticate(ReadOnlySpan<byte> rand, ReadOnlySpan<byte> autn);
+}
+
+/// <summary>
+/// A UICC that runs GBA_U (TS 33.220 5.3.2, G.1, G.2; TS 31.102 7.1.2 GBA security context): Ks = CK ‖ IK and
+/// Ks_int_NAF never leave the card; the device gets RES to answer the BSF and, for a NAF, Ks_ext_NAF.
+/// </summary>
+public interface IGbaUicc
+{
+    /// <summary>
+    /// AUTHENTICATE in the GBA context, bootstrapping mode: RES on success (CK and IK stay in the card, which keeps
+    /// Ks and RAND), AUTS on a synchronisation failure, nothing on a MAC failure.
+    /// </summary>
+    /// <exception cref="IOException">The card cannot be reached, has no GBA context, or answered outside the standard.</exception>
+    UsimAuthenticationResult BootstrapGba(ReadOnlySpan<byte> rand, ReadOnlySpan<byte> autn);
+
+    /// <summary>Writes RAND, the B-TID and the key lifetime the BSF gave into EF_GBABP (TS 31.102 4.2.79).</summary>
+    /// <exception cref="IOException">The card refused or cannot be reached.</exception>
+    void StoreBootstrappingParameters(ReadOnlySpan<byte> rand, string btid, DateTimeOffset lifetime);
+
+    /// <summary>
+    /// AUTHENTICATE in the GBA context, NAF derivation mode: the card derives Ks_ext_NAF (returned into
+    /// <paramref name="ksExtNaf"/>, 32 octets) and Ks_int_NAF (kept, with the NAF_Id and B-TID in EF_GBANL).
+    /// </summary>
+    /// <exception cref="IOException">There is no bootstrap in the card, or it cannot be reached.</exception>
+    void DeriveNafKey(ReadOnlySpan<byte> nafId, string impi, Span<byte> ksExtNaf);
 }
 
 /// <summary>
@@ -176,7 +255,7 @@ public sealed class UsimAuthenticationResult : IDisposable
 /// AUTS = (SQN_MS ⊕ f5*(RAND)) ‖ f1*(SQN_MS ‖ RAND ‖ AMF* = 0000).
 /// The separation-bit check of EPS and 5G is the ME's (TS 33.501 6.1.3.2), see <see cref="AmfBits"/>.
 /// </remarks>
-public sealed class Usim
+public sealed class Usim : IUsim
 {
     private readonly Milenage _milenage;
 
