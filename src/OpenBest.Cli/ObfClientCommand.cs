@@ -30,18 +30,45 @@ internal static class ObfClientCommand
         var op = HexOption.Create("--op", 16, "the USIM's OP, from which OPc is computed (or --opc)");
         var server = ServerOption("https://127.0.0.1:8443/", "the OBF server's Ub (HTTPS; http:// only for a server run with --insecure-http)");
         var state = new Option<FileInfo>("--usim-state") { Description = "a file that keeps the USIM's SQN array between runs (created when missing, mode 0600)", HelpName = "FILE" };
-        var naf = NafOption("also print Ks_NAF for this application (the key it will fetch), to check both ends agree");
+        var naf = NafOption("also print Ks_NAF for this application (the key it will fetch), to check both ends agree; with --card, the card derives it (Ks_ext_NAF)");
         var ua = UaOption();
         var (dataDir, ca) = CaOptions();
-        var command = new Command("bootstrap", "A device bootstraps with the OBF server (Ub: HTTP Digest AKA, TS 24.109): the software USIM runs AKA, the server's rspauth\n" +
-            "is checked, and the B-TID and the key's lifetime are printed. With --naf, Ks_NAF for that application too. Exit 1 if the server or the card refuses.");
-        foreach (var option in new Option[] { impi, k, opc, op, server, state, naf, ua, ca, dataDir })
+        var card = CardOption.Create("GBA_U: the card (pcsc, pcsc:READER, at:DEVICE) runs AKA in the GBA context and keeps Ks; instead of --k, --opc and --usim-state");
+        var seKeyIndex = new Option<int?>("--se-key-index") { Description = "with --card and --naf: the card puts Ks_int_NAF for --naf into this key index of its OBF secure element (nothing leaves the card)", HelpName = "N" };
+        seKeyIndex.Validators.Add(r => { if (r.GetValueOrDefault<int?>() is not (>= 0 and <= 255)) { r.AddError("--se-key-index must be 0..255"); } });
+        var trace = TraceOption();
+        var command = new Command("bootstrap", "A device bootstraps with the OBF server (Ub: HTTP Digest AKA, TS 24.109): the USIM runs AKA, the server's rspauth is\n" +
+            "checked, and the B-TID and the key's lifetime are printed. With --naf, Ks_NAF for that application too. With --card the card does GBA_U\n" +
+            "and no key reaches this process. Exit 1 if the server or the card refuses.");
+        foreach (var option in new Option[] { impi, k, opc, op, server, state, naf, ua, ca, dataDir, card, seKeyIndex, trace })
         {
             command.Options.Add(option);
         }
 
         command.Validators.Add(r =>
         {
+            if (r.GetResult(card) is not null)
+            {
+                HexOption.Require(r, impi);
+                if (r.GetResult(k) is not null || r.GetResult(opc) is not null || r.GetResult(op) is not null || r.GetResult(state) is not null)
+                {
+                    r.AddError("--card replaces --k, --opc, --op and --usim-state: the card keeps them");
+                }
+
+                if (r.GetResult(seKeyIndex) is not null && r.GetResult(naf) is null)
+                {
+                    r.AddError("--se-key-index needs --naf: the application whose key the card derives");
+                }
+
+                return;
+            }
+
+            if (r.GetResult(seKeyIndex) is not null || r.GetResult(trace) is not null)
+            {
+                r.AddError("--se-key-index and --trace need --card");
+                return;
+            }
+
             HexOption.Require(r, impi, k);
             if (r.GetResult(impi) is not null && r.GetResult(k) is not null && (r.GetResult(opc) is null) == (r.GetResult(op) is null))
             {
@@ -50,6 +77,12 @@ internal static class ObfClientCommand
         });
         command.SetAction(async (result, cancel) =>
         {
+            if (result.GetValue(card) is { } spec)
+            {
+                return await ObfCardCommand.BootstrapAsync(result, spec, result.GetValue(impi)!, new Uri(result.GetValue(server)!), result.GetValue(naf), UaOf(result, ua),
+                    result.GetValue(seKeyIndex), result.GetValue(trace), () => CaOf(result, ca, dataDir), cancel);
+            }
+
             var output = result.InvocationConfiguration.Output;
             var error = result.InvocationConfiguration.Error;
             var keyK = result.GetValue(k)!;
@@ -110,9 +143,10 @@ internal static class ObfClientCommand
         var certificate = new Option<FileInfo>("--certificate") { Description = "the application's certificate (PEM, with its key in a .key file beside it) [<data-dir>/pki/naf-FQDN.crt]", HelpName = "FILE" };
         var ua = UaOption();
         var (dataDir, ca) = CaOptions();
+        var gbaU = new Option<bool>("--gba-u") { Description = "ask as a GBA_U aware application: also print Ks_int_NAF, the key the device's card keeps (its OBF secure-element key)" };
         var command = new Command("key", "An application fetches a device's key (Nbsp_GBA, TS 29.309) with its certificate: prints Ks_NAF, its expiry and the data classes\n" +
             "the device's rights grant it. Exit 1 if the key service refuses, with its cause (BTID_NOT_FOUND: the device must bootstrap again).");
-        foreach (var option in new Option[] { btid, naf, server, certificate, ua, ca, dataDir })
+        foreach (var option in new Option[] { btid, naf, server, certificate, ua, ca, dataDir, gbaU })
         {
             command.Options.Add(option);
         }
@@ -138,7 +172,7 @@ internal static class ObfClientCommand
             NafKeyRetrieval retrieval;
             try
             {
-                retrieval = await client.RetrieveAsync(result.GetValue(btid)!, uaId, cancel);
+                retrieval = await client.RetrieveAsync(result.GetValue(btid)!, uaId, result.GetValue(gbaU), cancel);
             }
             catch (HttpRequestException e)
             {
@@ -153,6 +187,11 @@ internal static class ObfClientCommand
             }
 
             await output.WriteLineAsync($"Ks_NAF ({fqdn}, {Convert.ToHexStringLower(uaId)}): {answer.MeKeyMaterial}");
+            if (answer.UiccKeyMaterial is { } uicc)
+            {
+                await output.WriteLineAsync($"Ks_int_NAF (the card's key): {uicc}");
+            }
+
             await output.WriteLineAsync(Invariant($"Expires: {answer.KeyExpiryTime.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}"));
             if (answer.Impi is { } impi)
             {
@@ -166,7 +205,11 @@ internal static class ObfClientCommand
         return command;
     }
 
-    private static Option<string> ServerOption(string address, string description)
+    /// <summary>--trace FILE: what the device received from its card and the server, for inspection.</summary>
+    internal static Option<FileInfo> TraceOption() =>
+        new("--trace") { Description = "append every APDU exchanged with the card and every answer of the server to FILE (hex), to see what entered the device", HelpName = "FILE" };
+
+    internal static Option<string> ServerOption(string address, string description)
     {
         var server = new Option<string>("--server") { Description = description, HelpName = "URL", DefaultValueFactory = _ => address };
         server.Validators.Add(r =>
@@ -179,7 +222,7 @@ internal static class ObfClientCommand
         return server;
     }
 
-    private static Option<string> NafOption(string description)
+    internal static Option<string> NafOption(string description)
     {
         var naf = new Option<string>("--naf") { Description = description, HelpName = "FQDN" };
         naf.Validators.Add(r => { if (!KeyService.IsFqdn(r.GetValueOrDefault<string>())) { r.AddError("--naf must be a DNS name, e.g. vtams.example.com"); } });
@@ -200,7 +243,7 @@ internal static class ObfClientCommand
         return (dataDir, ca);
     }
 
-    private static System.Security.Cryptography.X509Certificates.X509Certificate2 CaOf(ParseResult result, Option<FileInfo> ca, Option<string> dataDir)
+    internal static System.Security.Cryptography.X509Certificates.X509Certificate2 CaOf(ParseResult result, Option<FileInfo> ca, Option<string> dataDir)
     {
         var path = result.GetValue(ca)?.FullName ?? DevelopmentPki.Ca(result.GetValue(dataDir)!).Certificate;
         return File.Exists(path)
@@ -208,7 +251,7 @@ internal static class ObfClientCommand
             : throw new CommandLineException($"--ca: {path}: no such file (best pki init --naf FQDN writes it)");
     }
 
-    private static HttpClient Http(Uri address, System.Security.Cryptography.X509Certificates.X509Certificate2? ca)
+    internal static HttpClient Http(Uri address, System.Security.Cryptography.X509Certificates.X509Certificate2? ca, TextWriter? trace = null)
     {
         var handler = new SocketsHttpHandler();
         if (ca is not null)
@@ -216,7 +259,25 @@ internal static class ObfClientCommand
             handler.SslOptions.RemoteCertificateValidationCallback = (_, server, _, _) => DevelopmentPki.IsIssuedBy(server as System.Security.Cryptography.X509Certificates.X509Certificate2, ca);
         }
 
-        return new HttpClient(handler) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+        HttpMessageHandler pipeline = trace is null ? handler : new TracingHandler(trace) { InnerHandler = handler };
+        return new HttpClient(pipeline) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    /// <summary>Writes each answer the device received (status, headers, body in hex) to the trace.</summary>
+    private sealed class TracingHandler(TextWriter trace) : DelegatingHandler
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            var body = await response.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            lock (trace)
+            {
+                trace.WriteLine(Invariant($"H: {(int)response.StatusCode} {string.Join("; ", response.Headers.Select(h => $"{h.Key}: {string.Join(",", h.Value)}"))} body {Convert.ToHexStringLower(body)}"));
+                trace.Flush();
+            }
+
+            return response;
+        }
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

@@ -34,6 +34,8 @@ internal static class ObfCommand
         command.Subcommands.Add(CreateTransportKey());
         command.Subcommands.Add(ObfClientCommand.CreateBootstrap());
         command.Subcommands.Add(ObfClientCommand.CreateKey());
+        command.Subcommands.Add(ObfCardCommand.CreateSeal());
+        command.Subcommands.Add(ObfCardCommand.CreateOpen());
         command.Subcommands.Add(ObfBenchCommand.Create());
         return command;
     }

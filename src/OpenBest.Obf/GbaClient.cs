@@ -60,6 +60,9 @@ public sealed class GbaBootstrap : IDisposable
     /// <summary>Whether the USIM's SQN was out of range and the server resynchronised before this run.</summary>
     public bool Resynchronised { get; }
 
+    /// <summary>GBA_U: Ks stayed in the card, so <see cref="DeriveKsNaf"/> is not available (the card derives NAF keys).</summary>
+    public bool KeysInCard { get; init; }
+
     /// <summary>Ks_NAF = KDF(Ks, "gba-me", RAND, IMPI, NAF_Id) (TS 33.220 4.5.2, B.3): the key a NAF fetches from the key service.</summary>
     /// <exception cref="InvalidOperationException">The bootstrapping did not succeed.</exception>
     public void DeriveKsNaf(string impi, string nafFqdn, ReadOnlySpan<byte> uaSecurityProtocolId, Span<byte> ksNaf)
@@ -93,7 +96,8 @@ public sealed class GbaBootstrap : IDisposable
 public sealed class GbaClient
 {
     private readonly HttpClient _ub;
-    private readonly IUsim _usim;
+    private readonly IUsim? _usim;
+    private readonly IGbaUicc? _uicc;
 
     /// <summary>A GBA_ME on <paramref name="ub"/> (whose base address is the server's Ub) with <paramref name="usim"/>.</summary>
     public GbaClient(HttpClient ub, IUsim usim)
@@ -102,6 +106,19 @@ public sealed class GbaClient
         ArgumentNullException.ThrowIfNull(usim);
         _ub = ub;
         _usim = usim;
+    }
+
+    /// <summary>
+    /// GBA_U on <paramref name="ub"/> with <paramref name="uicc"/> (TS 33.220 5.3.2, G.1): the card runs AKA in the GBA context and
+    /// keeps Ks; this client only carries RAND, AUTN, RES (or AUTS) and writes the B-TID and lifetime into EF_GBABP. No key ever
+    /// reaches it: <see cref="GbaBootstrap.KeysInCard"/> is true and NAF keys come from the card.
+    /// </summary>
+    public GbaClient(HttpClient ub, IGbaUicc uicc)
+    {
+        ArgumentNullException.ThrowIfNull(ub);
+        ArgumentNullException.ThrowIfNull(uicc);
+        _ub = ub;
+        _uicc = uicc;
     }
 
     /// <summary>Bootstraps as <paramref name="impi"/>. Network and server failures are statuses; only cancellation throws.</summary>
@@ -126,10 +143,10 @@ public sealed class GbaClient
 
                 var opaque = digest["opaque"];
                 UsimAuthenticationResult authenticated;
-                lock (_usim)
+                lock (_ub)
                 {
                     // One card, one command at a time, as on a real card (several clients may share a USIM).
-                    authenticated = _usim.Authenticate(rand, autn);
+                    authenticated = _uicc is not null ? _uicc.BootstrapGba(rand, autn) : _usim!.Authenticate(rand, autn);
                 }
 
                 using var answer = authenticated;
@@ -172,6 +189,13 @@ public sealed class GbaClient
                     return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, "the server's rspauth is missing or wrong: it did not prove it ran the same AKA");
                 }
 
+                if (_uicc is not null)
+                {
+                    // GBA_U: the card keeps Ks; the ME finishes by writing B-TID and lifetime beside RAND (TS 33.220 G.1).
+                    _uicc.StoreBootstrappingParameters(rand, btid, lifetime);
+                    return new GbaBootstrap(GbaBootstrapStatus.Bootstrapped, resynchronised ? "bootstrapped (GBA_U) after resynchronising the SQN" : "bootstrapped (GBA_U: Ks stays in the card)", btid, lifetime, rand, null, resynchronised) { KeysInCard = true };
+                }
+
                 var ks = new SecretBuffer(32);
                 answer.Ck.CopyTo(ks.WritableSpan);
                 answer.Ik.CopyTo(ks.WritableSpan[16..]);
@@ -186,11 +210,17 @@ public sealed class GbaClient
         return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, "a synchronisation failure again after resynchronising");
     }
 
-    private static HttpRequestMessage Get(string authorization)
+    private HttpRequestMessage Get(string authorization)
     {
         var request = new HttpRequestMessage(HttpMethod.Get, "/");
         request.Headers.TryAddWithoutValidation("Authorization", authorization);
-        request.Headers.UserAgent.Add(new ProductInfoHeaderValue("OpenBest-GBA_ME", "1"));
+        request.Headers.UserAgent.Add(new ProductInfoHeaderValue(_uicc is null ? "OpenBest-GBA_ME" : "OpenBest-GBA_U", "1"));
+        if (_uicc is not null)
+        {
+            // TS 24.109 4.4.3: a UE whose UICC is GBA_U capable says so with the product token "3gpp-gba-uicc".
+            request.Headers.UserAgent.Add(new ProductInfoHeaderValue("3gpp-gba-uicc", null));
+        }
+
         return request;
     }
 

@@ -16,7 +16,7 @@ public sealed record NafIdentifier(string NafFqdn, string UaSecProtId);
 /// <summary>Nbsp_GBA BootstrappingInfoRequest (TS 29.309): what a NAF sends to get the key of a B-TID.</summary>
 /// <param name="BtId">The B-TID the device presented.</param>
 /// <param name="NafId">The NAF_Id.</param>
-/// <param name="GbaUAware">Whether the NAF is GBA_U aware (only GBA_ME keys are served here).</param>
+/// <param name="GbaUAware">Whether the NAF is GBA_U aware: the answer then also carries Ks_int_NAF as <c>uiccKeyMaterial</c>.</param>
 /// <param name="GsIds">The GBA user security settings the NAF asks for (ignored: the granted data classes are listed).</param>
 public sealed record BootstrappingInfoRequest(string? BtId, NafIdentifier? NafId, bool GbaUAware = false, IReadOnlyList<uint>? GsIds = null);
 
@@ -47,13 +47,16 @@ public sealed record UssItem(Uss Uss);
 /// <param name="Impi">The device's IMPI, only where policy allows (null otherwise, and then absent).</param>
 /// <param name="UssList">The data classes the application is granted for the device.</param>
 /// <param name="GbaType">Always <c>3G_GBA</c>.</param>
+/// <param name="UiccKeyMaterial">Ks_int_NAF = KDF(Ks, "gba-u", …) (TS 33.220 B.3), 64 hex digits, for a GBA_U aware NAF only:
+/// the key a card that bootstrapped in the GBA context keeps (the OBF secure element's key from the bootstrap).</param>
 public sealed record BootstrappingInfoResponse(
     string MeKeyMaterial,
     DateTimeOffset KeyExpiryTime,
     DateTimeOffset BootstrappingInfoCreationTime,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Impi,
     IReadOnlyList<UssItem> UssList,
-    string GbaType = "3G_GBA")
+    string GbaType = "3G_GBA",
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? UiccKeyMaterial = null)
 {
     /// <summary>Never shows the key.</summary>
     public override string ToString() => $"BootstrappingInfoResponse(expires {KeyExpiryTime:O}, {UssList.Count} USS)";
@@ -194,20 +197,29 @@ public sealed class KeyService(IObfStore store, BootstrapCache cache, ObfWriter 
         }
 
         var ksNaf = new byte[32];
+        var ksIntNaf = new byte[32];
         try
         {
-            Gba.KsNaf(ks.Span[..16], ks.Span[16..], record.Rand, record.Impi, Gba.NafId(fqdn, Convert.FromHexString(uaHex)), ksNaf);
+            var nafIdOctets = Gba.NafId(fqdn, Convert.FromHexString(uaHex));
+            Gba.KsNaf(ks.Span[..16], ks.Span[16..], record.Rand, record.Impi, nafIdOctets, ksNaf);
+            if (request.GbaUAware)
+            {
+                Gba.KsIntNaf(ks.Span[..16], ks.Span[16..], record.Rand, record.Impi, nafIdOctets, ksIntNaf);
+            }
+
             var classes = string.Join(",", rights.Select(r => r.DataClass));
-            await writer.AuditAsync(new ObfAuditRecord("key-released", fqdn, btid, $"ua {uaHex}; classes {classes}"), cancellationToken).ConfigureAwait(false);
+            await writer.AuditAsync(new ObfAuditRecord("key-released", fqdn, btid, $"ua {uaHex}; classes {classes}{(request.GbaUAware ? "; GBA_U (Ks_int_NAF too)" : string.Empty)}"), cancellationToken).ConfigureAwait(false);
             Interlocked.Increment(ref _released);
             var ueIds = application.ReleaseImpi ? new[] { new UeIdentity(record.Impi) } : null;
             var uss = rights.Select((r, i) => new UssItem(new Uss((uint)(i + 1), "obf-data-class", ueIds, fqdn, [new UssFlag(r.DataClass)]))).ToList();
             // The hex string is the answer's (System.Text.Json writes it out); the octets are zeroed here.
-            return new KeyRetrieval(200, new BootstrappingInfoResponse(Convert.ToHexStringLower(ksNaf), record.Expires, record.Created, application.ReleaseImpi ? record.Impi : null, uss));
+            return new KeyRetrieval(200, new BootstrappingInfoResponse(Convert.ToHexStringLower(ksNaf), record.Expires, record.Created, application.ReleaseImpi ? record.Impi : null, uss,
+                UiccKeyMaterial: request.GbaUAware ? Convert.ToHexStringLower(ksIntNaf) : null));
         }
         finally
         {
             CryptographicOperations.ZeroMemory(ksNaf);
+            CryptographicOperations.ZeroMemory(ksIntNaf);
         }
     }
 

@@ -50,7 +50,7 @@ public sealed class NafKeyClient : IDisposable
     /// <exception cref="HttpRequestException">The key service cannot be reached, or failed.</exception>
     public async ValueTask<byte[]?> KsNafAsync(string bTid, byte[] uaSecurityProtocolId, CancellationToken cancellationToken = default)
     {
-        var retrieval = await RetrieveAsync(bTid, uaSecurityProtocolId, cancellationToken).ConfigureAwait(false);
+        var retrieval = await RetrieveAsync(bTid, uaSecurityProtocolId, cancellationToken: cancellationToken).ConfigureAwait(false);
         return retrieval.Answer is { } answer ? Convert.FromHexString(answer.MeKeyMaterial) : null;
     }
 
@@ -58,12 +58,13 @@ public sealed class NafKeyClient : IDisposable
     /// The key service's whole answer for <paramref name="bTid"/>: the BootstrappingInfoResponse on 200, or the status and the
     /// problem's cause (BTID_NOT_FOUND, NO_RESOURCE_RIGHTS, …) when it refuses.
     /// </summary>
+    /// <remarks>A GBA_U aware NAF (<paramref name="gbaUAware"/>) also gets Ks_int_NAF, the key a card keeps (<c>uiccKeyMaterial</c>).</remarks>
     /// <exception cref="HttpRequestException">The key service cannot be reached, failed (5xx), or answered 200 without a 32-octet key.</exception>
-    public async Task<NafKeyRetrieval> RetrieveAsync(string bTid, byte[] uaSecurityProtocolId, CancellationToken cancellationToken = default)
+    public async Task<NafKeyRetrieval> RetrieveAsync(string bTid, byte[] uaSecurityProtocolId, bool gbaUAware = false, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(uaSecurityProtocolId);
         using var response = await _http.PostAsJsonAsync("/nbsp-gba/v1/bootstrapping-info-retrieval",
-            new BootstrappingInfoRequest(bTid, new NafIdentifier(NafFqdn, Convert.ToHexStringLower(uaSecurityProtocolId))), cancellationToken).ConfigureAwait(false);
+            new BootstrappingInfoRequest(bTid, new NafIdentifier(NafFqdn, Convert.ToHexStringLower(uaSecurityProtocolId)), gbaUAware), cancellationToken).ConfigureAwait(false);
         if ((int)response.StatusCode is >= 400 and < 500)
         {
             ProblemBody? problem = null;
@@ -86,6 +87,11 @@ public sealed class NafKeyClient : IDisposable
         if (answer?.MeKeyMaterial is not { Length: 64 } hex || !hex.All(char.IsAsciiHexDigit))
         {
             throw new HttpRequestException("the key service answered without a 32-octet meKeyMaterial");
+        }
+
+        if (gbaUAware && (answer.UiccKeyMaterial is not { Length: 64 } uicc || !uicc.All(char.IsAsciiHexDigit)))
+        {
+            throw new HttpRequestException("the key service answered a GBA_U aware request without a 32-octet uiccKeyMaterial");
         }
 
         return new NafKeyRetrieval(200, answer, null, null);
