@@ -235,7 +235,7 @@ public sealed partial class VirtualUicc
 
     private byte[]? Transparent(Application application, ushort fid) => (application, fid) switch
     {
-        (Application.None, EfIccid) => EncodeIccid(_state.Iccid),
+        (Application.None, EfIccid) => OpenBest.Card.Iccid.Encode(_state.Iccid),
         (Application.Usim, EfImsi) => Imsi.Encode(_state.Imsi),
         (Application.Usim, EfAd) => [0x00, 0x00, 0x00, 0x02],
         (Application.Usim, EfUst) => UsimServiceTable(),

@@ -113,7 +113,7 @@ public sealed partial class VirtualUicc : IDisposable
     public string Iccid => _state.Iccid;
 
     /// <summary>EF_ICCID as stored (10 octets, swapped BCD): the identity the secure element binds packets to.</summary>
-    public byte[] IccidOctets => EncodeIccid(_state.Iccid);
+    public byte[] IccidOctets => OpenBest.Card.Iccid.Encode(_state.Iccid);
 
     /// <summary>Commands answered so far.</summary>
     public long Commands { get; private set; }
@@ -355,19 +355,6 @@ public sealed partial class VirtualUicc : IDisposable
         }
 
         return (char)('0' + ((10 - (sum % 10)) % 10));
-    }
-
-    private static byte[] EncodeIccid(string iccid)
-    {
-        var content = new byte[10];
-        Array.Fill(content, (byte)0xFF);
-        for (var i = 0; i < iccid.Length; i++)
-        {
-            var nibble = iccid[i] - '0';
-            content[i / 2] = i % 2 == 0 ? (byte)((content[i / 2] & 0xF0) | nibble) : (byte)((content[i / 2] & 0x0F) | (nibble << 4));
-        }
-
-        return content;
     }
 
     private enum Application

@@ -291,3 +291,27 @@ public static class Imsi
         return digits.Length is >= 6 and <= 15 ? digits.ToString() : null;
     }
 }
+
+/// <summary>EF_ICCID coding (ETSI TS 102 221 13.2): the ICCID's digits in swapped BCD, 10 octets, F padded.</summary>
+public static class Iccid
+{
+    /// <summary>Encodes 19 or 20 digits into EF_ICCID's 10 octets: the identity secure-element packets are bound to.</summary>
+    /// <exception cref="ArgumentException">Not 19 or 20 decimal digits.</exception>
+    public static byte[] Encode(string iccid)
+    {
+        if (iccid is not { Length: 19 or 20 } || !iccid.All(char.IsAsciiDigit))
+        {
+            throw new ArgumentException("An ICCID is 19 or 20 decimal digits.", nameof(iccid));
+        }
+
+        var content = new byte[10];
+        Array.Fill(content, (byte)0xFF);
+        for (var i = 0; i < iccid.Length; i++)
+        {
+            var nibble = iccid[i] - '0';
+            content[i / 2] = i % 2 == 0 ? (byte)((content[i / 2] & 0xF0) | nibble) : (byte)((content[i / 2] & 0x0F) | (nibble << 4));
+        }
+
+        return content;
+    }
+}

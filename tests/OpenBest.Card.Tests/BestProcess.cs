@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using System.Text;
+using OpenBest.Testing;
+
+namespace OpenBest.Card.Tests;
+
+/// <summary>A <c>best</c> command run as its own process (dotnet best.dll …), its output collected line by line.</summary>
+internal sealed class BestProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+    private readonly StringBuilder _error = new();
+
+    private BestProcess(Process process)
+    {
+        _process = process;
+        _process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (_output) { _output.AppendLine(e.Data); } } };
+        _process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (_error) { _error.AppendLine(e.Data); } } };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+    }
+
+    public string Output { get { lock (_output) { return _output.ToString(); } } }
+
+    public string Error { get { lock (_error) { return _error.ToString(); } } }
+
+    public static BestProcess Start(params string[] arguments)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "best.dll"));
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        return new BestProcess(Process.Start(info)!);
+    }
+
+    /// <summary>Runs a command to its end: exit code, standard output, standard error.</summary>
+    public static async Task<(int Code, string Output, string Error)> RunAsync(params string[] arguments)
+    {
+        await using var process = Start(arguments);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await process._process.WaitForExitAsync(deadline.Token);
+        process._process.WaitForExit(); // drains the output events
+        return (process._process.ExitCode, process.Output, process.Error);
+    }
+
+    /// <summary>Waits until the output holds <paramref name="text"/>.</summary>
+    public Task WaitForAsync(string text) => Eventually.True(() => Output.Contains(text, StringComparison.Ordinal) || _process.HasExited, $"'{text}' from best ({Error})")
+        .ContinueWith(t => { t.GetAwaiter().GetResult(); Assert.True(Output.Contains(text, StringComparison.Ordinal), $"best exited: {Output} {Error}"); }, TaskScheduler.Default);
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync(CancellationToken.None);
+        }
+
+        _process.Dispose();
+    }
+}
