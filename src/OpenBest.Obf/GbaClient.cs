@@ -143,7 +143,7 @@ public sealed class GbaClient
 
                 var opaque = digest["opaque"];
                 UsimAuthenticationResult authenticated;
-                lock (_ub)
+                lock ((object?)_uicc ?? _usim!)
                 {
                     // One card, one command at a time, as on a real card (several clients may share a USIM).
                     authenticated = _uicc is not null ? _uicc.BootstrapGba(rand, autn) : _usim!.Authenticate(rand, autn);

@@ -4,8 +4,6 @@ using OpenBest.Crypto.Aka;
 using OpenBest.Crypto.Kdf;
 using OpenBest.EasInterface;
 using OpenBest.Obf;
-using OpenBest.Obf.Tests;
-using OpenBest.Storage;
 
 namespace OpenBest.Card.Tests;
 
@@ -65,17 +63,36 @@ public sealed partial class PcscTests(Pcscd pcscd) : IDisposable
     public async Task ObfBootstrap_OfTheCard_GbaU_TheSecureElementSealsAndOpens_AndNoKeyEntersTheDevice()
     {
         Pcscd.Require();
-        await using var obf = await TestObf.StartAsync();
-        obf.Store.Grant(new ResourceRight(TestObf.Impi, TestObf.Vtams, "position", DateTimeOffset.UtcNow));
-        await using var card = await InsertAsync("001010000000001", TestObf.Iccid);
+        const string Impi = "001010000000001@ims.mnc001.mcc001.3gppnetwork.org";
+        const string Iccid = "8991000000000000001";
+        const string Vtams = "vtams.example.com";
+        var data = Path.Combine(_directory.FullName, "obf");
+        foreach (var setUp in new[]
+        {
+            new[] { "pki", "init", "--naf", Vtams },
+            ["obf", "provider", "add", "--name", "transport-dept", "--role", "asp"],
+            ["obf", "se", "add", "--impi", Impi, "--k", K, "--opc", Opc, "--iccid", Iccid, "--provider", "transport-dept"],
+            ["obf", "app", "add", "--naf", Vtams, "--owner", "transport-dept"],
+            ["obf", "rights", "grant", "--impi", Impi, "--naf", Vtams, "--class", "position"],
+        })
+        {
+            var done = await BestProcess.RunAsync([.. setUp, "--data-dir", data]);
+            Assert.True(done.Code == 0, string.Join(' ', setUp) + ": " + done.Output + done.Error);
+        }
+
+        await using var obf = BestProcess.Start("obf", "serve", "--data-dir", data, "--ub-port", "0", "--rpo-port", "0", "--domain", "bsf.example.org");
+        await obf.WaitForAsync("OBF server: Ub on");
+        var addresses = ObfAddresses().Match(obf.Output);
+        var (ub, rpo) = (addresses.Groups[1].Value, addresses.Groups[2].Value);
+        await using var card = await InsertAsync("001010000000001", Iccid);
         var trace = Path.Combine(_directory.FullName, "device.trace");
-        var ca = DevelopmentPki.Ca(obf.Directory.FullName).Certificate;
+        var ca = DevelopmentPki.Ca(data).Certificate;
         var reader = "pcsc:" + Pcscd.ReaderName;
 
         // The device process: GBA_U through the card, then the card puts Ks_int_NAF for VTAMS into key index 1.
-        var (code, output, error) = await BestProcess.RunAsync("obf", "bootstrap", "--card", reader, "--impi", TestObf.Impi, "--server", obf.Server.UbAddress, "--ca", ca,
-            "--naf", TestObf.Vtams, "--se-key-index", "1", "--trace", trace);
-        Assert.True(code == 0, output + error);
+        var (code, output, error) = await BestProcess.RunAsync("obf", "bootstrap", "--card", reader, "--impi", Impi, "--server", ub, "--ca", ca,
+            "--naf", Vtams, "--se-key-index", "1", "--trace", trace);
+        Assert.True(code == 0, output + error + obf.Error);
         Assert.Contains("GBA_U", output, StringComparison.Ordinal);
         var btid = Regex.Match(output, @"B-TID: (\S+)").Groups[1].Value;
         (code, output, error) = await BestProcess.RunAsync("obf", "seal", "--card", reader, "--key-index", "1", "--trace", trace, "PVT 28.61N 77.21E 42km/h");
@@ -83,11 +100,12 @@ public sealed partial class PcscTests(Pcscd pcscd) : IDisposable
         var packet = Convert.FromHexString(output.Trim());
 
         // The application server (VTAMS) gets the card's key from the key service as a GBA_U aware NAF, and opens the packet.
-        using var own = DevelopmentPki.LoadPair(DevelopmentPki.Naf(obf.Directory.FullName, TestObf.Vtams));
-        using var naf = new NafKeyClient(new Uri(obf.Server.RpoAddress), TestObf.Vtams, own, obf.Ca);
+        using var own = DevelopmentPki.LoadPair(DevelopmentPki.Naf(data, Vtams));
+        using var trustAnchor = DevelopmentPki.LoadCertificate(ca);
+        using var naf = new NafKeyClient(new Uri(rpo), Vtams, own, trustAnchor);
         var retrieval = await naf.RetrieveAsync(btid, Gba.UaHttpDigest.ToArray(), gbaUAware: true, TestContext.Current.CancellationToken);
         var ksIntNaf = Convert.FromHexString(retrieval.Answer!.UiccKeyMaterial!);
-        var iccid = Iccid.Encode(TestObf.Iccid);
+        var iccid = OpenBest.Card.Iccid.Encode(Iccid);
         var plain = new byte[packet.Length - SealedData.Overhead];
         Assert.True(SealedData.TryOpen(ksIntNaf, SealDirection.DeviceToServer, iccid, packet, plain));
         Assert.Equal("PVT 28.61N 77.21E 42km/h", System.Text.Encoding.UTF8.GetString(plain));
@@ -109,10 +127,10 @@ public sealed partial class PcscTests(Pcscd pcscd) : IDisposable
         using var milenage = new Milenage(Convert.FromHexString(K), Convert.FromHexString(Opc));
         var (ck, ik) = (new byte[16], new byte[16]);
         milenage.F2345(rand, default, ck, ik, default);
-        var nafId = Gba.NafId(TestObf.Vtams, Gba.UaHttpDigest);
+        var nafId = Gba.NafId(Vtams, Gba.UaHttpDigest);
         var (ext, intern) = (new byte[32], new byte[32]);
-        Gba.KsNaf(ck, ik, rand, TestObf.Impi, nafId, ext);
-        Gba.KsIntNaf(ck, ik, rand, TestObf.Impi, nafId, intern);
+        Gba.KsNaf(ck, ik, rand, Impi, nafId, ext);
+        Gba.KsIntNaf(ck, ik, rand, Impi, nafId, intern);
         Assert.Equal(intern, ksIntNaf);
         foreach (var (name, secret) in new[] { ("K", Convert.FromHexString(K)), ("OPc", Convert.FromHexString(Opc)), ("CK", ck), ("IK", ik), ("Ks_ext_NAF", ext), ("Ks_int_NAF", intern) })
         {
@@ -170,6 +188,9 @@ public sealed partial class PcscTests(Pcscd pcscd) : IDisposable
 
     [GeneratedRegex(@"^((?:[0-9A-F]{2} )+)", RegexOptions.Multiline)]
     private static partial Regex HexRows();
+
+    [GeneratedRegex(@"Ub on (\S+), keys \(Nbsp_GBA\) and registry on (\S+?)[,;]")]
+    private static partial Regex ObfAddresses();
 
     [GeneratedRegex(@"udp (\S+?)( and|,)")]
     private static partial Regex Endpoint();
