@@ -50,7 +50,7 @@ public sealed class NafKeyClient : IDisposable
     /// <exception cref="HttpRequestException">The key service cannot be reached, or failed.</exception>
     public async ValueTask<byte[]?> KsNafAsync(string bTid, byte[] uaSecurityProtocolId, CancellationToken cancellationToken = default)
     {
-        var retrieval = await RetrieveAsync(bTid, uaSecurityProtocolId, cancellationToken: cancellationToken).ConfigureAwait(false);
+        var retrieval = await RetrieveAsync(bTid, uaSecurityProtocolId, cancellationToken).ConfigureAwait(false);
         return retrieval.Answer is { } answer ? Convert.FromHexString(answer.MeKeyMaterial) : null;
     }
 
@@ -58,9 +58,13 @@ public sealed class NafKeyClient : IDisposable
     /// The key service's whole answer for <paramref name="bTid"/>: the BootstrappingInfoResponse on 200, or the status and the
     /// problem's cause (BTID_NOT_FOUND, NO_RESOURCE_RIGHTS, …) when it refuses.
     /// </summary>
-    /// <remarks>A GBA_U aware NAF (<paramref name="gbaUAware"/>) also gets Ks_int_NAF, the key a card keeps (<c>uiccKeyMaterial</c>).</remarks>
     /// <exception cref="HttpRequestException">The key service cannot be reached, failed (5xx), or answered 200 without a 32-octet key.</exception>
-    public async Task<NafKeyRetrieval> RetrieveAsync(string bTid, byte[] uaSecurityProtocolId, bool gbaUAware = false, CancellationToken cancellationToken = default)
+    public Task<NafKeyRetrieval> RetrieveAsync(string bTid, byte[] uaSecurityProtocolId, CancellationToken cancellationToken = default) =>
+        RetrieveAsync(bTid, uaSecurityProtocolId, gbaUAware: false, cancellationToken);
+
+    /// <summary>As the other overload; a GBA_U aware NAF (<paramref name="gbaUAware"/>) also gets Ks_int_NAF, the key a card keeps (<c>uiccKeyMaterial</c>).</summary>
+    /// <exception cref="HttpRequestException">The key service cannot be reached, failed (5xx), or answered 200 without the keys asked for.</exception>
+    public async Task<NafKeyRetrieval> RetrieveAsync(string bTid, byte[] uaSecurityProtocolId, bool gbaUAware, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(uaSecurityProtocolId);
         using var response = await _http.PostAsJsonAsync("/nbsp-gba/v1/bootstrapping-info-retrieval",
