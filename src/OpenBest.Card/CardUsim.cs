@@ -35,28 +35,10 @@ public sealed class CardUsim : IUsim, IGbaUicc, IDisposable
     public IApduChannel Channel => _channel;
 
     /// <inheritdoc />
-    public UsimAuthenticationResult Authenticate(ReadOnlySpan<byte> rand, ReadOnlySpan<byte> autn)
-    {
-        var data = AuthenticateData(0x00, rand, autn);
-        lock (_gate)
-        {
-            SelectUsim();
-            var response = _uicc.Send(new CommandApdu(0x00, 0x88, 0x00, 0x81, data, 256));
-            return Result(response, autn, expectKeys: true);
-        }
-    }
+    public UsimAuthenticationResult Authenticate(ReadOnlySpan<byte> rand, ReadOnlySpan<byte> autn) => Aka(0x00, 0x81, rand, autn);
 
     /// <inheritdoc />
-    public UsimAuthenticationResult BootstrapGba(ReadOnlySpan<byte> rand, ReadOnlySpan<byte> autn)
-    {
-        var data = AuthenticateData(0xDD, rand, autn);
-        lock (_gate)
-        {
-            SelectUsim();
-            var response = _uicc.Send(new CommandApdu(0x00, 0x88, 0x00, 0x84, data, 256));
-            return Result(response, autn, expectKeys: false);
-        }
-    }
+    public UsimAuthenticationResult BootstrapGba(ReadOnlySpan<byte> rand, ReadOnlySpan<byte> autn) => Aka(0xDD, 0x84, rand, autn);
 
     /// <inheritdoc />
     public void StoreBootstrappingParameters(ReadOnlySpan<byte> rand, string btid, DateTimeOffset lifetime)
@@ -158,6 +140,18 @@ public sealed class CardUsim : IUsim, IGbaUicc, IDisposable
     public override string ToString() => $"CardUsim({Name})";
 
     private void SelectUsim() => _uicc.Expect(_uicc.SelectAid(UiccClient.UsimAidPrefix), "SELECT USIM");
+
+    /// <summary>AUTHENTICATE in the 3G context (no tag, P2 81) or the GBA bootstrapping mode (tag DD, P2 84).</summary>
+    private UsimAuthenticationResult Aka(byte tag, byte p2, ReadOnlySpan<byte> rand, ReadOnlySpan<byte> autn)
+    {
+        var data = AuthenticateData(tag, rand, autn);
+        lock (_gate)
+        {
+            SelectUsim();
+            var response = _uicc.Send(new CommandApdu(0x00, 0x88, 0x00, p2, data, 256));
+            return Result(response, autn, expectKeys: tag == 0x00);
+        }
+    }
 
     private static byte[] AuthenticateData(byte tag, ReadOnlySpan<byte> rand, ReadOnlySpan<byte> autn)
     {

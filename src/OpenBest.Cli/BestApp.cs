@@ -24,7 +24,7 @@ internal static class BestApp
         var root = new RootCommand(
             "OpenBest: SIM-rooted, battery-efficient security for constrained IoT devices (3GPP BEST, TS 33.163), and the Open Bootstrap\n" +
             "Framework (GBA-compatible authentication any provider can run). Run the demo, an HSE or an OBF server, provision subscribers,\n" +
-            "and look inside AKA and EMSDP.");
+            "run a device on a real or virtual card, and look inside AKA and EMSDP.");
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(HseCommand.Create());

@@ -9,7 +9,7 @@ using OpenBest.Sessions;
 
 namespace OpenBest.Cli;
 
-/// <summary><c>best ue send|listen</c>: a device from the command line (the BestClient SDK), with a software USIM whose SQN state lives in a file.</summary>
+/// <summary><c>best ue send|listen</c>: a device from the command line (the BestClient SDK), with a software USIM whose SQN state lives in a file, or a card.</summary>
 internal static class UeCommand
 {
     public static Command Create()
@@ -129,7 +129,7 @@ internal static class UeCommand
 
     private static Command CreateSend()
     {
-        var command = new Command("send", "Open a channel with the HSE (AKA on the software USIM), send MESSAGE with an Ack request, wait for the Ack, terminate.");
+        var command = new Command("send", "Open a channel with the HSE (AKA on the software USIM or on --card), send MESSAGE with an Ack request, wait for the Ack, terminate.");
         var device = DeviceOptions.Create(command, 30);
         var message = new Argument<string>("MESSAGE") { Description = "the text to send, acknowledged by the HSE" };
         command.Arguments.Add(message);
