@@ -77,7 +77,7 @@ public sealed partial class AtModemChannel : IApduChannel
         lock (_gate)
         {
             var logical = command.Length >= 1 && (command[0] & 0x40) == 0 ? command[0] & 0x03 : 0;
-            if (_mode == AtLogicalChannels.Cgla && command.Length >= 4 && command[1] == 0x70)
+            if (_mode == AtLogicalChannels.Cgla && command.Length >= 4 && command[1] == 0x70 && (command[0] & 0x80) == 0)
             {
                 return ManageChannel(command);
             }
@@ -135,7 +135,17 @@ public sealed partial class AtModemChannel : IApduChannel
             }
 
             var aid = Convert.ToHexString(command.Slice(5, command[4]));
-            var opened = Command($"AT+CCHO=\"{aid}\"", string.Empty);
+            string opened;
+            try
+            {
+                opened = Command($"AT+CCHO=\"{aid}\"", string.Empty);
+            }
+            catch (IOException)
+            {
+                _sessions.Remove(logical); // the modem opened nothing: the channel is free again
+                throw;
+            }
+
             session = opened.Trim().Trim('"');
             if (session.StartsWith("+CCHO:", StringComparison.Ordinal))
             {
@@ -144,6 +154,7 @@ public sealed partial class AtModemChannel : IApduChannel
 
             if (!int.TryParse(session, NumberStyles.None, CultureInfo.InvariantCulture, out _))
             {
+                _sessions.Remove(logical);
                 throw new IOException($"AT {Name}: AT+CCHO answered {opened}, not a session id.");
             }
 
@@ -178,6 +189,8 @@ public sealed partial class AtModemChannel : IApduChannel
     /// <summary>Sends one command line and reads lines up to OK; returns the line that starts with <paramref name="expect"/> (or the first other line).</summary>
     private string Command(string line, string? expect = null)
     {
+        // What is left of an earlier answer (one that timed out) must not be taken for this one's.
+        _pending.Clear();
         var bytes = Encoding.ASCII.GetBytes(line + "\r");
         _line.Write(bytes);
         _line.Flush();
@@ -244,29 +257,35 @@ public sealed partial class AtModemChannel : IApduChannel
 
     private static nint OpenDevice(string device)
     {
-        const int ReadWrite = 2, NoControllingTerminal = 0x100;
-        var fd = Open(device, ReadWrite | NoControllingTerminal);
+        const int ReadWrite = 2, NoControllingTerminal = 0x100, CloseOnExec = 0x80000;
+        var fd = Open(device, ReadWrite | NoControllingTerminal | CloseOnExec);
         if (fd < 0)
         {
             throw new IOException($"errno {Marshal.GetLastPInvokeError()}");
         }
 
         var termios = new byte[60];
-        if (TcGetAttr(fd, termios) == 0)
+        if (TcGetAttr(fd, termios) != 0)
         {
-            // Raw 8N1 (cfmakeraw), 115200 baud, reads return after 0.2 s of silence (VMIN 0, VTIME 2).
-            CfMakeRaw(termios);
-            _ = CfSetSpeed(termios, 0x1002);
-            termios[17 + 6] = 0; // c_cc[VMIN]; c_cc starts at offset 17 on Linux
-            termios[17 + 5] = 2; // c_cc[VTIME], tenths of a second
-            _ = TcSetAttr(fd, 0, termios);
+            _ = Close(fd);
+            throw new IOException("not a serial line (tcgetattr failed)");
         }
+
+        // Raw 8N1 (cfmakeraw), 115200 baud, reads return after 0.2 s of silence (VMIN 0, VTIME 2).
+        CfMakeRaw(termios);
+        _ = CfSetSpeed(termios, 0x1002);
+        termios[17 + 6] = 0; // c_cc[VMIN]; c_cc starts at offset 17 on Linux
+        termios[17 + 5] = 2; // c_cc[VTIME], tenths of a second
+        _ = TcSetAttr(fd, 0, termios);
 
         return fd;
     }
 
     [LibraryImport("libc", EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
     private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "close")]
+    private static partial int Close(nint fd);
 
     [LibraryImport("libc", EntryPoint = "tcgetattr")]
     private static partial int TcGetAttr(nint fd, [Out] byte[] termios);

@@ -10,6 +10,7 @@ internal sealed class BestProcess : IAsyncDisposable
     private readonly Process _process;
     private readonly StringBuilder _output = new();
     private readonly StringBuilder _error = new();
+    private int _disposed;
 
     private BestProcess(Process process)
     {
@@ -24,9 +25,16 @@ internal sealed class BestProcess : IAsyncDisposable
 
     public string Error { get { lock (_error) { return _error.ToString(); } } }
 
-    public static BestProcess Start(params string[] arguments)
+    public static BestProcess Start(params string[] arguments) => Start(new Dictionary<string, string>(), arguments);
+
+    public static BestProcess Start(IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
         info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "best.dll"));
         foreach (var argument in arguments)
         {
@@ -37,9 +45,12 @@ internal sealed class BestProcess : IAsyncDisposable
     }
 
     /// <summary>Runs a command to its end: exit code, standard output, standard error.</summary>
-    public static async Task<(int Code, string Output, string Error)> RunAsync(params string[] arguments)
+    public static Task<(int Code, string Output, string Error)> RunAsync(params string[] arguments) => RunAsync(new Dictionary<string, string>(), arguments);
+
+    /// <summary>Runs a command to its end with <paramref name="environment"/> added.</summary>
+    public static async Task<(int Code, string Output, string Error)> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] arguments)
     {
-        await using var process = Start(arguments);
+        await using var process = Start(environment, arguments);
         using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         await process._process.WaitForExitAsync(deadline.Token);
         process._process.WaitForExit(); // drains the output events
@@ -52,6 +63,11 @@ internal sealed class BestProcess : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) == 1)
+        {
+            return;
+        }
+
         if (!_process.HasExited)
         {
             _process.Kill(entireProcessTree: true);

@@ -152,20 +152,10 @@ public sealed partial class PcscTests(Pcscd pcscd) : IDisposable
             arguments.AddRange(["--iccid", iccid]);
         }
 
+        await pcscd.WaitForNoCardAsync();
         var card = BestProcess.Start([.. arguments]);
         await card.WaitForAsync("inserted");
-        await Testing.Eventually.True(() =>
-        {
-            try
-            {
-                using var channel = PcscChannel.Connect(Pcscd.ReaderName);
-                return true;
-            }
-            catch (IOException)
-            {
-                return false;
-            }
-        }, $"a card in {pcscd.Reader} ({pcscd.Log})");
+        await pcscd.WaitForCardAsync();
         return card;
     }
 

@@ -49,6 +49,40 @@ public sealed partial class Pcscd : IAsyncLifetime
         Assert.Skip(Missing);
     }
 
+    /// <summary>
+    /// Waits until a card in the test reader answers a SELECT of the MF through PC/SC (pcscd polls the reader, so an inserted
+    /// card shows a little later).
+    /// </summary>
+    public Task WaitForCardAsync() => Eventually.True(() => CardAnswers(), $"a card in {Reader} ({Log})");
+
+    /// <summary>Waits until pcscd has seen the previous card leave the reader, so the next one is not mistaken for it.</summary>
+    public Task WaitForNoCardAsync() => Eventually.True(() =>
+    {
+        try
+        {
+            using var channel = PcscChannel.Connect(ReaderName);
+            return false;
+        }
+        catch (IOException)
+        {
+            return true;
+        }
+    }, $"the reader {Reader} to be empty ({Log})");
+
+    private static bool CardAnswers()
+    {
+        try
+        {
+            using var channel = PcscChannel.Connect(ReaderName);
+            var answer = channel.Transmit([0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00]);
+            return answer is [.., 0x90, 0x00];
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     public async ValueTask InitializeAsync()
     {
         if (!File.Exists(Daemon) || !File.Exists(VpcdDriver))
