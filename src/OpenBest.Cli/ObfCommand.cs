@@ -35,6 +35,8 @@ internal static class ObfCommand
         command.Subcommands.Add(ObfClientCommand.CreateBootstrap());
         command.Subcommands.Add(ObfClientCommand.CreateKey());
         command.Subcommands.Add(ObfCardCommand.CreateSeal());
+        command.Subcommands.Add(ObfTransferCommand.CreateTransfer());
+        command.Subcommands.Add(ObfTransferCommand.CreateServerKey());
         command.Subcommands.Add(ObfCardCommand.CreateOpen());
         command.Subcommands.Add(ObfBenchCommand.Create());
         return command;
@@ -536,7 +538,7 @@ internal static class ObfCommand
         return elements;
     }
 
-    private static Command Leaf(string name, string description, params Option[] options)
+    internal static Command Leaf(string name, string description, params Option[] options)
     {
         var command = new Command(name, description);
         foreach (var option in options.Append(SubscriberCommand.DataDirOption()).Append(Postgres))
@@ -547,7 +549,7 @@ internal static class ObfCommand
         return command;
     }
 
-    private static Option<string> ImpiOption()
+    internal static Option<string> ImpiOption()
     {
         var impi = new Option<string>("--impi") { Description = "the secure element's IMPI (user@realm, e.g. 001010000000001@ims.mnc001.mcc001.3gppnetwork.org)", HelpName = "IMPI" };
         impi.Validators.Add(r => { if (!Registry.IsImpi(r.GetValueOrDefault<string>())) { r.AddError("--impi must be an NAI, user@realm (3..255 printable characters, no spaces)"); } });
@@ -591,7 +593,7 @@ internal static class ObfCommand
         return text.Contains("-----BEGIN CERTIFICATE-----", StringComparison.Ordinal) ? text : throw new CommandLineException($"--certificate: {file.Name} is not a PEM certificate");
     }
 
-    private static int WithStore(ParseResult result, string verb, Func<IObfStore, int> action)
+    internal static int WithStore(ParseResult result, string verb, Func<IObfStore, int> action)
     {
         var dataDir = result.GetValue<string>("--data-dir")!;
         var group = result.CommandResult.Parent is System.CommandLine.Parsing.CommandResult parent ? parent.Command.Name + " " : string.Empty;

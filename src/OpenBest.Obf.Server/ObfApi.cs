@@ -58,6 +58,22 @@ public static class ObfApi
         }).WithName("BootstrappingInfoRetrieval").WithSummary("Nbsp_GBA (TS 29.309): Ks_NAF of a B-TID for the calling NAF, where the resource rights allow it.");
 
         var api = app.MapGroup("/obf/v1").WithTags("registry and rights (RPR)");
+        api.MapGet("/server-key", async (HttpContext context) =>
+        {
+            _ = await CallerAsync(context).ConfigureAwait(false);
+            return Results.Ok(new ServerKeyBody(Convert.ToHexStringLower(server.ServerKey.PublicKey), server.UbAddress));
+        }).WithName("ServerKey").WithSummary("This server's public key (cards are personalised with it; transfer records are signed with it) and its Ub endpoint.");
+        api.MapPost("/transfers", async (HttpContext context, TransferPackage? package) =>
+        {
+            var caller = await CallerAsync(context).ConfigureAwait(false);
+            if (!caller.IsOperator)
+            {
+                return Problem(403, "not allowed", "only the operator takes a secure element over from another server");
+            }
+
+            var (status, detail) = ProviderTransfer.Receive(store, server.ServerKey, package, caller.Name);
+            return status is 200 or 201 ? Results.Json(new { impi = package!.Impi, state = detail }, statusCode: status) : Problem(status, "transfer refused", detail);
+        }).WithName("ReceiveTransfer").WithSummary("Takes over a secure element from another authentication server: its keys wrapped to this server's key, the record its card will verify, its rights.");
         api.MapGet("/rights", async (HttpContext context, string? impi, string? naf) =>
         {
             var caller = await CallerAsync(context).ConfigureAwait(false);

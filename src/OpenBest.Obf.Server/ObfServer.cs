@@ -57,6 +57,9 @@ public sealed partial class ObfServer : IAsyncDisposable
     /// <summary>The bootstrapping function.</summary>
     public UbServer Ub { get; private set; } = null!;
 
+    /// <summary>The server's own key pair: it signs transfer records and receives transferred keys.</summary>
+    public ObfServerKey ServerKey { get; private set; } = null!;
+
     /// <summary>The key service.</summary>
     public KeyService Keys { get; private set; } = null!;
 
@@ -121,6 +124,8 @@ public sealed partial class ObfServer : IAsyncDisposable
         _owned.Add(Cache);
         Ub = new UbServer(Store, auc, Writer, Cache, new UbOptions { Domain = Settings.Domain, KeyLifetime = Settings.KeyLifetime, MaxChallengesPerIdentityPerMinute = Settings.MaxBootstrapsPerIdentityPerMinute });
         Keys = new KeyService(Store, Cache, Writer);
+        ServerKey = ObfServerKey.LoadOrCreate(Store);
+        _owned.Add(ServerKey);
 
         // Ub (RPB): GET / with HTTP Digest AKA. HTTPS on the server's certificate; plain HTTP only for loopback tests.
         var ub = Slim();

@@ -23,6 +23,12 @@ public enum GbaBootstrapStatus
 
     /// <summary>The server's answers did not follow TS 24.109 (no challenge, a malformed nonce, rspauth missing or wrong).</summary>
     ProtocolError,
+
+    /// <summary>
+    /// The secure element was transferred to another server (403, cause TRANSFERRED): <see cref="GbaBootstrap.TransferRecord"/>
+    /// holds the record the card verifies before it trusts <see cref="GbaBootstrap.NewServer"/>.
+    /// </summary>
+    Transferred,
 }
 
 /// <summary>
@@ -59,6 +65,12 @@ public sealed class GbaBootstrap : IDisposable
 
     /// <summary>Whether the USIM's SQN was out of range and the server resynchronised before this run.</summary>
     public bool Resynchronised { get; }
+
+    /// <summary>Transferred: the signed record (for the card's Verify-and-Store), else empty.</summary>
+    public byte[] TransferRecord { get; init; } = [];
+
+    /// <summary>Transferred: the new server's Ub endpoint as the old one said (trust it only once the card verified the record).</summary>
+    public string? NewServer { get; init; }
 
     /// <summary>GBA_U: Ks stayed in the card, so <see cref="DeriveKsNaf"/> is not available (the card derives NAF keys).</summary>
     public bool KeysInCard { get; init; }
@@ -135,6 +147,11 @@ public sealed class GbaClient
         {
             for (var round = 0; round < 2; round++)
             {
+                if (round == 0 && challenge.StatusCode == HttpStatusCode.Forbidden && await TransferredAsync(challenge, cancellationToken).ConfigureAwait(false) is { } moved)
+                {
+                    return moved;
+                }
+
                 if (challenge.StatusCode != HttpStatusCode.Unauthorized || !DigestParameters.TryParse(challenge.Headers.WwwAuthenticate.ToString(), out var digest)
                     || digest["nonce"] is not { } nonce || digest["realm"] is not { } challengeRealm || !TryNonce(nonce, out var rand, out var autn))
                 {
@@ -208,6 +225,28 @@ public sealed class GbaClient
         }
 
         return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, "a synchronisation failure again after resynchronising");
+    }
+
+    /// <summary>A 403 problem with cause TRANSFERRED, an endpoint and a record; null for any other answer.</summary>
+    private static async Task<GbaBootstrap?> TransferredAsync(HttpResponseMessage answer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            var body = await answer.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
+            using var problem = System.Text.Json.JsonDocument.Parse(body);
+            var root = problem.RootElement;
+            if (root.ValueKind == System.Text.Json.JsonValueKind.Object && root.TryGetProperty("cause", out var cause) && cause.GetString() == UbServer.TransferredCause
+                && root.TryGetProperty("endpoint", out var endpoint) && endpoint.GetString() is { Length: > 0 } newServer
+                && root.TryGetProperty("record", out var record) && record.GetString() is { Length: > 0 and <= 1024 } hex && hex.Length % 2 == 0 && hex.All(char.IsAsciiHexDigit))
+            {
+                return new GbaBootstrap(GbaBootstrapStatus.Transferred, $"transferred to {newServer}") { TransferRecord = Convert.FromHexString(hex), NewServer = newServer };
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+        }
+
+        return null;
     }
 
     private HttpRequestMessage Get(string authorization)

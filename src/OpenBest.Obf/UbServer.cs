@@ -83,6 +83,9 @@ public sealed class UbServer
     /// <summary>The media type of the 200 OK body (TS 24.109 annex C).</summary>
     public const string MediaType = "application/vnd.3gpp.bsf+xml";
 
+    /// <summary>The cause of a 403 for a secure element transferred to another server; the problem carries <c>endpoint</c> and <c>record</c>.</summary>
+    public const string TransferredCause = "TRANSFERRED";
+
     /// <summary>Bootstrappings that succeeded.</summary>
     public long Bootstrapped => Interlocked.Read(ref _bootstrapped);
 
@@ -213,6 +216,16 @@ public sealed class UbServer
         }
 
         var element = Resolve(username);
+        if (element is not null && _store.Transfer(element.Impi) is { Direction: "out", State: ProviderTransfer.Done } moved)
+        {
+            // Transferred (Y.OBF_trust 7.5 b): no more bootstrapping here; the answer carries the record the card verifies.
+            Interlocked.Increment(ref _refused);
+            var package = System.Text.Json.JsonSerializer.Deserialize<TransferPackage>(moved.Package, System.Text.Json.JsonSerializerOptions.Web);
+            var problem = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new { title = "transferred", status = 403, cause = TransferredCause, detail = $"this secure element is served by {moved.Peer} now", endpoint = moved.Peer, record = package?.Record },
+                System.Text.Json.JsonSerializerOptions.Web);
+            return new UbAnswer(403, null, null, "application/problem+json", problem);
+        }
+
         Challenge challenge;
         if (element is not null && _auc.CreateVector(element) is { } vector)
         {

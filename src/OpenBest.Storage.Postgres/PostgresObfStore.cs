@@ -75,6 +75,16 @@ public sealed class PostgresObfStore : IObfStore
             detail  text NOT NULL
         );
         """,
+        """
+        CREATE TABLE obf_transfers (
+            impi      text PRIMARY KEY,
+            direction text NOT NULL,
+            peer      text NOT NULL,
+            state     text NOT NULL,
+            package   text NOT NULL,
+            updated   bigint NOT NULL
+        );
+        """,
     ];
 
     private readonly NpgsqlDataSource _dataSource;
@@ -370,6 +380,27 @@ public sealed class PostgresObfStore : IObfStore
         using var command = _dataSource.CreateCommand("DELETE FROM obf_bootstraps WHERE expires < $1");
         command.Parameters.AddWithValue(now.ToUnixTimeMilliseconds());
         return command.ExecuteNonQuery();
+    }
+
+    /// <inheritdoc/>
+    public void SaveTransfer(ObfTransfer transfer)
+    {
+        ArgumentNullException.ThrowIfNull(transfer);
+        using var command = _dataSource.CreateCommand("INSERT INTO obf_transfers (impi, direction, peer, state, package, updated) VALUES ($1, $2, $3, $4, $5, $6) " +
+            "ON CONFLICT (impi) DO UPDATE SET direction = excluded.direction, peer = excluded.peer, state = excluded.state, package = excluded.package, updated = excluded.updated");
+        Add(command, transfer.Impi, transfer.Direction, transfer.Peer, transfer.State, transfer.Package, transfer.Updated.ToUnixTimeMilliseconds());
+        command.ExecuteNonQuery();
+    }
+
+    /// <inheritdoc/>
+    public ObfTransfer? Transfer(string impi)
+    {
+        using var command = _dataSource.CreateCommand("SELECT impi, direction, peer, state, package, updated FROM obf_transfers WHERE impi = $1");
+        command.Parameters.AddWithValue(impi);
+        using var reader = command.ExecuteReader();
+        return reader.Read()
+            ? new ObfTransfer(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)))
+            : null;
     }
 
     /// <inheritdoc/>

@@ -102,6 +102,18 @@ public sealed class ObfBatch
     public bool IsEmpty => Bootstraps.Count == 0 && Audit.Count == 0;
 }
 
+/// <summary>
+/// A transfer of a secure element between authentication servers (Y.OBF_trust 6.2 c, d, f; 7.5 b): on the old server
+/// (<c>out</c>) its state goes prepared → delivered → done; on the new one (<c>in</c>) it is received.
+/// </summary>
+/// <param name="Impi">The secure element.</param>
+/// <param name="Direction"><c>out</c> (this server hands it over) or <c>in</c> (this server took it over).</param>
+/// <param name="Peer">The other server's Ub endpoint.</param>
+/// <param name="State">prepared, delivered or done (out); received (in).</param>
+/// <param name="Package">The transfer package (JSON: the signed record and the keys wrapped to the new server; no clear key).</param>
+/// <param name="Updated">When the state last changed.</param>
+public sealed record ObfTransfer(string Impi, string Direction, string Peer, string State, string Package, DateTimeOffset Updated);
+
 /// <summary>Thrown when a registry record exists already.</summary>
 public sealed class DuplicateRecordException(string what) : Exception($"{what} exists already.");
 
@@ -150,6 +162,12 @@ public interface IObfStore : ISubscriberStore
 
     /// <summary>Every application, by FQDN.</summary>
     IReadOnlyList<ObfApplication> Applications();
+
+    /// <summary>Writes (inserts or replaces) the transfer of <paramref name="transfer"/>'s secure element.</summary>
+    void SaveTransfer(ObfTransfer transfer);
+
+    /// <summary>The transfer of <paramref name="impi"/>, or null.</summary>
+    ObfTransfer? Transfer(string impi);
 
     /// <summary>Removes a registry record of <paramref name="kind"/> (<c>provider</c>, <c>device</c>, <c>app</c>); false when there was none. Removing an application revokes its rights.</summary>
     bool RemoveRecord(string kind, string id);

@@ -78,6 +78,16 @@ public sealed class SqliteObfStore : IObfStore
             detail  TEXT NOT NULL
         ) STRICT;
         """,
+        """
+        CREATE TABLE transfers (
+            impi      TEXT PRIMARY KEY NOT NULL,
+            direction TEXT NOT NULL,
+            peer      TEXT NOT NULL,
+            state     TEXT NOT NULL,
+            package   TEXT NOT NULL,
+            updated   INTEGER NOT NULL
+        ) STRICT;
+        """,
     ];
 
     private readonly string _connectionString;
@@ -400,6 +410,29 @@ public sealed class SqliteObfStore : IObfStore
         using var command = Command(connection, null, "DELETE FROM bootstraps WHERE expires < $now");
         command.Parameters.AddWithValue("$now", now.ToUnixTimeMilliseconds());
         return command.ExecuteNonQuery();
+    }
+
+    /// <inheritdoc/>
+    public void SaveTransfer(ObfTransfer transfer)
+    {
+        ArgumentNullException.ThrowIfNull(transfer);
+        using var connection = Connect();
+        using var command = Command(connection, null, "INSERT INTO transfers (impi, direction, peer, state, package, updated) VALUES ($impi, $direction, $peer, $state, $package, $updated) " +
+            "ON CONFLICT (impi) DO UPDATE SET direction = excluded.direction, peer = excluded.peer, state = excluded.state, package = excluded.package, updated = excluded.updated");
+        Bind(command, ("$impi", transfer.Impi), ("$direction", transfer.Direction), ("$peer", transfer.Peer), ("$state", transfer.State), ("$package", transfer.Package), ("$updated", transfer.Updated.ToUnixTimeMilliseconds()));
+        command.ExecuteNonQuery();
+    }
+
+    /// <inheritdoc/>
+    public ObfTransfer? Transfer(string impi)
+    {
+        using var connection = Connect();
+        using var command = Command(connection, null, "SELECT impi, direction, peer, state, package, updated FROM transfers WHERE impi = $impi");
+        command.Parameters.AddWithValue("$impi", impi);
+        using var reader = command.ExecuteReader();
+        return reader.Read()
+            ? new ObfTransfer(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3), reader.GetString(4), DateTimeOffset.FromUnixTimeMilliseconds(reader.GetInt64(5)))
+            : null;
     }
 
     /// <inheritdoc/>
