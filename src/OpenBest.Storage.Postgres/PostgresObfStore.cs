@@ -390,6 +390,12 @@ public sealed class PostgresObfStore : IObfStore
             "ON CONFLICT (impi) DO UPDATE SET direction = excluded.direction, peer = excluded.peer, state = excluded.state, package = excluded.package, updated = excluded.updated");
         Add(command, transfer.Impi, transfer.Direction, transfer.Peer, transfer.State, transfer.Package, transfer.Updated.ToUnixTimeMilliseconds());
         command.ExecuteNonQuery();
+        if (transfer is { Direction: "out", State: "done" })
+        {
+            using var forget = _dataSource.CreateCommand("UPDATE obf_secure_elements SET k_enc = NULL, opc_enc = NULL WHERE impi = $1");
+            forget.Parameters.AddWithValue(transfer.Impi);
+            forget.ExecuteNonQuery();
+        }
     }
 
     /// <inheritdoc/>

@@ -163,7 +163,10 @@ public interface IObfStore : ISubscriberStore
     /// <summary>Every application, by FQDN.</summary>
     IReadOnlyList<ObfApplication> Applications();
 
-    /// <summary>Writes (inserts or replaces) the transfer of <paramref name="transfer"/>'s secure element.</summary>
+    /// <summary>
+    /// Writes (inserts or replaces) the transfer of <paramref name="transfer"/>'s secure element. An outgoing transfer that
+    /// is done also forgets the element's K and OPc here: the keys moved to the new server.
+    /// </summary>
     void SaveTransfer(ObfTransfer transfer);
 
     /// <summary>The transfer of <paramref name="impi"/>, or null.</summary>

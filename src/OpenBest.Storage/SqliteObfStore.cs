@@ -421,6 +421,12 @@ public sealed class SqliteObfStore : IObfStore
             "ON CONFLICT (impi) DO UPDATE SET direction = excluded.direction, peer = excluded.peer, state = excluded.state, package = excluded.package, updated = excluded.updated");
         Bind(command, ("$impi", transfer.Impi), ("$direction", transfer.Direction), ("$peer", transfer.Peer), ("$state", transfer.State), ("$package", transfer.Package), ("$updated", transfer.Updated.ToUnixTimeMilliseconds()));
         command.ExecuteNonQuery();
+        if (transfer is { Direction: "out", State: "done" })
+        {
+            using var forget = Command(connection, null, "UPDATE secure_elements SET k_enc = NULL, opc_enc = NULL WHERE impi = $impi");
+            forget.Parameters.AddWithValue("$impi", transfer.Impi);
+            forget.ExecuteNonQuery();
+        }
     }
 
     /// <inheritdoc/>

@@ -140,6 +140,24 @@ public abstract class ObfStoreConformanceTests
     }
 
     [Fact]
+    public void Transfers_AreKeptPerElement_AndADoneOutgoingTransferForgetsTheKeys()
+    {
+        using var key = Key();
+        using var store = Open(key);
+        store.AddSecureElements([new NewSecureElement(Impi, K, Opc, Iccid: "8991000000000000001")]);
+        Assert.Null(store.Transfer(Impi));
+        store.SaveTransfer(new ObfTransfer(Impi, "out", "https://b.example.org/", "prepared", "{\"impi\":\"x\"}", At));
+        Assert.Equal(new ObfTransfer(Impi, "out", "https://b.example.org/", "prepared", "{\"impi\":\"x\"}", At), store.Transfer(Impi));
+        store.SaveTransfer(new ObfTransfer(Impi, "out", "https://b.example.org/", "delivered", "{\"impi\":\"x\"}", At.AddSeconds(1)));
+        Assert.Equal("delivered", store.Transfer(Impi)!.State);
+        Assert.True(store.SecureElement(Impi)!.HasKeys); // the old server serves the device until the transfer is done
+        store.SaveTransfer(new ObfTransfer(Impi, "out", "https://b.example.org/", "done", "{\"impi\":\"x\"}", At.AddSeconds(2)));
+        Assert.Equal("done", store.Transfer(Impi)!.State);
+        Assert.False(store.SecureElement(Impi)!.HasKeys);
+        Assert.Null(store.GetSecrets(Impi));
+    }
+
+    [Fact]
     public void TransportKeys_AreSealed_AndTheAuditLogIsNewestFirst()
     {
         using var key = Key();
