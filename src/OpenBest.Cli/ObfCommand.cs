@@ -37,6 +37,7 @@ internal static class ObfCommand
         command.Subcommands.Add(ObfCardCommand.CreateSeal());
         command.Subcommands.Add(ObfTransferCommand.CreateTransfer());
         command.Subcommands.Add(ObfTransferCommand.CreateServerKey());
+        command.Subcommands.Add(ObfDemoCommand.Create());
         command.Subcommands.Add(ObfCardCommand.CreateOpen());
         command.Subcommands.Add(ObfBenchCommand.Create());
         return command;

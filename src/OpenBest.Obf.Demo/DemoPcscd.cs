@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using OpenBest.Card;
+
+namespace OpenBest.Obf.Demo;
+
+/// <summary>
+/// A pcscd of the demo's own, in the foreground, with one vsmartcard vpcd reader entry per two cards (vpcd gives each entry
+/// two slots, on its port and the next): every card of the demo is reached over real PC/SC.
+/// </summary>
+public sealed class DemoPcscd : IDisposable
+{
+    private const string Daemon = "/usr/sbin/pcscd";
+    private const string VpcdDriver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
+    private readonly Process _process;
+    private readonly string _directory;
+
+    private DemoPcscd(Process process, string directory, IReadOnlyList<(string Reader, int Port)> slots)
+    {
+        _process = process;
+        _directory = directory;
+        Slots = slots;
+    }
+
+    /// <summary>Each card slot: the PC/SC reader name and the vpcd port a card connects to.</summary>
+    public IReadOnlyList<(string Reader, int Port)> Slots { get; }
+
+    /// <summary>Starts pcscd with slots for <paramref name="cards"/> cards and waits until it lists them.</summary>
+    /// <exception cref="InvalidOperationException">pcscd or vpcd is not installed, or another pcscd runs; the message says what to do.</exception>
+    public static async Task<DemoPcscd> StartAsync(int cards, CancellationToken cancellationToken)
+    {
+        if (!File.Exists(Daemon) || !File.Exists(VpcdDriver))
+        {
+            throw new InvalidOperationException("pcscd and vsmartcard-vpcd are not installed (apt install pcscd vsmartcard-vpcd), or use --no-pcsc");
+        }
+
+        if (File.Exists("/run/pcscd/pcscd.comm") && Answers("/run/pcscd/pcscd.comm"))
+        {
+            throw new InvalidOperationException("a pcscd is running already; the demo starts its own with a reader per card: stop it (systemctl stop pcscd.socket pcscd), or use --no-pcsc");
+        }
+
+        var directory = Directory.CreateTempSubdirectory("openbest-demo-pcscd-").FullName;
+        var conf = Directory.CreateDirectory(Path.Combine(directory, "reader.conf.d")).FullName;
+        var slots = new List<(string, int)>();
+        for (var entry = 0; entry * 2 < cards; entry++)
+        {
+            var port = FreePortPair();
+            var name = string.Create(CultureInfo.InvariantCulture, $"OpenBest Demo {entry:D3}");
+            await File.WriteAllTextAsync(Path.Combine(conf, string.Create(CultureInfo.InvariantCulture, $"vpcd-{entry:D3}")),
+                string.Create(CultureInfo.InvariantCulture, $"FRIENDLYNAME \"{name}\"\nDEVICENAME /dev/null:{port}\nLIBPATH {VpcdDriver}\nCHANNELID {port}\n"), cancellationToken).ConfigureAwait(false);
+            slots.Add((name + " 00 00", port));
+            slots.Add((name + " 00 01", port + 1));
+        }
+
+        var info = new ProcessStartInfo(Daemon) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var argument in new[] { "--foreground", "--config", conf })
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var pcscd = new DemoPcscd(process, directory, slots[..cards]);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            try
+            {
+                var readers = PcscChannel.ListReaders();
+                if (pcscd.Slots.All(s => readers.Contains(s.Reader)))
+                {
+                    return pcscd;
+                }
+            }
+            catch (IOException)
+            {
+            }
+
+            if (DateTime.UtcNow > deadline || process.HasExited)
+            {
+                pcscd.Dispose();
+                throw new InvalidOperationException("pcscd did not list the demo's readers within 60 s");
+            }
+
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Stops pcscd (SIGTERM, so it removes its socket) and its configuration.</summary>
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            using (var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(CultureInfo.InvariantCulture)]))
+            {
+                kill.WaitForExit();
+            }
+
+            if (!_process.WaitForExit(TimeSpan.FromSeconds(30)))
+            {
+                _process.Kill(entireProcessTree: true);
+            }
+        }
+
+        _process.Dispose();
+        Directory.Delete(_directory, recursive: true);
+    }
+
+    private static bool Answers(string path)
+    {
+        using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        try
+        {
+            socket.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static int FreePortPair()
+    {
+        for (var attempt = 0; attempt < 100; attempt++)
+        {
+            using var first = new TcpListener(IPAddress.Any, 0);
+            first.Start();
+            var port = ((IPEndPoint)first.LocalEndpoint).Port;
+            try
+            {
+                using var second = new TcpListener(IPAddress.Any, port + 1);
+                second.Start();
+                second.Stop();
+                return port;
+            }
+            catch (SocketException)
+            {
+            }
+        }
+
+        throw new InvalidOperationException("no two free consecutive TCP ports");
+    }
+}
