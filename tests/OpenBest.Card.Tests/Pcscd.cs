@@ -90,6 +90,21 @@ public sealed partial class Pcscd : IAsyncLifetime
             return; // each test calls Require()
         }
 
+        await StartAsync();
+    }
+
+    /// <summary>Stops this pcscd for a test that starts its own (the demo), and waits until its socket is gone.</summary>
+    public async Task StopAsync()
+    {
+        await StopDaemonAsync();
+        await Eventually.True(() => !SocketAnswers("/run/pcscd/pcscd.comm"), "pcscd to stop");
+    }
+
+    /// <summary>Starts this pcscd again after <see cref="StopAsync"/>.</summary>
+    public async Task StartAsync()
+    {
+        _directory?.Delete(recursive: true);
+
         if (SocketAnswers("/run/pcscd/pcscd.comm"))
         {
             throw new InvalidOperationException("another pcscd is running (/run/pcscd/pcscd.comm answers); stop it (systemctl stop pcscd.socket pcscd) so the tests can start their own");
@@ -131,6 +146,13 @@ public sealed partial class Pcscd : IAsyncLifetime
 
     public async ValueTask DisposeAsync()
     {
+        await StopDaemonAsync();
+        _directory?.Delete(recursive: true);
+        _directory = null;
+    }
+
+    private async Task StopDaemonAsync()
+    {
         if (_process is { HasExited: false })
         {
             // SIGTERM: pcscd removes its socket and pid file.
@@ -147,7 +169,7 @@ public sealed partial class Pcscd : IAsyncLifetime
         }
 
         _process?.Dispose();
-        _directory?.Delete(recursive: true);
+        _process = null;
     }
 
     private static int FreePortPair()

@@ -1,0 +1,50 @@
+using OpenBest.Cli;
+
+namespace OpenBest.Card.Tests;
+
+/// <summary>
+/// <c>best obf demo</c> (AIS140, Y.OBF_trust appendix) as users run it: every check of its table must hold and the exit code is 0;
+/// in process (--no-pcsc), and with two of the cards behind a pcscd of the demo's own.
+/// </summary>
+[Collection("pcscd")]
+public sealed class ObfDemoTests(Pcscd pcscd)
+{
+    [Fact]
+    public void Demo_InProcessCards_EveryCheckHolds()
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = BestApp.Run(["obf", "demo", "--devices", "6", "--no-pcsc"], output, error);
+        Assert.True(code == 0, output.ToString() + error);
+        Assert.Contains("every check held", output.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("NO", output.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Demo_CardsOverPcsc_EveryCheckHolds()
+    {
+        Pcscd.Require();
+        // The demo starts its own pcscd with its own readers: the collection's one steps aside meanwhile.
+        await pcscd.StopAsync();
+        try
+        {
+            var (code, output, error) = await BestProcess.RunAsync("obf", "demo", "--devices", "3");
+            Assert.True(code == 0, output + error);
+            Assert.Contains("over PC/SC for 2", output, StringComparison.Ordinal);
+            Assert.Contains("every check held", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await pcscd.StartAsync();
+        }
+    }
+
+    [Fact]
+    public void Demo_BadDeviceCount_IsOneLine_ExitCode2()
+    {
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        Assert.Equal(2, BestApp.Run(["obf", "demo", "--devices", "0"], output, error));
+        Assert.Contains("--devices", error.ToString(), StringComparison.Ordinal);
+    }
+}
