@@ -115,13 +115,30 @@ public static class ServerKeyRecord
     /// <summary>The record version.</summary>
     public const byte Version = 1;
 
-    /// <summary>Builds and signs a record with <paramref name="signer"/> (the current server's key).</summary>
+    /// <summary>
+    /// Builds and signs a record with <paramref name="signer"/> (the current server's key). The signature is deterministic
+    /// (RFC 6979, HMAC-SHA-256 nonces): the same record always has the same bytes, and no random nonce can leak the key.
+    /// </summary>
     public static byte[] Create(ECDsa signer, ulong sequence, string endpoint, string iccid, ReadOnlySpan<byte> newPublicKey)
     {
         ArgumentNullException.ThrowIfNull(signer);
         var body = Body(sequence, endpoint, iccid, newPublicKey);
-        var signature = signer.SignData(body, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
-        return [.. body, .. signature];
+        var d = signer.ExportParameters(true).D!;
+        try
+        {
+            var domain = new Org.BouncyCastle.Crypto.Parameters.ECDomainParameters(Org.BouncyCastle.Asn1.X9.ECNamedCurveTable.GetByName("P-256"));
+            var ecdsa = new Org.BouncyCastle.Crypto.Signers.ECDsaSigner(new Org.BouncyCastle.Crypto.Signers.HMacDsaKCalculator(new Org.BouncyCastle.Crypto.Digests.Sha256Digest()));
+            ecdsa.Init(true, new Org.BouncyCastle.Crypto.Parameters.ECPrivateKeyParameters(new Org.BouncyCastle.Math.BigInteger(1, d), domain));
+            var rs = ecdsa.GenerateSignature(SHA256.HashData(body));
+            var signature = new byte[64];
+            rs[0].ToByteArrayUnsigned().CopyTo(signature, 32 - rs[0].ToByteArrayUnsigned().Length);
+            rs[1].ToByteArrayUnsigned().CopyTo(signature, 64 - rs[1].ToByteArrayUnsigned().Length);
+            return [.. body, .. signature];
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(d);
+        }
     }
 
     /// <summary>Parses a record (never throws); the signature is not checked here.</summary>

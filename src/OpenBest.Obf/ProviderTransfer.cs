@@ -62,6 +62,9 @@ public sealed class ObfServerKey : IDisposable
     /// <summary>The signing key.</summary>
     public ECDsa Signer => _signer;
 
+    /// <summary>A server key from its private scalar (32 octets): for fixed inputs such as interop vectors.</summary>
+    public static ObfServerKey FromPrivateKey(ReadOnlySpan<byte> d) => FromPrivate(d);
+
     /// <summary>Reads the server's key, or makes and stores one.</summary>
     public static ObfServerKey LoadOrCreate(IObfStore store)
     {
@@ -128,6 +131,13 @@ public sealed class ObfServerKey : IDisposable
     public static (byte[] Ephemeral, byte[] Wrapped) WrapTo(ReadOnlySpan<byte> recipient, string impi, ReadOnlySpan<byte> k, ReadOnlySpan<byte> opc)
     {
         using var ephemeral = ECDiffieHellman.Create(ECCurve.NamedCurves.nistP256);
+        return WrapTo(recipient, impi, k, opc, ephemeral);
+    }
+
+    /// <summary>As <see cref="WrapTo(ReadOnlySpan{byte}, string, ReadOnlySpan{byte}, ReadOnlySpan{byte})"/> with a given ephemeral key (fixed inputs for interop vectors).</summary>
+    public static (byte[] Ephemeral, byte[] Wrapped) WrapTo(ReadOnlySpan<byte> recipient, string impi, ReadOnlySpan<byte> k, ReadOnlySpan<byte> opc, ECDiffieHellman ephemeral)
+    {
+        ArgumentNullException.ThrowIfNull(ephemeral);
         using var peer = ECDiffieHellman.Create(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, Q = new ECPoint { X = recipient.Slice(1, 32).ToArray(), Y = recipient.Slice(33, 32).ToArray() } });
         var kek = Kek(ephemeral.DeriveRawSecretAgreement(peer.PublicKey), impi);
         Span<byte> keys = stackalloc byte[32];
