@@ -69,7 +69,7 @@ public sealed class VpcdConnection
             Log?.Invoke($"inserted into the vpcd reader at {_host}:{_port}");
             try
             {
-                await ServeAsync(client.GetStream(), cancellationToken).ConfigureAwait(false);
+                await ServeAsync(client.Client, client.GetStream(), cancellationToken).ConfigureAwait(false);
             }
             catch (Exception e) when (e is IOException or SocketException)
             {
@@ -84,13 +84,31 @@ public sealed class VpcdConnection
         }
     }
 
-    private async Task ServeAsync(NetworkStream stream, CancellationToken cancellationToken)
+    private static void QuickAck(Socket socket)
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            try
+            {
+                socket.SetRawSocketOption(6 /* IPPROTO_TCP */, 12 /* TCP_QUICKACK */, [1, 0, 0, 0]);
+            }
+            catch (SocketException)
+            {
+            }
+        }
+    }
+
+    private async Task ServeAsync(Socket socket, NetworkStream stream, CancellationToken cancellationToken)
     {
         var header = new byte[2];
         var body = new byte[0xFFFF];
         while (true)
         {
+            // vpcd writes a length and its body in two sends; acknowledging at once keeps Nagle's algorithm on its side
+            // from holding the body for our delayed ACK (40 ms a command otherwise).
+            QuickAck(socket);
             await stream.ReadExactlyAsync(header, cancellationToken).ConfigureAwait(false);
+            QuickAck(socket);
             var length = BinaryPrimitives.ReadUInt16BigEndian(header);
             await stream.ReadExactlyAsync(body.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
             byte[]? answer = null;

@@ -91,6 +91,11 @@ public static class ObfDemo
             var ca = DevelopmentPki.LoadCertificate(DevelopmentPki.Ca(dirA).Certificate);
             owned.Add(ca);
 
+            if (a.Store.Providers().Count > 0 || a.Store.SecureElements().Count > 0)
+            {
+                throw new InvalidOperationException("--postgres: the database holds an OBF registry already; the demo needs an empty database");
+            }
+
             // The resource server's registry on both providers: the transport department's two applications, their rights.
             foreach (var server in new[] { a, b })
             {
