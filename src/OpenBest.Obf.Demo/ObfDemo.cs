@@ -133,7 +133,7 @@ public static class ObfDemo
                 // vsmartcard's vpcd driver keeps its card contexts per slot number, not per reader, so one pcscd carries two
                 // virtual cards (the two slots of one vpcd reader); the others are in process, on the same device code.
                 var overPcsc = Math.Min(options.Devices, MaxPcscReaders);
-                var pcscd = await DemoPcscd.StartAsync(overPcsc, cancellationToken).ConfigureAwait(false);
+                var pcscd = await PcscdHost.StartAsync(overPcsc, cancellationToken).ConfigureAwait(false);
                 owned.Add(pcscd);
                 var stop = new CancellationTokenSource();
                 owned.Add(stop);

@@ -54,7 +54,7 @@ public sealed partial class PcscTests(Pcscd pcscd) : IDisposable
         await hse.WaitForAsync("udp ");
         var endpoint = Endpoint().Match(hse.Output).Groups[1].Value;
         // No --imsi: the device reads it from the card's EF_IMSI; no --k: the card runs AKA.
-        var (code, output, error) = await BestProcess.RunAsync("ue", "send", "--card", "pcsc:" + Pcscd.ReaderName, "--hse", endpoint, "--timeout", "60", "hello from a card");
+        var (code, output, error) = await BestProcess.RunAsync("ue", "send", "--card", "pcsc:" + pcscd.ReaderName, "--hse", endpoint, "--timeout", "60", "hello from a card");
         Assert.True(code == 0, output + error + hse.Error);
         Assert.Contains("acknowledged", output, StringComparison.Ordinal);
     }
@@ -87,7 +87,7 @@ public sealed partial class PcscTests(Pcscd pcscd) : IDisposable
         await using var card = await InsertAsync("001010000000001", Iccid);
         var trace = Path.Combine(_directory.FullName, "device.trace");
         var ca = DevelopmentPki.Ca(data).Certificate;
-        var reader = "pcsc:" + Pcscd.ReaderName;
+        var reader = "pcsc:" + pcscd.ReaderName;
 
         // The device process: GBA_U through the card, then the card puts Ks_int_NAF for VTAMS into key index 1.
         var (code, output, error) = await BestProcess.RunAsync("obf", "bootstrap", "--card", reader, "--impi", Impi, "--server", ub, "--ca", ca,

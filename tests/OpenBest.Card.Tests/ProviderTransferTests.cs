@@ -95,7 +95,7 @@ public sealed partial class ProviderTransferTests(Pcscd pcscd) : IDisposable
             using var naf = new NafKeyClient(new Uri($"https://127.0.0.1:{rpoB}/"), Vtams, own, anchor);
             var retrieval = await naf.RetrieveAsync(btid, Gba.UaHttpDigest.ToArray(), gbaUAware: true, TestContext.Current.CancellationToken);
             Assert.True(retrieval.Status == 200, retrieval.Detail);
-            (var code, var sealedHex, var error) = await BestProcess.RunAsync("obf", "seal", "--card", "pcsc:" + Pcscd.ReaderName, "--key-index", "1", "PVT after the transfer");
+            (var code, var sealedHex, var error) = await BestProcess.RunAsync("obf", "seal", "--card", "pcsc:" + pcscd.ReaderName, "--key-index", "1", "PVT after the transfer");
             Assert.True(code == 0, error);
             var packet = Convert.FromHexString(sealedHex.Trim());
             var plain = new byte[packet.Length - SealedData.Overhead];
@@ -116,7 +116,7 @@ public sealed partial class ProviderTransferTests(Pcscd pcscd) : IDisposable
 
     private async Task<string> BootstrapAsync(string data, int ub)
     {
-        var (code, output, error) = await BestProcess.RunAsync("obf", "bootstrap", "--card", "pcsc:" + Pcscd.ReaderName, "--impi", Impi, "--server", $"https://127.0.0.1:{ub}/",
+        var (code, output, error) = await BestProcess.RunAsync("obf", "bootstrap", "--card", "pcsc:" + pcscd.ReaderName, "--impi", Impi, "--server", $"https://127.0.0.1:{ub}/",
             "--ca", DevelopmentPki.Ca(data).Certificate, "--naf", Vtams, "--se-key-index", "1");
         Assert.True(code == 0, output + error);
         return output;

@@ -7,17 +7,18 @@ using OpenBest.Card;
 namespace OpenBest.Obf.Demo;
 
 /// <summary>
-/// A pcscd of the demo's own, in the foreground, with one vsmartcard vpcd reader entry per two cards (vpcd gives each entry
-/// two slots, on its port and the next): every card of the demo is reached over real PC/SC.
+/// A pcscd of our own, in the foreground as a child process, with vsmartcard vpcd readers (each entry two slots, on its port
+/// and the next), so virtual cards are reached over real PC/SC: the demo's vehicles and the tests' cards.
 /// </summary>
-public sealed class DemoPcscd : IDisposable
+public sealed class PcscdHost : IDisposable
 {
     private const string Daemon = "/usr/sbin/pcscd";
     private const string VpcdDriver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
     private readonly Process _process;
     private readonly string _directory;
+    private readonly System.Text.StringBuilder _log = new();
 
-    private DemoPcscd(Process process, string directory, IReadOnlyList<(string Reader, int Port)> slots)
+    private PcscdHost(Process process, string directory, IReadOnlyList<(string Reader, int Port)> slots)
     {
         _process = process;
         _directory = directory;
@@ -27,27 +28,33 @@ public sealed class DemoPcscd : IDisposable
     /// <summary>Each card slot: the PC/SC reader name and the vpcd port a card connects to.</summary>
     public IReadOnlyList<(string Reader, int Port)> Slots { get; }
 
+    /// <summary>Whether pcscd and the vpcd driver are installed.</summary>
+    public static bool Installed => File.Exists(Daemon) && File.Exists(VpcdDriver);
+
+    /// <summary>Whether a pcscd answers on the machine's PC/SC socket.</summary>
+    public static bool Running => File.Exists("/run/pcscd/pcscd.comm") && Answers("/run/pcscd/pcscd.comm");
+
     /// <summary>Starts pcscd with slots for <paramref name="cards"/> cards and waits until it lists them.</summary>
     /// <exception cref="InvalidOperationException">pcscd or vpcd is not installed, or another pcscd runs; the message says what to do.</exception>
-    public static async Task<DemoPcscd> StartAsync(int cards, CancellationToken cancellationToken)
+    public static async Task<PcscdHost> StartAsync(int cards, CancellationToken cancellationToken)
     {
-        if (!File.Exists(Daemon) || !File.Exists(VpcdDriver))
+        if (!Installed)
         {
             throw new InvalidOperationException("pcscd and vsmartcard-vpcd are not installed (apt install pcscd vsmartcard-vpcd), or use --no-pcsc");
         }
 
-        if (File.Exists("/run/pcscd/pcscd.comm") && Answers("/run/pcscd/pcscd.comm"))
+        if (Running)
         {
             throw new InvalidOperationException("a pcscd is running already; the demo starts its own with a reader per card: stop it (systemctl stop pcscd.socket pcscd), or use --no-pcsc");
         }
 
-        var directory = Directory.CreateTempSubdirectory("openbest-demo-pcscd-").FullName;
+        var directory = Directory.CreateTempSubdirectory("openbest-pcscd-").FullName;
         var conf = Directory.CreateDirectory(Path.Combine(directory, "reader.conf.d")).FullName;
         var slots = new List<(string, int)>();
         for (var entry = 0; entry * 2 < cards; entry++)
         {
             var port = FreePortPair();
-            var name = string.Create(CultureInfo.InvariantCulture, $"OpenBest Demo {entry:D3}");
+            var name = string.Create(CultureInfo.InvariantCulture, $"OpenBest vpcd {entry:D3}");
             await File.WriteAllTextAsync(Path.Combine(conf, string.Create(CultureInfo.InvariantCulture, $"vpcd-{entry:D3}")),
                 string.Create(CultureInfo.InvariantCulture, $"FRIENDLYNAME \"{name}\"\nDEVICENAME /dev/null:{port}\nLIBPATH {VpcdDriver}\nCHANNELID {port}\n"), cancellationToken).ConfigureAwait(false);
             slots.Add((name + " 00 00", port));
@@ -61,11 +68,11 @@ public sealed class DemoPcscd : IDisposable
         }
 
         var process = Process.Start(info)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
+        var pcscd = new PcscdHost(process, directory, slots[..cards]);
+        process.OutputDataReceived += (_, e) => pcscd.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => pcscd.Append(e.Data);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        var pcscd = new DemoPcscd(process, directory, slots[..cards]);
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (true)
         {
@@ -91,6 +98,18 @@ public sealed class DemoPcscd : IDisposable
         }
     }
 
+    /// <summary>What pcscd said (its standard output and error).</summary>
+    public string Log
+    {
+        get
+        {
+            lock (_log)
+            {
+                return _log.ToString();
+            }
+        }
+    }
+
     /// <summary>Stops pcscd (SIGTERM, so it removes its socket) and its configuration.</summary>
     public void Dispose()
     {
@@ -109,6 +128,17 @@ public sealed class DemoPcscd : IDisposable
 
         _process.Dispose();
         Directory.Delete(_directory, recursive: true);
+    }
+
+    private void Append(string? line)
+    {
+        if (line is not null)
+        {
+            lock (_log)
+            {
+                _log.AppendLine(line);
+            }
+        }
     }
 
     private static bool Answers(string path)
