@@ -99,6 +99,14 @@ public sealed class Ais140Device : IAsyncDisposable
         }
     }
 
+    /// <summary>Connects to a beneficiary's server without HELLO: for a device whose keys were imported (it cannot bootstrap).</summary>
+    public async Task ConnectImportedAsync(string naf, byte keyIndex, IPEndPoint server, CancellationToken cancellationToken)
+    {
+        var client = new TcpClient { NoDelay = true };
+        await client.ConnectAsync(server, cancellationToken).ConfigureAwait(false);
+        _links[naf] = new Link(client, keyIndex, server);
+    }
+
     /// <summary>Connects to a beneficiary's server (again, after a move) and says HELLO with the current B-TID.</summary>
     public async Task<Ais140Status> ConnectAsync(string naf, byte keyIndex, IPEndPoint server, CancellationToken cancellationToken)
     {

@@ -60,6 +60,13 @@ public sealed class Ais140Server : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Key Import (seed 003 appendix 2.2.3.1): the key of a device that cannot bootstrap, from a trusted source, with the data
+    /// classes it may send here. Replaces what a HELLO gave.
+    /// </summary>
+    public void ImportKey(string iccid, ReadOnlySpan<byte> key, IEnumerable<string> classes) =>
+        _devices[iccid] = new DeviceState(key.ToArray(), classes.ToHashSet(StringComparer.Ordinal));
+
     /// <summary>The data classes the key service granted for <paramref name="iccid"/> (empty when unknown).</summary>
     public IReadOnlyCollection<string> ClassesOf(string iccid) => _devices.TryGetValue(iccid, out var d) ? d.Classes : [];
 

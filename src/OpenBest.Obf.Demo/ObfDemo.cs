@@ -292,6 +292,35 @@ public static class ObfDemo
             checks.Add(new ObfDemoCheck("packets after the transfer, with keys from B", round2.All(s => s == Ais140Status.Ok) && after.All(s => s == Ais140Status.Ok),
                 Of(round2.Count(s => s == Ais140Status.Ok) + after.Count(s => s == Ais140Status.Ok), round2.Count + after.Count)));
 
+            // A device that cannot bootstrap: its card got one key per beneficiary at personalisation, and the servers the same
+            // keys from the trusted source (Key Import, appendix 2.2.3.1). The same device code, the same checks.
+            options.Progress?.Report("a device with imported keys");
+            var (vtamsImported, ersImported) = (RandomNumberGenerator.GetBytes(32), RandomNumberGenerator.GetBytes(32));
+            var importedImsi = "001011499999999";
+            using var importedCard = new VirtualUicc(new VirtualUiccOptions
+            {
+                Imsi = importedImsi, K = RandomNumberGenerator.GetBytes(16), Opc = RandomNumberGenerator.GetBytes(16),
+                PersonalisedKeys = new Dictionary<byte, ReadOnlyMemory<byte>> { [VtamsIndex] = vtamsImported, [ErsIndex] = ersImported },
+            });
+            await using (var imported = new Ais140Device($"{importedImsi}@ims.mnc001.mcc001.3gppnetwork.org", importedCard.Iccid, new VirtualUiccChannel(importedCard), new Uri(b.UbAddress), Ub))
+            {
+                vtams.ImportKey(imported.Iccid, vtamsImported, ["position", "health"]);
+                ers.ImportKey(imported.Iccid, ersImported, ["alarm"]);
+                await imported.ConnectImportedAsync(Vtams, VtamsIndex, new IPEndPoint(IPAddress.Loopback, vtams.Ports[0]), cancellationToken).ConfigureAwait(false);
+                await imported.ConnectImportedAsync(Ers, ErsIndex, new IPEndPoint(IPAddress.Loopback, ers.Ports[0]), cancellationToken).ConfigureAwait(false);
+                var importedResults = new[]
+                {
+                    await imported.SendAsync(Vtams, Ais140Class.Position, PvtText(imported, 0), cancellationToken).ConfigureAwait(false),
+                    await imported.SendAsync(Ers, Ais140Class.Alarm, $"PANIC,{imported.Iccid},imported keys", cancellationToken).ConfigureAwait(false),
+                    await imported.SendAsync(Vtams, Ais140Class.Alarm, $"PANIC,{imported.Iccid},no right for this class here", cancellationToken).ConfigureAwait(false),
+                };
+                checks.Add(new ObfDemoCheck("a device that cannot bootstrap: keys imported into its card and to each beneficiary", importedResults[0] == Ais140Status.Ok && importedResults[1] == Ais140Status.Ok && importedResults[2] == Ais140Status.Refused,
+                    string.Join(", ", importedResults)));
+            }
+
+            CryptographicOperations.ZeroMemory(vtamsImported);
+            CryptographicOperations.ZeroMemory(ersImported);
+
             // A revoked right stops new keys at once.
             options.Progress?.Report("revocation");
             b.Store.Revoke(first.Impi, Ers, "alarm");

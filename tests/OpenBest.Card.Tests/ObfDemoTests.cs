@@ -1,4 +1,5 @@
 using OpenBest.Cli;
+using OpenBest.Storage.Tests;
 
 namespace OpenBest.Card.Tests;
 
@@ -7,8 +8,24 @@ namespace OpenBest.Card.Tests;
 /// in process (--no-pcsc), and with two of the cards behind a pcscd of the demo's own.
 /// </summary>
 [Collection("pcscd")]
-public sealed class ObfDemoTests(Pcscd pcscd)
+public sealed class ObfDemoTests(Pcscd pcscd, PostgresServer postgres) : IClassFixture<PostgresServer>
 {
+    [Fact]
+    public void Demo_FirstProviderOnPostgreSql_EveryCheckHolds()
+    {
+        if (postgres.Unavailable is { } why)
+        {
+            Assert.True(Environment.GetEnvironmentVariable("CI") is null, $"CI must run PostgreSQL: {why}");
+            Assert.Skip(why);
+        }
+
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var code = BestApp.Run(["obf", "demo", "--devices", "4", "--no-pcsc", "--postgres", postgres.CreateDatabase()], output, error);
+        Assert.True(code == 0, output.ToString() + error);
+        Assert.Contains("every check held", output.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Demo_InProcessCards_EveryCheckHolds()
     {
