@@ -19,6 +19,9 @@ internal sealed class KeySlot
 
     /// <summary>The highest counter the card accepted from a server under this key.</summary>
     public ulong ServerCounter { get; set; }
+
+    /// <summary>SHA-256 fingerprints (hex) of keys this slot held before: one never comes back, or its counters would start again.</summary>
+    public List<string> Retired { get; set; } = [];
 }
 
 /// <summary>A Ks_int_NAF the card derived (EF_GBANL's record and the key it names).</summary>

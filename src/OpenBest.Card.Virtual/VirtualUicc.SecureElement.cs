@@ -82,9 +82,9 @@ public sealed partial class VirtualUicc
                 return new ResponseApdu([], StatusWord.IncorrectData);
             }
 
-            if (!TrySetSlot(apdu.P1, KeyOrigin.Installed, plain.AsSpan(1)))
+            if (SetSlot(apdu.P1, KeyOrigin.Installed, plain.AsSpan(1)) is var set && set != StatusWord.Ok)
             {
-                return new ResponseApdu([], StatusWord.NotEnoughMemory);
+                return new ResponseApdu([], set);
             }
 
             Slot(apdu.P2)!.ServerCounter = SealedData.TryHeader(apdu.Data.Span, out _, out var counter) ? counter : 0;
@@ -118,9 +118,9 @@ public sealed partial class VirtualUicc
         try
         {
             Gba.KsIntNaf(_state.Ks.AsSpan(0, 16), _state.Ks.AsSpan(16), _state.GbaRand, impi, nafId, key);
-            if (!TrySetSlot(apdu.P1, KeyOrigin.Bootstrap, key))
+            if (SetSlot(apdu.P1, KeyOrigin.Bootstrap, key) is var set && set != StatusWord.Ok)
             {
-                return new ResponseApdu([], StatusWord.NotEnoughMemory);
+                return new ResponseApdu([], set);
             }
 
             Save();
@@ -227,13 +227,28 @@ public sealed partial class VirtualUicc
 
     private KeySlot? Slot(byte index) => _state.Slots.FirstOrDefault(s => s.Index == index);
 
-    /// <summary>Puts <paramref name="key"/> at <paramref name="index"/>; the same key keeps its counters (no nonce is ever reused).</summary>
-    private bool TrySetSlot(byte index, KeyOrigin origin, ReadOnlySpan<byte> key)
+    /// <summary>
+    /// Puts <paramref name="key"/> at <paramref name="index"/>: the same key keeps its counters; a key the slot held before is
+    /// refused (its counters would start again, and with them nonces and accepted packets); a new key starts at zero.
+    /// </summary>
+    private ushort SetSlot(byte index, KeyOrigin origin, ReadOnlySpan<byte> key)
     {
         if (Slot(index) is { } existing)
         {
             if (!CryptographicOperations.FixedTimeEquals(existing.Key, key))
             {
+                var fingerprint = Convert.ToHexString(SHA256.HashData(key));
+                if (existing.Retired.Contains(fingerprint))
+                {
+                    return StatusWord.ConditionsNotSatisfied;
+                }
+
+                existing.Retired.Add(Convert.ToHexString(SHA256.HashData(existing.Key)));
+                if (existing.Retired.Count > 64)
+                {
+                    existing.Retired.RemoveAt(0);
+                }
+
                 CryptographicOperations.ZeroMemory(existing.Key);
                 existing.Key = key.ToArray();
                 existing.DeviceCounter = 0;
@@ -241,15 +256,15 @@ public sealed partial class VirtualUicc
             }
 
             existing.Origin = origin;
-            return true;
+            return StatusWord.Ok;
         }
 
         if (_state.Slots.Count >= SecureElementSlots)
         {
-            return false;
+            return StatusWord.NotEnoughMemory;
         }
 
         _state.Slots.Add(new KeySlot { Index = index, Origin = origin, Key = key.ToArray() });
-        return true;
+        return StatusWord.Ok;
     }
 }

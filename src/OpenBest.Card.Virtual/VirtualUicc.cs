@@ -70,7 +70,9 @@ public sealed partial class VirtualUicc : IDisposable
     private readonly Lock _gate = new();
     private readonly ChannelState?[] _channels = new ChannelState?[4];
     private readonly Milenage _milenage;
+    private readonly string _iccid;
     private CardState _state;
+    private bool _mute;
     private Usim _usim;
 
     /// <summary>Creates the card, reading its state file when there is one.</summary>
@@ -101,6 +103,7 @@ public sealed partial class VirtualUicc : IDisposable
             throw new InvalidOperationException($"{options.StateFile} is the state of the card {loaded.Imsi} / {loaded.Iccid}, not {options.Imsi} / {iccid}.");
         }
 
+        _iccid = iccid;
         _state = loaded ?? NewState(options, iccid);
         _usim = UsimFor(_state);
         PowerOn();
@@ -134,6 +137,11 @@ public sealed partial class VirtualUicc : IDisposable
         lock (_gate)
         {
             Commands++;
+            if (_mute)
+            {
+                return Sw(StatusWord.NoDiagnosis); // its state could not be read back: a card that fails stays failed
+            }
+
             if (!CommandApdu.TryParse(command, out var apdu))
             {
                 return Sw(StatusWord.WrongLength);
@@ -177,6 +185,7 @@ public sealed partial class VirtualUicc : IDisposable
     /// <summary>Zeroes the card's secrets in memory.</summary>
     public void Dispose()
     {
+        Forget(_state);
         _milenage.Dispose();
         CryptographicOperations.ZeroMemory(_k);
         CryptographicOperations.ZeroMemory(_opc);
@@ -266,12 +275,33 @@ public sealed partial class VirtualUicc : IDisposable
         }
     }
 
+    /// <summary>Back to what is on disk (or to the new card's state when nothing was written yet); a card that cannot read it goes mute.</summary>
     private void Reload()
     {
-        if (_options.StateFile is { } path && CardStateFile.Load(path, _k, _opc) is { } state)
+        try
         {
+            var state = (_options.StateFile is { } path ? CardStateFile.Load(path, _k, _opc) : null) ?? NewState(_options, _iccid);
+            Forget(_state);
             _state = state;
             _usim = UsimFor(state);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            _mute = true;
+        }
+    }
+
+    private static void Forget(CardState state)
+    {
+        CryptographicOperations.ZeroMemory(state.Ks);
+        foreach (var entry in state.Naf)
+        {
+            CryptographicOperations.ZeroMemory(entry.KsIntNaf);
+        }
+
+        foreach (var slot in state.Slots)
+        {
+            CryptographicOperations.ZeroMemory(slot.Key);
         }
     }
 

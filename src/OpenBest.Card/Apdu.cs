@@ -252,6 +252,12 @@ public interface IApduChannel : IDisposable
     /// <summary>Names the reader or line, for messages.</summary>
     string Name { get; }
 
+    /// <summary>
+    /// Whether a case 4 command keeps its Le (T=1). False (T=0, the default): it goes as case 3 and the data comes through
+    /// GET RESPONSE.
+    /// </summary>
+    bool CaseFourWithLe => false;
+
     /// <summary>Sends <paramref name="command"/> and returns the response (data ‖ SW1 SW2).</summary>
     /// <exception cref="IOException">The reader or card failed; the message names the reader.</exception>
     byte[] Transmit(ReadOnlySpan<byte> command);

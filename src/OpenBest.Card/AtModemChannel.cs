@@ -31,6 +31,7 @@ public sealed partial class AtModemChannel : IApduChannel
     private readonly Lock _gate = new();
     private readonly Dictionary<int, string?> _sessions = []; // logical channel → +CCHO session id (null until SELECT)
     private readonly StringBuilder _pending = new();
+    private bool _outOfStep;
 
     private AtModemChannel(FileStream line, string device, AtLogicalChannels mode)
     {
@@ -189,7 +190,12 @@ public sealed partial class AtModemChannel : IApduChannel
     /// <summary>Sends one command line and reads lines up to OK; returns the line that starts with <paramref name="expect"/> (or the first other line).</summary>
     private string Command(string line, string? expect = null)
     {
-        // What is left of an earlier answer (one that timed out) must not be taken for this one's.
+        // After a command that got no answer in time, a late answer could be taken for the next command's: the line is done.
+        if (_outOfStep)
+        {
+            throw new IOException($"AT {Name}: an earlier command got no answer in time; open the line again.");
+        }
+
         _pending.Clear();
         var bytes = Encoding.ASCII.GetBytes(line + "\r");
         _line.Write(bytes);
@@ -198,7 +204,13 @@ public sealed partial class AtModemChannel : IApduChannel
         string? result = null;
         while (true)
         {
-            var text = ReadLine(deadline) ?? throw new IOException($"AT {Name}: no answer to {Verb(line)} within {CommandTimeout.TotalSeconds:0} s.");
+            var text = ReadLine(deadline);
+            if (text is null)
+            {
+                _outOfStep = true;
+                throw new IOException($"AT {Name}: no answer to {Verb(line)} within {CommandTimeout.TotalSeconds:0} s.");
+            }
+
             if (text.Length == 0 || text == line)
             {
                 continue; // blank lines, and the echo before ATE0 takes effect

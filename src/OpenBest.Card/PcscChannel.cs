@@ -37,6 +37,9 @@ public sealed partial class PcscChannel : IApduChannel
     /// <summary>The reader's name as pcscd gives it.</summary>
     public string Name { get; }
 
+    /// <inheritdoc />
+    public bool CaseFourWithLe => _protocol == ProtocolT1;
+
     /// <summary>The protocol in use: "T=0" or "T=1".</summary>
     public string Protocol => _protocol == (nint)ProtocolT1 ? "T=1" : "T=0";
 

@@ -36,22 +36,31 @@ public sealed class UiccClient
     {
         ArgumentNullException.ThrowIfNull(command);
         var cla = (byte)((command.Cla & 0xFC) | LogicalChannel);
-        // T=0 carries a case 4 command as case 3; the data comes back through GET RESPONSE.
-        var sent = new CommandApdu(cla, command.Ins, command.P1, command.P2, command.Data, command.Data.Length > 0 ? null : command.Le);
-        var response = Exchange(sent);
-        if (response.Sw1 == 0x6C)
+        // T=0 carries a case 4 command as case 3; the data comes back through GET RESPONSE. T=1 keeps Le.
+        var keepLe = _channel.CaseFourWithLe || command.Data.Length == 0;
+        var sent = new CommandApdu(cla, command.Ins, command.P1, command.P2, command.Data, keepLe ? command.Le : null);
+        // One command sequence at a time on a card, whoever shares the channel (the USIM and the secure element do).
+        lock (_channel)
         {
-            response = Exchange(new CommandApdu(cla, command.Ins, command.P1, command.P2, command.Data, response.Sw2 == 0 ? 256 : response.Sw2));
-        }
+            var response = Exchange(sent);
+            if (response.Sw1 == 0x6C && (keepLe || command.Data.Length == 0))
+            {
+                response = Exchange(new CommandApdu(cla, command.Ins, command.P1, command.P2, command.Data, response.Sw2 == 0 ? 256 : response.Sw2));
+            }
 
-        var data = new List<byte>(response.Data);
-        for (var rounds = 0; response.Sw1 == 0x61 && rounds < 64; rounds++)
-        {
-            response = Exchange(new CommandApdu((byte)(0x00 | LogicalChannel), 0xC0, 0x00, 0x00, default, response.Sw2 == 0 ? 256 : response.Sw2));
-            data.AddRange(response.Data);
-        }
+            var data = new List<byte>(response.Data);
+            for (var rounds = 0; response.Sw1 == 0x61 && rounds < 64; rounds++)
+            {
+                System.Security.Cryptography.CryptographicOperations.ZeroMemory(response.Data);
+                response = Exchange(new CommandApdu((byte)(0x00 | LogicalChannel), 0xC0, 0x00, 0x00, default, response.Sw2 == 0 ? 256 : response.Sw2));
+                data.AddRange(response.Data);
+            }
 
-        return new ResponseApdu([.. data], response.Sw);
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(response.Data);
+            var all = data.ToArray();
+            System.Runtime.InteropServices.CollectionsMarshal.AsSpan(data).Clear();
+            return new ResponseApdu(all, response.Sw);
+        }
     }
 
     /// <summary>SELECT by DF name (P1 = 04) with P2 = 04 (return the FCP): a full AID or a prefix of one.</summary>
@@ -92,6 +101,11 @@ public sealed class UiccClient
         var select = SelectFile(fid);
         Expect(select, $"SELECT {fid:X4}");
         var size = FileSize(select.Data) ?? throw new IOException($"{Name}: the FCP of {fid:X4} has no file size.");
+        if (size > 0x7FFF)
+        {
+            throw new IOException($"{Name}: {fid:X4} is {size} octets; READ BINARY reaches 32767.");
+        }
+
         var content = new byte[size];
         for (var at = 0; at < size;)
         {
@@ -160,11 +174,18 @@ public sealed class UiccClient
     private ResponseApdu Exchange(CommandApdu command)
     {
         var raw = _channel.Transmit(command.ToArray());
-        if (!ResponseApdu.TryParse(raw, out var response))
+        try
         {
-            throw new IOException($"{Name}: the card answered {raw.Length} octets, not a response APDU.");
-        }
+            if (!ResponseApdu.TryParse(raw, out var response))
+            {
+                throw new IOException($"{Name}: the card answered {raw.Length} octets, not a response APDU.");
+            }
 
-        return response!;
+            return response!;
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(raw);
+        }
     }
 }

@@ -21,7 +21,7 @@ internal static class ObfCardCommand
     {
         var output = result.InvocationConfiguration.Output;
         var error = result.InvocationConfiguration.Error;
-        using var trace = traceFile is null ? null : new StreamWriter(traceFile.FullName, append: true);
+        using var trace = traceFile is null ? null : Trace(traceFile.FullName);
         using var channel = Open(spec, trace);
         var usim = new CardUsim(channel, ownsChannel: false);
         GbaBootstrap bootstrap;
@@ -201,7 +201,7 @@ internal static class ObfCardCommand
 
     private static int Run(ParseResult result, Option<string> card, Option<FileInfo> trace, Func<ObfSecureElement, int> work)
     {
-        using var traceWriter = result.GetValue(trace) is { } file ? new StreamWriter(file.FullName, append: true) : null;
+        using var traceWriter = result.GetValue(trace) is { } file ? Trace(file.FullName) : null;
         using var channel = Open(result.GetValue(card)!, traceWriter);
         ObfSecureElement se;
         try
@@ -217,6 +217,18 @@ internal static class ObfCardCommand
         {
             return work(se);
         }
+    }
+
+    /// <summary>A trace file, appended to and private to its owner (mode 0600): it can hold what a card returns.</summary>
+    private static StreamWriter Trace(string path)
+    {
+        var options = new FileStreamOptions { Mode = FileMode.Append, Access = FileAccess.Write };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+        }
+
+        return new StreamWriter(path, options);
     }
 
     private static IApduChannel Open(string spec, TextWriter? trace)

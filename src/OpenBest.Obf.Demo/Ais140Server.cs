@@ -64,11 +64,21 @@ public sealed class Ais140Server : IAsyncDisposable
     /// Key Import (seed 003 appendix 2.2.3.1): the key of a device that cannot bootstrap, from a trusted source, with the data
     /// classes it may send here. Replaces what a HELLO gave.
     /// </summary>
-    public void ImportKey(string iccid, ReadOnlySpan<byte> key, IEnumerable<string> classes) =>
-        _devices[iccid] = new DeviceState(key.ToArray(), classes.ToHashSet(StringComparer.Ordinal));
+    public void ImportKey(string iccid, ReadOnlySpan<byte> key, IEnumerable<string> classes) => Keep(iccid, key.ToArray(), null, classes.ToHashSet(StringComparer.Ordinal));
 
     /// <summary>The data classes the key service granted for <paramref name="iccid"/> (empty when unknown).</summary>
-    public IReadOnlyCollection<string> ClassesOf(string iccid) => _devices.TryGetValue(iccid, out var d) ? d.Classes : [];
+    public IReadOnlyCollection<string> ClassesOf(string iccid)
+    {
+        if (!_devices.TryGetValue(iccid, out var device))
+        {
+            return [];
+        }
+
+        lock (device)
+        {
+            return [.. device.Classes];
+        }
+    }
 
     /// <summary>Queues a command for the device: sealed under its key with the next server counter (the TRUST data).</summary>
     /// <returns>The packet, or null when the device is unknown.</returns>
@@ -205,23 +215,59 @@ public sealed class Ais140Server : IAsyncDisposable
             return Ais140Status.UnknownDevice;
         }
 
-        if (retrieval.Answer?.UiccKeyMaterial is not { } hex)
+        if (retrieval.Answer?.UiccKeyMaterial is not { Length: 64 } hex || !hex.All(char.IsAsciiHexDigit))
         {
-            _devices.TryRemove(iccid, out _);
+            // The key service refused the very bootstrap this server's key came from: its rights were revoked, so it takes
+            // nothing more from the device (the key and its counters stay, so nothing captured can be replayed later).
+            if (_devices.TryGetValue(iccid, out var known))
+            {
+                lock (known)
+                {
+                    if (known.BTid == btid)
+                    {
+                        known.Classes = [];
+                    }
+                }
+            }
+
             return Ais140Status.UnknownDevice; // no rights (any more), or an unknown B-TID: the device bootstraps again
         }
 
         var classes = retrieval.Answer.UssList?.SelectMany(u => u.Uss.Flags.Select(f => f.Flag)).ToHashSet(StringComparer.Ordinal) ?? [];
-        var key = Convert.FromHexString(hex);
-        _devices.AddOrUpdate(iccid, _ => new DeviceState(key, classes), (_, old) =>
-        {
-            // The same key keeps its counters (a new HELLO on the same bootstrap); a new key starts them again.
-            lock (old)
-            {
-                return CryptographicOperations.FixedTimeEquals(old.Key, key) ? old with { Classes = classes } : new DeviceState(key, classes);
-            }
-        });
+        Keep(iccid, Convert.FromHexString(hex), btid, classes);
         return Ais140Status.Ok;
+    }
+
+    /// <summary>
+    /// A device's key: the same key keeps its counters and only its classes change (a key is never used twice from zero); a
+    /// new key (a new bootstrap) starts its counters afresh.
+    /// </summary>
+    private void Keep(string iccid, byte[] key, string? btid, HashSet<string> classes)
+    {
+        var fresh = new DeviceState(key) { Classes = classes, BTid = btid };
+        while (true)
+        {
+            var current = _devices.GetOrAdd(iccid, fresh);
+            if (ReferenceEquals(current, fresh))
+            {
+                return;
+            }
+
+            lock (current)
+            {
+                if (CryptographicOperations.FixedTimeEquals(current.Key, key))
+                {
+                    current.Classes = classes;
+                    current.BTid = btid ?? current.BTid;
+                    return;
+                }
+            }
+
+            if (_devices.TryUpdate(iccid, fresh, current))
+            {
+                return;
+            }
+        }
     }
 
     private Ais140Status Open(string iccid, Ais140Class dataClass, byte[] packet)
@@ -232,9 +278,12 @@ public sealed class Ais140Server : IAsyncDisposable
         }
 
         // Each beneficiary controls its own data classes only (Y.OBF_trust 6.2 g, i): the rights decide.
-        if (!device.Classes.Contains(ClassName(dataClass)))
+        lock (device)
         {
-            return Ais140Status.Refused;
+            if (!device.Classes.Contains(ClassName(dataClass)))
+            {
+                return Ais140Status.Refused;
+            }
         }
 
         if (!SealedData.TryHeader(packet, out var keyIndex, out var counter) || keyIndex != _keyIndex)
@@ -269,8 +318,14 @@ public sealed class Ais140Server : IAsyncDisposable
         _ => "alarm",
     };
 
-    private sealed record DeviceState(byte[] Key, HashSet<string> Classes)
+    private sealed class DeviceState(byte[] key)
     {
+        public byte[] Key { get; } = key;
+
+        public HashSet<string> Classes { get; set; } = [];
+
+        public string? BTid { get; set; }
+
         public ulong DeviceCounter { get; set; }
 
         public ulong ServerCounter { get; set; }

@@ -326,7 +326,7 @@ public static class ObfDemo
             b.Store.Revoke(first.Impi, Ers, "alarm");
             var afterRevocation = await first.ConnectAsync(Ers, ErsIndex, new IPEndPoint(IPAddress.Loopback, ers.Ports[0]), cancellationToken).ConfigureAwait(false);
             var alarmAfter = await first.SendAsync(Ers, Ais140Class.Alarm, "PANIC,after the revocation", cancellationToken).ConfigureAwait(false);
-            checks.Add(new ObfDemoCheck("a revoked right: ERS gets no new key for the device, and takes nothing more", afterRevocation == Ais140Status.UnknownDevice && alarmAfter == Ais140Status.UnknownDevice, $"{afterRevocation}, {alarmAfter}"));
+            checks.Add(new ObfDemoCheck("a revoked right: ERS gets no new key for the device, and takes nothing more", afterRevocation == Ais140Status.UnknownDevice && alarmAfter == Ais140Status.Refused, $"{afterRevocation}, {alarmAfter}"));
             checks.Add(new ObfDemoCheck("refused and counted at the servers / at the devices",
                 vtams.Refused(Ais140Status.Replay) + vtams.Refused(Ais140Status.NotAuthentic) > 0 && ers.Refused(Ais140Status.NotAuthentic) > 0 && first.RefusedCommands >= 3,
                 $"VTAMS {vtams.Refused(Ais140Status.Replay)} replayed, {vtams.Refused(Ais140Status.NotAuthentic)} not authentic; ERS {ers.Refused(Ais140Status.NotAuthentic) + ers.Refused(Ais140Status.Refused) + ers.Refused(Ais140Status.UnknownDevice)}; devices {devices.Sum(d => d.RefusedCommands)} commands"));
@@ -400,6 +400,11 @@ public static class ObfDemo
             }
             catch (IOException) when (DateTime.UtcNow < deadline)
             {
+            }
+
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new InvalidOperationException($"no card answered in the PC/SC reader {reader} within 60 s");
             }
 
             await Task.Delay(100, cancellationToken).ConfigureAwait(false);

@@ -74,6 +74,19 @@ public sealed class PcscdHost : IDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        try
+        {
+            return await WaitAsync(pcscd, process, deadline, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            pcscd.Dispose(); // never leave a pcscd holding the machine's PC/SC socket
+            throw;
+        }
+    }
+
+    private static async Task<PcscdHost> WaitAsync(PcscdHost pcscd, Process process, DateTime deadline, CancellationToken cancellationToken)
+    {
         while (true)
         {
             try
@@ -90,8 +103,7 @@ public sealed class PcscdHost : IDisposable
 
             if (DateTime.UtcNow > deadline || process.HasExited)
             {
-                pcscd.Dispose();
-                throw new InvalidOperationException("pcscd did not list the demo's readers within 60 s");
+                throw new InvalidOperationException("pcscd did not list its vpcd readers within 60 s");
             }
 
             await Task.Delay(100, cancellationToken).ConfigureAwait(false);

@@ -209,7 +209,21 @@ public sealed class GbaClient
                 if (_uicc is not null)
                 {
                     // GBA_U: the card keeps Ks; the ME finishes by writing B-TID and lifetime beside RAND (TS 33.220 G.1).
-                    _uicc.StoreBootstrappingParameters(rand, btid, lifetime);
+                    // EF_GBABP holds 255 octets: RAND, the B-TID and the lifetime with their lengths.
+                    if (System.Text.Encoding.UTF8.GetByteCount(btid) > 200)
+                    {
+                        return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, "the B-TID is longer than EF_GBABP holds (200 octets)");
+                    }
+
+                    try
+                    {
+                        _uicc.StoreBootstrappingParameters(rand, btid, lifetime);
+                    }
+                    catch (IOException e)
+                    {
+                        return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, $"the card did not take the bootstrapping parameters: {e.Message}");
+                    }
+
                     return new GbaBootstrap(GbaBootstrapStatus.Bootstrapped, resynchronised ? "bootstrapped (GBA_U) after resynchronising the SQN" : "bootstrapped (GBA_U: Ks stays in the card)", btid, lifetime, rand, null, resynchronised) { KeysInCard = true };
                 }
 
@@ -232,12 +246,17 @@ public sealed class GbaClient
     {
         try
         {
+            if (answer.Content.Headers.ContentLength is > 16_384)
+            {
+                return null;
+            }
+
             var body = await answer.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
             using var problem = System.Text.Json.JsonDocument.Parse(body);
             var root = problem.RootElement;
-            if (root.ValueKind == System.Text.Json.JsonValueKind.Object && root.TryGetProperty("cause", out var cause) && cause.GetString() == UbServer.TransferredCause
-                && root.TryGetProperty("endpoint", out var endpoint) && endpoint.GetString() is { Length: > 0 } newServer
-                && root.TryGetProperty("record", out var record) && record.GetString() is { Length: > 0 and <= 1024 } hex && hex.Length % 2 == 0 && hex.All(char.IsAsciiHexDigit))
+            if (root.ValueKind == System.Text.Json.JsonValueKind.Object && Text(root, "cause") == UbServer.TransferredCause
+                && Text(root, "endpoint") is { Length: > 0 and <= 1024 } newServer
+                && Text(root, "record") is { Length: > 0 and <= 1024 } hex && hex.Length % 2 == 0 && hex.All(char.IsAsciiHexDigit))
             {
                 return new GbaBootstrap(GbaBootstrapStatus.Transferred, $"transferred to {newServer}") { TransferRecord = Convert.FromHexString(hex), NewServer = newServer };
             }
@@ -247,6 +266,9 @@ public sealed class GbaClient
         }
 
         return null;
+
+        static string? Text(System.Text.Json.JsonElement o, string name) =>
+            o.TryGetProperty(name, out var value) && value.ValueKind == System.Text.Json.JsonValueKind.String ? value.GetString() : null;
     }
 
     private HttpRequestMessage Get(string authorization)

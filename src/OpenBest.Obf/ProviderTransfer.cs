@@ -167,8 +167,16 @@ public sealed class ObfServerKey : IDisposable
 
     private static ObfServerKey FromPrivate(ReadOnlySpan<byte> d)
     {
-        using var probe = ECDsa.Create(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, D = d.ToArray() });
-        return new ObfServerKey(probe.ExportParameters(true));
+        var scalar = d.ToArray();
+        try
+        {
+            using var probe = ECDsa.Create(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, D = scalar });
+            return new ObfServerKey(probe.ExportParameters(true));
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(scalar);
+        }
     }
 
     /// <summary>KEK = HKDF-SHA-256(Z, salt = none, info = "OpenBest OBF transfer v1|" IMPI), 32 octets.</summary>
@@ -238,8 +246,16 @@ public static class ProviderTransfer
 
         using var keys = store.GetSecrets(impi) ?? throw new InvalidOperationException($"{impi} has no K and OPc here (its vectors come from an HLR): transfer it at the HLR's operator.");
         var now = (time ?? TimeProvider.System).GetUtcNow();
-        // The sequence only has to grow from one record of a card to the next: the time in milliseconds does.
-        var record = ServerKeyRecord.Create(own.Signer, (ulong)now.ToUnixTimeMilliseconds(), target.Ub, iccid, targetKey);
+        // The sequence must exceed the card's: the time in milliseconds, and above the record that brought the card here
+        // (whose server's clock may be ahead of this one).
+        var sequence = (ulong)now.ToUnixTimeMilliseconds();
+        if (store.Transfer(impi) is { Direction: "in" } arrival && JsonSerializer.Deserialize<TransferPackage>(arrival.Package, JsonSerializerOptions.Web) is { } previous
+            && ObfServerKey.TryHex(previous.Record, previous.Record.Length / 2, out var previousRecord) && ServerKeyRecord.TryParse(previousRecord, out var previousSequence, out _, out _, out _, out _))
+        {
+            sequence = Math.Max(sequence, previousSequence + 1);
+        }
+
+        var record = ServerKeyRecord.Create(own.Signer, sequence, target.Ub, iccid, targetKey);
         var (ephemeral, wrapped) = ObfServerKey.WrapTo(targetKey, impi, keys.K, keys.Opc);
         var package = new TransferPackage(impi, iccid, element.Imsi, keys.Amf, ownUb, Convert.ToHexStringLower(record), Convert.ToHexStringLower(ephemeral), Convert.ToHexStringLower(wrapped),
             [.. store.Rights(impi).Select(r => new TransferRight(r.NafFqdn, r.DataClass))]);
@@ -290,16 +306,40 @@ public static class ProviderTransfer
             return (200, "received before");
         }
 
-        if (store.SecureElement(package.Impi) is not null)
+        var rights = package.Rights ?? [];
+        if (rights.Any(r => r is not { Naf.Length: > 0 and <= 253, DataClass.Length: > 0 and <= 64 }))
         {
-            return (409, "a secure element with this IMPI is registered here already");
+            return (400, "every right has a naf and a dataClass");
         }
 
-        store.AddSecureElements([new NewSecureElement(package.Impi, keys.Span[..16].ToArray(), keys.Span[16..].ToArray(), package.Iccid, Imsi: package.Imsi, Amf: package.Amf)]);
-        var granted = 0;
-        foreach (var right in package.Rights ?? [])
+        if (store.SecureElement(package.Impi) is { } known)
         {
-            if (store.Application(right.Naf) is not null && store.Grant(new ResourceRight(package.Impi, right.Naf, right.DataClass, DateTimeOffset.UtcNow)))
+            // Taken before a crash, but not yet recorded as received: the same card resumes; another one is a conflict.
+            using var held = store.GetSecrets(package.Impi);
+            if (known.Iccid != package.Iccid || held is null || !CryptographicOperations.FixedTimeEquals(held.K, keys.Span[..16]) || !CryptographicOperations.FixedTimeEquals(held.Opc, keys.Span[16..]))
+            {
+                return (409, "a secure element with this IMPI is registered here already");
+            }
+        }
+        else
+        {
+            var (k, opc) = (keys.Span[..16].ToArray(), keys.Span[16..].ToArray());
+            try
+            {
+                store.AddSecureElements([new NewSecureElement(package.Impi, k, opc, package.Iccid, Imsi: package.Imsi, Amf: package.Amf)]);
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(k);
+                CryptographicOperations.ZeroMemory(opc);
+            }
+        }
+
+        var granted = 0;
+        foreach (var right in rights)
+        {
+            if (store.Application(right.Naf) is not null && (store.Grant(new ResourceRight(package.Impi, right.Naf, right.DataClass, DateTimeOffset.UtcNow))
+                || store.Rights(package.Impi, right.Naf).Any(r => r.DataClass == right.DataClass)))
             {
                 granted++;
             }

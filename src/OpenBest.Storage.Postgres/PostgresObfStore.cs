@@ -386,16 +386,21 @@ public sealed class PostgresObfStore : IObfStore
     public void SaveTransfer(ObfTransfer transfer)
     {
         ArgumentNullException.ThrowIfNull(transfer);
-        using var command = _dataSource.CreateCommand("INSERT INTO obf_transfers (impi, direction, peer, state, package, updated) VALUES ($1, $2, $3, $4, $5, $6) " +
-            "ON CONFLICT (impi) DO UPDATE SET direction = excluded.direction, peer = excluded.peer, state = excluded.state, package = excluded.package, updated = excluded.updated");
+        using var connection = _dataSource.OpenConnection();
+        using var transaction = connection.BeginTransaction();
+        using var command = new NpgsqlCommand("INSERT INTO obf_transfers (impi, direction, peer, state, package, updated) VALUES ($1, $2, $3, $4, $5, $6) " +
+            "ON CONFLICT (impi) DO UPDATE SET direction = excluded.direction, peer = excluded.peer, state = excluded.state, package = excluded.package, updated = excluded.updated", connection, transaction);
         Add(command, transfer.Impi, transfer.Direction, transfer.Peer, transfer.State, transfer.Package, transfer.Updated.ToUnixTimeMilliseconds());
         command.ExecuteNonQuery();
         if (transfer is { Direction: "out", State: "done" })
         {
-            using var forget = _dataSource.CreateCommand("UPDATE obf_secure_elements SET k_enc = NULL, opc_enc = NULL WHERE impi = $1");
+            // In the same transaction: a transfer is never done while the keys stay here.
+            using var forget = new NpgsqlCommand("UPDATE obf_secure_elements SET k_enc = NULL, opc_enc = NULL WHERE impi = $1", connection, transaction);
             forget.Parameters.AddWithValue(transfer.Impi);
             forget.ExecuteNonQuery();
         }
+
+        transaction.Commit();
     }
 
     /// <inheritdoc/>

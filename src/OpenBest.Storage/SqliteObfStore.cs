@@ -417,16 +417,20 @@ public sealed class SqliteObfStore : IObfStore
     {
         ArgumentNullException.ThrowIfNull(transfer);
         using var connection = Connect();
-        using var command = Command(connection, null, "INSERT INTO transfers (impi, direction, peer, state, package, updated) VALUES ($impi, $direction, $peer, $state, $package, $updated) " +
+        using var transaction = connection.BeginTransaction();
+        using var command = Command(connection, transaction, "INSERT INTO transfers (impi, direction, peer, state, package, updated) VALUES ($impi, $direction, $peer, $state, $package, $updated) " +
             "ON CONFLICT (impi) DO UPDATE SET direction = excluded.direction, peer = excluded.peer, state = excluded.state, package = excluded.package, updated = excluded.updated");
         Bind(command, ("$impi", transfer.Impi), ("$direction", transfer.Direction), ("$peer", transfer.Peer), ("$state", transfer.State), ("$package", transfer.Package), ("$updated", transfer.Updated.ToUnixTimeMilliseconds()));
         command.ExecuteNonQuery();
         if (transfer is { Direction: "out", State: "done" })
         {
-            using var forget = Command(connection, null, "UPDATE secure_elements SET k_enc = NULL, opc_enc = NULL WHERE impi = $impi");
+            // In the same transaction: a transfer is never done while the keys stay here.
+            using var forget = Command(connection, transaction, "UPDATE secure_elements SET k_enc = NULL, opc_enc = NULL WHERE impi = $impi");
             forget.Parameters.AddWithValue("$impi", transfer.Impi);
             forget.ExecuteNonQuery();
         }
+
+        transaction.Commit();
     }
 
     /// <inheritdoc/>

@@ -204,7 +204,7 @@ public sealed class Ais140VectorTests
         public byte[] Transmit(ReadOnlySpan<byte> command)
         {
             var response = inner.Transmit(command);
-            record(command.ToArray(), response);
+            record(command.ToArray(), (byte[])response.Clone()); // the client zeroes what it read
             return response;
         }
 

@@ -14,7 +14,7 @@ internal sealed class InProcessChannel(VirtualUicc card) : IApduChannel
         var response = card.Process(command);
         lock (Responses)
         {
-            Responses.Add(response);
+            Responses.Add((byte[])response.Clone());
         }
 
         return response;
