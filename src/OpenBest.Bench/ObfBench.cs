@@ -211,12 +211,7 @@ public static class ObfBench
     private static HttpClient Client(X509Certificate2 ca, X509Certificate2? certificate, string address, int connections)
     {
         var handler = new SocketsHttpHandler { MaxConnectionsPerServer = connections, PooledConnectionLifetime = Timeout.InfiniteTimeSpan, EnableMultipleHttp2Connections = true };
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, server, _, _) => DevelopmentPki.IsIssuedBy(server as X509Certificate2, ca);
-        if (certificate is not null)
-        {
-            handler.SslOptions.ClientCertificates = [certificate];
-            handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate;
-        }
+        DevelopmentPki.UseFor(handler.SslOptions, ca, certificate);
 
         // HTTP/2 where the server offers it (ALPN): many requests in flight share a few TLS connections.
         return new HttpClient(handler) { BaseAddress = new Uri(address), Timeout = TimeSpan.FromSeconds(30), DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionOrLower };

@@ -256,7 +256,7 @@ internal static class ObfClientCommand
         var handler = new SocketsHttpHandler();
         if (ca is not null)
         {
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, server, _, _) => DevelopmentPki.IsIssuedBy(server as System.Security.Cryptography.X509Certificates.X509Certificate2, ca);
+            DevelopmentPki.UseFor(handler.SslOptions, ca);
         }
 
         HttpMessageHandler pipeline = trace is null ? handler : new TracingHandler(trace) { InnerHandler = handler };

@@ -56,9 +56,7 @@ internal static class ObfTransferCommand
             using var own = DevelopmentPki.LoadPair(pair);
             using var anchor = DevelopmentPki.LoadCertificate(caPath);
             var handler = new SocketsHttpHandler();
-            handler.SslOptions.ClientCertificates = [own];
-            handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => own;
-            handler.SslOptions.RemoteCertificateValidationCallback = (_, server, _, _) => DevelopmentPki.IsIssuedBy(server as System.Security.Cryptography.X509Certificates.X509Certificate2, anchor);
+            DevelopmentPki.UseFor(handler.SslOptions, anchor, own);
             using var http = new HttpClient(handler) { BaseAddress = new Uri(result.GetValue(to)!), Timeout = TimeSpan.FromSeconds(30) };
             var target = result.GetValue(to)!;
             var element = result.GetValue(impi)!;

@@ -158,6 +158,22 @@ public static class DevelopmentPki
     }
 
     /// <summary>
+    /// TLS client settings for this PKI: trust only servers whose certificate <paramref name="ca"/> issued (<see cref="IsIssuedBy"/>)
+    /// and, when <paramref name="client"/> is given, present it (mutual TLS).
+    /// </summary>
+    public static void UseFor(System.Net.Security.SslClientAuthenticationOptions ssl, X509Certificate2 ca, X509Certificate2? client = null)
+    {
+        ArgumentNullException.ThrowIfNull(ssl);
+        ArgumentNullException.ThrowIfNull(ca);
+        ssl.RemoteCertificateValidationCallback = (_, server, _, _) => IsIssuedBy(server as X509Certificate2, ca);
+        if (client is not null)
+        {
+            ssl.ClientCertificates = [client];
+            ssl.LocalCertificateSelectionCallback = (_, _, _, _, _) => client;
+        }
+    }
+
+    /// <summary>
     /// Whether <paramref name="certificate"/> chains to <paramref name="ca"/> (and only to it), is in its validity
     /// period and may authenticate a TLS client.
     /// </summary>

@@ -187,7 +187,7 @@ public static class ObfDemo
             HttpClient Ub(Uri server)
             {
                 var handler = new SocketsHttpHandler();
-                handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) => DevelopmentPki.IsIssuedBy(presented as X509Certificate2, ca);
+                DevelopmentPki.UseFor(handler.SslOptions, ca);
                 return new HttpClient(handler) { BaseAddress = server, Timeout = TimeSpan.FromSeconds(30) };
             }
 
@@ -414,9 +414,7 @@ public static class ObfDemo
     private static HttpClient Client(Uri address, X509Certificate2 certificate, X509Certificate2 ca)
     {
         var handler = new SocketsHttpHandler();
-        handler.SslOptions.ClientCertificates = [certificate];
-        handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate;
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) => DevelopmentPki.IsIssuedBy(presented as X509Certificate2, ca);
+        DevelopmentPki.UseFor(handler.SslOptions, ca, certificate);
         return new HttpClient(handler) { BaseAddress = address, Timeout = TimeSpan.FromSeconds(30) };
     }
 

@@ -34,9 +34,7 @@ public sealed class NafKeyClient : IDisposable
         ArgumentNullException.ThrowIfNull(ca);
         NafFqdn = nafFqdn;
         var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(10) };
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, server, _, _) => EasInterface.DevelopmentPki.IsIssuedBy(server as X509Certificate2, ca);
-        handler.SslOptions.ClientCertificates = [certificate];
-        handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate;
+        EasInterface.DevelopmentPki.UseFor(handler.SslOptions, ca, certificate);
         _http = new HttpClient(handler) { BaseAddress = keyService, Timeout = TimeSpan.FromSeconds(10), DefaultRequestVersion = HttpVersion.Version20, DefaultVersionPolicy = HttpVersionPolicy.RequestVersionOrLower };
     }
 

@@ -90,12 +90,7 @@ internal sealed class TestObf : IAsyncDisposable
     private HttpClient Client(X509Certificate2? certificate, string address)
     {
         var handler = new SocketsHttpHandler();
-        handler.SslOptions.RemoteCertificateValidationCallback = (_, server, _, _) => DevelopmentPki.IsIssuedBy(server as X509Certificate2, Ca);
-        if (certificate is not null)
-        {
-            handler.SslOptions.ClientCertificates = [certificate];
-            handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate;
-        }
+        DevelopmentPki.UseFor(handler.SslOptions, Ca, certificate);
 
         return new HttpClient(handler) { BaseAddress = new Uri(address) };
     }
