@@ -27,23 +27,22 @@ internal static class ObfCardCommand
         GbaBootstrap bootstrap;
         try
         {
-            bootstrap = await BootstrapOnceAsync(server, usim, impi, ca, trace, cancel);
-            if (bootstrap.Status == GbaBootstrapStatus.Transferred)
+            var ran = await CardBootstrap.RunAsync(address => ObfClientCommand.Http(address, address.Scheme == Uri.UriSchemeHttps ? ca() : null, trace), usim, record =>
             {
-                // The server handed this card to another one: the card checks the record with the key it trusts, and only then
-                // does the device follow the endpoint the record (not the old server) names.
-                using var moved = bootstrap;
                 using var se = ObfSecureElement.Open(channel);
-                var stored = se.VerifyAndStoreServerKey(moved.TransferRecord);
-                if (!stored.Ok || !ServerKeyRecord.TryParse(moved.TransferRecord, out _, out var endpoint, out _, out _, out _) || !Uri.TryCreate(endpoint, UriKind.Absolute, out var next))
-                {
-                    await error.WriteLineAsync($"best obf bootstrap: the card refused the transfer record ({StatusWord.Describe(stored.Sw)}): it was not signed by the server the card trusts");
-                    return ExitCodes.CheckFailed;
-                }
+                return se.VerifyAndStoreServerKey(record);
+            }, server, impi, cancel);
+            bootstrap = ran.Bootstrap;
+            if (ran.RecordRefused is { } sw)
+            {
+                bootstrap.Dispose();
+                await error.WriteLineAsync($"best obf bootstrap: the card refused the transfer record ({StatusWord.Describe(sw)}): it was not signed by the server the card trusts");
+                return ExitCodes.CheckFailed;
+            }
 
-                await output.WriteLineAsync($"Transferred: the card verified the record and now trusts {endpoint}");
-                server = next;
-                bootstrap = await BootstrapOnceAsync(server, usim, impi, ca, trace, cancel);
+            if (ran.Transferred)
+            {
+                await output.WriteLineAsync($"Transferred: the card verified the record and now trusts {ran.Server}");
             }
         }
         catch (HttpRequestException e)
@@ -101,12 +100,6 @@ internal static class ObfCardCommand
         }
 
         return ExitCodes.Success;
-    }
-
-    private static async Task<GbaBootstrap> BootstrapOnceAsync(Uri server, CardUsim usim, string impi, Func<System.Security.Cryptography.X509Certificates.X509Certificate2> ca, TextWriter? trace, CancellationToken cancel)
-    {
-        using var http = ObfClientCommand.Http(server, server.Scheme == Uri.UriSchemeHttps ? ca() : null, trace);
-        return await new GbaClient(http, (IGbaUicc)usim).BootstrapAsync(impi, cancel);
     }
 
     /// <summary><c>best obf seal</c>: Encrypt Device Data on the card.</summary>

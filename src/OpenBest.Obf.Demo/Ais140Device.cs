@@ -61,33 +61,21 @@ public sealed class Ais140Device : IAsyncDisposable
     /// <exception cref="InvalidOperationException">The bootstrap failed or the card refused.</exception>
     public async Task BootstrapAsync(IReadOnlyDictionary<string, byte> beneficiaries, CancellationToken cancellationToken)
     {
-        var bootstrap = await BootstrapAtAsync(Provider, cancellationToken).ConfigureAwait(false);
-        if (bootstrap.Status == GbaBootstrapStatus.Transferred)
+        var ran = await CardBootstrap.RunAsync(_ub, _usim, record => _se.VerifyAndStoreServerKey(record), Provider, Impi, cancellationToken).ConfigureAwait(false);
+        using var bootstrap = ran.Bootstrap;
+        if (ran.RecordRefused is { } sw)
         {
-            using (bootstrap)
-            {
-                var stored = _se.VerifyAndStoreServerKey(bootstrap.TransferRecord);
-                if (!stored.Ok || !ServerKeyRecord.TryParse(bootstrap.TransferRecord, out _, out var endpoint, out _, out _, out _))
-                {
-                    throw new InvalidOperationException($"{Iccid}: the card refused the transfer record ({StatusWord.Describe(stored.Sw)})");
-                }
-
-                Provider = new Uri(endpoint);
-                Transferred = true;
-            }
-
-            bootstrap = await BootstrapAtAsync(Provider, cancellationToken).ConfigureAwait(false);
+            throw new InvalidOperationException($"{Iccid}: the card refused the transfer record ({StatusWord.Describe(sw)})");
         }
 
-        using (bootstrap)
+        Provider = ran.Server;
+        Transferred |= ran.Transferred;
+        if (bootstrap.Status != GbaBootstrapStatus.Bootstrapped)
         {
-            if (bootstrap.Status != GbaBootstrapStatus.Bootstrapped)
-            {
-                throw new InvalidOperationException($"{Iccid}: {bootstrap.Detail}");
-            }
-
-            BTid = bootstrap.BTid;
+            throw new InvalidOperationException($"{Iccid}: {bootstrap.Detail}");
         }
+
+        BTid = bootstrap.BTid;
 
         foreach (var (naf, index) in beneficiaries)
         {
@@ -193,12 +181,6 @@ public sealed class Ais140Device : IAsyncDisposable
         _se.Dispose();
         _channel.Dispose();
         return ValueTask.CompletedTask;
-    }
-
-    private async Task<GbaBootstrap> BootstrapAtAsync(Uri server, CancellationToken cancellationToken)
-    {
-        using var http = _ub(server);
-        return await new GbaClient(http, (IGbaUicc)_usim).BootstrapAsync(Impi, cancellationToken).ConfigureAwait(false);
     }
 
     private sealed class Link(TcpClient client, byte keyIndex, IPEndPoint server) : IDisposable
