@@ -388,18 +388,9 @@ public static class ObfDemo
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (true)
         {
-            try
+            if (PcscdHost.TryConnect(reader) is { } channel)
             {
-                var channel = PcscChannel.Connect(reader);
-                if (channel.Transmit([0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00]) is [.., 0x90, 0x00])
-                {
-                    return channel;
-                }
-
-                channel.Dispose();
-            }
-            catch (IOException) when (DateTime.UtcNow < deadline)
-            {
+                return channel;
             }
 
             if (DateTime.UtcNow >= deadline)

@@ -110,6 +110,29 @@ public sealed class PcscdHost : IDisposable
         }
     }
 
+    /// <summary>
+    /// The card in <paramref name="reader"/>, once it answers a SELECT of the MF through PC/SC (pcscd polls its readers, so an
+    /// inserted card shows a little later); null while it does not.
+    /// </summary>
+    public static PcscChannel? TryConnect(string reader)
+    {
+        try
+        {
+            var channel = PcscChannel.Connect(reader);
+            if (channel.Transmit([0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00]) is [.., 0x90, 0x00])
+            {
+                return channel;
+            }
+
+            channel.Dispose();
+        }
+        catch (IOException)
+        {
+        }
+
+        return null;
+    }
+
     /// <summary>What pcscd said (its standard output and error).</summary>
     public string Log
     {

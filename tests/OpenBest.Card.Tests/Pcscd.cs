@@ -89,15 +89,8 @@ public sealed class Pcscd : IAsyncLifetime
 
     private bool CardAnswers()
     {
-        try
-        {
-            using var channel = PcscChannel.Connect(Reader);
-            return channel.Transmit([0x00, 0xA4, 0x00, 0x0C, 0x02, 0x3F, 0x00]) is [.., 0x90, 0x00];
-        }
-        catch (IOException)
-        {
-            return false;
-        }
+        using var channel = PcscdHost.TryConnect(Reader);
+        return channel is not null;
     }
 }
 
