@@ -83,7 +83,7 @@ internal static class ObfTransferCommand
                 ObfCommand.WithStore(result, "transfer", store => { current = store.Transfer(element); return 0; });
                 if (current!.State == ProviderTransfer.Prepared)
                 {
-                    var package = JsonSerializer.Deserialize<TransferPackage>(current.Package, JsonSerializerOptions.Web)!;
+                    var package = ProviderTransfer.PackageOf(current)!;
                     using var answer = await http.PostAsJsonAsync("/obf/v1/transfers", package, JsonSerializerOptions.Web, cancel);
                     if (!answer.IsSuccessStatusCode)
                     {

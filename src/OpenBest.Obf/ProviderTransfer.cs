@@ -216,6 +216,13 @@ public static class ProviderTransfer
     /// <summary>States of an outgoing transfer.</summary>
     public const string Prepared = "prepared", Delivered = "delivered", Done = "done", Received = "received";
 
+    /// <summary>The package a stored transfer carries (null when it is not one).</summary>
+    public static TransferPackage? PackageOf(ObfTransfer transfer)
+    {
+        ArgumentNullException.ThrowIfNull(transfer);
+        return JsonSerializer.Deserialize<TransferPackage>(transfer.Package, JsonSerializerOptions.Web);
+    }
+
     /// <summary>The old server: the package for <paramref name="impi"/> to the server with <paramref name="target"/>'s key and Ub (made once, then reused).</summary>
     /// <exception cref="InvalidOperationException">The element is unknown, has no keys here, has no ICCID, or goes elsewhere already.</exception>
     public static (ObfTransfer Transfer, TransferPackage Package) Prepare(IObfStore store, ObfServerKey own, string ownUb, string impi, ServerKeyBody target, TimeProvider? time = null)
@@ -230,7 +237,7 @@ public static class ProviderTransfer
                 throw new InvalidOperationException($"{impi} is being transferred to {existing.Peer} already.");
             }
 
-            return (existing, JsonSerializer.Deserialize<TransferPackage>(existing.Package, JsonSerializerOptions.Web)!);
+            return (existing, PackageOf(existing)!);
         }
 
         var element = store.SecureElement(impi) ?? throw new InvalidOperationException($"{impi} is not a secure element of this server.");
@@ -249,7 +256,7 @@ public static class ProviderTransfer
         // The sequence must exceed the card's: the time in milliseconds, and above the record that brought the card here
         // (whose server's clock may be ahead of this one).
         var sequence = (ulong)now.ToUnixTimeMilliseconds();
-        if (store.Transfer(impi) is { Direction: "in" } arrival && JsonSerializer.Deserialize<TransferPackage>(arrival.Package, JsonSerializerOptions.Web) is { } previous
+        if (store.Transfer(impi) is { Direction: "in" } arrival && PackageOf(arrival) is { } previous
             && ObfServerKey.TryHex(previous.Record, previous.Record.Length / 2, out var previousRecord) && ServerKeyRecord.TryParse(previousRecord, out var previousSequence, out _, out _, out _, out _))
         {
             sequence = Math.Max(sequence, previousSequence + 1);

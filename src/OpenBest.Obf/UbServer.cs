@@ -216,11 +216,13 @@ public sealed class UbServer
         }
 
         var element = Resolve(username);
-        if (element is not null && _store.Transfer(element.Impi) is { Direction: "out", State: ProviderTransfer.Done } moved)
+        // A finished transfer forgets the keys in the same transaction, so only an element without keys here can have moved:
+        // the store is asked about transfers off the path of every other bootstrap.
+        if (element is { HasKeys: false } && _store.Transfer(element.Impi) is { Direction: "out", State: ProviderTransfer.Done } moved)
         {
             // Transferred (Y.OBF_trust 7.5 b): no more bootstrapping here; the answer carries the record the card verifies.
             Interlocked.Increment(ref _refused);
-            var package = System.Text.Json.JsonSerializer.Deserialize<TransferPackage>(moved.Package, System.Text.Json.JsonSerializerOptions.Web);
+            var package = ProviderTransfer.PackageOf(moved);
             var problem = System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(new { title = "transferred", status = 403, cause = TransferredCause, detail = $"this secure element is served by {moved.Peer} now", endpoint = moved.Peer, record = package?.Record },
                 System.Text.Json.JsonSerializerOptions.Web);
             return new UbAnswer(403, null, null, "application/problem+json", problem);
