@@ -29,7 +29,7 @@ public sealed class Ais140VectorTests
     public void TheCommittedFile_IsWhatTheCodeProduces()
     {
         var generated = Generate();
-        var path = Path.Combine(RepositoryRoot(), "testvectors", "obf-ais140.json");
+        var path = Path.Combine(OpenBest.Testing.TestPaths.RepositoryRoot(), "testvectors", "obf-ais140.json");
         if (Environment.GetEnvironmentVariable("OPENBEST_UPDATE_VECTORS") == "1")
         {
             File.WriteAllText(path, generated);
@@ -183,19 +183,6 @@ public sealed class Ais140VectorTests
     }
 
     private static string Hex(ReadOnlySpan<byte> bytes) => Convert.ToHexStringLower(bytes);
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "OpenBest.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("OpenBest.slnx not found above the test binaries.");
-    }
 
     private sealed class Recording(IApduChannel inner, Action<byte[], byte[]> record) : IApduChannel
     {

@@ -101,20 +101,7 @@ public sealed class EasXmlTests
     public void Schema_IsShipped()
     {
         Assert.Contains("urn:openbest:hse-eas:1", EasXml.SchemaText(), StringComparison.Ordinal);
-        var path = Path.Combine(RepositoryRoot(), "src", "OpenBest.EasInterface", "hse-eas.xsd");
+        var path = Path.Combine(OpenBest.Testing.TestPaths.RepositoryRoot(), "src", "OpenBest.EasInterface", "hse-eas.xsd");
         Assert.Equal(File.ReadAllText(path), EasXml.SchemaText());
-    }
-
-    internal static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "OpenBest.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("OpenBest.slnx not found");
     }
 }

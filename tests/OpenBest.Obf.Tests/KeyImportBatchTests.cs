@@ -373,24 +373,13 @@ public sealed class KeyImportBatchTests
     private static string ReadDocumentedExample()
     {
         // The example block of docs/obf-key-import.md, between its marker comments.
-        var doc = File.ReadAllText(Path.Combine(RepositoryRoot(), "docs", "obf-key-import.md"));
+        var doc = File.ReadAllText(Path.Combine(OpenBest.Testing.TestPaths.RepositoryRoot(), "docs", "obf-key-import.md"));
         const string Begin = "<!-- example-batch -->\n```\n";
         var start = doc.IndexOf(Begin, StringComparison.Ordinal);
         Assert.True(start >= 0, "docs/obf-key-import.md has no example batch");
         start += Begin.Length;
         var end = doc.IndexOf("```\n", start, StringComparison.Ordinal);
         return doc[start..end];
-    }
-
-    private static string RepositoryRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "OpenBest.slnx")))
-        {
-            dir = dir.Parent;
-        }
-
-        return dir?.FullName ?? throw new InvalidOperationException("OpenBest.slnx not found above the test binaries.");
     }
 
     private static string Text(byte[] batch) => Encoding.UTF8.GetString(batch);

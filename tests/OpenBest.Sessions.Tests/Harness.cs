@@ -5,23 +5,6 @@ using OpenBest.Sessions;
 
 namespace OpenBest.Sessions.Tests;
 
-internal static class TestPaths
-{
-    /// <summary>The repository's root: the folder above the test binaries that holds OpenBest.slnx.</summary>
-    public static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "OpenBest.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("OpenBest.slnx not found above the test binaries.");
-    }
-}
-
 internal sealed class ManualTime : TimeProvider
 {
     private DateTimeOffset _now = new(2026, 11, 22, 12, 0, 0, TimeSpan.Zero);

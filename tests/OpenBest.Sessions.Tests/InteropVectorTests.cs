@@ -36,7 +36,7 @@ public sealed class InteropVectorTests
     public void TheCommittedFile_IsWhatTheCodeProduces()
     {
         var generated = Generate();
-        var path = Path.Combine(TestPaths.RepositoryRoot(), "testvectors", "emsdp-profile1.json");
+        var path = Path.Combine(OpenBest.Testing.TestPaths.RepositoryRoot(), "testvectors", "emsdp-profile1.json");
         if (Environment.GetEnvironmentVariable("OPENBEST_UPDATE_VECTORS") == "1")
         {
             File.WriteAllText(path, generated);

@@ -33,7 +33,7 @@ public sealed class WiresharkDissectorTests
         {
             var capture = Path.Combine(directory.FullName, "emsdp.pcap");
             WritePcap(capture, h.Wire);
-            var script = Path.Combine(TestPaths.RepositoryRoot(), "tools", "wireshark", "emsdp.lua");
+            var script = Path.Combine(OpenBest.Testing.TestPaths.RepositoryRoot(), "tools", "wireshark", "emsdp.lua");
             var lines = Run(tshark, "-r", capture, "-X", $"lua_script:{script}", "-T", "fields", "-E", "separator=;",
                 "-e", "emsdp.session_id", "-e", "emsdp.key_id", "-e", "emsdp.plane", "-e", "emsdp.command", "-e", "emsdp.cause", "-e", "emsdp.eas_id");
 
