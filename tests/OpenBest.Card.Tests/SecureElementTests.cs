@@ -18,7 +18,7 @@ public sealed class SecureElementTests
     public void DeviceData_IsSealedUnderTheKeyIndex_WithACounter_AndBoundToTheCard()
     {
         using var card = Card();
-        using var se = ObfSecureElement.Open(new InProcessChannel(card));
+        using var se = ObfSecureElement.Open(new VirtualUiccChannel(card));
         Assert.NotEqual(0, se.LogicalChannel);
         var first = se.EncryptDeviceData(1, "PVT 28.61N 77.21E"u8);
         var second = se.EncryptDeviceData(1, "PVT 28.61N 77.21E"u8);
@@ -48,7 +48,7 @@ public sealed class SecureElementTests
     public void ServerData_OpensOnlyWithTrustData_AndOnlyOnce()
     {
         using var card = Card();
-        using var se = ObfSecureElement.Open(new InProcessChannel(card));
+        using var se = ObfSecureElement.Open(new VirtualUiccChannel(card));
         var command = SealedData.Seal(Imported, SealDirection.ServerToDevice, 1, 7, card.IccidOctets, "SET SERVER vtams2.example.com:5001"u8);
         var opened = se.DecryptData(1, command);
         Assert.True(opened.Ok, opened.ToString());
@@ -76,7 +76,7 @@ public sealed class SecureElementTests
     public void InstallKey_OnlyUnderAKeyTheCardTrusts()
     {
         using var card = Card();
-        using var se = ObfSecureElement.Open(new InProcessChannel(card));
+        using var se = ObfSecureElement.Open(new VirtualUiccChannel(card));
         var fresh = RandomNumberGenerator.GetBytes(32);
         // Sealed under an unknown key: refused, nothing installed.
         var untrusted = SealedData.Seal(RandomNumberGenerator.GetBytes(32), SealDirection.ServerToDevice, 1, 1, card.IccidOctets, [5, .. fresh]);
@@ -103,7 +103,7 @@ public sealed class SecureElementTests
         using var next = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var rogue = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         using var card = Card(serverKey: ServerKeyRecord.PublicKey(current));
-        using var se = ObfSecureElement.Open(new InProcessChannel(card));
+        using var se = ObfSecureElement.Open(new VirtualUiccChannel(card));
         Assert.Equal(0UL, se.ServerKey()!.Value.Sequence);
         var nextKey = ServerKeyRecord.PublicKey(next);
         // Signed by a key the card does not hold: refused.
@@ -134,7 +134,7 @@ public sealed class SecureElementTests
             var state = Path.Combine(directory.FullName, "card.state");
             ulong before;
             using (var card = Card(state: state))
-            using (var se = ObfSecureElement.Open(new InProcessChannel(card)))
+            using (var se = ObfSecureElement.Open(new VirtualUiccChannel(card)))
             {
                 se.EncryptDeviceData(1, "a"u8);
                 Assert.True(SealedData.TryHeader(se.EncryptDeviceData(1, "b"u8).Data, out _, out before));
@@ -142,7 +142,7 @@ public sealed class SecureElementTests
             }
 
             using (var card = Card(state: state))
-            using (var se = ObfSecureElement.Open(new InProcessChannel(card)))
+            using (var se = ObfSecureElement.Open(new VirtualUiccChannel(card)))
             {
                 Assert.True(SealedData.TryHeader(se.EncryptDeviceData(1, "c"u8).Data, out _, out var after));
                 Assert.True(after > before);

@@ -125,7 +125,7 @@ public sealed class VirtualUiccTests : IDisposable
         card.Process(Apdu("00A4040C07A0000000871002"));
         // The reference's example (TS 31.102 4.2.2, as pySim's enc_imsi): 208930000000001 → 08 29 80 39 00 00 00 00 10.
         Assert.Equal("0829803900000000109000", Hex(card.Process(Apdu("00B0870009"))));
-        var client = new CardUsim(new InProcessChannel(card));
+        var client = new CardUsim(new VirtualUiccChannel(card));
         Assert.Equal("208930000000001", client.ReadImsi());
         // An odd-length IMSI ends in a full octet, an even one in an F nibble; both read back.
         Assert.Equal("001010123456063", Imsi.Decode(Imsi.Encode("001010123456063")));
