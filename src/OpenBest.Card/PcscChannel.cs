@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using System.Text;
 
 namespace OpenBest.Card;
@@ -9,9 +8,8 @@ namespace OpenBest.Card;
 /// application reset the card. On Linux, pcsc-lite's DWORD and LONG are the platform's <c>unsigned long</c> and <c>long</c>
 /// (8 octets on 64-bit), hence <see cref="nint"/> throughout.
 /// </summary>
-public sealed partial class PcscChannel : IApduChannel
+public sealed unsafe class PcscChannel : IApduChannel
 {
-    private const string Library = "libpcsclite.so.1";
     private const nint ScopeSystem = 2;
     private const nint ShareShared = 2;
     private const nint ProtocolT0 = 1;
@@ -22,12 +20,14 @@ public sealed partial class PcscChannel : IApduChannel
     private const long ResetCardWarning = 0x80100068;
     private const long NoReaders = 0x8010002E;
     private readonly Lock _gate = new();
+    private readonly PcscLibrary _library;
     private nint _context;
     private nint _card;
     private nint _protocol;
 
-    private PcscChannel(nint context, nint card, nint protocol, string reader)
+    private PcscChannel(PcscLibrary library, nint context, nint card, nint protocol, string reader)
     {
+        _library = library;
         _context = context;
         _card = card;
         _protocol = protocol;
@@ -43,18 +43,19 @@ public sealed partial class PcscChannel : IApduChannel
     /// <summary>The protocol in use: "T=0" or "T=1".</summary>
     public string Protocol => _protocol == (nint)ProtocolT1 ? "T=1" : "T=0";
 
-    /// <summary>The readers pcscd knows.</summary>
+    /// <summary>The readers pcscd knows (the machine's, or the one <paramref name="library"/> reaches).</summary>
     /// <exception cref="IOException">pcscd is not running or the library is missing.</exception>
-    public static IReadOnlyList<string> ListReaders()
+    public static IReadOnlyList<string> ListReaders(PcscLibrary? library = null)
     {
-        var context = Establish();
+        library ??= PcscLibrary.Default;
+        var context = Establish(library);
         try
         {
-            return Readers(context);
+            return Readers(library, context);
         }
         finally
         {
-            _ = SCardReleaseContext(context);
+            _ = library.ReleaseContext(context);
         }
     }
 
@@ -63,12 +64,13 @@ public sealed partial class PcscChannel : IApduChannel
     /// holds a card when it is null.
     /// </summary>
     /// <exception cref="IOException">pcscd is not running, there is no such reader, or no card in it.</exception>
-    public static PcscChannel Connect(string? reader = null)
+    public static PcscChannel Connect(string? reader = null, PcscLibrary? library = null)
     {
-        var context = Establish();
+        library ??= PcscLibrary.Default;
+        var context = Establish(library);
         try
         {
-            var readers = Readers(context);
+            var readers = Readers(library, context);
             var candidates = reader is null ? readers : [.. readers.Where(r => r.StartsWith(reader, StringComparison.Ordinal))];
             if (candidates.Count == 0)
             {
@@ -78,10 +80,16 @@ public sealed partial class PcscChannel : IApduChannel
             long last = 0;
             foreach (var candidate in candidates)
             {
-                last = (long)SCardConnect(context, candidate, ShareShared, ProtocolT0 | ProtocolT1, out var card, out var protocol);
+                nint card, protocol;
+                var name = Encoding.UTF8.GetBytes(candidate + "\0");
+                fixed (byte* n = name)
+                {
+                    last = library.Connect(context, n, ShareShared, ProtocolT0 | ProtocolT1, &card, &protocol);
+                }
+
                 if (last == Success)
                 {
-                    var channel = new PcscChannel(context, card, protocol, candidate);
+                    var channel = new PcscChannel(library, context, card, protocol, candidate);
                     context = 0;
                     return channel;
                 }
@@ -93,7 +101,7 @@ public sealed partial class PcscChannel : IApduChannel
         {
             if (context != 0)
             {
-                _ = SCardReleaseContext(context);
+                _ = library.ReleaseContext(context);
             }
         }
     }
@@ -108,7 +116,7 @@ public sealed partial class PcscChannel : IApduChannel
             if (result == ResetCardWarning)
             {
                 // Another application reset the card: reconnect and send again (the caller re-selects what it needs).
-                var reconnect = (long)SCardReconnect(_card, ShareShared, ProtocolT0 | ProtocolT1, LeaveCard, out _protocol);
+                var reconnect = ReconnectCard(LeaveCard);
                 if (reconnect != Success)
                 {
                     throw new IOException($"PC/SC {Name}: reconnect failed ({Describe(reconnect)}).");
@@ -133,13 +141,13 @@ public sealed partial class PcscChannel : IApduChannel
         {
             if (_card != 0)
             {
-                _ = SCardDisconnect(_card, LeaveCard);
+                _ = _library.Disconnect(_card, LeaveCard);
                 _card = 0;
             }
 
             if (_context != 0)
             {
-                _ = SCardReleaseContext(_context);
+                _ = _library.ReleaseContext(_context);
                 _context = 0;
             }
         }
@@ -151,7 +159,7 @@ public sealed partial class PcscChannel : IApduChannel
     {
         lock (_gate)
         {
-            var result = (long)SCardReconnect(_card, ShareShared, ProtocolT0 | ProtocolT1, ResetCard, out _protocol);
+            var result = ReconnectCard(ResetCard);
             if (result != Success)
             {
                 throw new IOException($"PC/SC {Name}: reset failed ({Describe(result)}).");
@@ -159,30 +167,42 @@ public sealed partial class PcscChannel : IApduChannel
         }
     }
 
+    private long ReconnectCard(nint initialization)
+    {
+        nint protocol;
+        var result = (long)_library.Reconnect(_card, ShareShared, ProtocolT0 | ProtocolT1, initialization, &protocol);
+        if (result == Success)
+        {
+            _protocol = protocol;
+        }
+
+        return result;
+    }
+
     private long TransmitOnce(ReadOnlySpan<byte> command, out byte[] response)
     {
         var buffer = new byte[258];
         var length = (nint)buffer.Length;
-        var pci = new IoRequest { Protocol = _protocol, PciLength = Marshal.SizeOf<IoRequest>() };
-        var result = (long)SCardTransmit(_card, ref pci, command.ToArray(), command.Length, 0, buffer, ref length);
+        // SCARD_IO_REQUEST: the protocol and the structure's length, two DWORDs.
+        var pci = stackalloc nint[2];
+        pci[0] = _protocol;
+        pci[1] = 2 * sizeof(nint);
+        long result;
+        fixed (byte* send = command)
+        fixed (byte* receive = buffer)
+        {
+            result = (long)_library.Transmit(_card, pci, send, command.Length, 0, receive, &length);
+        }
+
         response = result == Success ? buffer[..(int)length] : [];
         System.Security.Cryptography.CryptographicOperations.ZeroMemory(buffer);
         return result;
     }
 
-    private static nint Establish()
+    private static nint Establish(PcscLibrary library)
     {
-        long result;
         nint context;
-        try
-        {
-            result = (long)SCardEstablishContext(ScopeSystem, 0, 0, out context);
-        }
-        catch (DllNotFoundException)
-        {
-            throw new IOException("PC/SC: libpcsclite.so.1 is not installed (Debian: libpcsclite1 and pcscd).");
-        }
-
+        var result = (long)library.EstablishContext(ScopeSystem, 0, 0, &context);
         if (result != Success)
         {
             throw new IOException($"PC/SC: cannot reach pcscd ({Describe(result)}); is pcscd running?");
@@ -191,10 +211,10 @@ public sealed partial class PcscChannel : IApduChannel
         return context;
     }
 
-    private static List<string> Readers(nint context)
+    private static List<string> Readers(PcscLibrary library, nint context)
     {
         var size = (nint)0;
-        var result = (long)SCardListReaders(context, null, null, ref size);
+        var result = (long)library.ListReaders(context, null, null, &size);
         if (result == NoReaders)
         {
             return [];
@@ -206,7 +226,11 @@ public sealed partial class PcscChannel : IApduChannel
         }
 
         var names = new byte[(int)size];
-        result = (long)SCardListReaders(context, null, names, ref size);
+        fixed (byte* n = names)
+        {
+            result = (long)library.ListReaders(context, null, n, &size);
+        }
+
         if (result == NoReaders)
         {
             return [];
@@ -233,32 +257,4 @@ public sealed partial class PcscChannel : IApduChannel
         0x80100067 => "the card is unpowered",
         _ => $"0x{code:X8}",
     };
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct IoRequest
-    {
-        public nint Protocol;
-        public nint PciLength;
-    }
-
-    [LibraryImport(Library)]
-    private static partial nint SCardEstablishContext(nint scope, nint reserved1, nint reserved2, out nint context);
-
-    [LibraryImport(Library)]
-    private static partial nint SCardReleaseContext(nint context);
-
-    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint SCardListReaders(nint context, string? groups, [Out] byte[]? readers, ref nint length);
-
-    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial nint SCardConnect(nint context, string reader, nint shareMode, nint preferredProtocols, out nint card, out nint activeProtocol);
-
-    [LibraryImport(Library)]
-    private static partial nint SCardReconnect(nint card, nint shareMode, nint preferredProtocols, nint initialization, out nint activeProtocol);
-
-    [LibraryImport(Library)]
-    private static partial nint SCardDisconnect(nint card, nint disposition);
-
-    [LibraryImport(Library)]
-    private static partial nint SCardTransmit(nint card, ref IoRequest sendPci, byte[] send, nint sendLength, nint receivePci, [Out] byte[] receive, ref nint receiveLength);
 }
