@@ -35,12 +35,22 @@ internal static class ObfTransferCommand
         var impi = ObfCommand.ImpiOption();
         var to = new Option<string>("--to") { Description = "the new server's registry API (its RPO port), e.g. https://obf-b.example.org:8444/", HelpName = "URL" };
         to.Validators.Add(r => { if (!Uri.TryCreate(r.GetValueOrDefault<string>(), UriKind.Absolute, out var uri) || uri.Scheme != "https" || uri.AbsolutePath != "/") { r.AddError("--to must be an https:// URL with no path"); } });
-        var certificate = new Option<FileInfo>("--certificate") { Description = "the certificate the new server knows as its operator (PEM, key in a .key file beside it) [<data-dir>/pki/eas-obf-admin.crt]", HelpName = "FILE" };
-        var ca = new Option<FileInfo>("--ca") { Description = "the CA of the new server's certificate [<data-dir>/pki/ca.crt]", HelpName = "FILE" };
+        var from = new Option<string>("--from") { Description = "on the new server: resume a transfer from this side; the old server's registry API (its RPO port)", HelpName = "URL" };
+        from.Validators.Add(r => { if (!Uri.TryCreate(r.GetValueOrDefault<string>(), UriKind.Absolute, out var uri) || uri.Scheme != "https" || uri.AbsolutePath != "/") { r.AddError("--from must be an https:// URL with no path"); } });
+        var certificate = new Option<FileInfo>("--certificate") { Description = "the certificate the other server knows as its operator (PEM, key in a .key file beside it) [<data-dir>/pki/eas-obf-admin.crt]", HelpName = "FILE" };
+        var ca = new Option<FileInfo>("--ca") { Description = "the CA of the other server's certificate [<data-dir>/pki/ca.crt]", HelpName = "FILE" };
         var command = ObfCommand.Leaf("transfer", "Hand a secure element to another authentication server: sign the new server's key, endpoint and the card's ICCID (the record\n" +
             "the card verifies), wrap K and OPc to the new server (ECDH-ES + AES key wrap), deliver them with the device's rights, then answer the\n" +
-            "device's next bootstrap here with the record. Each step is stored and audited; run it again to resume an interrupted transfer.", impi, to, certificate, ca);
-        command.Validators.Add(r => HexOption.Require(r, impi, to));
+            "device's next bootstrap here with the record. Each step is stored and audited; run it again to resume an interrupted transfer.\n" +
+            "On the new server, --from resumes it from that side: fetch the package, take the keys, and send the old server a signed receipt.", impi, to, from, certificate, ca);
+        command.Validators.Add(r =>
+        {
+            HexOption.Require(r, impi);
+            if ((r.GetResult(to) is null) == (r.GetResult(from) is null))
+            {
+                r.AddError("give --to URL (on the old server) or --from URL (on the new server)");
+            }
+        });
         command.SetAction(async (result, cancel) =>
         {
             var output = result.InvocationConfiguration.Output;
@@ -57,9 +67,14 @@ internal static class ObfTransferCommand
             using var anchor = DevelopmentPki.LoadCertificate(caPath);
             var handler = new SocketsHttpHandler();
             DevelopmentPki.UseFor(handler.SslOptions, anchor, own);
-            using var http = new HttpClient(handler) { BaseAddress = new Uri(result.GetValue(to)!), Timeout = TimeSpan.FromSeconds(30) };
-            var target = result.GetValue(to)!;
+            var target = result.GetValue(to) ?? result.GetValue(from)!;
+            using var http = new HttpClient(handler) { BaseAddress = new Uri(target), Timeout = TimeSpan.FromSeconds(30) };
             var element = result.GetValue(impi)!;
+            if (result.GetResult(from) is not null)
+            {
+                return await ResumeAtNewServerAsync(result, http, element, target, cancel);
+            }
+
             try
             {
                 // 1. The new server's key and Ub; the package (made once and kept, so a resumed transfer sends the same one).
@@ -114,6 +129,69 @@ internal static class ObfTransferCommand
             }
         });
         return command;
+    }
+
+    /// <summary>
+    /// The new server's side: the old server's stored package, taken here (idempotently), then the receipt signed with this
+    /// server's key, on which the old server marks the transfer done.
+    /// </summary>
+    private static async Task<int> ResumeAtNewServerAsync(System.CommandLine.ParseResult result, HttpClient http, string element, string source, CancellationToken cancel)
+    {
+        var output = result.InvocationConfiguration.Output;
+        var error = result.InvocationConfiguration.Error;
+        try
+        {
+            using var answer = await http.GetAsync(new Uri("/obf/v1/transfers/" + Uri.EscapeDataString(element), UriKind.Relative), cancel);
+            if (!answer.IsSuccessStatusCode)
+            {
+                await error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"best obf transfer: --from {source}: no transfer of {element} there ({(int)answer.StatusCode})"));
+                return ExitCodes.CheckFailed;
+            }
+
+            var state = await answer.Content.ReadFromJsonAsync<TransferStateBody>(JsonSerializerOptions.Web, cancel);
+            if (state is not { Direction: "out", Package: { } package })
+            {
+                await error.WriteLineAsync($"best obf transfer: --from {source}: {element} does not go out from there");
+                return ExitCodes.CheckFailed;
+            }
+
+            string? receipt = null;
+            var code = ObfCommand.WithStore(result, "transfer", store =>
+            {
+                using var key = ObfServerKey.LoadOrCreate(store);
+                var (status, detail) = ProviderTransfer.Receive(store, key, package, "operator");
+                if (status is not (200 or 201))
+                {
+                    error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"best obf transfer: the package from {source} is refused here ({status}): {detail}"));
+                    return ExitCodes.CheckFailed;
+                }
+
+                receipt = Convert.ToHexStringLower(ProviderTransfer.Receipt(key, package));
+                output.WriteLine($"{element}: {detail} (this server holds its keys)");
+                return ExitCodes.Success;
+            });
+            if (code != ExitCodes.Success)
+            {
+                return code;
+            }
+
+            StopAfter(ProviderTransfer.Received);
+            using var confirmed = await http.PostAsJsonAsync(new Uri("/obf/v1/transfers/" + Uri.EscapeDataString(element) + "/receipt", UriKind.Relative), new TransferReceiptBody(receipt), JsonSerializerOptions.Web, cancel);
+            if (!confirmed.IsSuccessStatusCode)
+            {
+                var why = await confirmed.Content.ReadAsStringAsync(cancel);
+                await error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"best obf transfer: {source} refused the receipt ({(int)confirmed.StatusCode}): {why}"));
+                return ExitCodes.CheckFailed;
+            }
+
+            output.WriteLine($"{element}: done (the old server answers its card with the record; its next bootstrap is here)");
+            return ExitCodes.Success;
+        }
+        catch (HttpRequestException e)
+        {
+            await error.WriteLineAsync($"best obf transfer: --from {source}: {e.Message.ReplaceLineEndings(" ")} (the old server still serves the device; run the command again to resume)");
+            return ExitCodes.CheckFailed;
+        }
     }
 
     private static void StopAfter(string state)

@@ -57,7 +57,13 @@ public sealed class Ais140Device : IAsyncDisposable
     /// <summary>Commands the card refused (replayed, altered, forged).</summary>
     public int RefusedCommands { get; private set; }
 
-    /// <summary>Bootstraps (following a transfer when the server answers with one) and puts each beneficiary's key into its index.</summary>
+    /// <summary>The device's resource rights as its last bootstrap listed them: which data class goes to which beneficiary.</summary>
+    public IReadOnlyList<BootstrapRight> Rights { get; private set; } = [];
+
+    /// <summary>
+    /// Bootstraps (following a transfer when the server answers with one) and puts the key of each beneficiary that holds a
+    /// right into that beneficiary's index; a beneficiary with no right gets no key.
+    /// </summary>
     /// <exception cref="InvalidOperationException">The bootstrap failed or the card refused.</exception>
     public async Task BootstrapAsync(IReadOnlyDictionary<string, byte> beneficiaries, CancellationToken cancellationToken)
     {
@@ -76,8 +82,8 @@ public sealed class Ais140Device : IAsyncDisposable
         }
 
         BTid = bootstrap.BTid;
-
-        foreach (var (naf, index) in beneficiaries)
+        Rights = bootstrap.Rights;
+        foreach (var (naf, index) in beneficiaries.Where(b => Rights.Any(r => r.Naf == b.Key)))
         {
             var derived = _se.DeriveKey(index, Gba.NafId(naf, Gba.UaHttpDigest), Impi);
             if (!derived.Ok)
@@ -113,7 +119,26 @@ public sealed class Ais140Device : IAsyncDisposable
     /// <summary>The server a beneficiary's link goes to.</summary>
     public IPEndPoint ServerOf(string naf) => _links[naf].Server;
 
-    /// <summary>Has the card seal <paramref name="text"/> under the beneficiary's key and sends it; the server's verdict.</summary>
+    /// <summary>
+    /// Sends a packet of <paramref name="dataClass"/> as the rights decide: sealed by the card under the key of each
+    /// beneficiary that holds a right to the class (and only those), one verdict per beneficiary.
+    /// </summary>
+    public async Task<IReadOnlyList<(string Naf, Ais140Status Status)>> ReportAsync(Ais140Class dataClass, string text, CancellationToken cancellationToken)
+    {
+        var name = Ais140Server.ClassName(dataClass);
+        var verdicts = new List<(string, Ais140Status)>();
+        foreach (var naf in Rights.Where(r => r.DataClass == name).Select(r => r.Naf).Distinct().Where(_links.ContainsKey))
+        {
+            verdicts.Add((naf, await SendAsync(naf, dataClass, text, cancellationToken).ConfigureAwait(false)));
+        }
+
+        return verdicts;
+    }
+
+    /// <summary>
+    /// Has the card seal <paramref name="text"/> under the beneficiary's key and sends it, whatever the rights say (a device
+    /// that does not follow them: the server still refuses a class the beneficiary holds no right to); the server's verdict.
+    /// </summary>
     public async Task<Ais140Status> SendAsync(string naf, Ais140Class dataClass, string text, CancellationToken cancellationToken)
     {
         var link = _links[naf];

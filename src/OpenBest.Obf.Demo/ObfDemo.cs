@@ -64,9 +64,6 @@ public static class ObfDemo
     /// <summary>The emergency response server.</summary>
     public const string Ers = "ers.emergency.example.gov";
 
-    /// <summary>The virtual cards one pcscd carries: the two slots of one vsmartcard vpcd reader.</summary>
-    public const int MaxPcscReaders = 2;
-
     private const byte VtamsIndex = 1;
     private const byte ErsIndex = 2;
 
@@ -130,30 +127,38 @@ public static class ObfDemo
             string reader;
             if (options.Pcsc)
             {
-                // vsmartcard's vpcd driver keeps its card contexts per slot number, not per reader, so one pcscd carries two
-                // virtual cards (the two slots of one vpcd reader); the others are in process, on the same device code.
-                var overPcsc = Math.Min(options.Devices, MaxPcscReaders);
-                var pcscd = await PcscdHost.StartAsync(overPcsc, cancellationToken).ConfigureAwait(false);
-                owned.Add(pcscd);
+                // One pcscd serves 16 cards. As root, each daemon runs in a mount namespace of its own (beside the machine's
+                // pcscd, if any), as many as the cards need; otherwise one daemon on the machine's socket takes the first 16
+                // cards and the others stay in process, on the same device code.
+                var privateDaemons = PcscdHost.PrivateSupported;
+                var overPcsc = privateDaemons ? options.Devices : Math.Min(options.Devices, PcscdHost.MaxCards);
                 var stop = new CancellationTokenSource();
                 owned.Add(stop);
                 var connections = new List<Task>();
-                for (var i = 0; i < overPcsc; i++)
-                {
-                    var vpcd = new VpcdConnection(cards[i].Card, "127.0.0.1", pcscd.Slots[i].Port);
-                    connections.Add(Task.Run(() => vpcd.RunAsync(stop.Token), CancellationToken.None));
-                }
-
                 asyncOwned.Insert(0, new Stopper(stop, connections));
-                foreach (var slot in pcscd.Slots)
+                var daemons = 0;
+                for (var from = 0; from < overPcsc; from += PcscdHost.MaxCards)
                 {
-                    channels.Add(await ConnectAsync(slot.Reader, cancellationToken).ConfigureAwait(false));
+                    var count = Math.Min(PcscdHost.MaxCards, overPcsc - from);
+                    var pcscd = await PcscdHost.StartAsync(count, cancellationToken, privateDaemons).ConfigureAwait(false);
+                    owned.Add(pcscd);
+                    daemons++;
+                    for (var i = 0; i < count; i++)
+                    {
+                        var vpcd = new VpcdConnection(cards[from + i].Card, "127.0.0.1", pcscd.Slots[i].Port);
+                        connections.Add(Task.Run(() => vpcd.RunAsync(stop.Token), CancellationToken.None));
+                    }
+
+                    foreach (var slot in pcscd.Slots)
+                    {
+                        channels.Add(await ConnectAsync(slot.Reader, pcscd.Library, cancellationToken).ConfigureAwait(false));
+                    }
                 }
 
                 channels.AddRange(cards.Skip(overPcsc).Select(c => (IApduChannel)new VirtualUiccChannel(c.Card)));
                 reader = overPcsc == options.Devices
-                    ? string.Create(CultureInfo.InvariantCulture, $"over PC/SC (pcscd, {overPcsc} vpcd readers)")
-                    : string.Create(CultureInfo.InvariantCulture, $"over PC/SC for {overPcsc} (vpcd's two slots) and in process for {options.Devices - overPcsc}");
+                    ? string.Create(CultureInfo.InvariantCulture, $"over PC/SC ({daemons} pcscd, {overPcsc} vpcd slots)")
+                    : string.Create(CultureInfo.InvariantCulture, $"over PC/SC for {overPcsc} (one pcscd; more need root for private daemons) and in process for {options.Devices - overPcsc}");
             }
             else
             {
@@ -207,7 +212,8 @@ public static class ObfDemo
             checks.Add(new ObfDemoCheck("beneficiaries fetched each device's key from A (RPO, rights)", hellos.All(s => s == Ais140Status.Ok), Of(hellos.Count(s => s == Ais140Status.Ok), hellos.Count)));
 
             options.Progress?.Report("PVT, health and panic packets");
-            var round1 = await RoundAsync(devices, cancellationToken).ConfigureAwait(false);
+            var (round1, asRights) = await RoundAsync(devices, cancellationToken).ConfigureAwait(false);
+            checks.Add(new ObfDemoCheck("rights from the bootstrap decide the keys: PVT and health to VTAMS, alarms to VTAMS and ERS", asRights && devices.All(d => d.Rights.Count == 4), "each class under its beneficiaries' keys only"));
             checks.Add(new ObfDemoCheck("PVT, health, panic sealed by the cards, verified by VTAMS and ERS", round1.All(s => s == Ais140Status.Ok), Of(round1.Count(s => s == Ais140Status.Ok), round1.Count)));
             var first = devices[0];
             checks.Add(new ObfDemoCheck("confidentiality: no packet text on the wire", !Contains(first.LastFrames[Vtams], "PVT"u8) && !Contains(first.LastFrames[Ers], "PANIC"u8), "the frames carry only ciphertext"));
@@ -288,7 +294,7 @@ public static class ObfDemo
                 }
             }, cancellationToken).ConfigureAwait(false);
             var elapsed = Stopwatch.GetElapsedTime(started).TotalSeconds;
-            var after = await RoundAsync(devices, cancellationToken).ConfigureAwait(false);
+            var (after, _) = await RoundAsync(devices, cancellationToken).ConfigureAwait(false);
             checks.Add(new ObfDemoCheck("packets after the transfer, with keys from B", round2.All(s => s == Ais140Status.Ok) && after.All(s => s == Ais140Status.Ok),
                 Of(round2.Count(s => s == Ais140Status.Ok) + after.Count(s => s == Ais140Status.Ok), round2.Count + after.Count)));
 
@@ -326,7 +332,12 @@ public static class ObfDemo
             b.Store.Revoke(first.Impi, Ers, "alarm");
             var afterRevocation = await first.ConnectAsync(Ers, ErsIndex, new IPEndPoint(IPAddress.Loopback, ers.Ports[0]), cancellationToken).ConfigureAwait(false);
             var alarmAfter = await first.SendAsync(Ers, Ais140Class.Alarm, "PANIC,after the revocation", cancellationToken).ConfigureAwait(false);
-            checks.Add(new ObfDemoCheck("a revoked right: ERS gets no new key for the device, and takes nothing more", afterRevocation == Ais140Status.UnknownDevice && alarmAfter == Ais140Status.Refused, $"{afterRevocation}, {alarmAfter}"));
+            await first.BootstrapAsync(beneficiaries, cancellationToken).ConfigureAwait(false);
+            await first.ConnectAsync(Vtams, VtamsIndex, first.ServerOf(Vtams), cancellationToken).ConfigureAwait(false);
+            var alarmRouted = await first.ReportAsync(Ais140Class.Alarm, "PANIC,after the revocation, as the rights say", cancellationToken).ConfigureAwait(false);
+            checks.Add(new ObfDemoCheck("a revoked right: ERS gets no new key for the device and takes nothing more; the next bootstrap no longer lists it",
+                afterRevocation == Ais140Status.UnknownDevice && alarmAfter == Ais140Status.Refused && alarmRouted is [(Vtams, Ais140Status.Ok)],
+                $"{afterRevocation}, {alarmAfter}; alarms to {string.Join(" and ", alarmRouted.Select(v => v.Naf == Vtams ? "VTAMS" : "ERS"))}"));
             checks.Add(new ObfDemoCheck("refused and counted at the servers / at the devices",
                 vtams.Refused(Ais140Status.Replay) + vtams.Refused(Ais140Status.NotAuthentic) > 0 && ers.Refused(Ais140Status.NotAuthentic) > 0 && first.RefusedCommands >= 3,
                 $"VTAMS {vtams.Refused(Ais140Status.Replay)} replayed, {vtams.Refused(Ais140Status.NotAuthentic)} not authentic; ERS {ers.Refused(Ais140Status.NotAuthentic) + ers.Refused(Ais140Status.Refused) + ers.Refused(Ais140Status.UnknownDevice)}; devices {devices.Sum(d => d.RefusedCommands)} commands"));
@@ -349,17 +360,30 @@ public static class ObfDemo
         }
     }
 
-    private static async Task<List<Ais140Status>> RoundAsync(List<Ais140Device> devices, CancellationToken cancellationToken)
+    /// <summary>
+    /// Each device sends a PVT, a health and a panic packet as its rights decide; the verdicts, and whether every class went
+    /// exactly where the rights say (position and health to VTAMS, alarms to VTAMS and ERS).
+    /// </summary>
+    private static async Task<(List<Ais140Status> Verdicts, bool AsRights)> RoundAsync(List<Ais140Device> devices, CancellationToken cancellationToken)
     {
         var results = new ConcurrentBag<Ais140Status>();
+        var asRights = true;
         await EachAsync(devices, async d =>
         {
-            results.Add(await d.SendAsync(Vtams, Ais140Class.Position, PvtText(d, 0), cancellationToken).ConfigureAwait(false));
-            results.Add(await d.SendAsync(Vtams, Ais140Class.Health, $"HEALTH,{d.Iccid},battery 87%,gps ok,gsm -71dBm", cancellationToken).ConfigureAwait(false));
-            results.Add(await d.SendAsync(Ers, Ais140Class.Alarm, $"PANIC,{d.Iccid},28.6139N,77.2090E,emergency button", cancellationToken).ConfigureAwait(false));
-            results.Add(await d.SendAsync(Vtams, Ais140Class.Alarm, $"PANIC,{d.Iccid},28.6139N,77.2090E,emergency button", cancellationToken).ConfigureAwait(false));
+            var position = await d.ReportAsync(Ais140Class.Position, PvtText(d, 0), cancellationToken).ConfigureAwait(false);
+            var health = await d.ReportAsync(Ais140Class.Health, $"HEALTH,{d.Iccid},battery 87%,gps ok,gsm -71dBm", cancellationToken).ConfigureAwait(false);
+            var alarm = await d.ReportAsync(Ais140Class.Alarm, $"PANIC,{d.Iccid},28.6139N,77.2090E,emergency button", cancellationToken).ConfigureAwait(false);
+            foreach (var (_, status) in position.Concat(health).Concat(alarm))
+            {
+                results.Add(status);
+            }
+
+            if (!position.Select(v => v.Naf).SequenceEqual([Vtams]) || !health.Select(v => v.Naf).SequenceEqual([Vtams]) || !alarm.Select(v => v.Naf).Order(StringComparer.Ordinal).SequenceEqual([Ers, Vtams]))
+            {
+                asRights = false;
+            }
         }, cancellationToken).ConfigureAwait(false);
-        return [.. results];
+        return ([.. results], asRights);
     }
 
     private static string PvtText(Ais140Device device, int n) => string.Create(CultureInfo.InvariantCulture, $"PVT,{device.Iccid},28.{6139 + n}N,77.2090E,42.5km/h,{DateTime.UtcNow:HHmmss}");
@@ -383,12 +407,12 @@ public static class ObfDemo
     private static Task EachAsync<T>(IEnumerable<T> items, Func<T, Task> work, CancellationToken cancellationToken) =>
         Parallel.ForEachAsync(items, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = cancellationToken }, async (item, _) => await work(item).ConfigureAwait(false));
 
-    private static async Task<IApduChannel> ConnectAsync(string reader, CancellationToken cancellationToken)
+    private static async Task<IApduChannel> ConnectAsync(string reader, PcscLibrary? library, CancellationToken cancellationToken)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (true)
         {
-            if (PcscdHost.TryConnect(reader) is { } channel)
+            if (PcscdHost.TryConnect(reader, library) is { } channel)
             {
                 return channel;
             }

@@ -13,6 +13,18 @@ namespace OpenBest.Obf.Server;
 /// <param name="DataClass">The data class.</param>
 public sealed record RightBody(string? Impi, string? Naf, string? DataClass);
 
+/// <summary>A stored transfer as <c>GET /obf/v1/transfers/{impi}</c> answers.</summary>
+/// <param name="Impi">The secure element.</param>
+/// <param name="Direction"><c>out</c> (to another server) or <c>in</c> (from one).</param>
+/// <param name="Peer">The other server.</param>
+/// <param name="State">prepared, delivered, done (out) or received (in).</param>
+/// <param name="Package">Going out: the package, keys wrapped to the new server.</param>
+public sealed record TransferStateBody(string Impi, string Direction, string Peer, string State, TransferPackage? Package);
+
+/// <summary>The new server's receipt for a transfer package: hex of its ECDSA P-256 signature (see <see cref="ProviderTransfer.Receipt"/>).</summary>
+/// <param name="Signature">64 octets, hex.</param>
+public sealed record TransferReceiptBody(string? Signature);
+
 /// <summary>An application as the API carries it.</summary>
 /// <param name="Naf">Its FQDN.</param>
 /// <param name="Owner">The provider that owns it.</param>
@@ -74,6 +86,29 @@ public static class ObfApi
             var (status, detail) = ProviderTransfer.Receive(store, server.ServerKey, package, caller.Name);
             return status is 200 or 201 ? Results.Json(new { impi = package!.Impi, state = detail }, statusCode: status) : Problem(status, "transfer refused", detail);
         }).WithName("ReceiveTransfer").WithSummary("Takes over a secure element from another authentication server: its keys wrapped to this server's key, the record its card will verify, its rights.");
+        api.MapGet("/transfers/{impi}", async (HttpContext context, string impi) =>
+        {
+            var caller = await CallerAsync(context).ConfigureAwait(false);
+            if (!caller.IsOperator)
+            {
+                return Problem(403, "not allowed", "only the operator reads a transfer");
+            }
+
+            return store.Transfer(impi) is { } transfer
+                ? Results.Ok(new TransferStateBody(transfer.Impi, transfer.Direction, transfer.Peer, transfer.State, transfer.Direction == "out" ? ProviderTransfer.PackageOf(transfer) : null))
+                : Problem(404, "no transfer", "no transfer of this secure element is stored here");
+        }).WithName("GetTransfer").WithSummary("A secure element's transfer: its direction, peer and step; going out, the package (keys wrapped to the new server only), so the new server can resume an interrupted transfer.");
+        api.MapPost("/transfers/{impi}/receipt", async (HttpContext context, string impi, TransferReceiptBody? body) =>
+        {
+            var caller = await CallerAsync(context).ConfigureAwait(false);
+            if (!caller.IsOperator)
+            {
+                return Problem(403, "not allowed", "only the operator finishes a transfer");
+            }
+
+            var (status, detail) = ProviderTransfer.Confirm(store, impi, body?.Signature, caller.Name);
+            return status == 200 ? Results.Ok(new { impi, state = detail }) : Problem(status, "receipt refused", detail);
+        }).WithName("TransferReceipt").WithSummary("The new server's signed receipt for a package: the transfer here becomes done, whatever step it stopped at.");
         api.MapGet("/rights", async (HttpContext context, string? impi, string? naf) =>
         {
             var caller = await CallerAsync(context).ConfigureAwait(false);

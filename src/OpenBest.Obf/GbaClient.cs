@@ -31,6 +31,15 @@ public enum GbaBootstrapStatus
     Transferred,
 }
 
+/// <summary>A resource right of the bootstrapped device, as the server lists it in BootstrappingInfo (docs/protocol.md).</summary>
+/// <param name="Naf">The beneficiary application's FQDN.</param>
+/// <param name="DataClass">The data class it controls.</param>
+public sealed record BootstrapRight(string Naf, string DataClass)
+{
+    /// <summary>The namespace of the <c>rights</c> element in BootstrappingInfo's extension point.</summary>
+    public const string Namespace = "urn:openbest:obf";
+}
+
 /// <summary>
 /// The outcome of one bootstrapping: the B-TID, the key lifetime and Ks = CK ‖ IK, which <see cref="DeriveKsNaf"/> turns into
 /// a NAF's key. Ks and RAND are zeroed by <see cref="Dispose"/>.
@@ -71,6 +80,9 @@ public sealed class GbaBootstrap : IDisposable
 
     /// <summary>Transferred: the new server's Ub endpoint as the old one said (trust it only once the card verified the record).</summary>
     public string? NewServer { get; init; }
+
+    /// <summary>The device's resource rights as the server listed them with the B-TID (covered by rspauth); empty when it listed none.</summary>
+    public IReadOnlyList<BootstrapRight> Rights { get; init; } = [];
 
     /// <summary>GBA_U: Ks stayed in the card, so <see cref="DeriveKsNaf"/> is not available (the card derives NAF keys).</summary>
     public bool KeysInCard { get; init; }
@@ -193,7 +205,7 @@ public sealed class GbaClient
                 }
 
                 var body = await ok.Content.ReadAsByteArrayAsync(cancellationToken).ConfigureAwait(false);
-                if (ok.StatusCode != HttpStatusCode.OK || !TryBootstrappingInfo(body, out var btid, out var lifetime))
+                if (ok.StatusCode != HttpStatusCode.OK || !TryBootstrappingInfo(body, out var btid, out var lifetime, out var rights))
                 {
                     return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, $"Ub answered {(int)ok.StatusCode} without a BootstrappingInfo (TS 24.109 4.5.1)");
                 }
@@ -224,13 +236,13 @@ public sealed class GbaClient
                         return new GbaBootstrap(GbaBootstrapStatus.ProtocolError, $"the card did not take the bootstrapping parameters: {e.Message}");
                     }
 
-                    return new GbaBootstrap(GbaBootstrapStatus.Bootstrapped, resynchronised ? "bootstrapped (GBA_U) after resynchronising the SQN" : "bootstrapped (GBA_U: Ks stays in the card)", btid, lifetime, rand, null, resynchronised) { KeysInCard = true };
+                    return new GbaBootstrap(GbaBootstrapStatus.Bootstrapped, resynchronised ? "bootstrapped (GBA_U) after resynchronising the SQN" : "bootstrapped (GBA_U: Ks stays in the card)", btid, lifetime, rand, null, resynchronised) { KeysInCard = true, Rights = rights };
                 }
 
                 var ks = new SecretBuffer(32);
                 answer.Ck.CopyTo(ks.WritableSpan);
                 answer.Ik.CopyTo(ks.WritableSpan[16..]);
-                return new GbaBootstrap(GbaBootstrapStatus.Bootstrapped, resynchronised ? "bootstrapped after resynchronising the SQN" : "bootstrapped", btid, lifetime, rand, ks, resynchronised);
+                return new GbaBootstrap(GbaBootstrapStatus.Bootstrapped, resynchronised ? "bootstrapped after resynchronising the SQN" : "bootstrapped", btid, lifetime, rand, ks, resynchronised) { Rights = rights };
             }
         }
         finally
@@ -312,10 +324,11 @@ public sealed class GbaClient
         return true;
     }
 
-    private static bool TryBootstrappingInfo(byte[] body, out string btid, out DateTimeOffset lifetime)
+    private static bool TryBootstrappingInfo(byte[] body, out string btid, out DateTimeOffset lifetime, out IReadOnlyList<BootstrapRight> rights)
     {
         btid = string.Empty;
         lifetime = default;
+        rights = [];
         try
         {
             using var stream = new MemoryStream(body);
@@ -329,6 +342,11 @@ public sealed class GbaClient
             }
 
             btid = id;
+            XNamespace obf = BootstrapRight.Namespace;
+            rights = [.. root.Elements(obf + "rights").Elements(obf + "right")
+                .Select(r => (Naf: (string?)r.Attribute("naf"), Class: (string?)r.Attribute("class")))
+                .Where(r => r is { Naf.Length: > 0 and <= 253, Class.Length: > 0 and <= 64 })
+                .Select(r => new BootstrapRight(r.Naf!, r.Class!))];
             return true;
         }
         catch (System.Xml.XmlException)

@@ -284,6 +284,67 @@ public static class ProviderTransfer
     }
 
     /// <summary>
+    /// The new server: its receipt for a package it took, an ECDSA P-256 signature (IEEE P1363, 64 octets) with its server key
+    /// over <c>"OpenBest OBF transfer receipt v1" ‖ 0x00 ‖ record</c>. The old server checks it with the key its own record
+    /// names, so only the holder of the new server's private key, which unwrapped K and OPc, can finish a transfer.
+    /// </summary>
+    public static byte[] Receipt(ObfServerKey own, TransferPackage package)
+    {
+        ArgumentNullException.ThrowIfNull(own);
+        ArgumentNullException.ThrowIfNull(package);
+        var record = Convert.FromHexString(package.Record);
+        return own.Signer.SignData(ReceiptMessage(record), HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+    }
+
+    /// <summary>
+    /// The old server: a receipt from the new one (<see cref="Receipt"/>) finishes an outgoing transfer in any step: prepared
+    /// and delivered become done, each step audited. Returns 200 with the state, 404 when no transfer of the element goes
+    /// out, 403 when the signature is not the new server's.
+    /// </summary>
+    public static (int Status, string Detail) Confirm(IObfStore store, string impi, string? signatureHex, string actor, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        if (store.Transfer(impi) is not { Direction: "out" } transfer || PackageOf(transfer) is not { } package
+            || !ObfServerKey.TryHex(package.Record, package.Record.Length / 2, out var record) || !ServerKeyRecord.TryParse(record, out _, out _, out _, out var newKey, out _))
+        {
+            return (404, "no transfer of this secure element goes out from here");
+        }
+
+        if (!ObfServerKey.TryHex(signatureHex, 64, out var signature) || !VerifyReceipt(newKey, record, signature))
+        {
+            return (403, "the receipt is not signed by the key the transfer record names");
+        }
+
+        if (transfer.State == Prepared)
+        {
+            transfer = Advance(store, transfer, Delivered, time);
+        }
+
+        if (transfer.State == Delivered)
+        {
+            store.Audit("transfer-receipt", actor, impi, $"signed by {transfer.Peer}");
+            transfer = Advance(store, transfer, Done, time);
+        }
+
+        return (200, transfer.State);
+    }
+
+    private static bool VerifyReceipt(byte[] publicKey, byte[] record, byte[] signature)
+    {
+        try
+        {
+            using var key = ECDsa.Create(new ECParameters { Curve = ECCurve.NamedCurves.nistP256, Q = new ECPoint { X = publicKey[1..33], Y = publicKey[33..] } });
+            return key.VerifyData(ReceiptMessage(record), signature, HashAlgorithmName.SHA256, DSASignatureFormat.IeeeP1363FixedFieldConcatenation);
+        }
+        catch (CryptographicException)
+        {
+            return false;
+        }
+    }
+
+    private static byte[] ReceiptMessage(byte[] record) => [.. "OpenBest OBF transfer receipt v1"u8, 0x00, .. record];
+
+    /// <summary>
     /// The new server: takes a package (again, when a transfer resumes): unwraps the keys with its own key, registers the
     /// element (and the rights whose application it knows). Returns 201 (taken), 200 (taken before) or 400/409 with why.
     /// </summary>

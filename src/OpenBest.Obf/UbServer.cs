@@ -192,15 +192,35 @@ public sealed class UbServer
         }
 
         Interlocked.Increment(ref _bootstrapped);
-        var xml = Encoding.UTF8.GetBytes(BootstrappingInfo(btid, record.Expires));
+        // The device's resource rights ride in the answer that rspauth covers (auth-int), so the device learns, authenticated,
+        // which data class goes to which beneficiary (Y.OBF_trust 6.2 g, i).
+        var rights = _store.Rights(element.Impi).Select(r => new BootstrapRight(r.NafFqdn, r.DataClass)).ToList();
+        var xml = Encoding.UTF8.GetBytes(BootstrappingInfo(btid, record.Expires, rights));
         var rspauth = AkaDigest.ResponseAuth(username, _options.Domain, challenge.Xres, "/", nonce, nc, cnonce, xml);
         return new UbAnswer(200, null, $"qop={AkaDigest.Qop}, rspauth=\"{rspauth}\", cnonce=\"{Escape(cnonce)}\", nc={nc}", MediaType, xml);
     }
 
-    /// <summary>The 200 OK body of TS 24.109 annex C.</summary>
-    public static string BootstrappingInfo(string btid, DateTimeOffset lifetime) =>
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>" +
-        $"<BootstrappingInfo xmlns=\"uri:3gpp-gba\"><btid>{System.Security.SecurityElement.Escape(btid)}</btid><lifetime>{lifetime.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)}</lifetime></BootstrappingInfo>";
+    /// <summary>
+    /// The 200 OK body of TS 24.109 annex C; the device's rights, when it has any, in the schema's extension point (an element
+    /// of another namespace after the lifetime): <c>&lt;rights xmlns="urn:openbest:obf"&gt;&lt;right naf="…" class="…"/&gt;…</c>.
+    /// </summary>
+    public static string BootstrappingInfo(string btid, DateTimeOffset lifetime, IReadOnlyList<BootstrapRight>? rights = null)
+    {
+        var text = new StringBuilder("<?xml version=\"1.0\" encoding=\"UTF-8\"?>");
+        text.Append(CultureInfo.InvariantCulture, $"<BootstrappingInfo xmlns=\"uri:3gpp-gba\"><btid>{System.Security.SecurityElement.Escape(btid)}</btid><lifetime>{lifetime.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture)}</lifetime>");
+        if (rights is { Count: > 0 })
+        {
+            text.Append(CultureInfo.InvariantCulture, $"<rights xmlns=\"{BootstrapRight.Namespace}\">");
+            foreach (var right in rights)
+            {
+                text.Append(CultureInfo.InvariantCulture, $"<right naf=\"{System.Security.SecurityElement.Escape(right.Naf)}\" class=\"{System.Security.SecurityElement.Escape(right.DataClass)}\"/>");
+            }
+
+            text.Append("</rights>");
+        }
+
+        return text.Append("</BootstrappingInfo>").ToString();
+    }
 
     private UbAnswer NewChallenge(string username, bool stale, bool resynchronised = false)
     {

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using OpenBest.Crypto.Kdf;
@@ -33,19 +34,7 @@ public sealed partial class ProviderTransferTests(Pcscd pcscd) : IDisposable
     public async Task Transfer_InterruptedAtEachStep_Resumes_AndTheCardFollowsTheRecordItVerified()
     {
         Pcscd.Require();
-        var a = Path.Combine(_directory.FullName, "a");
-        var b = Path.Combine(_directory.FullName, "b");
-        await Ok("pki", "init", "--naf", Vtams, "--eas", "obf-admin", "--data-dir", a);
-        CopyFolder(Path.Combine(a, "pki"), Path.Combine(b, "pki")); // one CA for both servers, as one federation's
-        foreach (var data in new[] { a, b })
-        {
-            await Ok("obf", "provider", "add", "--name", "transport-dept", "--role", "asp", "--data-dir", data);
-            await Ok("obf", "app", "add", "--naf", Vtams, "--owner", "transport-dept", "--data-dir", data);
-        }
-
-        await Ok("obf", "se", "add", "--impi", Impi, "--k", K, "--opc", Opc, "--iccid", Iccid, "--provider", "transport-dept", "--data-dir", a);
-        await Ok("obf", "rights", "grant", "--impi", Impi, "--naf", Vtams, "--class", "position", "--data-dir", a);
-        var serverKeyOfA = (await Ok("obf", "server-key", "--data-dir", a)).Trim();
+        var (a, b, serverKeyOfA) = await ProvisionAsync();
         var (ubA, rpoA) = (FreePort(), FreePort());
         var (ubB, rpoB) = (FreePort(), FreePort());
         var serverA = await ServeAsync(a, ubA, rpoA);
@@ -53,11 +42,7 @@ public sealed partial class ProviderTransferTests(Pcscd pcscd) : IDisposable
         try
         {
             // A card personalised with A's key, in the pcscd reader; it bootstraps with A.
-            await pcscd.WaitForNoCardAsync();
-            await using var card = BestProcess.Start("card", "--imsi", "001010000000021", "--k", K, "--opc", Opc, "--iccid", Iccid, "--state", Path.Combine(_directory.FullName, "card.state"),
-                "--vpcd", $"127.0.0.1:{pcscd.Port}", "--obf-key", serverKeyOfA, "--obf-endpoint", $"https://127.0.0.1:{ubA}/");
-            await card.WaitForAsync("inserted");
-            await pcscd.WaitForCardAsync();
+            await using var card = await InsertCardAsync(serverKeyOfA, ubA);
             Assert.Contains("@bsf.a.example.org", await BootstrapAsync(a, ubA), StringComparison.Ordinal);
 
             // Stopped right after the package was made (as kill -9 would): A still serves the device.
@@ -112,6 +97,107 @@ public sealed partial class ProviderTransferTests(Pcscd pcscd) : IDisposable
             await serverA.DisposeAsync();
             await serverB.DisposeAsync();
         }
+    }
+
+    [Fact]
+    public async Task Transfer_StoppedAtTheOldServer_IsFinishedFromTheNewServer_WithASignedReceipt()
+    {
+        Pcscd.Require();
+        var (a, b, serverKeyOfA) = await ProvisionAsync();
+        var (ubA, rpoA) = (FreePort(), FreePort());
+        var (ubB, rpoB) = (FreePort(), FreePort());
+        var serverA = await ServeAsync(a, ubA, rpoA);
+        var serverB = await ServeAsync(b, ubB, rpoB);
+        try
+        {
+            await using var card = await InsertCardAsync(serverKeyOfA, ubA);
+
+            // A made the package and stopped (as kill -9 would); nobody runs the command at A again.
+            Assert.Equal(137, (await TransferAsync(a, rpoB, stopAfter: "prepared")).Code);
+
+            // A receipt not signed by B's key does not finish it.
+            using (var http = OperatorClient(a, rpoA))
+            {
+                using var forged = await http.PostAsJsonAsync($"/obf/v1/transfers/{Uri.EscapeDataString(Impi)}/receipt", new { signature = new string('1', 128) }, TestContext.Current.CancellationToken);
+                Assert.Equal(HttpStatusCode.Forbidden, forged.StatusCode);
+            }
+
+            // B resumes from its side: takes the package, then stops before its receipt reaches A: A still serves the device.
+            Assert.Equal(137, (await ResumeAtBAsync(b, rpoA, stopAfter: "received")).Code);
+            Assert.Contains("@bsf.a.example.org", await BootstrapAsync(a, ubA), StringComparison.Ordinal);
+
+            // B killed and restarted; the resumed transfer ends with A done on B's signed receipt.
+            await serverB.DisposeAsync();
+            serverB = await ServeAsync(b, ubB, rpoB);
+            var done = await ResumeAtBAsync(b, rpoA);
+            Assert.True(done.Code == 0, done.Output + done.Error);
+            Assert.Contains("done", done.Output, StringComparison.Ordinal);
+
+            var moved = await BootstrapAsync(a, ubA);
+            Assert.Matches($@"Transferred: the card verified the record and now trusts https://[^ ]*:{ubB}", moved);
+            Assert.EndsWith("@bsf.b.example.org", Regex.Match(moved, @"B-TID: (\S+)").Groups[1].Value, StringComparison.Ordinal);
+
+            await serverA.DisposeAsync();
+            await serverB.DisposeAsync();
+            Assert.Superset(new HashSet<string> { "transfer-prepared", "transfer-receipt", "transfer-delivered", "transfer-done" }, AuditEvents(a, Impi));
+            Assert.Contains("transfer-received", AuditEvents(b, Impi));
+        }
+        finally
+        {
+            await serverA.DisposeAsync();
+            await serverB.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task TransferCommand_NeedsToOrFrom_OneLineError()
+    {
+        var (code, _, error) = await BestProcess.RunAsync("obf", "transfer", "--impi", Impi, "--data-dir", _directory.FullName);
+        Assert.Equal(2, code);
+        Assert.Contains("--to URL", error, StringComparison.Ordinal);
+    }
+
+    private static HttpClient OperatorClient(string data, int rpo)
+    {
+        var handler = new SocketsHttpHandler();
+        var own = DevelopmentPki.LoadPair(DevelopmentPki.Eas(data, "obf-admin"));
+        var anchor = DevelopmentPki.LoadCertificate(DevelopmentPki.Ca(data).Certificate);
+        DevelopmentPki.UseFor(handler.SslOptions, anchor, own);
+        return new HttpClient(handler) { BaseAddress = new Uri($"https://127.0.0.1:{rpo}/") };
+    }
+
+    private static Task<(int Code, string Output, string Error)> ResumeAtBAsync(string data, int rpoA, string? stopAfter = null)
+    {
+        string[] arguments = ["obf", "transfer", "--impi", Impi, "--from", $"https://127.0.0.1:{rpoA}/", "--data-dir", data];
+        return stopAfter is null ? BestProcess.RunAsync(arguments) : BestProcess.RunAsync(new Dictionary<string, string> { ["BEST_OBF_TRANSFER_STOP_AFTER"] = stopAfter }, arguments);
+    }
+
+    /// <summary>Two servers' data folders under one CA; the element and its right at A; A's server key.</summary>
+    private async Task<(string A, string B, string KeyOfA)> ProvisionAsync()
+    {
+        var a = Path.Combine(_directory.FullName, "a");
+        var b = Path.Combine(_directory.FullName, "b");
+        await Ok("pki", "init", "--naf", Vtams, "--eas", "obf-admin", "--data-dir", a);
+        CopyFolder(Path.Combine(a, "pki"), Path.Combine(b, "pki")); // one CA for both servers, as one federation's
+        foreach (var data in new[] { a, b })
+        {
+            await Ok("obf", "provider", "add", "--name", "transport-dept", "--role", "asp", "--data-dir", data);
+            await Ok("obf", "app", "add", "--naf", Vtams, "--owner", "transport-dept", "--data-dir", data);
+        }
+
+        await Ok("obf", "se", "add", "--impi", Impi, "--k", K, "--opc", Opc, "--iccid", Iccid, "--provider", "transport-dept", "--data-dir", a);
+        await Ok("obf", "rights", "grant", "--impi", Impi, "--naf", Vtams, "--class", "position", "--data-dir", a);
+        return (a, b, (await Ok("obf", "server-key", "--data-dir", a)).Trim());
+    }
+
+    private async Task<BestProcess> InsertCardAsync(string keyOfA, int ubA)
+    {
+        await pcscd.WaitForNoCardAsync();
+        var card = BestProcess.Start("card", "--imsi", "001010000000021", "--k", K, "--opc", Opc, "--iccid", Iccid, "--state", Path.Combine(_directory.FullName, "card.state"),
+            "--vpcd", $"127.0.0.1:{pcscd.Port}", "--obf-key", keyOfA, "--obf-endpoint", $"https://127.0.0.1:{ubA}/");
+        await card.WaitForAsync("inserted");
+        await pcscd.WaitForCardAsync();
+        return card;
     }
 
     private async Task<string> BootstrapAsync(string data, int ub)

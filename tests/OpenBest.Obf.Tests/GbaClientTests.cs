@@ -43,6 +43,8 @@ public sealed class GbaClientTests : IAsyncLifetime
         Assert.EndsWith("@" + TestObf.Domain, bootstrap.BTid, StringComparison.Ordinal);
         Assert.False(bootstrap.Resynchronised);
         Assert.InRange(bootstrap.Lifetime, DateTimeOffset.UtcNow.AddHours(23), DateTimeOffset.UtcNow.AddHours(25));
+        // The rights ride in BootstrappingInfo's extension point, inside the body rspauth covers (Y.OBF_trust 6.2 g, i).
+        Assert.Equal([new BootstrapRight(TestObf.Vtams, "position")], bootstrap.Rights);
 
         var ua = Convert.FromHexString("0100000002");
         var mine = new byte[32];
