@@ -605,6 +605,30 @@ public sealed class BestChannel
     public bool TryGetPsk(Span<byte> psk, out uint keyIdentifier) => _client.TryGetPsk(Handle, psk, out keyIdentifier);
 
     /// <summary>
+    /// The PSK of one endpoint of the enterprise (EMSE Id): K_EMSE_PSK = KDF(K_EAS_PSK, "EMSE-PSK", endpoint), so each endpoint
+    /// has its own key from the same AKA run; the EAS key identifier is the channel's. False when there is no K_EAS_PSK.
+    /// </summary>
+    public bool TryGetPsk(string endpointId, Span<byte> psk, out uint keyIdentifier)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(endpointId);
+        Span<byte> easPsk = stackalloc byte[32];
+        try
+        {
+            if (!_client.TryGetPsk(Handle, easPsk, out keyIdentifier))
+            {
+                return false;
+            }
+
+            OpenBest.Crypto.Kdf.BestKeys.KEndpointPsk(easPsk, endpointId, psk);
+            return true;
+        }
+        finally
+        {
+            System.Security.Cryptography.CryptographicOperations.ZeroMemory(easPsk);
+        }
+    }
+
+    /// <summary>
     /// UE-to-EAS mode: the Enterprise Key Identifier the HSE named for the current key set (TLV 0x0E), as the EAS chose; null
     /// when it named none (the channel's unnamed <see cref="UeChannelOptions.EnterpriseKey"/>, if any, is in use).
     /// </summary>

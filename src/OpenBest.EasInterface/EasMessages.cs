@@ -27,7 +27,11 @@ public sealed record EasSessionKeys(uint SessionId, byte KeyId, byte Suite, stri
 }
 
 /// <summary>"EAS Session Request": EAS → HSE asks for a key by external id and key identifier; HSE → EAS pushes <see cref="Keys"/>.</summary>
-public sealed record EasSessionRequest(string ExternalId, uint KeyIdentifier, EasSessionKeys? Keys = null) : EasMessage;
+public sealed record EasSessionRequest(string ExternalId, uint KeyIdentifier, EasSessionKeys? Keys = null) : EasMessage
+{
+    /// <summary>A key request for one endpoint of the enterprise (EMSE Id): the answer carries that endpoint's K_EMSE_PSK in place of K_EAS_PSK.</summary>
+    public string? EndpointId { get; init; }
+}
 
 /// <summary>"EAS Session Start": the answer to <see cref="EasSessionRequest"/> (with the keys from the HSE; optionally an Enterprise Key Identifier from the EAS).</summary>
 public sealed record EasSessionStart(string ExternalId, uint KeyIdentifier, EasSessionKeys? Keys = null, byte[]? EnterpriseKeyIdentifier = null) : EasMessage;
@@ -86,7 +90,8 @@ public static class EasXml
         {
             EasSessionRegister m => new XElement(Ns + "EasSessionRegister", new XElement(Ns + "EasId", m.EasId), new XElement(Ns + "Endpoint", m.Endpoint.ToString())),
             EasSessionRegistered m => new XElement(Ns + "EasSessionRegistered", new XElement(Ns + "RegistrationId", m.RegistrationId), new XElement(Ns + "EasId", m.EasId)),
-            EasSessionRequest m => new XElement(Ns + "EasSessionRequest", new XElement(Ns + "ExternalId", m.ExternalId), new XElement(Ns + "KeyIdentifier", Hex(m.KeyIdentifier)), KeysElement(m.Keys)),
+            EasSessionRequest m => new XElement(Ns + "EasSessionRequest", new XElement(Ns + "ExternalId", m.ExternalId), new XElement(Ns + "KeyIdentifier", Hex(m.KeyIdentifier)), KeysElement(m.Keys),
+                m.EndpointId is { } endpoint ? new XElement(Ns + "EndpointId", endpoint) : null),
             EasSessionStart m => new XElement(Ns + "EasSessionStart", new XElement(Ns + "ExternalId", m.ExternalId), new XElement(Ns + "KeyIdentifier", Hex(m.KeyIdentifier)), KeysElement(m.Keys),
                 m.EnterpriseKeyIdentifier is { } eki ? new XElement(Ns + "EnterpriseKeyIdentifier", Convert.ToHexString(eki)) : null),
             EasKeyRefresh m => new XElement(Ns + "EasKeyRefresh", new XElement(Ns + "ExternalId", m.ExternalId),
@@ -153,7 +158,7 @@ public static class EasXml
             {
                 "EasSessionRegister" => new EasSessionRegister(Text(root, "EasId"), new Uri(Text(root, "Endpoint"), UriKind.Absolute)),
                 "EasSessionRegistered" => new EasSessionRegistered(Text(root, "RegistrationId"), Text(root, "EasId")),
-                "EasSessionRequest" => new EasSessionRequest(Text(root, "ExternalId"), ParseHex(Text(root, "KeyIdentifier")), ReadKeys(root)),
+                "EasSessionRequest" => new EasSessionRequest(Text(root, "ExternalId"), ParseHex(Text(root, "KeyIdentifier")), ReadKeys(root)) { EndpointId = root.Element(Ns + "EndpointId")?.Value },
                 "EasSessionStart" => new EasSessionStart(Text(root, "ExternalId"), ParseHex(Text(root, "KeyIdentifier")), ReadKeys(root),
                     root.Element(Ns + "EnterpriseKeyIdentifier") is { } eki ? Convert.FromHexString(eki.Value.Trim()) : null),
                 "EasKeyRefresh" => new EasKeyRefresh(Text(root, "ExternalId"), root.Element(Ns + "EnterpriseKeyIdentifier") is { } eki ? Convert.FromHexString(eki.Value.Trim()) : null),

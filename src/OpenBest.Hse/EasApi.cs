@@ -7,6 +7,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using OpenBest.Crypto.Kdf;
 using OpenBest.EasInterface;
 using OpenBest.Protocol;
 using OpenBest.Sessions;
@@ -99,8 +100,17 @@ public static class EasApi
                 return Problem(404, "no such key for this EAS", $"{request.ExternalId} has no key {request.KeyIdentifier:x8} for {easId}");
             }
 
-            store.Audit("key-delivered", easId, request.ExternalId, request.KeyIdentifier);
             var keys = KeysOf(psk, request.ExternalId);
+            if (request.EndpointId is { } endpoint)
+            {
+                // One endpoint of the enterprise (seed 004): its own key, derived from K_EAS_PSK, which does not leave.
+                var own = new byte[BestKeys.IntermediateSize];
+                BestKeys.KEndpointPsk(keys.KEasPsk, endpoint, own);
+                CryptographicOperations.ZeroMemory(keys.KEasPsk);
+                keys = keys with { KEasPsk = own };
+            }
+
+            store.Audit("key-delivered", easId, request.ExternalId, request.KeyIdentifier);
             return Xml(200, new EasSessionStart(request.ExternalId, request.KeyIdentifier, keys), zero: keys.KEasPsk);
         })));
         // EAS-triggered refreshes: one per UE and EAS every 10 s at most (each costs the device a vector and an AKA run).

@@ -11,6 +11,7 @@ namespace OpenBest.Crypto.Kdf;
 /// K_E2Menc       = KDF(K_root, FC, "E2M-ENC", a, s, k, F, N)         same
 /// K_Intermediate = KDF(K_root, FC, "INTERMEDIATE", s, k, F, N)       32
 /// K_EAS_PSK      = KDF(K_Intermediate, FC, "EAS-PSK", EAS Id)        32
+/// K_EMSE_PSK     = KDF(K_EAS_PSK, FC, "EMSE-PSK", EMSE Id)           32  (one enterprise endpoint's PSK)
 /// K_E2Eint       = KDF(K_EAS_PSK, FC, "E2E-INT", a, Enterprise Key)  as K_E2Mint
 /// K_E2Eenc       = KDF(K_EAS_PSK, FC, "E2E-ENC", a, Enterprise Key)  as K_E2Mint
 /// </code>
@@ -56,6 +57,22 @@ public static class BestKeys
         s.AppendString("EAS-PSK");
         s.AppendString(easId);
         Kdf.Derive(kIntermediate, s.Written, key);
+    }
+
+    /// <summary>
+    /// K_EMSE_PSK (32 octets): the PSK of one endpoint of the enterprise (EMSE Id, e.g. a gateway's or a server's name), so
+    /// that the device's traffic with each endpoint has its own key, all from one AKA run (seed 004, "unique key per EMSE").
+    /// </summary>
+    public static void KEndpointPsk(ReadOnlySpan<byte> kEasPsk, string endpointId, Span<byte> key)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(endpointId);
+        KeyDerivation.RequireLength(kEasPsk, IntermediateSize, nameof(kEasPsk));
+        RequireOutput(key, IntermediateSize);
+        Span<byte> buffer = stackalloc byte[512];
+        var s = new KdfInput(buffer, FunctionCodes.BestProfile1);
+        s.AppendString("EMSE-PSK");
+        s.AppendString(endpointId);
+        Kdf.Derive(kEasPsk, s.Written, key);
     }
 
     /// <summary>K_E2Eint: integrity key between the UE and the EAS.</summary>
