@@ -122,6 +122,7 @@ public sealed class BestClient : IAsyncDisposable
     private readonly ConcurrentDictionary<int, BestChannel> _channels = new();
     private readonly ConcurrentDictionary<long, TaskCompletionSource<SendStatus>> _acks = new();
     private readonly SemaphoreSlim _opening = new(1, 1);
+    private readonly SemaphoreSlim _sendOrder = new(1, 1);
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _reader;
     private readonly Task _ticker;
@@ -223,17 +224,15 @@ public sealed class BestClient : IAsyncDisposable
         try
         {
             var waiter = new TaskCompletionSource<SessionEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
-            int handle;
-            StepResult step;
-            lock (_gate)
+            var handle = 0;
+            await StepAsync(() =>
             {
-                step = _ue.Open(channel, out handle);
+                var step = _ue.Open(channel, out handle);
                 _openingHandle = handle;
                 _openWaiter = waiter;
                 _channels[handle] = new BestChannel(this, handle, channel);
-            }
-
-            await PublishAsync(step).ConfigureAwait(false);
+                return step;
+            }).ConfigureAwait(false);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, _stop.Token);
             timeout.CancelAfter(_options.OperationTimeout);
             SessionEvent outcome;
@@ -377,26 +376,46 @@ public sealed class BestClient : IAsyncDisposable
     }
 
     /// <summary>Runs an operation on the UE state machine and sends what it produced.</summary>
-    internal async Task<StepResult> DoAsync(Func<UeEndpoint, StepResult> operation)
+    internal Task<StepResult> DoAsync(Func<UeEndpoint, StepResult> operation)
     {
         ObjectDisposedException.ThrowIf(_stop.IsCancellationRequested, this);
-        StepResult step;
-        lock (_gate)
-        {
-            step = operation(_ue);
-        }
-
-        await PublishAsync(step).ConfigureAwait(false);
-        return step;
+        return StepAsync(() => operation(_ue));
     }
 
-    private async Task PublishAsync(StepResult step)
+    /// <summary>
+    /// Runs one step of the state machine (under its lock) and sends its messages, steps one after another, so messages
+    /// leave in the order the state machine made them; only then are its events dispatched. A caller woken by an event
+    /// (a session established) can never get a message of its own (a Terminate) out before the step's own (the Session Start
+    /// Confirmation that key agreement only needs).
+    /// </summary>
+    private async Task<StepResult> StepAsync(Func<StepResult> operation)
     {
+        StepResult step;
+        await _sendOrder.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            lock (_gate)
+            {
+                step = operation();
+            }
+
+            await SendAllAsync(step).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendOrder.Release();
+        }
+
         foreach (var e in step.Events)
         {
             Dispatch(e);
         }
 
+        return step;
+    }
+
+    private async Task SendAllAsync(StepResult step)
+    {
         foreach (var send in step.Send)
         {
             Interlocked.Add(ref _sentOctets, send.Message.Length);
