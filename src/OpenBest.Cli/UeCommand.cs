@@ -17,6 +17,7 @@ internal static class UeCommand
         var command = new Command("ue", "A device from the command line: open a channel with an HSE, send a message, or listen for downlink.");
         command.Subcommands.Add(CreateSend());
         command.Subcommands.Add(CreateListen());
+        command.Subcommands.Add(CreatePsk());
         return command;
     }
 
@@ -163,6 +164,62 @@ internal static class UeCommand
             output.WriteLine(channel.EnterpriseKeyIdentifier is { } named ? $"acknowledged (under Enterprise Key {Convert.ToHexString(named).ToLowerInvariant()})" : "acknowledged");
             await channel.CloseAsync(cancel);
             return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command CreatePsk()
+    {
+        var endpoint = new Option<string>("--endpoint") { Description = "one endpoint of the enterprise (EMSE Id, e.g. a gateway's name): its own key, K_EMSE_PSK, from the same AKA run", HelpName = "EMSE-ID" };
+        endpoint.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not { Length: >= 1 and <= 253 } v || v.Any(c => char.IsWhiteSpace(c) || c == '#')) { r.AddError("--endpoint must be 1..253 characters without spaces or '#'"); } });
+        var externalId = new Option<string>("--external-id") { Description = "the device's identifier at the enterprise, as the HSE's register names it (never the IMSI): the first part of the PSK identity", HelpName = "ID" };
+        var format = PskFormat.Option();
+        var command = new Command("psk", "Key agreement only: run a BEST session with the HSE that agrees a PSK for the EAS (no user plane), and print the PSK identity\n" +
+            "(EXTERNAL-ID#KEY-ID) and the key for a PSK peer: OpenSSL or GnuTLS (TLS 1.2/1.3, DTLS 1.2), or strongSwan (IKEv2). The EAS takes the same key\n" +
+            "from the HSE (best eas psk, or its TLS/DTLS-PSK servers).");
+        var device = DeviceOptions.Create(command, 30);
+        command.Options.Add(endpoint);
+        command.Options.Add(externalId);
+        command.Options.Add(format);
+        command.Validators.Add(r => HexOption.Require(r, externalId));
+        command.SetAction(async (result, cancel) =>
+        {
+            var (options, card) = device.Client(result);
+            using var cardLease = card;
+            await using var client = await BestClient.CreateAsync(options, cancel);
+            var opened = await client.OpenAsync(device.Channel(result) with { Service = BestService.KeyAgreementOnly, MinimumService = BestService.KeyAgreementOnly }, cancel);
+            if (opened.Channel is not { } channel)
+            {
+                result.InvocationConfiguration.Error.WriteLine(opened.Rejected is { } cause ? $"best ue psk: rejected by the HSE: {cause}" : $"best ue psk: no session from {result.GetValue(device.Hse)} within {result.GetValue(device.Timeout)} s");
+                return ExitCodes.CheckFailed;
+            }
+
+            var psk = new byte[32];
+            try
+            {
+                var ok = result.GetValue(endpoint) is { } emse ? channel.TryGetPsk(emse, psk, out var keyIdentifier) : channel.TryGetPsk(psk, out keyIdentifier);
+                if (!ok)
+                {
+                    result.InvocationConfiguration.Error.WriteLine("best ue psk: the session agreed no PSK (the HSE does not offer key agreement only to this device?)");
+                    return ExitCodes.CheckFailed;
+                }
+
+                // The key is printed once the HSE holds it: the HSE keeps a PSK before it answers what follows the Session
+                // Start Confirmation, so the Terminate Response of this one-shot session says the key is there (and the HSE
+                // keeps the device's last three PSKs for the EAS after the session ends).
+                if (!await channel.CloseAsync(cancel))
+                {
+                    result.InvocationConfiguration.Error.WriteLine($"best ue psk: the HSE did not answer the end of the session within {result.GetValue(device.Timeout)} s, so the key may not be kept there");
+                    return ExitCodes.CheckFailed;
+                }
+
+                PskFormat.Write(result.InvocationConfiguration.Output, result.GetValue(format)!, BestChannel.PskIdentity(result.GetValue(externalId)!, keyIdentifier), psk);
+                return ExitCodes.Success;
+            }
+            finally
+            {
+                System.Security.Cryptography.CryptographicOperations.ZeroMemory(psk);
+            }
         });
         return command;
     }

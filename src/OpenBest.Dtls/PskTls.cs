@@ -272,7 +272,7 @@ public static class PskTls
 public sealed class PskTlsListener : IAsyncDisposable
 {
     private readonly TcpListener _listener;
-    private readonly Func<string, byte[]?> _keys;
+    private readonly Func<string, IPEndPoint, byte[]?> _keys;
     private readonly Func<string, Stream, CancellationToken, Task> _handler;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _loop;
@@ -281,6 +281,12 @@ public sealed class PskTlsListener : IAsyncDisposable
 
     /// <summary>Listens on <paramref name="endPoint"/> (port 0: any free one).</summary>
     public PskTlsListener(IPEndPoint endPoint, Func<string, byte[]?> keys, Func<string, Stream, CancellationToken, Task> handler)
+        : this(endPoint, (identity, _) => keys(identity), handler)
+    {
+    }
+
+    /// <summary>Listens on <paramref name="endPoint"/>; the key lookup also gets the client's address (to limit lookups per source).</summary>
+    public PskTlsListener(IPEndPoint endPoint, Func<string, IPEndPoint, byte[]?> keys, Func<string, Stream, CancellationToken, Task> handler)
     {
         ArgumentNullException.ThrowIfNull(endPoint);
         _keys = keys;
@@ -336,7 +342,8 @@ public sealed class PskTlsListener : IAsyncDisposable
                 client.NoDelay = true;
                 var network = client.GetStream();
                 network.ReadTimeout = 30_000;
-                var (stream, identity) = PskTls.Accept(network, _keys);
+                var peer = (IPEndPoint)client.Client.RemoteEndPoint!;
+                var (stream, identity) = PskTls.Accept(network, name => _keys(name, peer));
                 Interlocked.Increment(ref _handshakes);
                 await using (stream.ConfigureAwait(false))
                 {

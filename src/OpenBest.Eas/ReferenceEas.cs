@@ -38,6 +38,12 @@ public sealed record EasOptions
     /// <summary>Where the EAS listens for the HSE (port 0: any free one).</summary>
     public IPEndPoint Listen { get; init; } = new(IPAddress.Loopback, 0);
 
+    /// <summary>
+    /// Key agreement only: this server is one endpoint of the enterprise (EMSE Id, seed 004), and the PSKs it fetches are that
+    /// endpoint's own (K_EMSE_PSK); null: K_EAS_PSK, the enterprise's key.
+    /// </summary>
+    public string? EndpointId { get; init; }
+
     /// <summary>The folder of its state: messages delivered (with their outbox sequence) and downlink counter reservations.</summary>
     public required string StateDirectory { get; init; }
 
@@ -125,12 +131,40 @@ public sealed class ReferenceEas : IAsyncDisposable
         }
 
         _endpoint = new EasEndpoint(reservation: _reservation);
+        _http = HseClient(options);
+    }
+
+    /// <summary>The HSE's EAS interface as this EAS reaches it: mutual TLS with its certificate, the HSE's checked against the CA.</summary>
+    private static HttpClient HseClient(EasOptions options)
+    {
         var handler = new SocketsHttpHandler();
         handler.SslOptions.ClientCertificates = [options.Certificate];
         handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => options.Certificate;
         handler.SslOptions.RemoteCertificateValidationCallback = (_, certificate, _, _) =>
             certificate is X509Certificate2 c && DevelopmentPki.IsIssuedBy(c, options.Ca) && DevelopmentPki.IdentityOf(c) == DevelopmentPki.HseIdentity;
-        _http = new HttpClient(handler) { BaseAddress = options.Hse, Timeout = TimeSpan.FromSeconds(10), MaxResponseContentBufferSize = EasXml.MaxBody + 1 };
+        return new HttpClient(handler) { BaseAddress = options.Hse, Timeout = TimeSpan.FromSeconds(10), MaxResponseContentBufferSize = EasXml.MaxBody + 1 };
+    }
+
+    /// <summary>
+    /// Key agreement only, without running an EAS: the PSK the HSE holds for <paramref name="identity"/> (K_EAS_PSK, or the
+    /// endpoint's key with <see cref="EasOptions.EndpointId"/>), for a PSK peer that is not this EAS (an IKE gateway, an
+    /// OpenSSL or GnuTLS server). Null when the HSE has none for this EAS. Nothing is registered.
+    /// </summary>
+    public static async Task<byte[]?> FetchPskOnceAsync(EasOptions options, string identity, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (!PskCache.IsIdentity(identity))
+        {
+            return null;
+        }
+
+        var hash = identity.LastIndexOf('#');
+        var keyIdentifier = uint.Parse(identity.AsSpan(hash + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
+        using var http = HseClient(options);
+        using var content = new ByteArrayContent(EasXml.Write(new EasSessionRequest(identity[..hash], keyIdentifier) { EndpointId = options.EndpointId }));
+        content.Headers.ContentType = new MediaTypeHeaderValue(EasXml.MediaType);
+        using var response = await http.PostAsync(new Uri("eas/v1/keys", UriKind.Relative), content, cancellationToken).ConfigureAwait(false);
+        return await KeysOfAnswerAsync(response).ConfigureAwait(false) is { } keys ? keys.KEasPsk : null;
     }
 
     /// <summary>The URL the HSE reaches this EAS at.</summary>
@@ -204,6 +238,13 @@ public sealed class ReferenceEas : IAsyncDisposable
     public Dtls.DtlsPskServer StartDtls(IPEndPoint endPoint, Func<string, byte[], byte[]?> handler) =>
         new(endPoint, (identity, peer) => _pskCache.Get(identity, peer), handler);
 
+    /// <summary>
+    /// Key agreement only: a TLS-PSK server over TCP (TLS 1.3 external PSK or TLS 1.2 PSK) whose keys come from the HSE, by
+    /// the PSK identity the device presents; each connection goes to <paramref name="handler"/>. The caller disposes it.
+    /// </summary>
+    public Dtls.PskTlsListener StartTls(IPEndPoint endPoint, Func<string, Stream, CancellationToken, Task> handler) =>
+        new(endPoint, (identity, peer) => _pskCache.Get(identity, peer), handler);
+
     /// <summary>Key requests the DTLS server's PSK lookups made to the HSE (the rest came from the cache, or were over the rate).</summary>
     public long PskRequests => _pskCache.Requests;
 
@@ -217,7 +258,7 @@ public sealed class ReferenceEas : IAsyncDisposable
             return null;
         }
 
-        using var response = await PostAsync("eas/v1/keys", new EasSessionRequest(identity[..hash], keyIdentifier), CancellationToken.None).ConfigureAwait(false);
+        using var response = await PostAsync("eas/v1/keys", new EasSessionRequest(identity[..hash], keyIdentifier) { EndpointId = _options.EndpointId }, CancellationToken.None).ConfigureAwait(false);
         return await KeysOfAnswerAsync(response).ConfigureAwait(false) is { } keys ? keys.KEasPsk : null;
     }
 
@@ -569,7 +610,7 @@ internal sealed class FileCounterReservation : ICounterReservation
 }
 
 /// <summary>
-/// The DTLS server's PSK lookups, in front of the HSE. A key the HSE gave is kept for 60 s and a refusal for 1 s, for 4096
+/// The DTLS and TLS-PSK servers' PSK lookups, in front of the HSE. A key the HSE gave is kept for 60 s and a refusal for 1 s, for 4096
 /// identities at most (expired ones go first, then those closest to expiring). An identity that is not
 /// <c>&lt;external id&gt;#&lt;8 hex digits&gt;</c> is refused without asking. At most 50 requests a second reach the HSE, and
 /// at most 5 a second for one source address, so one peer cannot use up the others' share. Each lookup gets its own copy

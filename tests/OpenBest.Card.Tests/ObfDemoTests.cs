@@ -1,5 +1,6 @@
 using OpenBest.Cli;
 using OpenBest.Storage.Tests;
+using OpenBest.Testing;
 
 namespace OpenBest.Card.Tests;
 

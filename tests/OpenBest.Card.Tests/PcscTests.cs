@@ -1,9 +1,10 @@
 using System.Text.RegularExpressions;
-using OpenBest.Crypto;
 using OpenBest.Crypto.Aka;
 using OpenBest.Crypto.Kdf;
+using OpenBest.Crypto;
 using OpenBest.EasInterface;
 using OpenBest.Obf;
+using OpenBest.Testing;
 
 namespace OpenBest.Card.Tests;
 

@@ -1,11 +1,12 @@
-using System.Net;
 using System.Net.Http.Json;
 using System.Net.Sockets;
+using System.Net;
 using System.Text.RegularExpressions;
 using OpenBest.Crypto.Kdf;
 using OpenBest.EasInterface;
 using OpenBest.Obf;
 using OpenBest.Storage;
+using OpenBest.Testing;
 
 namespace OpenBest.Card.Tests;
 

@@ -1,8 +1,7 @@
 using System.Diagnostics;
 using System.Text;
-using OpenBest.Testing;
 
-namespace OpenBest.Card.Tests;
+namespace OpenBest.Testing;
 
 /// <summary>A <c>best</c> command run as its own process (dotnet best.dll …), its output collected line by line.</summary>
 internal sealed class BestProcess : IAsyncDisposable
