@@ -38,16 +38,24 @@ internal static class HseCommand
 
         var command = new Command("hse", "Run the HSE: EMSDP over UDP, TCP and optionally a non-IP stream, on the subscribers and sessions of the data folder, until Ctrl+C or SIGTERM.\n" +
             "Settings come from the defaults, appsettings.json (section \"Hse\"), BEST_ environment variables and these options, in that order; every setting is checked before anything starts.\n" +
-            "Settings without an option: " + string.Join(", ", HseSettings.Catalogue.Where(c => options.All(o => o.Setting != c.Name)).Select(c => $"{c.Name} ({HseSettings.EnvironmentName(c.Name)})")) + ".");
+            "Settings without an option: " + string.Join(", ", HseSettings.Catalogue.Where(c => c.Name != "TlsServices" && options.All(o => o.Setting != c.Name)).Select(c => $"{c.Name} ({HseSettings.EnvironmentName(c.Name)})")) + ".");
+        var tlsService = new Option<string[]>("--tls-service") { Description = "the converter: a channel naming ID is relayed over TLS (1.2/1.3, certificate and host name checked, SNI) to HOST:PORT, trusting the CA in PEMFILE or the system's; repeat for several [TlsServices, $BEST_TLS_SERVICES, ';'-separated]", HelpName = "ID=HOST:PORT[,ca=PEMFILE]" };
         command.Options.Add(config);
         foreach (var (option, _) in options)
         {
             command.Options.Add(option);
         }
 
+        command.Options.Add(tlsService);
+
         command.SetAction(async (result, cancel) =>
         {
             var commandLine = options.Where(o => result.GetValue(o.Option) is not null).ToDictionary(o => o.Setting, o => result.GetValue(o.Option));
+            if (result.GetValue(tlsService) is { Length: > 0 } services)
+            {
+                commandLine["TlsServices"] = string.Join(';', services);
+            }
+
             var settings = HseSettings.Load(result.GetValue(config), commandLine);
             // With the non-IP bearer on stdin/stdout, stdout carries frames: human output goes to stderr.
             var output = settings.NonIp == "-" ? result.InvocationConfiguration.Error : result.InvocationConfiguration.Output;

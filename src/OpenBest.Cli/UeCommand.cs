@@ -18,6 +18,7 @@ internal static class UeCommand
         command.Subcommands.Add(CreateSend());
         command.Subcommands.Add(CreateListen());
         command.Subcommands.Add(CreatePsk());
+        command.Subcommands.Add(CreateStream());
         return command;
     }
 
@@ -164,6 +165,77 @@ internal static class UeCommand
             output.WriteLine(channel.EnterpriseKeyIdentifier is { } named ? $"acknowledged (under Enterprise Key {Convert.ToHexString(named).ToLowerInvariant()})" : "acknowledged");
             await channel.CloseAsync(cancel);
             return ExitCodes.Success;
+        });
+        return command;
+    }
+
+    private static Command CreateStream()
+    {
+        var command = new Command("stream", "The TLS converter, like openssl s_client: open a channel naming a TLS service of the HSE (--eas ID, the HSE's --tls-service),\n" +
+            "copy stdin to the service and the service's answer to stdout; the HSE speaks TLS to the unchanged server. Ends when the service ends the stream\n" +
+            "(after stdin ended); one summary line on stderr. Exit 1 when the HSE could not reach or verify the server.");
+        var device = DeviceOptions.Create(command, 30);
+        command.SetAction(async (result, cancel) =>
+        {
+            var error = result.InvocationConfiguration.Error;
+            var (options, card) = device.Client(result);
+            using var cardLease = card;
+            await using var client = await BestClient.CreateAsync(options, cancel);
+            var opened = await client.OpenAsync(device.Channel(result), cancel);
+            if (opened.Channel is not { } channel)
+            {
+                error.WriteLine(opened.Rejected is { } cause ? $"best ue stream: rejected by the HSE: {cause}" : $"best ue stream: no session from {result.GetValue(device.Hse)} within {result.GetValue(device.Timeout)} s");
+                return ExitCodes.CheckFailed;
+            }
+
+            long up = 0, down = 0;
+            var failure = StreamFailure.None;
+            var stream = channel.OpenStream();
+            await using (stream)
+            {
+                using var stdin = Console.OpenStandardInput();
+                using var stdout = Console.OpenStandardOutput();
+                var upward = Task.Run(async () =>
+                {
+                    var buffer = new byte[8192];
+                    int n;
+                    while ((n = await stdin.ReadAsync(buffer, cancel)) > 0)
+                    {
+                        await stream.WriteAsync(buffer.AsMemory(0, n), cancel);
+                        up += n;
+                    }
+
+                    await stream.ShutdownWriteAsync();
+                }, cancel);
+                try
+                {
+                    var buffer = new byte[16 * 1024];
+                    int n;
+                    while ((n = await stream.ReadAsync(buffer, cancel)) > 0)
+                    {
+                        await stdout.WriteAsync(buffer.AsMemory(0, n), cancel);
+                        await stdout.FlushAsync(cancel);
+                        down += n;
+                    }
+                }
+                catch (IOException)
+                {
+                    failure = stream.Failure;
+                }
+
+                if (failure == StreamFailure.None && upward.IsCompleted)
+                {
+                    await upward;
+                }
+
+                error.WriteLine(failure == StreamFailure.None
+                    ? string.Create(CultureInfo.InvariantCulture, $"session {channel.SessionId} ({channel.Service}, {channel.Suite?.Name}): {up} octets to the service, {down} from it, {stream.FramesSent} messages sent, {stream.FramesReceived} received")
+                    : $"best ue stream: {StreamPump.Describe(failure)} (the HSE's TLS to the service named {result.GetValue(device.Eas)})");
+            }
+
+            using var closing = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await ((Task)channel.CloseAsync(closing.Token)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            return failure == StreamFailure.None ? ExitCodes.Success : ExitCodes.CheckFailed;
         });
         return command;
     }

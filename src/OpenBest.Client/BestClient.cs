@@ -560,6 +560,15 @@ public sealed class BestChannel
     /// <summary>Payloads received (downlink), in order of arrival.</summary>
     public ChannelReader<BestMessage> Received => _received.Reader;
 
+    /// <summary>
+    /// The converter: a byte stream to the TLS service this channel names (the HSE's <c>--tls-service</c>), carried in this
+    /// channel's user-plane messages. The channel carries this one stream; dispose it before closing the channel.
+    /// </summary>
+    /// <param name="receiveBuffer">The octets the device buffers from the service (the window it advertises).</param>
+    public BestStream OpenStream(int receiveBuffer = 64 * 1024) => new(this, receiveBuffer);
+
+    internal TimeSpan OperationTimeout => _client.OperationTimeout;
+
     internal int Handle { get; }
 
     /// <summary>

@@ -80,6 +80,9 @@ public sealed class HseHost : IAsyncDisposable
     /// <summary>Work items run together and committed in one transaction at most (1024: under load one fsync serves that many messages; when idle a batch is whatever is waiting).</summary>
     public int MaxBatch { get; init; } = 1024;
 
+    /// <summary>EAS Ids whose sessions' messages are not stored as uplink (the converter's TLS services: a stream, relayed at once).</summary>
+    public IReadOnlySet<string> UnstoredEasIds { get; init; } = new HashSet<string>();
+
     /// <summary>Transactions committed.</summary>
     public long Commits => Interlocked.Read(ref _commits);
 
@@ -356,7 +359,7 @@ public sealed class HseHost : IAsyncDisposable
             {
                 switch (e)
                 {
-                    case DataReceived data when _engine.Describe(data.SessionId) is { } who:
+                    case DataReceived data when _engine.Describe(data.SessionId) is { } who && !UnstoredEasIds.Contains(who.EasId):
                         _batch.Uplinks.Add(new UplinkToStore(data.SessionId, who.Imsi, who.EasId, data.KeyId, data.Counter, data.Payload, DateTimeOffset.UtcNow));
                         break;
                     case UplinkForwarded forwarded:

@@ -43,6 +43,7 @@ public sealed record HseSettings
         ("SeqBlock", "16", "SEQs reserved per subscriber per database write"),
         ("Auc", "", "gsup://HOST:PORT: vectors from the operator's HLR over GSUP instead of the local store (the HSE never holds K or OPc)"),
         ("GsupName", "OpenBest-HSE", "this node's name towards the HLR (unique per HLR client)"),
+        ("TlsServices", "", "the converter's TLS services, ID=HOST:PORT[,ca=PEMFILE] separated by ';': a channel naming ID is relayed to that TLS server"),
         ("LogFormat", "text", "text or json (structured logs on stderr)"),
         ("LogLevel", "Information", "Trace, Debug, Information, Warning, Error or None"),
     ];
@@ -79,6 +80,9 @@ public sealed record HseSettings
 
     /// <summary>The CA EAS certificates must chain to (PEM).</summary>
     public string EasCa { get; init; } = string.Empty;
+
+    /// <summary>The converter's TLS services, by the EAS Id a device's channel names.</summary>
+    public IReadOnlyDictionary<string, TlsService> TlsServices { get; init; } = new Dictionary<string, TlsService>();
 
     /// <summary>The engine's options these settings give.</summary>
     public HseOptions Engine { get; init; } = new();
@@ -171,6 +175,20 @@ public sealed record HseSettings
         {
             throw new SettingsException($"{Describe("GsupName")}: 1..64 characters");
         }
+        var tlsServices = new Dictionary<string, TlsService>(StringComparer.Ordinal);
+        foreach (var entry in Text("TlsServices").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!TlsService.TryParse(entry, out var service, out var why))
+            {
+                throw new SettingsException($"{Describe("TlsServices")}: '{entry}': {why}");
+            }
+
+            if (!tlsServices.TryAdd(service.Id, service))
+            {
+                throw new SettingsException($"{Describe("TlsServices")}: '{service.Id}' is given twice");
+            }
+        }
+
         var forbidden = Text("ConfidentialityForbiddenIn").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return new HseSettings
         {
@@ -193,6 +211,7 @@ public sealed record HseSettings
             Sources = sources,
             Auc = auc,
             GsupName = Text("GsupName"),
+            TlsServices = tlsServices,
             Engine = new HseOptions
             {
                 AllowNoSecurity = Flag("AllowNoSecurity"),
