@@ -38,7 +38,7 @@ internal static class HseCommand
 
         var command = new Command("hse", "Run the HSE: EMSDP over UDP, TCP and optionally a non-IP stream, on the subscribers and sessions of the data folder, until Ctrl+C or SIGTERM.\n" +
             "Settings come from the defaults, appsettings.json (section \"Hse\"), BEST_ environment variables and these options, in that order; every setting is checked before anything starts.\n" +
-            "Settings without an option: " + string.Join(", ", HseSettings.Catalogue.Where(c => c.Name != "TlsServices" && options.All(o => o.Setting != c.Name)).Select(c => $"{c.Name} ({HseSettings.EnvironmentName(c.Name)})")) + ".");
+            "Settings without an option: " + string.Join(", ", HseSettings.Catalogue.Where(c => c.Name is not ("TlsServices" or "TlsInbound") && options.All(o => o.Setting != c.Name)).Select(c => $"{c.Name} ({HseSettings.EnvironmentName(c.Name)})")) + ".");
         var tlsService = new Option<string[]>("--tls-service") { Description = "the converter: a channel naming ID is relayed over TLS (1.2/1.3, certificate and host name checked, SNI) to HOST:PORT, trusting the CA in PEMFILE or the system's; repeat for several [TlsServices, $BEST_TLS_SERVICES, ';'-separated]", HelpName = "ID=HOST:PORT[,ca=PEMFILE]" };
         command.Options.Add(config);
         foreach (var (option, _) in options)
@@ -47,6 +47,8 @@ internal static class HseCommand
         }
 
         command.Options.Add(tlsService);
+        var tlsInbound = new Option<string[]>("--tls-inbound") { Description = "the converter the other way: accept TLS on PORT (the HSE's certificate, pki/hse.crt) and relay each client to the device its SNI names (its external id for EASID), over the device's channel naming EASID; repeatable [TlsInbound, $BEST_TLS_INBOUND]", HelpName = "PORT=EASID" };
+        command.Options.Add(tlsInbound);
 
         command.SetAction(async (result, cancel) =>
         {
@@ -54,6 +56,11 @@ internal static class HseCommand
             if (result.GetValue(tlsService) is { Length: > 0 } services)
             {
                 commandLine["TlsServices"] = string.Join(';', services);
+            }
+
+            if (result.GetValue(tlsInbound) is { Length: > 0 } inbound)
+            {
+                commandLine["TlsInbound"] = string.Join(';', inbound);
             }
 
             var settings = HseSettings.Load(result.GetValue(config), commandLine);

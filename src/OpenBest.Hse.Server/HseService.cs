@@ -32,6 +32,7 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
     private WebApplication? _eas;
     private EasDelivery? _delivery;
     private TlsConverter? _converter;
+    private readonly List<TlsInbound> _inbound = [];
     private Task _events = Task.CompletedTask;
     private long _eventCount;
     private bool _stopped;
@@ -79,6 +80,11 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
         if (_delivery is not null)
         {
             await _delivery.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var inbound in _inbound)
+        {
+            await inbound.DisposeAsync().ConfigureAwait(false);
         }
 
         if (_converter is not null)
@@ -162,7 +168,7 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
             : Own(new StoreSubscribers(store, settings.SqnInd, seqBlock: settings.SeqBlock));
         var policy = new StorePolicy(state);
         var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = state.EnterpriseKeyIdentifierOf });
-        var host = new HseHost(engine, _bearers, queue: settings.WorkQueue, state: state) { UnstoredEasIds = settings.TlsServices.Keys.ToHashSet(StringComparer.Ordinal) };
+        var host = new HseHost(engine, _bearers, queue: settings.WorkQueue, state: state) { UnstoredEasIds = settings.TlsServices.Keys.Concat(settings.TlsInbound.Select(i => i.EasId)).ToHashSet(StringComparer.Ordinal) };
         var restored = host.Restore();
         if (host.Unreadable > 0)
         {
@@ -183,15 +189,24 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
             _delivery = new EasDelivery(host, state, easServer, easCa!);
         }
 
-        if (settings.TlsServices.Count > 0)
+        if (settings.TlsServices.Count > 0 || settings.TlsInbound.Count > 0)
         {
             _converter = new TlsConverter(host, settings.TlsServices, _log);
+            if (settings.TlsInbound.Count > 0)
+            {
+                var certificate = Own(DevelopmentPki.LoadPair(new DevelopmentPki.Pair(settings.EasCertificate, settings.EasKey)));
+                foreach (var (port, easId) in settings.TlsInbound)
+                {
+                    _inbound.Add(new TlsInbound(_converter, host, new IPEndPoint(settings.Bind, port), easId, certificate, state.ImsiOf, _log));
+                }
+            }
         }
 
         var storeName = string.IsNullOrWhiteSpace(settings.Postgres) ? "SQLite" : "PostgreSQL";
         LogStarted(_log, udp.LocalEndPoint.ToString(), tcp?.LocalEndPoint?.ToString() ?? "none", settings.NonIp.Length == 0 ? "none" : settings.NonIp, storeName, restored, settings.Sources);
         var webText = (_web is null ? string.Empty : $", metrics on {HseWeb.Address(_web)}/metrics") + (_eas is null ? string.Empty : $", EAS interface on {HseWeb.Address(_eas)}")
-            + (_converter is null ? string.Empty : $", TLS services {string.Join(", ", settings.TlsServices.Values.Select(t => $"{t.Id} → {t.Host}:{t.Port}"))}");
+            + (settings.TlsServices.Count == 0 ? string.Empty : $", TLS services {string.Join(", ", settings.TlsServices.Values.Select(t => $"{t.Id} → {t.Host}:{t.Port}"))}")
+            + (_inbound.Count == 0 ? string.Empty : $", inbound TLS {string.Join(", ", _inbound.Select(i => $"{i.LocalEndPoint} → {i.EasId}"))}");
         output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"HSE listening on udp {udp.LocalEndPoint}{(tcp is null ? string.Empty : $" and tcp {tcp.LocalEndPoint}")}{(settings.NonIp.Length == 0 ? string.Empty : $" and non-IP {settings.NonIp}")}, {(settings.Auc is { } hlr ? $"vectors from the HLR at {hlr.Host}:{hlr.Port}" : $"{store.List().Count} subscriber(s)")} and {restored} restored session(s) in {storeName}{webText}; Ctrl+C stops it"));
         output.Flush();
         _events = Task.Run(() => EventsAsync(host), CancellationToken.None);
@@ -206,6 +221,10 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
             _metrics?.Record(e);
             _delivery?.OnEvent(e);
             _converter?.OnEvent(e);
+            foreach (var inbound in _inbound)
+            {
+                inbound.OnEvent(e);
+            }
             LogEvent(_log, e);
         }
 

@@ -44,6 +44,7 @@ public sealed record HseSettings
         ("Auc", "", "gsup://HOST:PORT: vectors from the operator's HLR over GSUP instead of the local store (the HSE never holds K or OPc)"),
         ("GsupName", "OpenBest-HSE", "this node's name towards the HLR (unique per HLR client)"),
         ("TlsServices", "", "the converter's TLS services, ID=HOST:PORT[,ca=PEMFILE] separated by ';': a channel naming ID is relayed to that TLS server"),
+        ("TlsInbound", "", "the converter the other way, PORT=EASID separated by ';': TLS clients on PORT (the HSE's EasCertificate) reach the device their SNI names, over its channel naming EASID"),
         ("LogFormat", "text", "text or json (structured logs on stderr)"),
         ("LogLevel", "Information", "Trace, Debug, Information, Warning, Error or None"),
     ];
@@ -83,6 +84,9 @@ public sealed record HseSettings
 
     /// <summary>The converter's TLS services, by the EAS Id a device's channel names.</summary>
     public IReadOnlyDictionary<string, TlsService> TlsServices { get; init; } = new Dictionary<string, TlsService>();
+
+    /// <summary>The converter's inbound TLS listeners: port and the EAS Id of the devices' channels they reach.</summary>
+    public IReadOnlyList<(int Port, string EasId)> TlsInbound { get; init; } = [];
 
     /// <summary>The engine's options these settings give.</summary>
     public HseOptions Engine { get; init; } = new();
@@ -189,6 +193,17 @@ public sealed record HseSettings
             }
         }
 
+        var inbound = new List<(int Port, string EasId)>();
+        foreach (var entry in Text("TlsInbound").Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!Hse.TlsInbound.TryParse(entry, out var listener, out var why))
+            {
+                throw new SettingsException($"{Describe("TlsInbound")}: '{entry}': {why}");
+            }
+
+            inbound.Add(listener);
+        }
+
         var forbidden = Text("ConfidentialityForbiddenIn").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         return new HseSettings
         {
@@ -212,6 +227,7 @@ public sealed record HseSettings
             Auc = auc,
             GsupName = Text("GsupName"),
             TlsServices = tlsServices,
+            TlsInbound = inbound,
             Engine = new HseOptions
             {
                 AllowNoSecurity = Flag("AllowNoSecurity"),

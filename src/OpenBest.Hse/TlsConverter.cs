@@ -58,7 +58,7 @@ public sealed partial class TlsConverter : IAsyncDisposable
         switch (e)
         {
             case SessionEstablished s when _services.TryGetValue(s.EasId, out var service) && !s.UeToEasMode && s.Service is BestService.Confidential or BestService.Integrity:
-                var conversion = new Conversion(this, s.SessionId, service);
+                var conversion = new Conversion(this, s.SessionId, service.Id, token => ConnectAsync(service, s.SessionId, token));
                 if (_conversions.TryAdd(s.SessionId, conversion))
                 {
                     conversion.Start();
@@ -131,7 +131,7 @@ public sealed partial class TlsConverter : IAsyncDisposable
         _conversions.TryRemove(new KeyValuePair<uint, Conversion>(conversion.SessionId, conversion));
     }
 
-    [LoggerMessage(20, LogLevel.Information, "session {SessionId}: converter to TLS service {Service} ({Protocol}, {Cipher})")]
+    [LoggerMessage(20, LogLevel.Information, "converter: TLS to service {Service} ({Protocol}, {Cipher}) for session {SessionId}")]
     private static partial void LogOpened(ILogger log, uint sessionId, string service, SslProtocols protocol, TlsCipherSuite cipher);
 
     [LoggerMessage(21, LogLevel.Warning, "session {SessionId}: TLS service {Service} unreachable or not verified ({Error})")]
@@ -140,8 +140,50 @@ public sealed partial class TlsConverter : IAsyncDisposable
     [LoggerMessage(22, LogLevel.Debug, "session {SessionId}: conversion to {Service} ended ({Failure}), {Up} octets up, {Down} down")]
     private static partial void LogEnded(ILogger log, uint sessionId, string service, StreamFailure failure, long up, long down);
 
+    /// <summary>Opens the TLS connection to <paramref name="service"/>, its certificate and host name checked.</summary>
+    private async Task<Stream> ConnectAsync(TlsService service, uint sessionId, CancellationToken token)
+    {
+        var tcp = new TcpClient { NoDelay = true };
+        try
+        {
+            using var connecting = CancellationTokenSource.CreateLinkedTokenSource(token);
+            connecting.CancelAfter(TimeSpan.FromSeconds(30));
+            await tcp.ConnectAsync(service.Host, service.Port, connecting.Token).ConfigureAwait(false);
+            var tls = new SslStream(tcp.GetStream(), leaveInnerStreamOpen: false);
+            await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+            {
+                TargetHost = service.Host,
+                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
+                RemoteCertificateValidationCallback = (_, certificate, chain, errors) => Verify(service, certificate, chain, errors),
+            }, connecting.Token).ConfigureAwait(false);
+            Interlocked.Increment(ref _opened);
+            LogOpened(_log, sessionId, service.Id, tls.SslProtocol, tls.NegotiatedCipherSuite);
+            return tls;
+        }
+        catch
+        {
+            tcp.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Starts relaying an established session's stream to <paramref name="open"/>'s connection (inbound: one already accepted).</summary>
+    internal void Relay(uint sessionId, string label, Func<CancellationToken, Task<Stream>> open)
+    {
+        var conversion = new Conversion(this, sessionId, label, open);
+        if (_conversions.TryAdd(sessionId, conversion))
+        {
+            conversion.Start();
+        }
+        else
+        {
+            _ = conversion.DisposeAsync().AsTask();
+            throw new InvalidOperationException($"session {sessionId} carries a stream already");
+        }
+    }
+
     /// <summary>One session's stream and its TLS connection.</summary>
-    private sealed class Conversion(TlsConverter owner, uint sessionId, TlsService service) : IAsyncDisposable
+    private sealed class Conversion(TlsConverter owner, uint sessionId, string label, Func<CancellationToken, Task<Stream>> open) : IAsyncDisposable
     {
         private readonly CancellationTokenSource _stop = new();
         private readonly StreamPump _pump = new(new StreamEndpoint(), frames => owner._host.InvokeAsync(engine =>
@@ -179,31 +221,19 @@ public sealed partial class TlsConverter : IAsyncDisposable
         private async Task RunAsync()
         {
             var token = _stop.Token;
-            using var tcp = new TcpClient { NoDelay = true };
-            SslStream tls;
+            Stream tls;
             try
             {
-                using var connecting = CancellationTokenSource.CreateLinkedTokenSource(token);
-                connecting.CancelAfter(TimeSpan.FromSeconds(30));
-                await tcp.ConnectAsync(service.Host, service.Port, connecting.Token).ConfigureAwait(false);
-                tls = new SslStream(tcp.GetStream(), leaveInnerStreamOpen: false);
-                await tls.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
-                {
-                    TargetHost = service.Host,
-                    EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-                    RemoteCertificateValidationCallback = (_, certificate, chain, errors) => owner.Verify(service, certificate, chain, errors),
-                }, connecting.Token).ConfigureAwait(false);
+                tls = await open(token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is SocketException or IOException or AuthenticationException or OperationCanceledException)
             {
-                LogUnreachable(owner._log, sessionId, service.Id, e.GetType().Name);
+                LogUnreachable(owner._log, sessionId, label, e.GetType().Name);
                 await _pump.AbortAsync(StreamFailure.Unreachable).ConfigureAwait(false);
                 owner.Ended(this, failed: true);
                 return;
             }
 
-            Interlocked.Increment(ref owner._opened);
-            LogOpened(owner._log, sessionId, service.Id, tls.SslProtocol, tls.NegotiatedCipherSuite);
             await using (tls.ConfigureAwait(false))
             {
                 var upstream = UpAsync(tls, token);
@@ -223,13 +253,13 @@ public sealed partial class TlsConverter : IAsyncDisposable
                     }
                 }
 
-                LogEnded(owner._log, sessionId, service.Id, _pump.Failure, Interlocked.Read(ref _up), Interlocked.Read(ref _down));
+                LogEnded(owner._log, sessionId, label, _pump.Failure, Interlocked.Read(ref _up), Interlocked.Read(ref _down));
                 owner.Ended(this, failed || _pump.Failure != StreamFailure.None);
             }
         }
 
         /// <summary>Device to server: what arrives in order goes into TLS; the device's FIN becomes close_notify.</summary>
-        private async Task UpAsync(SslStream tls, CancellationToken token)
+        private async Task UpAsync(Stream tls, CancellationToken token)
         {
             var buffer = new byte[16 * 1024];
             while (true)
@@ -237,7 +267,11 @@ public sealed partial class TlsConverter : IAsyncDisposable
                 var read = await _pump.ReadAsync(buffer, token).ConfigureAwait(false);
                 if (read == 0)
                 {
-                    await tls.ShutdownAsync().ConfigureAwait(false);
+                    if (tls is SslStream ssl)
+                    {
+                        await ssl.ShutdownAsync().ConfigureAwait(false); // close_notify: the device finished its direction
+                    }
+
                     return;
                 }
 
@@ -247,7 +281,7 @@ public sealed partial class TlsConverter : IAsyncDisposable
         }
 
         /// <summary>Server to device: what TLS delivers goes into the stream; the server's end becomes the stream's FIN.</summary>
-        private async Task DownAsync(SslStream tls, CancellationToken token)
+        private async Task DownAsync(Stream tls, CancellationToken token)
         {
             var buffer = new byte[16 * 1024];
             while (true)

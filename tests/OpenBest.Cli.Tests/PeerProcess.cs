@@ -72,6 +72,13 @@ internal sealed class PeerProcess : IAsyncDisposable
 
     public Task WaitForAsync(string text) => Eventually.True(() => Output.Contains(text, StringComparison.Ordinal), $"'{text}' from {CommandLine}; it printed:\n{Output}");
 
+    /// <summary>Sends a line to its standard input.</summary>
+    public async Task WriteLineAsync(string line)
+    {
+        await _process.StandardInput.WriteAsync(line + "\n");
+        await _process.StandardInput.FlushAsync();
+    }
+
     /// <summary>Waits until it ended (within <see cref="Eventually.Deadline"/>) and its output is all read; its exit code.</summary>
     public async Task<int> ExitAsync()
     {
