@@ -229,7 +229,7 @@ internal static class UeCommand
                 }
 
                 error.WriteLine(failure == StreamFailure.None
-                    ? string.Create(CultureInfo.InvariantCulture, $"session {channel.SessionId} ({channel.Service}, {channel.Suite?.Name}): {up} octets to the service, {down} from it, {stream.FramesSent} messages sent, {stream.FramesReceived} received")
+                    ? string.Create(CultureInfo.InvariantCulture, $"session {channel.SessionId} ({channel.Service}, {channel.Suite?.Name}): {up} octets to the service, {down} from it; on the bearer, session set-up included: {client.SentOctets} octets in {client.SentMessages} messages sent, {client.ReceivedOctets} in {client.ReceivedMessages} received")
                     : $"best ue stream: {StreamPump.Describe(failure)} (the HSE's TLS to the service named {result.GetValue(device.Eas)})");
             }
 

@@ -131,6 +131,8 @@ public sealed class BestClient : IAsyncDisposable
     private long _nextToken;
     private long _sentOctets;
     private long _receivedOctets;
+    private long _sentMessages;
+    private long _receivedMessages;
     private long _errors;
 
     private BestClient(BestClientOptions options, IBearer bearer, BearerPath hse)
@@ -162,6 +164,12 @@ public sealed class BestClient : IAsyncDisposable
 
     /// <summary>Octets of EMSDP messages received.</summary>
     public long ReceivedOctets => Interlocked.Read(ref _receivedOctets);
+
+    /// <summary>EMSDP messages sent (each one datagram on UDP).</summary>
+    public long SentMessages => Interlocked.Read(ref _sentMessages);
+
+    /// <summary>EMSDP messages received.</summary>
+    public long ReceivedMessages => Interlocked.Read(ref _receivedMessages);
 
     /// <summary>Messages the device dropped (tags, replays, malformed), by reason.</summary>
     public IReadOnlyDictionary<DropReason, long> Dropped
@@ -419,6 +427,7 @@ public sealed class BestClient : IAsyncDisposable
         foreach (var send in step.Send)
         {
             Interlocked.Add(ref _sentOctets, send.Message.Length);
+            Interlocked.Increment(ref _sentMessages);
             try
             {
                 await _hse.SendAsync(send.Message, _stop.Token).ConfigureAwait(false);
@@ -471,6 +480,7 @@ public sealed class BestClient : IAsyncDisposable
             await foreach (var received in _bearer.Received.ReadAllAsync(_stop.Token).ConfigureAwait(false))
             {
                 Interlocked.Add(ref _receivedOctets, received.Message.Length);
+                Interlocked.Increment(ref _receivedMessages);
                 var message = received.Message;
                 try
                 {

@@ -31,6 +31,7 @@ public sealed class ConverterProcessTests : IAsyncLifetime
     private PeerProcess _openssl = null!;
     private BestProcess _hse = null!;
     private string _udp = string.Empty;
+    private int _kestrelPort;
 
     private static CancellationToken Cancel => TestContext.Current.CancellationToken;
 
@@ -74,8 +75,10 @@ public sealed class ConverterProcessTests : IAsyncLifetime
         }));
         _kestrel = builder.Build();
         _kestrel.MapGet("/", () => Results.Text(Body));
+        _kestrel.MapGet("/reading", () => Results.Text("{\"temperature\":21.5}", "application/json"));
         await _kestrel.StartAsync(Cancel);
         var kestrelPort = new Uri(_kestrel.Urls.First()).Port;
+        _kestrelPort = kestrelPort;
 
         _openssl = await PeerProcess.StartServerAsync("openssl", port => ["s_server", "-accept", "127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture),
             "-cert", Path.Combine(Data, "server.pem"), "-key", Path.Combine(Data, "server.key"), "-www"], "ACCEPT");
@@ -116,6 +119,99 @@ public sealed class ConverterProcessTests : IAsyncLifetime
         Assert.True(code == 0, error);
         Assert.Contains("HTTP/1.0 200 ok", output, StringComparison.Ordinal);
         Assert.Contains("s_server", output, StringComparison.Ordinal); // the page -www writes
+    }
+
+    /// <summary>
+    /// The README's figures: octets of a small HTTPS GET from the device through the converter (BEST messages, session set-up
+    /// included) against the same GET over direct TLS 1.3 and 1.2 (TLS records both ways, counted by a relay; TCP's own
+    /// segments not counted), and the flights (one-way turns) of the direct exchange. Run with
+    /// <c>dotnet test tests/OpenBest.Cli.Tests --filter Figures --logger "console;verbosity=detailed"</c>.
+    /// </summary>
+    [Fact]
+    public async Task Figures_AnHttpsGet_ThroughTheConverter_VersusDirectTls()
+    {
+        const string Request = "GET /reading HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        var (code, output, error) = await StreamAsync("web", Request, until: "21.5}");
+        Assert.True(code == 0, error);
+        var bearer = Regex.Match(error, @"(\d+) octets in (\d+) messages sent, (\d+) in (\d+) received");
+        Assert.True(bearer.Success, error);
+        var converter = long.Parse(bearer.Groups[1].Value, CultureInfo.InvariantCulture) + long.Parse(bearer.Groups[3].Value, CultureInfo.InvariantCulture);
+        var messages = int.Parse(bearer.Groups[2].Value, CultureInfo.InvariantCulture) + int.Parse(bearer.Groups[4].Value, CultureInfo.InvariantCulture);
+        var lines = new List<string> { $"through the converter: {converter} octets in {messages} BEST messages (session set-up included); {output.Length} octets of HTTP" };
+        foreach (var protocol in new[] { System.Security.Authentication.SslProtocols.Tls13, System.Security.Authentication.SslProtocols.Tls12 })
+        {
+            var (octets, flights) = await DirectAsync(Request, protocol);
+            lines.Add($"direct {protocol}: {octets} octets of TLS records, {flights} flights (plus TCP's handshake)");
+            Assert.True(converter < octets, string.Join("; ", lines));
+        }
+
+        foreach (var line in lines)
+        {
+            TestContext.Current.TestOutputHelper?.WriteLine(line);
+        }
+    }
+
+    /// <summary>The same GET over TLS straight to Kestrel through a counting relay: octets both ways and one-way flights.</summary>
+    private async Task<(long Octets, int Flights)> DirectAsync(string request, System.Security.Authentication.SslProtocols protocol)
+    {
+        using var relay = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        relay.Start();
+        long octets = 0;
+        var flights = 0;
+        var last = 0;
+        var gate = new object();
+        void Count(int direction, int n)
+        {
+            lock (gate)
+            {
+                octets += n;
+                if (direction != last)
+                {
+                    flights++;
+                    last = direction;
+                }
+            }
+        }
+
+        var relaying = Task.Run(async () =>
+        {
+            using var device = await relay.AcceptTcpClientAsync(Cancel);
+            using var server = new System.Net.Sockets.TcpClient();
+            await server.ConnectAsync(IPAddress.Loopback, _kestrelPort, Cancel);
+            async Task Pump(System.Net.Sockets.NetworkStream from, System.Net.Sockets.NetworkStream to, int direction)
+            {
+                var buffer = new byte[65536];
+                int n;
+                while ((n = await from.ReadAsync(buffer, Cancel)) > 0)
+                {
+                    Count(direction, n);
+                    await to.WriteAsync(buffer.AsMemory(0, n), Cancel);
+                }
+
+                to.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Send);
+            }
+
+            await Task.WhenAll(Pump(device.GetStream(), server.GetStream(), 1), Pump(server.GetStream(), device.GetStream(), 2));
+        }, Cancel);
+
+        using var ca = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(Data, "ca.pem"));
+        using (var client = new System.Net.Sockets.TcpClient())
+        {
+            await client.ConnectAsync(IPAddress.Loopback, ((IPEndPoint)relay.LocalEndpoint).Port, Cancel);
+            await using var tls = new System.Net.Security.SslStream(client.GetStream());
+            await tls.AuthenticateAsClientAsync(new System.Net.Security.SslClientAuthenticationOptions
+            {
+                TargetHost = "localhost",
+                EnabledSslProtocols = protocol,
+                CertificateChainPolicy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, CustomTrustStore = { ca }, RevocationMode = X509RevocationMode.NoCheck },
+            }, Cancel);
+            await tls.WriteAsync(Encoding.ASCII.GetBytes(request), Cancel);
+            using var reader = new StreamReader(tls);
+            Assert.Contains("21.5", await reader.ReadToEndAsync(Cancel), StringComparison.Ordinal);
+        }
+
+        await relaying.WaitAsync(Eventually.Deadline, Cancel);
+        return (octets, flights);
     }
 
     [Theory]
