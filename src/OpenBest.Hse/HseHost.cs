@@ -285,6 +285,7 @@ public sealed class HseHost : IAsyncDisposable
                     try
                     {
                         var step = item.Run(_engine);
+                        Collect(step);
                         _steps.Add(step);
                         _waiting.Add((item.Done, step));
                     }
@@ -342,6 +343,36 @@ public sealed class HseHost : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// What a step gives the store, with its session's owner read right after the step ran: a session that a later item of
+    /// the same batch ends (a Terminate right behind a Session Start Confirmation or a message) is gone by commit time, and
+    /// its uplink, outbox items and PSKs must be kept all the same.
+    /// </summary>
+    private void Collect(StepResult step)
+    {
+        if (_state is null)
+        {
+            return;
+        }
+
+        foreach (var e in step.Events)
+        {
+            switch (e)
+            {
+                case DataReceived data when _engine.Describe(data.SessionId) is { } who && !UnstoredEasIds.Contains(who.EasId):
+                    _batch.Uplinks.Add(new UplinkToStore(data.SessionId, who.Imsi, who.EasId, data.KeyId, data.Counter, data.Payload, DateTimeOffset.UtcNow));
+                    break;
+                case UplinkForwarded forwarded:
+                    // With its subscriber: the message can still be delivered (external id, keys) after its session ended.
+                    _batch.Outbox.Add(new OutboxItem(forwarded.EasId, forwarded.SessionId, forwarded.Message, _engine.Describe(forwarded.SessionId)?.Imsi));
+                    break;
+                case EasKeysReady keys when _engine.Describe(keys.SessionId) is { } owner:
+                    _keysToKeep.Add((owner.Imsi, keys));
+                    break;
+            }
+        }
+    }
+
     /// <summary>Writes what the batch changed; false when the store failed for good (the host then stops).</summary>
     private async Task<bool> CommitAsync()
     {
@@ -353,32 +384,13 @@ public sealed class HseHost : IAsyncDisposable
         }
 
         _engine.TakeChanges(_batch.Saved, _batch.Ended);
-        foreach (var step in _steps)
-        {
-            foreach (var e in step.Events)
-            {
-                switch (e)
-                {
-                    case DataReceived data when _engine.Describe(data.SessionId) is { } who && !UnstoredEasIds.Contains(who.EasId):
-                        _batch.Uplinks.Add(new UplinkToStore(data.SessionId, who.Imsi, who.EasId, data.KeyId, data.Counter, data.Payload, DateTimeOffset.UtcNow));
-                        break;
-                    case UplinkForwarded forwarded:
-                        // With its subscriber: the message can still be delivered (external id, keys) after its session ended.
-                        _batch.Outbox.Add(new OutboxItem(forwarded.EasId, forwarded.SessionId, forwarded.Message, _engine.Describe(forwarded.SessionId)?.Imsi));
-                        break;
-                    case EasKeysReady keys when _engine.Describe(keys.SessionId) is { } owner:
-                        _keysToKeep.Add((owner.Imsi, keys));
-                        break;
-                }
-            }
-        }
-
         if (_engine.NextSessionId != _savedNextSessionId)
         {
             _batch.NextSessionId = _engine.NextSessionId;
         }
 
-        if (_batch.IsEmpty)
+        // PSKs to keep count too: a key-agreement-only session confirmed and ended in one batch changes no stored session.
+        if (_batch.IsEmpty && _keysToKeep.Count == 0)
         {
             return true;
         }

@@ -99,7 +99,11 @@ public sealed partial class KeyAgreementOnlyProcessTests : IAsyncLifetime
         {
             var line = "reading over " + version[0];
             var (code, output) = await PeerAsync("openssl", line, ["s_client", "-connect", TlsPsk.ToString(), .. version, "-psk_identity", identity, "-psk", key, "-quiet"]);
-            Assert.True(output.Contains("ok: " + line, StringComparison.Ordinal), $"openssl exit {code}: {output}");
+            if (!output.Contains("ok: " + line, StringComparison.Ordinal))
+            {
+                var direct = await BestProcess.RunAsync(["eas", "psk", "--eas-id", EasId, "--identity", identity, "--hse", $"https://127.0.0.1:{EasPort}/", "--data-dir", Data]);
+                Assert.Fail($"openssl exit {code}: {output}\nEAS: {_eas.Output}{_eas.Error}\nHSE: {_hse.Error}\nbest eas psk now: {direct.Code} {direct.Output}{direct.Error}");
+            }
             await _eas.WaitForAsync($"tls-psk {identity}: {line}");
         }
 
@@ -109,7 +113,7 @@ public sealed partial class KeyAgreementOnlyProcessTests : IAsyncLifetime
             Assert.True(gnutls.Success);
             var (code, output) = await PeerAsync("gnutls-cli", "reading over gnutls", ["--port", TlsPsk.Port.ToString(CultureInfo.InvariantCulture), "--pskusername", gnutls.Groups[1].Value, "--pskkey", gnutls.Groups[2].Value,
                 "--priority", "NORMAL:-VERS-ALL:+VERS-TLS1.3:-KX-ALL:+PSK:+DHE-PSK:+ECDHE-PSK", "127.0.0.1"]);
-            Assert.True(output.Contains("ok: reading over gnutls", StringComparison.Ordinal), $"gnutls-cli exit {code}: {output}");
+            Assert.True(output.Contains("ok: reading over gnutls", StringComparison.Ordinal), $"gnutls-cli exit {code}: {output}\nEAS: {_eas.Output}{_eas.Error}\nHSE: {_hse.Error}");
         }
         else
         {
