@@ -29,6 +29,7 @@ public sealed class ConverterProcessTests : IAsyncLifetime
     private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("openbest-conv-");
     private WebApplication _kestrel = null!;
     private PeerProcess _openssl = null!;
+    private PeerProcess _openssl12 = null!;
     private BestProcess _hse = null!;
     private string _udp = string.Empty;
     private int _kestrelPort;
@@ -83,10 +84,14 @@ public sealed class ConverterProcessTests : IAsyncLifetime
         _openssl = await PeerProcess.StartServerAsync("openssl", port => ["s_server", "-accept", "127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture),
             "-cert", Path.Combine(Data, "server.pem"), "-key", Path.Combine(Data, "server.key"), "-www"], "ACCEPT");
 
+        _openssl12 = await PeerProcess.StartServerAsync("openssl", port => ["s_server", "-accept", "127.0.0.1:" + port.ToString(CultureInfo.InvariantCulture),
+            "-cert", Path.Combine(Data, "server.pem"), "-key", Path.Combine(Data, "server.key"), "-www", "-tls1_2"], "ACCEPT");
+
         var ca_ = Path.Combine(Data, "ca.pem");
         _hse = BestProcess.Start("hse", "--data-dir", Data, "--udp-port", "0", "--tcp-port", "-1",
             "--tls-service", $"web=localhost:{kestrelPort},ca={ca_}",
             "--tls-service", $"openssl=localhost:{_openssl.Port},ca={ca_}",
+            "--tls-service", $"openssl12=localhost:{_openssl12.Port},ca={ca_}",
             "--tls-service", $"untrusted=localhost:{kestrelPort}",
             "--tls-service", $"wrong-name=127.0.0.1:{kestrelPort},ca={ca_}");
         await _hse.WaitForAsync("TLS services");
@@ -97,6 +102,7 @@ public sealed class ConverterProcessTests : IAsyncLifetime
     {
         await _hse.DisposeAsync();
         await _openssl.DisposeAsync();
+        await _openssl12.DisposeAsync();
         await _kestrel.DisposeAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         _directory.Delete(recursive: true);
@@ -112,13 +118,16 @@ public sealed class ConverterProcessTests : IAsyncLifetime
         Assert.Matches(@"session \d+ \(Confidential, [^)]+\): \d+ octets to the service, \d+ from it", error);
     }
 
-    [Fact]
-    public async Task AnHttpGetFromTheDevice_ThroughTheConverter_ReturnsOpenSslsPage()
+    [Theory]
+    [InlineData("openssl", "Tls13")]
+    [InlineData("openssl12", "Tls12")]
+    public async Task AnHttpGetFromTheDevice_ThroughTheConverter_ReturnsOpenSslsPage_OverTls13And12(string service, string protocol)
     {
-        var (code, output, error) = await StreamAsync("openssl", "GET / HTTP/1.0\r\n\r\n", until: "</HTML>");
+        var (code, output, error) = await StreamAsync(service, "GET / HTTP/1.0\r\n\r\n", until: "</HTML>");
         Assert.True(code == 0, error);
         Assert.Contains("HTTP/1.0 200 ok", output, StringComparison.Ordinal);
         Assert.Contains("s_server", output, StringComparison.Ordinal); // the page -www writes
+        await Eventually.True(() => _hse.Error.Contains($"TLS to service {service} ({protocol}", StringComparison.Ordinal), $"the HSE spoke {protocol} to {service}");
     }
 
     /// <summary>

@@ -116,7 +116,7 @@ public sealed class PskTlsTests
     {
         RequireGnuTls();
         await using var server = new EchoServer(Keys);
-        await using var client = Peer.Start("gnutls-cli", "--port", server.Port.ToString(CultureInfo.InvariantCulture), "--pskusername", Identity, "--pskkey", PskHex, "--priority", GnuTlsPriority(version), "127.0.0.1");
+        await using var client = PeerProcess.Start("gnutls-cli", "--port", server.Port.ToString(CultureInfo.InvariantCulture), "--pskusername", Identity, "--pskkey", PskHex, "--priority", GnuTlsPriority(version), "127.0.0.1");
         await client.WaitForAsync("Handshake was completed");
         Assert.Contains(version == TlsPskVersion.Tls13 ? "TLS1.3" : "TLS1.2", client.Output, StringComparison.Ordinal);
         await client.WriteLineAsync("reading from gnutls");
@@ -136,7 +136,7 @@ public sealed class PskTlsTests
             var passwd = Path.Combine(directory.FullName, "psk.txt");
             await File.WriteAllTextAsync(passwd, $"{Identity}:{PskHex}\n", Cancel);
             var port = FreeTcpPort();
-            await using var server = Peer.Start("gnutls-serv", "--port", port.ToString(CultureInfo.InvariantCulture), "--pskpasswd", passwd, "--priority", GnuTlsPriority(version), "--echo");
+            await using var server = PeerProcess.Start("gnutls-serv", "--port", port.ToString(CultureInfo.InvariantCulture), "--pskpasswd", passwd, "--priority", GnuTlsPriority(version), "--echo");
             await server.WaitForAsync("listening");
             await using var stream = await ConnectWhenListeningAsync(port, version);
             await stream.WriteAsync("echo me\n"u8.ToArray(), Cancel);
@@ -183,76 +183,5 @@ public sealed class PskTlsTests
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    /// <summary>A peer program with its output gathered and its input open (as <see cref="OpenSslProcess"/>, for any program).</summary>
-    private sealed class Peer : IAsyncDisposable
-    {
-        private readonly Process _process;
-        private readonly StringBuilder _output = new();
-        private readonly Lock _gate = new();
-
-        private Peer(string program, string[] args)
-        {
-            var info = new ProcessStartInfo(program) { RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var arg in args)
-            {
-                info.ArgumentList.Add(arg);
-            }
-
-            CommandLine = program + " " + string.Join(' ', args);
-            _process = new Process { StartInfo = info };
-            _process.OutputDataReceived += (_, e) => Append(e.Data);
-            _process.ErrorDataReceived += (_, e) => Append(e.Data);
-            _process.Start();
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        public string CommandLine { get; }
-
-        public string Output
-        {
-            get
-            {
-                lock (_gate)
-                {
-                    return _output.ToString();
-                }
-            }
-        }
-
-        public static Peer Start(string program, params string[] args) => new(program, args);
-
-        public Task WaitForAsync(string text) => Eventually.True(() => Output.Contains(text, StringComparison.Ordinal), $"'{text}' from {CommandLine}; it printed:\n{Output}");
-
-        public async Task WriteLineAsync(string line)
-        {
-            await _process.StandardInput.WriteAsync(line + "\n");
-            await _process.StandardInput.FlushAsync();
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            if (!_process.HasExited)
-            {
-                _process.Kill(entireProcessTree: true);
-            }
-
-            using var limit = new CancellationTokenSource(Eventually.Deadline);
-            await _process.WaitForExitAsync(limit.Token);
-            _process.Dispose();
-        }
-
-        private void Append(string? line)
-        {
-            if (line is not null)
-            {
-                lock (_gate)
-                {
-                    _output.AppendLine(line);
-                }
-            }
-        }
     }
 }

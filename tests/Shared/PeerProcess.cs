@@ -2,9 +2,8 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using OpenBest.Testing;
 
-namespace OpenBest.Cli.Tests;
+namespace OpenBest.Testing;
 
 /// <summary>An independent program as a test's peer (OpenSSL, GnuTLS, strongSwan): its output gathered, its process tree killed on dispose.</summary>
 internal sealed class PeerProcess : IAsyncDisposable
