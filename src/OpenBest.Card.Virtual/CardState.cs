@@ -64,6 +64,19 @@ internal sealed class CardState
     public string ServerEndpoint { get; set; } = string.Empty;
 
     public byte[] ServerPublicKey { get; set; } = [];
+
+    /// <summary>The OTA key set of the remote file management application (TS 102 225/226): KIc (AES-CBC) and KID (AES-CMAC).</summary>
+    public byte[] OtaKic { get; set; } = [];
+
+    public byte[] OtaKid { get; set; } = [];
+
+    public byte OtaKeyVersion { get; set; }
+
+    /// <summary>The highest CNTR accepted per TAR (hex), TS 102 225 5.1.1.</summary>
+    public Dictionary<string, ulong> OtaCounters { get; set; } = [];
+
+    /// <summary>EF_SPN (17 octets: display condition, then the name, 'FF'-padded); remote file management may update it.</summary>
+    public byte[] Spn { get; set; } = [];
 }
 
 /// <summary>

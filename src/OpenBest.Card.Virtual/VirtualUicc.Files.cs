@@ -118,6 +118,22 @@ public sealed partial class VirtualUicc
             return new ResponseApdu([], StatusWord.WrongLength);
         }
 
+        if (fid == EfSpn && _remoteAdministration)
+        {
+            // Remote file management has the administrative right to EF_SPN (the operator renames its service OTA).
+            if (offset + apdu.Data.Length > SpnSize)
+            {
+                return new ResponseApdu([], StatusWord.WrongLength);
+            }
+
+            var spn = Padded(_state.Spn, SpnSize);
+            apdu.Data.Span.CopyTo(spn.AsSpan(offset));
+            _state.Spn = spn;
+            channel.CurrentEf = fid;
+            Save();
+            return new ResponseApdu([], StatusWord.Ok);
+        }
+
         if (fid != EfGbabp)
         {
             return new ResponseApdu([], StatusWord.SecurityStatusNotSatisfied); // ADM only
@@ -240,6 +256,7 @@ public sealed partial class VirtualUicc
         (Application.Usim, EfAd) => [0x00, 0x00, 0x00, 0x02],
         (Application.Usim, EfUst) => UsimServiceTable(),
         (Application.Usim, EfGbabp) => Padded(_state.Gbabp, GbabpSize),
+        (Application.Usim, EfSpn) => Padded(_state.Spn, SpnSize),
         _ => null,
     };
 

@@ -34,6 +34,9 @@ public sealed record VirtualUiccOptions
     /// <summary>A new card's imported secure-element keys (32 octets each) by key index.</summary>
     public IReadOnlyDictionary<byte, ReadOnlyMemory<byte>> PersonalisedKeys { get; init; } = new Dictionary<byte, ReadOnlyMemory<byte>>();
 
+    /// <summary>A new card's OTA key set for remote file management (AES keys, one key version for KIc and KID); null: none.</summary>
+    public OtaKeys? OtaKeys { get; init; }
+
     /// <summary>Never shows K or OPc.</summary>
     public override string ToString() => $"VirtualUiccOptions({Imsi})";
 }
@@ -60,6 +63,8 @@ public sealed partial class VirtualUicc : IDisposable
     private const ushort EfGbabp = 0x6FD6;
     private const ushort EfGbanl = 0x6FDA;
     private const int GbabpSize = 255;
+    private const ushort EfSpn = 0x6F46;
+    private const int SpnSize = 17;
     private const int GbanlRecordLength = 200;
     private const int GbanlRecords = 4;
     private const int SecureElementSlots = 16;
@@ -215,6 +220,11 @@ public sealed partial class VirtualUicc : IDisposable
 
     private ResponseApdu Proprietary(ChannelState channel, CommandApdu apdu)
     {
+        if (apdu.Ins == 0xC2)
+        {
+            return Envelope(apdu); // ENVELOPE (TS 102 221 10.1.2), whatever the channel's application
+        }
+
         if (channel.Application != Application.SecureElement)
         {
             return new ResponseApdu([], apdu.Ins is 0xA4 or 0xB0 or 0xD6 or 0xB2 or 0x88 or 0x70 ? StatusWord.ClassNotSupported : StatusWord.InsNotSupported);
@@ -334,6 +344,10 @@ public sealed partial class VirtualUicc : IDisposable
             SqnMs = sequence.SqnMs,
             ServerPublicKey = options.ServerPublicKey.ToArray(),
             ServerEndpoint = options.ServerEndpoint,
+            OtaKic = options.OtaKeys?.Kic.ToArray() ?? [],
+            OtaKid = options.OtaKeys?.Kid.ToArray() ?? [],
+            OtaKeyVersion = options.OtaKeys?.KicVersion ?? 0,
+            Spn = [0x01, .. "OpenBest"u8, .. Enumerable.Repeat((byte)0xFF, 8)],
         };
         foreach (var (index, key) in options.PersonalisedKeys)
         {
