@@ -34,6 +34,7 @@ internal static class BestApp
         root.Subcommands.Add(PkiCommand.Create());
         root.Subcommands.Add(UeCommand.Create());
         root.Subcommands.Add(CardCommand.Create());
+        root.Subcommands.Add(OtaCommand.CreateSend());
         root.Subcommands.Add(EmsdpCommand.Create());
         root.Subcommands.Add(AkaCommand.Create());
         return root;

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using OpenBest.Card;
 using OpenBest.Card.Virtual;
 
 namespace OpenBest.Cli;
@@ -28,7 +29,9 @@ internal static class CardCommand
         var obfKey = HexOption.Create("--obf-key", 65, "a new card's authentication server public key (uncompressed P-256), which Verify-and-Store records must be signed with");
         var obfEndpoint = new Option<string>("--obf-endpoint") { Description = "the authentication server's endpoint stored with --obf-key", HelpName = "URL", DefaultValueFactory = _ => string.Empty };
         var seKeys = HexOption.IndexedKeys("--se-key", "a new card's imported secure-element key at a key index (for devices that cannot bootstrap); repeat for several");
-        foreach (var option in new Option[] { imsi, k, opc, op, state, iccid, vpcd, obfKey, obfEndpoint, seKeys })
+        var otaKey = new Option<string>("--ota-key") { Description = "a new card's OTA key set for remote file management (TS 102 225/226): the key version (1..15), KIc (AES-CBC) and KID (AES-CMAC), 32 hex digits each", HelpName = "VERSION:KIC:KID" };
+        otaKey.Validators.Add(r => { if (ParseOtaKey(r.GetValueOrDefault<string>()) is null) { r.AddError("--ota-key must be VERSION:KIC:KID, a version 1..15 and two AES-128 keys in hex"); } });
+        foreach (var option in new Option[] { imsi, k, opc, op, state, iccid, vpcd, obfKey, obfEndpoint, seKeys, otaKey })
         {
             command.Options.Add(option);
         }
@@ -57,6 +60,7 @@ internal static class CardCommand
                 ServerPublicKey = result.GetResult(obfKey) is not null ? result.GetValue(obfKey)! : ReadOnlyMemory<byte>.Empty,
                 ServerEndpoint = result.GetValue(obfEndpoint)!,
                 PersonalisedKeys = result.GetValue(seKeys)!.ToDictionary(e => e.Index, e => (ReadOnlyMemory<byte>)e.Key),
+                OtaKeys = ParseOtaKey(result.GetValue(otaKey)),
             });
             output.WriteLine($"best card: USIM {result.GetValue(imsi)}, ICCID {card.Iccid}, state {result.GetValue(state)!.FullName}");
             output.Flush();
@@ -66,6 +70,19 @@ internal static class CardCommand
             return ExitCodes.Success;
         });
         return command;
+    }
+
+    /// <summary>VERSION:KIC:KID as an OTA key set (AES-128), or null when absent or malformed.</summary>
+    internal static OtaKeys? ParseOtaKey(string? text)
+    {
+        var parts = text?.Split(':') ?? [];
+        if (parts.Length != 3 || !byte.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var version) || version is < 1 or > 15
+            || parts[1].Length != 32 || parts[2].Length != 32 || !parts[1].All(char.IsAsciiHexDigit) || !parts[2].All(char.IsAsciiHexDigit))
+        {
+            return null;
+        }
+
+        return new OtaKeys(version, Convert.FromHexString(parts[1]), version, Convert.FromHexString(parts[2]));
     }
 
     private static bool TrySplit(string? value, out string host, out int port)

@@ -19,10 +19,11 @@ internal static class UeCommand
         command.Subcommands.Add(CreateListen());
         command.Subcommands.Add(CreatePsk());
         command.Subcommands.Add(CreateStream());
+        command.Subcommands.Add(OtaCommand.CreateDevice());
         return command;
     }
 
-    private sealed record DeviceOptions(Option<string> Imsi, Option<byte[]> K, Option<byte[]> Opc, Option<string> Hse, Option<bool> Tcp, Option<string> Eas, Option<string> Service, Option<string> Snn, Option<FileInfo> State, Option<int> Timeout, Option<bool> EndToEnd, Option<EnterpriseKey[]> EnterpriseKeys, Option<string> Card)
+    internal sealed record DeviceOptions(Option<string> Imsi, Option<byte[]> K, Option<byte[]> Opc, Option<string> Hse, Option<bool> Tcp, Option<string> Eas, Option<string> Service, Option<string> Snn, Option<FileInfo> State, Option<int> Timeout, Option<bool> EndToEnd, Option<EnterpriseKey[]> EnterpriseKeys, Option<string> Card)
     {
         public static DeviceOptions Create(Command command, int defaultTimeout)
         {
