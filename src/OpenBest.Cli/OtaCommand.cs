@@ -113,9 +113,12 @@ internal static class OtaCommand
             var output = result.InvocationConfiguration.Output;
             var spiValue = new OtaSpi(result.GetValue(spi)![0], result.GetValue(spi)![1]);
             var version = result.GetValue(keyVersion);
-            OtaKeys? keys = spiValue.Unsecured ? null
-                : new OtaKeys(version, result.GetValue(kic) ?? throw new CommandLineException("--kic and --kid are needed for a secured SPI"), version,
-                    result.GetValue(kid) ?? throw new CommandLineException("--kic and --kid are needed for a secured SPI"));
+            if (!spiValue.Unsecured && (result.GetResult(kic) is null || result.GetResult(kid) is null))
+            {
+                throw new CommandLineException("--kic and --kid: a secured SPI needs both keys");
+            }
+
+            OtaKeys? keys = spiValue.Unsecured ? null : new OtaKeys(version, result.GetValue(kic)!, version, result.GetValue(kid)!);
             byte[] script;
             try
             {

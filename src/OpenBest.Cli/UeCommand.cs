@@ -14,7 +14,8 @@ internal static class UeCommand
 {
     public static Command Create()
     {
-        var command = new Command("ue", "A device from the command line: open a channel with an HSE, send a message, or listen for downlink.");
+        var command = new Command("ue", "A device from the command line: open a channel with an HSE and send a message or listen for downlink; agree a PSK for a\n" +
+            "TLS, DTLS or IKEv2 peer (psk); reach a TLS server through the HSE's converter (stream); carry OTA packets to the card (ota).");
         command.Subcommands.Add(CreateSend());
         command.Subcommands.Add(CreateListen());
         command.Subcommands.Add(CreatePsk());
