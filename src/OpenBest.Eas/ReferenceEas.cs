@@ -158,13 +158,8 @@ public sealed class ReferenceEas : IAsyncDisposable
             return null;
         }
 
-        var hash = identity.LastIndexOf('#');
-        var keyIdentifier = uint.Parse(identity.AsSpan(hash + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture);
         using var http = HseClient(options);
-        using var content = new ByteArrayContent(EasXml.Write(new EasSessionRequest(identity[..hash], keyIdentifier) { EndpointId = options.EndpointId }));
-        content.Headers.ContentType = new MediaTypeHeaderValue(EasXml.MediaType);
-        using var response = await http.PostAsync(new Uri("eas/v1/keys", UriKind.Relative), content, cancellationToken).ConfigureAwait(false);
-        return await KeysOfAnswerAsync(response).ConfigureAwait(false) is { } keys ? keys.KEasPsk : null;
+        return await RequestPskAsync(http, options.EndpointId, identity, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>The URL the HSE reaches this EAS at.</summary>
@@ -252,13 +247,19 @@ public sealed class ReferenceEas : IAsyncDisposable
     public async Task<byte[]?> FetchPskAsync(string identity)
     {
         ArgumentNullException.ThrowIfNull(identity);
+        return await RequestPskAsync(_http, _options.EndpointId, identity, CancellationToken.None).ConfigureAwait(false);
+    }
+
+    /// <summary>The HSE's key request for a PSK identity (<c>&lt;external id&gt;#&lt;8 hex digits&gt;</c>; anything else is null without asking), for <paramref name="endpointId"/> when given.</summary>
+    private static async Task<byte[]?> RequestPskAsync(HttpClient http, string? endpointId, string identity, CancellationToken cancellationToken)
+    {
         var hash = identity.LastIndexOf('#');
         if (hash <= 0 || !uint.TryParse(identity.AsSpan(hash + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var keyIdentifier) || identity.Length - hash - 1 != 8)
         {
             return null;
         }
 
-        using var response = await PostAsync("eas/v1/keys", new EasSessionRequest(identity[..hash], keyIdentifier) { EndpointId = _options.EndpointId }, CancellationToken.None).ConfigureAwait(false);
+        using var response = await PostAsync(http, "eas/v1/keys", new EasSessionRequest(identity[..hash], keyIdentifier) { EndpointId = endpointId }, cancellationToken).ConfigureAwait(false);
         return await KeysOfAnswerAsync(response).ConfigureAwait(false) is { } keys ? keys.KEasPsk : null;
     }
 
@@ -544,11 +545,13 @@ public sealed class ReferenceEas : IAsyncDisposable
         return last;
     }
 
-    private async Task<HttpResponseMessage> PostAsync(string path, EasMessage message, CancellationToken cancellationToken)
+    private Task<HttpResponseMessage> PostAsync(string path, EasMessage message, CancellationToken cancellationToken) => PostAsync(_http, path, message, cancellationToken);
+
+    private static async Task<HttpResponseMessage> PostAsync(HttpClient http, string path, EasMessage message, CancellationToken cancellationToken)
     {
         using var content = new ByteArrayContent(EasXml.Write(message));
         content.Headers.ContentType = new MediaTypeHeaderValue(EasXml.MediaType);
-        return await _http.PostAsync(new Uri(path, UriKind.Relative), content, cancellationToken).ConfigureAwait(false);
+        return await http.PostAsync(new Uri(path, UriKind.Relative), content, cancellationToken).ConfigureAwait(false);
     }
 
     private static async Task<IResult> HandleAsync(HttpContext context, Func<EasMessage, Task<IResult>> handler)
