@@ -87,15 +87,29 @@ internal sealed class PeerProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
+    /// <summary>Waits until it ended.</summary>
+    public Task WaitForExitAsync() => Eventually.True(() => _process.HasExited, $"{CommandLine} ends; it printed:\n{Output}");
+
+    /// <summary>Kills its process tree (if it still runs) and waits a while for it to end.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (!_process.HasExited)
+        try
         {
-            _process.Kill(entireProcessTree: true);
-        }
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+            }
 
-        await _process.WaitForExitAsync(CancellationToken.None);
-        _process.Dispose();
+            using var limit = new CancellationTokenSource(Eventually.Deadline);
+            await _process.WaitForExitAsync(limit.Token);
+        }
+        catch (Exception e) when (e is InvalidOperationException or OperationCanceledException or System.ComponentModel.Win32Exception)
+        {
+        }
+        finally
+        {
+            _process.Dispose();
+        }
     }
 
     private void Append(string? line)
