@@ -97,7 +97,7 @@ public sealed partial class VirtualUicc
 
         // An error before the keys were known goes back without security; otherwise the PoR is secured as the SPI asks.
         byte[] header = [0x02, 0x71, 0x00];
-        var securedPor = status is OtaStatus.Ok or OtaStatus.CounterLow or OtaStatus.CounterHigh or OtaStatus.InsufficientSecurity && command is not null && !spi.Unsecured;
+        var securedPor = (status is OtaStatus.Ok or OtaStatus.CounterLow or OtaStatus.CounterHigh or OtaStatus.InsufficientSecurity) && command is not null && !spi.Unsecured;
         var por = OtaPacket.EncodeResponse(securedPor ? Keys() : null, spi, tar, counter, status, result, header);
         return new ResponseApdu([.. header, .. por], StatusWord.Ok);
     }

@@ -61,10 +61,9 @@ public sealed unsafe partial class PcscLibrary
 
     private static PcscLibrary LoadCopy(string socket)
     {
-        var original = Default; // also finds the file the system loads
+        _ = Default; // loads the system's copy, whose file /proc/self/maps then names
         var path = File.ReadLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries)).Where(f => f.Length >= 6 && f[5].Contains("libpcsclite.so", StringComparison.Ordinal))
             .Select(f => f[5]).FirstOrDefault() ?? throw new IOException($"PC/SC: cannot find the file of {Name} among the loaded libraries.");
-        _ = original;
         var copy = Path.Combine(Path.GetTempPath(), $"openbest-libpcsclite-{Environment.ProcessId}-{Guid.NewGuid():N}.so");
         File.Copy(path, copy);
         try

@@ -189,7 +189,7 @@ public sealed class StreamEndpoint
             return true;
         }
 
-        if (ack > _nextSeq + (_finSeq >= 0 && _finSentAt >= 0 ? 1 : 0) || (type != Data && data.Length != 0) || data.Length > MaxSegment)
+        if (ack > _nextSeq + (_finSeq >= 0 ? 1 : 0) || (type != Data && data.Length != 0) || data.Length > MaxSegment)
         {
             Dropped++; // acknowledges what was never sent, or a shape no sender makes
             return false;
