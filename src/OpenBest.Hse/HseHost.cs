@@ -156,7 +156,7 @@ public sealed class HseHost : IAsyncDisposable
         _tasks.Add(Task.Run(TimerAsync));
     }
 
-    /// <summary>Runs an application call (e.g. <see cref="HseEngine.SendDownlink"/>) on the executor.</summary>
+    /// <summary>Runs an application call (e.g. <see cref="HseEngine.SendDownlink(uint, ReadOnlySpan{byte}, bool, long, bool)"/>) on the executor.</summary>
     public Task<StepResult> InvokeAsync(Func<HseEngine, StepResult> call)
     {
         // The caller's task completes once the step is committed and its messages sent (or fails with the call).

@@ -27,6 +27,29 @@ public sealed record DataAcknowledged(uint SessionId, byte KeyId, ulong Counter)
     public long Token { get; init; }
 }
 
+/// <summary>
+/// The HSE gave up a downlink payload the application sent with a token (<see cref="HseEngine.SendDownlink(uint, ReadOnlySpan{byte}, bool, long, bool)"/>):
+/// it will not be delivered, or its delivery will not be reported. Reported once per token, and never after its
+/// <see cref="DataAcknowledged"/>.
+/// </summary>
+/// <param name="SessionId">The session.</param>
+/// <param name="Token">The application's token.</param>
+/// <param name="Reason">
+/// <c>expired</c>: it waited in the queue of a suspended session longer than its time to live; <c>queue-full</c>: the queue
+/// was full and it was the oldest; <c>session-ended</c>: the session ended while it was queued, or sent and not yet acknowledged.
+/// </param>
+public sealed record DownlinkUndelivered(uint SessionId, long Token, string Reason) : SessionEvent(SessionId)
+{
+    /// <summary>The reason of a message whose time to live passed while it was queued.</summary>
+    public const string Expired = "expired";
+
+    /// <summary>The reason of a message dropped from a full queue.</summary>
+    public const string QueueFull = "queue-full";
+
+    /// <summary>The reason of a message still queued, or sent and unacknowledged, when its session ended.</summary>
+    public const string SessionEnded = "session-ended";
+}
+
 /// <summary>A new key set is in use.</summary>
 public sealed record KeysRefreshed(uint SessionId, byte KeyId) : SessionEvent(SessionId);
 
@@ -179,6 +202,75 @@ internal sealed class AckCache
                 _acks.Remove(_order.Dequeue());
             }
         }
+    }
+}
+
+/// <summary>
+/// The application's tokens of the downlink UP messages the HSE sealed with one, by (Key ID, counter), so that the UE's
+/// Data Ack reports the token. Bounded (the oldest are forgotten) and in memory only.
+/// </summary>
+internal sealed class DownlinkTokens
+{
+    /// <summary>Messages remembered per session.</summary>
+    public const int Capacity = 256;
+
+    private readonly Dictionary<(byte, ulong), LinkedListNode<(byte KeyId, ulong Counter, long Token)>> _byMessage = [];
+    private readonly LinkedList<(byte KeyId, ulong Counter, long Token)> _order = new();
+
+    public int Count => _byMessage.Count;
+
+    /// <summary>The distinct tokens remembered, oldest first.</summary>
+    public IEnumerable<long> Tokens => _order.Select(e => e.Token).Distinct();
+
+    public void Add(byte keyId, ulong counter, long token)
+    {
+        if (_byMessage.Remove((keyId, counter), out var old))
+        {
+            _order.Remove(old);
+        }
+
+        _byMessage[(keyId, counter)] = _order.AddLast((keyId, counter, token));
+        if (_order.Count > Capacity)
+        {
+            var oldest = _order.First!.Value;
+            _order.RemoveFirst();
+            _byMessage.Remove((oldest.KeyId, oldest.Counter));
+        }
+    }
+
+    /// <summary>The token of the message (Key ID, counter), or 0; every message sealed with that token is forgotten (it is reported once).</summary>
+    public long Take(byte keyId, ulong counter)
+    {
+        if (!_byMessage.Remove((keyId, counter), out var node))
+        {
+            return 0;
+        }
+
+        _order.Remove(node);
+        Forget(node.Value.Token);
+        return node.Value.Token;
+    }
+
+    /// <summary>Forgets every message sealed with <paramref name="token"/> (a paged message is sealed again when it is flushed).</summary>
+    public void Forget(long token)
+    {
+        for (var node = _order.First; node is not null;)
+        {
+            var next = node.Next;
+            if (node.Value.Token == token)
+            {
+                _order.Remove(node);
+                _byMessage.Remove((node.Value.KeyId, node.Value.Counter));
+            }
+
+            node = next;
+        }
+    }
+
+    public void Clear()
+    {
+        _byMessage.Clear();
+        _order.Clear();
     }
 }
 

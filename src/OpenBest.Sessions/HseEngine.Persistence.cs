@@ -4,7 +4,23 @@ using OpenBest.Protocol;
 namespace OpenBest.Sessions;
 
 /// <summary>A downlink message queued for a suspended session, sealed only when it is delivered (profile 6.2).</summary>
-public sealed record QueuedDownlink(ReadOnlyMemory<byte> Payload, bool AckRequested, DateTimeOffset Expires);
+/// <param name="Payload">The payload.</param>
+/// <param name="AckRequested">Whether its delivery asks for a Data Ack.</param>
+/// <param name="Expires">When it is given up if still queued (its time to live).</param>
+public sealed record QueuedDownlink(ReadOnlyMemory<byte> Payload, bool AckRequested, DateTimeOffset Expires)
+{
+    /// <summary>
+    /// The application's token for delivery reports (<see cref="DataAcknowledged"/>, <see cref="DownlinkUndelivered"/>), or 0.
+    /// In memory only: the store keeps the three positional fields, so a restored queue has no tokens.
+    /// </summary>
+    public long Token { get; init; }
+
+    /// <summary>The Key ID the message was paged under while it waits (a network push), or 0 when it was not paged. In memory only.</summary>
+    public byte PagedKeyId { get; internal init; }
+
+    /// <summary>The UP counter the message was paged under (see <see cref="PagedKeyId"/>).</summary>
+    public ulong PagedCounter { get; internal init; }
+}
 
 /// <summary>
 /// The durable state of one established (or suspended) HSE session: what a restarted HSE needs to go on with it.

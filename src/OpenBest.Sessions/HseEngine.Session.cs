@@ -183,7 +183,10 @@ public sealed partial class HseEngine
                 RefreshAgainIfAsked(session, result);
             }
 
-            if (session.State == HseState.Suspended)
+            // Any authenticated UE message resumes a suspended session, except a Data Ack: it answers a push, and the
+            // device stays suspended (docs/protocol.md, "Suspend, resume and push").
+            var dataAck = prefix.Plane == Plane.Control && frame.Body.Length > 0 && frame.Body[0] == (byte)CommandCode.DataAck;
+            if (session.State == HseState.Suspended && !dataAck)
             {
                 Resume(session, result);
             }
@@ -263,6 +266,7 @@ public sealed partial class HseEngine
                         session.State = HseState.Terminated;
                         session.Deadline = Now + _options.TerminateLinger;
                         result.Events.Add(new SessionTerminated(session.Id, terminate.Cause, ByPeer: true));
+                        EndDeliveries(session, result);
                     }
                 }
                 else
@@ -276,6 +280,7 @@ public sealed partial class HseEngine
                 session.State = HseState.Terminated;
                 session.Deadline = Now + _options.TerminateLinger;
                 result.Events.Add(new SessionTerminated(session.Id, null, ByPeer: false));
+                EndDeliveries(session, result);
                 break;
             case ManageKeysRequest { IsUeRequest: true } when fresh:
                 if (session.Keys.PendingKeyId is null)
@@ -303,7 +308,7 @@ public sealed partial class HseEngine
                 var keyId = ack.AckedKeyId ?? messageKeyId;
                 var counter = Reconstruct32(session.Keys.Get(keyId)?.NextUserCounter ?? 0, ack.AckedCounter);
                 session.Keys.Acknowledged(keyId, counter);
-                result.Events.Add(new DataAcknowledged(session.Id, keyId, counter));
+                result.Events.Add(new DataAcknowledged(session.Id, keyId, counter) { Token = Delivered(session, keyId, counter) });
                 break;
             default:
                 if (fresh)
@@ -387,12 +392,48 @@ public sealed partial class HseEngine
         var now = Now;
         while (session.QueuedCount > 0 && session.Queue.TryDequeue(out var queued))
         {
-            // Each queued message is sealed only now, when it is delivered (profile 6.2).
+            // Each queued message is sealed only now, when it is delivered (profile 6.2); one paged while suspended and not
+            // acknowledged goes again under a new counter (the device drops a repeat by its push message id).
+            session.Touch();
             if (queued.Expires > now)
             {
-                SendUser(session, queued.Payload.Span, queued.AckRequested, result);
+                SendUser(session, queued.Payload.Span, queued.AckRequested, queued.Token, result);
+            }
+            else
+            {
+                GiveUp(session, queued, DownlinkUndelivered.Expired, result);
             }
         }
+    }
+
+    /// <summary>
+    /// The UE acknowledged the downlink (Key ID, counter): a paged message waiting in the queue under it leaves the queue,
+    /// and the application's token of the message (0 when none, or already reported) is returned.
+    /// </summary>
+    private static long Delivered(HseSession session, byte keyId, ulong counter)
+    {
+        long token = 0;
+        if (keyId != 0 && session.QueuedCount > 0 && session.Queue.Any(q => q.PagedKeyId == keyId && q.PagedCounter == counter))
+        {
+            var kept = session.Queue.Where(q => !(q.PagedKeyId == keyId && q.PagedCounter == counter)).ToList();
+            token = session.Queue.First(q => q.PagedKeyId == keyId && q.PagedCounter == counter).Token;
+            session.Queue.Clear();
+            foreach (var q in kept)
+            {
+                session.Queue.Enqueue(q);
+            }
+
+            session.Touch();
+        }
+
+        var sent = session.HasTokens ? session.Tokens.Take(keyId, counter) : 0;
+        token = token != 0 ? token : sent;
+        if (token != 0)
+        {
+            session.ForgetToken(token); // reported once, whichever of its copies (paged, flushed) is acknowledged
+        }
+
+        return token;
     }
 
     private void Forward(HseSession session, KeySet keys, in EmsdpFrame frame, StepResult result)
@@ -570,6 +611,7 @@ public sealed partial class HseEngine
                     session.State = HseState.Terminated;
                     session.Deadline = now + _options.TerminateLinger;
                     result.Events.Add(new SessionTerminated(session.Id, null, ByPeer: false));
+                    EndDeliveries(session, result);
                 }
             }
             else
@@ -592,6 +634,7 @@ public sealed partial class HseEngine
             session.Queue.Dequeue();
             session.Touch();
             Drop(result, session.Id, DropReason.RateLimited);
+            GiveUp(session, head, DownlinkUndelivered.Expired, result);
         }
     }
 

@@ -26,6 +26,9 @@ public sealed record EasKeysReady(uint SessionId, string EasId, byte KeyId, Ciph
     public override string ToString() => $"EasKeysReady(session {SessionId}, {EasId}, key {KeyId}, {Suite.Name}, {Service}, n={CounterLength}, id {EasKeyIdentifier:x8})";
 }
 
+/// <summary>A session as the operator's overview shows it: no subscriber identity, no key.</summary>
+public sealed record SessionOverview(uint SessionId, bool Suspended, BestService Service, string Suite, SessionMode Mode, string EasId);
+
 /// <summary>Where a session's user plane ends (TS 33.163: the three ways a BEST session is used).</summary>
 public enum SessionMode
 {
@@ -125,6 +128,14 @@ public sealed partial class HseEngine : IDisposable
         [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended && s.Request.EasId == easId && ModeOf(s.Selected) == SessionMode.UeToHse)
             .OrderBy(s => s.Id).Select(s => (s.Id, s.Imsi, s.Selected.Service))];
 
+    /// <summary>
+    /// Every established or suspended session as an operator overview: Session ID, state, service, suite, mode and EAS Id
+    /// (never the subscriber or a key).
+    /// </summary>
+    public IReadOnlyList<SessionOverview> Overview() =>
+        [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended)
+            .OrderBy(s => s.Id).Select(s => new SessionOverview(s.Id, s.State == HseState.Suspended, s.Selected.Service, s.Suite?.Name ?? "none", ModeOf(s.Selected), s.Request.EasId))];
+
     /// <summary>The mode of a session, or null when it is unknown or not established.</summary>
     public SessionMode? ModeOf(uint sessionId) =>
         _sessions.TryGetValue(sessionId, out var s) && !s.Decoy && s.State is HseState.Established or HseState.Suspended ? ModeOf(s.Selected) : null;
@@ -213,9 +224,34 @@ public sealed partial class HseEngine : IDisposable
         return result;
     }
 
-    /// <summary>Sends (or, while suspended, queues) a downlink payload on a UE-to-HSE session.</summary>
+    /// <summary>
+    /// Sends (or, while suspended, queues) a downlink payload on a UE-to-HSE session. A queued payload is sealed only when
+    /// it is delivered (profile 6.2 "Suspend / Resume / push").
+    /// </summary>
+    /// <param name="sessionId">The session.</param>
+    /// <param name="payload">The payload.</param>
+    /// <param name="ackRequested">Whether to ask the UE for a Data Ack.</param>
+    /// <param name="token">
+    /// The application's handle for delivery reports, or 0: the UE's Data Ack for the message is reported as
+    /// <see cref="DataAcknowledged"/> with this <see cref="DataAcknowledged.Token"/>, and a queued message given up as
+    /// <see cref="DownlinkUndelivered"/>. In memory only: a restart forgets the tokens (the queue itself is kept).
+    /// </param>
+    /// <param name="page">
+    /// Reach a suspended device (a network push): on a suspended session with a known path the message is sealed now, with an
+    /// Ack requested, and sent to the session's last path, and it also stays queued until the UE's Data Ack for it. A device
+    /// that was not reachable gets it again (sealed anew) when it next resumes, within its time to live; the session stays
+    /// suspended. Without a path, or on a session that is not suspended, it changes nothing.
+    /// </param>
     /// <exception cref="InvalidOperationException">The session is unknown, not established, or carries no HSE user plane.</exception>
-    public StepResult SendDownlink(uint sessionId, ReadOnlySpan<byte> payload, bool ackRequested = false)
+    public StepResult SendDownlink(uint sessionId, ReadOnlySpan<byte> payload, bool ackRequested = false, long token = 0, bool page = false) =>
+        SendDownlink(sessionId, payload, ackRequested, token, page, timeToLive: null);
+
+    /// <summary>
+    /// As <see cref="SendDownlink(uint, ReadOnlySpan{byte}, bool, long, bool)"/>, and a queued message is discarded (reported
+    /// "expired" when it has a token) after <paramref name="timeToLive"/> when that is shorter than the HSE's own queue time to
+    /// live: an application's maximum latency, so that nothing arrives after it was reported expired.
+    /// </summary>
+    public StepResult SendDownlink(uint sessionId, ReadOnlySpan<byte> payload, bool ackRequested, long token, bool page, TimeSpan? timeToLive)
     {
         var result = new StepResult();
         var session = Established(sessionId);
@@ -227,18 +263,20 @@ public sealed partial class HseEngine : IDisposable
         // Suspended, or restored after a restart and not heard from yet (no path): queue, sealed when delivered.
         if (session.State == HseState.Suspended || session.Path is null)
         {
-            if (session.Queue.Count >= _options.MaxQueuedDownlink)
+            var lifetime = timeToLive is { } wanted && wanted < _options.QueuedDownlinkTimeToLive ? wanted : _options.QueuedDownlinkTimeToLive;
+            var queued = new QueuedDownlink(payload.ToArray(), ackRequested, Now + lifetime) { Token = token };
+            if (page && session.State == HseState.Suspended && session.Path is not null)
             {
-                session.Queue.Dequeue();
-                Drop(result, sessionId, DropReason.RateLimited);
+                // The push: sealed now under the current key set, and kept queued until its Data Ack (docs/protocol.md).
+                var (keyId, counter) = SendUser(session, payload, ackRequested: true, token, result);
+                queued = queued with { AckRequested = true, PagedKeyId = keyId, PagedCounter = counter };
             }
 
-            session.Queue.Enqueue(new QueuedDownlink(payload.ToArray(), ackRequested, Now + _options.QueuedDownlinkTimeToLive));
-            session.Touch();
+            Enqueue(session, queued, result);
             return result;
         }
 
-        SendUser(session, payload, ackRequested, result);
+        SendUser(session, payload, ackRequested, token, result);
         return result;
     }
 
@@ -375,14 +413,15 @@ public sealed partial class HseEngine : IDisposable
         return buffer[..(length + body.Length)].ToArray();
     }
 
-    private void SendUser(HseSession session, ReadOnlySpan<byte> payload, bool ackRequested, StepResult result)
+    /// <summary>Seals and sends a downlink UP message; returns its (Key ID, counter), (0, 0) on the no-security channel.</summary>
+    private (byte KeyId, ulong Counter) SendUser(HseSession session, ReadOnlySpan<byte> payload, bool ackRequested, long token, StepResult result)
     {
         if (session.Selected.Service == BestService.None)
         {
             // No counter and no tag: nothing to acknowledge against (docs/protocol.md, the no-security channel).
             session.Touch();
             result.Add(Unprotected(session.Id, Plane.User, payload), session.Path);
-            return;
+            return (0, 0);
         }
 
         var keys = session.Keys.Current!;
@@ -392,9 +431,68 @@ public sealed partial class HseEngine : IDisposable
         ackRequested |= SessionKeys.MustRequestAck(counter, session.Keys.LastAcked(keys.KeyId), session.N);
         var length = EmsdpProtection.SealUser(keys, Direction.Downlink, session.Id, session.N, counter, ackRequested, payload, buffer);
         result.Add(buffer[..length], session.Path);
+        if (token != 0)
+        {
+            session.Tokens.Add(keys.KeyId, counter, token);
+        }
+
         if (keys.MessagesSealed >= SessionKeys.UsageLimit(keys.Suite) && session.Keys.PendingKeyId is null)
         {
             StartRefresh(session, result);
+        }
+
+        return (keys.KeyId, counter);
+    }
+
+    /// <summary>Queues a downlink message; a full queue gives up its oldest.</summary>
+    private void Enqueue(HseSession session, QueuedDownlink queued, StepResult result)
+    {
+        if (session.QueuedCount >= _options.MaxQueuedDownlink && session.Queue.TryDequeue(out var oldest))
+        {
+            Drop(result, session.Id, DropReason.RateLimited);
+            GiveUp(session, oldest, DownlinkUndelivered.QueueFull, result);
+        }
+
+        session.Queue.Enqueue(queued);
+        session.Touch();
+    }
+
+    /// <summary>A queued message that will not be delivered: its token (if any) is reported once, and forgotten.</summary>
+    private static void GiveUp(HseSession session, QueuedDownlink queued, string reason, StepResult result)
+    {
+        if (queued.Token != 0)
+        {
+            session.ForgetToken(queued.Token);
+            result.Events.Add(new DownlinkUndelivered(session.Id, queued.Token, reason));
+        }
+    }
+
+    /// <summary>
+    /// The session ended: every token still queued or sent and not acknowledged is reported as <see cref="DownlinkUndelivered.SessionEnded"/>,
+    /// once, and the queue is emptied.
+    /// </summary>
+    private static void EndDeliveries(HseSession session, StepResult result)
+    {
+        var tokens = new List<long>();
+        while (session.QueuedCount > 0 && session.Queue.TryDequeue(out var queued))
+        {
+            if (queued.Token != 0)
+            {
+                tokens.Add(queued.Token);
+            }
+
+            session.Touch();
+        }
+
+        if (session.HasTokens)
+        {
+            tokens.AddRange(session.Tokens.Tokens);
+            session.Tokens.Clear();
+        }
+
+        foreach (var token in tokens.Distinct())
+        {
+            result.Events.Add(new DownlinkUndelivered(session.Id, token, DownlinkUndelivered.SessionEnded));
         }
     }
 
@@ -507,6 +605,16 @@ public sealed partial class HseEngine : IDisposable
         private Queue<QueuedDownlink>? _queue;
 
         private AckCache? _acks;
+
+        private DownlinkTokens? _tokens;
+
+        /// <summary>The application's tokens of the downlink sealed with one, by (Key ID, counter) (created on first use).</summary>
+        public DownlinkTokens Tokens => _tokens ??= new();
+
+        public bool HasTokens => _tokens is { Count: > 0 };
+
+        /// <summary>Forgets every message sealed with <paramref name="token"/>: its delivery is no longer reported.</summary>
+        public void ForgetToken(long token) => _tokens?.Forget(token);
 
         public long ForwardSecond { get; set; }
 

@@ -48,6 +48,12 @@ public sealed partial class UeEndpoint : IDisposable
     /// <summary>Whether a channel is established (keys confirmed on this side).</summary>
     public bool IsEstablished(int channel) => Get(channel).State is ChannelState.Established or ChannelState.Suspended;
 
+    /// <summary>
+    /// Whether a channel is suspended. Downlink that reaches it meanwhile (a push) is delivered and acknowledged, and the
+    /// channel stays suspended: only sending data, or <see cref="Resume"/>, resumes it.
+    /// </summary>
+    public bool IsSuspended(int channel) => Get(channel).State == ChannelState.Suspended;
+
     /// <summary>The current Key ID of a channel.</summary>
     public byte CurrentKeyIdOf(int channel) => Get(channel).Keys.CurrentKeyId;
 

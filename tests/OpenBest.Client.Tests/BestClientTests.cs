@@ -48,6 +48,14 @@ internal sealed class TestHse : IAsyncDisposable
                 {
                     Suspended.Writer.TryWrite(suspended);
                 }
+                else if (e is DataAcknowledged acknowledged)
+                {
+                    Acknowledged.Writer.TryWrite(acknowledged);
+                }
+                else if (e is SessionResumed resumed)
+                {
+                    Resumed.Writer.TryWrite(resumed);
+                }
             }
         });
     }
@@ -62,6 +70,12 @@ internal sealed class TestHse : IAsyncDisposable
 
     /// <summary>Sessions the device suspended, as the HSE saw them.</summary>
     public System.Threading.Channels.Channel<SessionSuspended> Suspended { get; } = System.Threading.Channels.Channel.CreateUnbounded<SessionSuspended>();
+
+    /// <summary>The devices' Data Acks of downlink, as the HSE saw them (with the token the downlink was sent with).</summary>
+    public System.Threading.Channels.Channel<DataAcknowledged> Acknowledged { get; } = System.Threading.Channels.Channel.CreateUnbounded<DataAcknowledged>();
+
+    /// <summary>Sessions the HSE saw resumed.</summary>
+    public System.Threading.Channels.Channel<SessionResumed> Resumed { get; } = System.Threading.Channels.Channel.CreateUnbounded<SessionResumed>();
 
     public BestClientOptions Options(BestTransport? transport = null) => new()
     {
