@@ -33,6 +33,8 @@ internal static class BenchCommand
             command.Options.Add(option);
         }
 
+        command.Subcommands.Add(NorthboundBenchCommand.Create());
+
         command.SetAction((result, cancel) => RunAsync(
             new HseBenchOptions
             {

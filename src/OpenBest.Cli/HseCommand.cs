@@ -28,12 +28,14 @@ internal static class HseCommand
         var nonIp = new Option<string?>("--non-ip") { Description = "also serve a non-IP stream bearer: a serial device path, or - for stdin/stdout [NonIp, $BEST_NON_IP]", HelpName = "PATH|-" };
         var auc = new Option<string?>("--auc") { Description = "gsup://HOST:PORT: authentication vectors from the operator's HLR (Osmocom GSUP) instead of the local store; the HSE then never holds K or OPc [Auc, $BEST_AUC]", HelpName = "URL" };
         var easPort = new Option<string?>("--eas-port") { Description = "serve the HSE–EAS interface (HTTPS, mutual TLS) on this port of the bind address, -1 for none [EasPort, $BEST_EAS_PORT; -1]; certificates from 'best pki init'", HelpName = "N" };
+        var enterpriseKeys = new Option<string?>("--enterprise-keys") { Description = "allow or refuse end-to-end keys bound to an Enterprise Key the operator never sees (the lawful-interception switch) [EnterpriseKeys, $BEST_ENTERPRISE_KEYS; allow]", HelpName = "allow|refuse" };
+        var northboundRate = new Option<string?>("--northbound-rate") { Description = "northbound API requests per second per caller; more get 429 with Retry-After [NorthboundRate, $BEST_NORTHBOUND_RATE; 100]", HelpName = "N" };
         var logFormat = new Option<string?>("--log-format") { Description = "structured logs on stderr: text or json [LogFormat, $BEST_LOG_FORMAT; text]", HelpName = "FORMAT" };
         var logLevel = new Option<string?>("--log-level") { Description = "Trace, Debug, Information, Warning, Error or None [LogLevel, $BEST_LOG_LEVEL; Information]", HelpName = "LEVEL" };
         var options = new (Option<string?> Option, string Setting)[]
         {
             (dataDir, "DataDir"), (postgres, "Postgres"), (bind, "Bind"), (udpPort, "UdpPort"), (tcpPort, "TcpPort"), (metricsPort, "MetricsPort"),
-            (nonIp, "NonIp"), (easPort, "EasPort"), (auc, "Auc"), (logFormat, "LogFormat"), (logLevel, "LogLevel"),
+            (nonIp, "NonIp"), (easPort, "EasPort"), (auc, "Auc"), (enterpriseKeys, "EnterpriseKeys"), (northboundRate, "NorthboundRate"), (logFormat, "LogFormat"), (logLevel, "LogLevel"),
         };
 
         var command = new Command("hse", "Run the HSE: EMSDP over UDP, TCP and optionally a non-IP stream, on the subscribers and sessions of the data folder, until Ctrl+C or SIGTERM.\n" +
@@ -49,6 +51,7 @@ internal static class HseCommand
         command.Options.Add(tlsService);
         var tlsInbound = new Option<string[]>("--tls-inbound") { Description = "the converter the other way: accept TLS on PORT (the HSE's certificate, pki/hse.crt) and relay each client to the device its SNI names (its external id for EASID), over the device's channel naming EASID; repeatable [TlsInbound, $BEST_TLS_INBOUND]", HelpName = "PORT=EASID" };
         command.Options.Add(tlsInbound);
+        command.Subcommands.Add(HseClientCommand.Create());
 
         command.SetAction(async (result, cancel) =>
         {

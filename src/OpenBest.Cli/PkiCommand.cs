@@ -32,14 +32,27 @@ internal static class PkiCommand
                 }
             }
         });
+        var operators = new Option<string[]>("--operator") { Description = "an operator user to issue a certificate for (common name operator:NAME, pki/operator-NAME.crt/.key): the northbound API's and dashboard's operator view; repeat for several", HelpName = "NAME", AllowMultipleArgumentsPerToken = true, DefaultValueFactory = _ => [] };
+        operators.Validators.Add(r =>
+        {
+            foreach (var name in r.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (name.Length is 0 or > 64 || !name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.'))
+                {
+                    r.AddError($"--operator '{name}' is not an operator name (1..64 letters, digits, '-', '_' or '.')");
+                }
+            }
+        });
         var init = new Command("init", "Create a development CA and certificates in the data folder's pki/ (the HSE's, one per --eas, and with --naf the OBF server's and one per NAF). Existing files are kept; private keys get mode 0600.\nProduction points the HSE and the EAS at PEM files of its own PKI instead.");
         init.Options.Add(dataDir);
         init.Options.Add(eas);
         init.Options.Add(naf);
+        init.Options.Add(operators);
         init.SetAction(result =>
         {
             var output = result.InvocationConfiguration.Output;
-            var written = DevelopmentPki.Init(result.GetValue(dataDir)!, result.GetValue(eas) ?? [], result.GetValue(naf) ?? []);
+            var written = DevelopmentPki.Init(result.GetValue(dataDir)!, result.GetValue(eas) ?? [], result.GetValue(naf) ?? []).ToList();
+            written.AddRange(DevelopmentPki.InitOperators(result.GetValue(dataDir)!, result.GetValue(operators) ?? []));
             foreach (var file in written.Where(f => f.EndsWith(".crt", StringComparison.Ordinal)))
             {
                 output.WriteLine($"created {file} (and its key)");

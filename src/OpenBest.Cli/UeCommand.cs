@@ -18,6 +18,7 @@ internal static class UeCommand
             "TLS, DTLS or IKEv2 peer (psk); reach a TLS server through the HSE's converter (stream); carry OTA packets to the card (ota).");
         command.Subcommands.Add(CreateSend());
         command.Subcommands.Add(CreateListen());
+        command.Subcommands.Add(UePushCommand.Create());
         command.Subcommands.Add(CreatePsk());
         command.Subcommands.Add(CreateStream());
         command.Subcommands.Add(OtaCommand.CreateDevice());

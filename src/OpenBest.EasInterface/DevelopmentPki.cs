@@ -28,6 +28,12 @@ public static class DevelopmentPki
     /// <summary>The files of the NAF (application server) <paramref name="fqdn"/>: pki/naf-FQDN.crt and .key.</summary>
     public static Pair Naf(string dataDirectory, string fqdn) => Files(dataDirectory, "naf-" + SafeName(fqdn));
 
+    /// <summary>The files of the operator user <paramref name="name"/> (northbound API and dashboard): pki/operator-NAME.crt and .key.</summary>
+    public static Pair Operator(string dataDirectory, string name) => Files(dataDirectory, "operator-" + SafeName(name));
+
+    /// <summary>The common-name prefix of an operator user's certificate ("operator:NAME"); no EAS Id starts with it.</summary>
+    public const string OperatorPrefix = "operator:";
+
     /// <summary>The Open Bootstrap Framework server's files: pki/obf.crt and .key.</summary>
     public static Pair Obf(string dataDirectory) => Files(dataDirectory, "obf");
 
@@ -205,7 +211,25 @@ public static class DevelopmentPki
     }
 
     /// <summary>Whether <paramref name="identity"/> may be an EAS: not empty, not the HSE's.</summary>
-    public static bool IsEasIdentity(string identity) => !string.IsNullOrWhiteSpace(identity) && identity != HseIdentity && identity != ObfIdentity && identity != "ca";
+    public static bool IsEasIdentity(string identity) => !string.IsNullOrWhiteSpace(identity) && identity != HseIdentity && identity != ObfIdentity && identity != "ca"
+        && !identity.StartsWith(OperatorPrefix, StringComparison.Ordinal);
+
+    /// <summary>Issues what is missing of the operator users' certificates (common name "operator:NAME"), after <see cref="Init(string, IEnumerable{string}, TimeSpan?)"/>.</summary>
+    public static IReadOnlyList<string> InitOperators(string dataDirectory, IEnumerable<string> names, TimeSpan? validity = null)
+    {
+        ArgumentNullException.ThrowIfNull(names);
+        var written = new List<string>();
+        using var caCertificate = LoadPair(Ca(dataDirectory));
+        foreach (var name in names)
+        {
+            if (!File.Exists(Operator(dataDirectory, name).Certificate))
+            {
+                Issue(caCertificate, OperatorPrefix + name, Operator(dataDirectory, name), validity ?? TimeSpan.FromDays(365), written);
+            }
+        }
+
+        return written;
+    }
 
     private static void Issue(X509Certificate2 ca, string name, Pair files, TimeSpan lifetime, List<string> written)
     {

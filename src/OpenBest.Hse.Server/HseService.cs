@@ -8,6 +8,7 @@ using OpenBest.Gsup;
 using OpenBest.Protocol;
 using OpenBest.EasInterface;
 using OpenBest.Hse;
+using OpenBest.Hse.Northbound;
 using OpenBest.Sessions;
 using OpenBest.Storage;
 using OpenBest.Storage.Postgres;
@@ -31,11 +32,15 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
     private WebApplication? _web;
     private WebApplication? _eas;
     private EasDelivery? _delivery;
+    private NorthboundService? _northbound;
     private TlsConverter? _converter;
     private readonly List<TlsInbound> _inbound = [];
     private Task _events = Task.CompletedTask;
     private long _eventCount;
     private bool _stopped;
+
+    /// <summary>The UDP listener's address, once started.</summary>
+    public IPEndPoint? UdpEndPoint { get; private set; }
 
     /// <summary>0 when it ran and stopped cleanly; 1 when the store failed for good.</summary>
     public int ExitCode { get; private set; }
@@ -80,6 +85,11 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
         if (_delivery is not null)
         {
             await _delivery.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_northbound is not null)
+        {
+            await _northbound.DisposeAsync().ConfigureAwait(false);
         }
 
         foreach (var inbound in _inbound)
@@ -143,6 +153,7 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
         // Bind first: a bad address or a busy port fails before anything is written to the data folder.
         var udp = UdpBearer.Bind(new IPEndPoint(settings.Bind, settings.UdpPort), queue: 65_536, socketBuffer: UdpBearer.ServerSocketBuffer);
         _bearers.Add(udp);
+        UdpEndPoint = udp.LocalEndPoint;
         TcpBearer? tcp = null;
         if (settings.TcpPort >= 0)
         {
@@ -167,7 +178,7 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
             ? Own(GsupAuc.Connect(new GsupClientOptions { Endpoint = auc, UnitName = settings.GsupName }))
             : Own(new StoreSubscribers(store, settings.SqnInd, seqBlock: settings.SeqBlock));
         var policy = new StorePolicy(state);
-        var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = state.EnterpriseKeyIdentifierOf });
+        var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = settings.EnterpriseKeysAllowed ? state.EnterpriseKeyIdentifierOf : null });
         var host = new HseHost(engine, _bearers, queue: settings.WorkQueue, state: state) { UnstoredEasIds = settings.TlsServices.Keys.Concat(settings.TlsInbound.Select(i => i.EasId)).ToHashSet(StringComparer.Ordinal) };
         var restored = host.Restore();
         if (host.Unreadable > 0)
@@ -185,7 +196,16 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
 
         if (easServer is not null)
         {
-            _eas = await EasApi.StartAsync(host, state, easServer, easCa!, new IPEndPoint(settings.Bind, settings.EasPort), cancel).ConfigureAwait(false);
+            // The northbound API, its tokens, notifications, push service and dashboard share the EAS interface's port.
+            var northboundStore = Own(NorthboundStore.Open(settings.DataDir, settings.Postgres));
+            _northbound = new NorthboundService(host, state, northboundStore, key, easServer, easCa!, new NorthboundOptions
+            {
+                RequestsPerSecond = settings.NorthboundRate,
+                Burst = settings.NorthboundBurst,
+                EnterpriseKeysAllowed = settings.EnterpriseKeysAllowed,
+            }, _log);
+            _eas = await EasApi.StartAsync(host, state, easServer, easCa!, new IPEndPoint(settings.Bind, settings.EasPort), _northbound.Hooks, TimeProvider.System, cancel).ConfigureAwait(false);
+            _northbound.Start();
             _delivery = new EasDelivery(host, state, easServer, easCa!);
         }
 
@@ -220,6 +240,7 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
             Interlocked.Increment(ref _eventCount);
             _metrics?.Record(e);
             _delivery?.OnEvent(e);
+            _northbound?.OnEvent(e);
             _converter?.OnEvent(e);
             foreach (var inbound in _inbound)
             {

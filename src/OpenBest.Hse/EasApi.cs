@@ -28,8 +28,17 @@ public static class EasApi
         StartAsync(host, store, serverCertificate, ca, endPoint, TimeProvider.System, cancellationToken);
 
     /// <summary>Starts the interface on <paramref name="endPoint"/> with <paramref name="time"/> as the clock of its rate limits.</summary>
-    public static async Task<WebApplication> StartAsync(HseHost host, IHseStateStore store, X509Certificate2 serverCertificate, X509Certificate2 ca, IPEndPoint endPoint, TimeProvider time, CancellationToken cancellationToken = default)
+    public static Task<WebApplication> StartAsync(HseHost host, IHseStateStore store, X509Certificate2 serverCertificate, X509Certificate2 ca, IPEndPoint endPoint, TimeProvider time, CancellationToken cancellationToken = default) =>
+        StartAsync(host, store, serverCertificate, ca, endPoint, new EasApiHooks(), time, cancellationToken);
+
+    /// <summary>
+    /// Starts the interface with <paramref name="hooks"/>: more services and endpoints on the same port (the northbound API
+    /// and the dashboard). With <see cref="EasApiHooks.CertificateOptional"/> a client may come without a certificate (a
+    /// foreign one still fails the handshake); the EAS interface's own resources still answer such a client 401.
+    /// </summary>
+    public static async Task<WebApplication> StartAsync(HseHost host, IHseStateStore store, X509Certificate2 serverCertificate, X509Certificate2 ca, IPEndPoint endPoint, EasApiHooks hooks, TimeProvider time, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(hooks);
         ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(store);
         var builder = WebApplication.CreateSlimBuilder();
@@ -38,11 +47,13 @@ public static class EasApi
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(endPoint, listen => listen.UseHttps(new HttpsConnectionAdapterOptions
         {
             ServerCertificate = serverCertificate,
-            ClientCertificateMode = ClientCertificateMode.RequireCertificate,
+            ClientCertificateMode = hooks.CertificateOptional ? ClientCertificateMode.AllowCertificate : ClientCertificateMode.RequireCertificate,
             // Only certificates of the interface's CA: a missing or foreign client certificate fails the handshake.
             ClientCertificateValidation = (certificate, _, _) => DevelopmentPki.IsIssuedBy(certificate, ca),
         })));
+        hooks.ConfigureServices?.Invoke(builder);
         var app = builder.Build();
+        hooks.Configure?.Invoke(app);
         app.MapPost("/eas/v1/registrations", (Func<HttpContext, Task<IResult>>)(context => Handle(context, async (easId, message) =>
         {
             if (message is not EasSessionRegister register)
@@ -120,6 +131,12 @@ public static class EasApi
             if (message is not EasKeyRefresh refresh)
             {
                 return Problem(400, "expected EasKeyRefresh");
+            }
+
+            if (refresh.EnterpriseKeyIdentifier is not null && !hooks.EnterpriseKeysAllowed)
+            {
+                store.Audit("enterprise-key-refused", easId, refresh.ExternalId, 0);
+                return Problem(403, "Enterprise Keys are refused by this operator's policy", "lawful interception: this operator must be able to open UE-to-EAS traffic, so end-to-end keys may not be bound to a key it never sees (EnterpriseKeys = refuse)");
             }
 
             var imsi = store.ImsiOf(easId, refresh.ExternalId);
@@ -202,6 +219,15 @@ public static class EasApi
         NorthboundApi.Map(app, host, store);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         return app;
+    }
+
+    /// <summary>The cached HSE–EAS identity check (<see cref="Handle"/>), for other endpoints on the same port.</summary>
+    public static async Task<string?> EasIdentityAsync(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var certificate = await context.Connection.GetClientCertificateAsync(context.RequestAborted).ConfigureAwait(false);
+        var identity = certificate is null ? string.Empty : DevelopmentPki.IdentityOf(certificate);
+        return DevelopmentPki.IsEasIdentity(identity) ? identity : null;
     }
 
     /// <summary>The keys of a kept PSK, as the interface carries them (PSK identity of profile section 5).</summary>

@@ -45,6 +45,9 @@ public sealed record HseSettings
         ("GsupName", "OpenBest-HSE", "this node's name towards the HLR (unique per HLR client)"),
         ("TlsServices", "", "the converter's TLS services, ID=HOST:PORT[,ca=PEMFILE] separated by ';': a channel naming ID is relayed to that TLS server"),
         ("TlsInbound", "", "the converter the other way, PORT=EASID separated by ';': TLS clients on PORT (the HSE's EasCertificate) reach the device their SNI names, over its channel naming EASID"),
+        ("EnterpriseKeys", "allow", "allow or refuse: whether an EAS may bind a device's end-to-end keys to an Enterprise Key the operator never sees (UE-to-EAS mode); refuse where lawful interception requires the operator to be able to open the traffic"),
+        ("NorthboundRate", "100", "requests per second each northbound API caller (enterprise, operator user, or unauthenticated address) may make"),
+        ("NorthboundBurst", "200", "requests a northbound API caller may make at once above its rate"),
         ("LogFormat", "text", "text or json (structured logs on stderr)"),
         ("LogLevel", "Information", "Trace, Debug, Information, Warning, Error or None"),
     ];
@@ -87,6 +90,15 @@ public sealed record HseSettings
 
     /// <summary>The converter's inbound TLS listeners: port and the EAS Id of the devices' channels they reach.</summary>
     public IReadOnlyList<(int Port, string EasId)> TlsInbound { get; init; } = [];
+
+    /// <summary>Whether an EAS may bind end-to-end keys to an Enterprise Key (the per-operator lawful-interception switch).</summary>
+    public bool EnterpriseKeysAllowed { get; init; } = true;
+
+    /// <summary>Northbound API requests per second per caller.</summary>
+    public int NorthboundRate { get; init; } = 100;
+
+    /// <summary>Northbound API burst per caller.</summary>
+    public int NorthboundBurst { get; init; } = 200;
 
     /// <summary>The engine's options these settings give.</summary>
     public HseOptions Engine { get; init; } = new();
@@ -164,6 +176,12 @@ public sealed record HseSettings
         }
 
         var lifetime = Integer("KeyLifetimeSeconds", 0, int.MaxValue);
+        var enterpriseKeys = Text("EnterpriseKeys");
+        if (enterpriseKeys is not ("allow" or "refuse"))
+        {
+            throw new SettingsException($"{Describe("EnterpriseKeys")}: '{enterpriseKeys}' is not allow or refuse");
+        }
+
         Gsup.GsupEndpoint? auc = null;
         if (Text("Auc") is { Length: > 0 } aucText)
         {
@@ -228,6 +246,9 @@ public sealed record HseSettings
             GsupName = Text("GsupName"),
             TlsServices = tlsServices,
             TlsInbound = inbound,
+            EnterpriseKeysAllowed = enterpriseKeys == "allow",
+            NorthboundRate = Integer("NorthboundRate", 1, 1_000_000),
+            NorthboundBurst = Integer("NorthboundBurst", 1, 1_000_000),
             Engine = new HseOptions
             {
                 AllowNoSecurity = Flag("AllowNoSecurity"),

@@ -6,7 +6,7 @@ namespace OpenBest.Hse;
 /// When each key last did something, to allow it once per <c>interval</c> (a rate limit per device, session or EAS).
 /// Thread-safe; beyond <c>pruneAbove</c> keys, those whose interval has passed are forgotten.
 /// </summary>
-internal sealed class RecentKeys<TKey>(TimeSpan interval, int pruneAbove, TimeProvider? time = null)
+public sealed class RecentKeys<TKey>(TimeSpan interval, int pruneAbove, TimeProvider? time = null)
     where TKey : notnull
 {
     private readonly ConcurrentDictionary<TKey, long> _at = new();

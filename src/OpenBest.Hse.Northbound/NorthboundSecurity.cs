@@ -1,0 +1,148 @@
+using System.Globalization;
+using System.Threading.RateLimiting;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Authentication.JwtBearer;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.RateLimiting;
+using Microsoft.AspNetCore.Routing;
+using Microsoft.Extensions.DependencyInjection;
+using OpenBest.EasInterface;
+using OpenBest.Storage;
+
+namespace OpenBest.Hse.Northbound;
+
+/// <summary>
+/// The northbound API's security, in its own right: who calls (a client certificate of the interface's CA, or an
+/// access token the HSE issued), least privilege (<see cref="NorthboundCaller"/>), a rate limit per caller with 429
+/// and Retry-After, and an audit entry for every call (method, route template and status, never a path value).
+/// </summary>
+public static class NorthboundSecurity
+{
+    /// <summary>The paths the northbound security covers (the HSE–EAS interface's /eas/v1 keeps its own rules).</summary>
+    public static bool Covers(PathString path) =>
+        path.StartsWithSegments("/best", StringComparison.Ordinal) || path.StartsWithSegments("/api", StringComparison.Ordinal)
+        || path.StartsWithSegments("/dashboard", StringComparison.Ordinal) || path.StartsWithSegments("/oauth2", StringComparison.Ordinal);
+
+    /// <summary>Adds the token validation and the rate limiter.</summary>
+    public static void AddServices(IServiceCollection services, NorthboundTokens tokens, double requestsPerSecond, int burst)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(o =>
+        {
+            o.MapInboundClaims = false;
+            o.TokenValidationParameters = tokens.ValidationParameters;
+        });
+        services.AddRateLimiter(o =>
+        {
+            o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
+            {
+                if (!Covers(context.Request.Path) || context.Request.Path.StartsWithSegments("/dashboard/events", StringComparison.Ordinal))
+                {
+                    return RateLimitPartition.GetNoLimiter(string.Empty);
+                }
+
+                // One bucket per caller; callers not (yet) known share one per remote address (the token endpoint among them).
+                var key = NorthboundCaller.Of(context) is { } caller ? (caller.IsOperator ? "operator:" : "enterprise:") + caller.Name : "address:" + context.Connection.RemoteIpAddress;
+                return RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
+                {
+                    TokenLimit = burst,
+                    TokensPerPeriod = Math.Max(1, (int)Math.Round(requestsPerSecond / 10)),
+                    ReplenishmentPeriod = TimeSpan.FromMilliseconds(100),
+                    QueueLimit = 0,
+                    AutoReplenishment = true,
+                });
+            });
+            o.OnRejected = async (context, cancel) =>
+            {
+                var retry = context.Lease.TryGetMetadata(MetadataName.RetryAfter, out var after) ? Math.Max(1, (int)Math.Ceiling(after.TotalSeconds)) : 1;
+                context.HttpContext.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+                context.HttpContext.Response.Headers.RetryAfter = retry.ToString(CultureInfo.InvariantCulture);
+                await Results.Problem(title: "too many requests", detail: $"this caller's rate limit is {requestsPerSecond.ToString(CultureInfo.InvariantCulture)} requests per second (bursts of {burst}); try again after {retry} s", statusCode: 429)
+                    .ExecuteAsync(context.HttpContext).ConfigureAwait(false);
+            };
+        });
+    }
+
+    /// <summary>Adds the middleware: caller, rate limit, audit.</summary>
+    public static void Use(WebApplication app, NorthboundStore store, IHseStateStore audit)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.Use(async (context, next) =>
+        {
+            if (Covers(context.Request.Path) && await CallerAsync(context, store).ConfigureAwait(false) is { } caller)
+            {
+                NorthboundCaller.Set(context, caller);
+            }
+
+            await next(context).ConfigureAwait(false);
+        });
+        app.UseRouting();
+        app.UseRateLimiter();
+        app.Use(async (context, next) =>
+        {
+            try
+            {
+                await next(context).ConfigureAwait(false);
+            }
+            finally
+            {
+                if (Covers(context.Request.Path))
+                {
+                    Audit(context, audit);
+                }
+            }
+        });
+    }
+
+    private static void Audit(HttpContext context, IHseStateStore audit)
+    {
+        // The route template, never the path's values (external identifiers are the enterprise's data).
+        var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)";
+        var caller = NorthboundCaller.Of(context);
+        try
+        {
+            audit.Audit("api", caller?.Name ?? "anonymous", $"{context.Request.Method} {route} {context.Response.StatusCode.ToString(CultureInfo.InvariantCulture)}", 0);
+        }
+        catch (Exception e) when (e is InvalidOperationException or System.Data.Common.DbException)
+        {
+            // The store is down: the HSE's own failure handling reports it; the call's answer is already decided.
+        }
+    }
+
+    private static async Task<NorthboundCaller?> CallerAsync(HttpContext context, NorthboundStore store)
+    {
+        // A client certificate (Kestrel accepted only the interface CA's) names an enterprise or an operator user.
+        var certificate = await context.Connection.GetClientCertificateAsync(context.RequestAborted).ConfigureAwait(false);
+        if (certificate is not null)
+        {
+            var identity = DevelopmentPki.IdentityOf(certificate);
+            if (identity.StartsWith(DevelopmentPki.OperatorPrefix, StringComparison.Ordinal) && identity.Length > DevelopmentPki.OperatorPrefix.Length)
+            {
+                return new NorthboundCaller(identity[DevelopmentPki.OperatorPrefix.Length..], IsOperator: true);
+            }
+
+            return DevelopmentPki.IsEasIdentity(identity) ? new NorthboundCaller(identity, IsOperator: false) : null;
+        }
+
+        if (!context.Request.Headers.Authorization.ToString().StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            return null;
+        }
+
+        var result = await context.AuthenticateAsync(JwtBearerDefaults.AuthenticationScheme).ConfigureAwait(false);
+        if (!result.Succeeded || result.Principal is null)
+        {
+            return null;
+        }
+
+        // A removed client's tokens stop working at once.
+        var clientId = result.Principal.FindFirst("client_id")?.Value;
+        if (clientId is null || store.Client(clientId) is not { } registered)
+        {
+            return null;
+        }
+
+        return new NorthboundCaller(registered.Client.Name, registered.Client.IsOperator);
+    }
+}
