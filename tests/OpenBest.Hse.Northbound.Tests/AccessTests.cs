@@ -174,7 +174,7 @@ public sealed class AccessTests
         using var store = OpenBest.Storage.SqliteSubscriberStore.Open(hse.Data, key);
         var audit = ((OpenBest.Storage.IHseStateStore)store).AuditLog(100);
         Assert.Contains(audit, a => a.Event == "api" && a.EasId == NorthboundHse.Acme && a.Subject == "GET /best/v1/{scsAsId}/sessions 200");
-        Assert.Contains(audit, a => a.Event == "api" && a.EasId == "anonymous" && a.Subject == "POST /oauth2/token 401");
+        Assert.Contains(audit, a => a.Event == "api" && a.EasId == "urn:best:anonymous" && a.Subject == "POST /oauth2/token 401");
         Assert.Contains(audit, a => a.Event == "api" && a.EasId == NorthboundHse.Acme && a.Subject == "POST /oauth2/token 200");
     }
 

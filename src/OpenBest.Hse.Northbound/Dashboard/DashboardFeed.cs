@@ -1,29 +1,295 @@
+using System.Data.Common;
+using System.Globalization;
+using System.Threading.Channels;
 using OpenBest.Sessions;
 using OpenBest.Storage;
 
 namespace OpenBest.Hse.Northbound.Dashboard;
 
-/// <summary>What the operator dashboard shows, sampled from the HSE (the page comes in the dashboard's own change).</summary>
+/// <summary>
+/// What the operator dashboard shows, sampled from the HSE: the sessions (<see cref="HseEngine.Overview"/>), the message
+/// counts of <see cref="HseHost"/>, the session events counted per sample interval for the whole HSE and per EAS Id, and
+/// the audit log without subjects or key identifiers. It keeps the last hour of samples and publishes a new
+/// <see cref="DashboardState"/> at each sample and about a second after the sessions change.
+/// </summary>
+/// <remarks>
+/// <see cref="OnEvent"/> only writes to a bounded queue (65 536 events; when full, events are counted as lost, never
+/// waited for), so the HSE's event loop is never held up; one loop counts them and another samples.
+/// The sample interval is 10 s unless given, or unless the environment variable <c>BEST_DASHBOARD_SAMPLE_SECONDS</c>
+/// sets it (seconds, 0.1 to 3600, e.g. 1 for tests that watch the charts move): it overrides the constructor's value.
+/// </remarks>
 public sealed class DashboardFeed : IAsyncDisposable
 {
-    private long _events;
+    /// <summary>The environment variable that overrides the sample interval, in seconds (0.1 to 3600).</summary>
+    public const string SampleSecondsVariable = "BEST_DASHBOARD_SAMPLE_SECONDS";
 
-    /// <summary>Samples <paramref name="host"/> and <paramref name="store"/> every <paramref name="sampleInterval"/> (10 s by default).</summary>
+    /// <summary>How far back the charts go: one hour.</summary>
+    public static readonly TimeSpan Window = TimeSpan.FromHours(1);
+
+    /// <summary>Audit lines read from the store at each refresh (2000: enough for every enterprise's view to show its own newest).</summary>
+    internal const int AuditLines = 2000;
+
+    /// <summary>Session events waiting to be counted at most (65 536); past it they are counted as lost.</summary>
+    internal const int QueueLimit = 65_536;
+
+    // Session changes come in bursts (a fleet reconnecting): one refresh a second at most.
+    private static readonly TimeSpan Debounce = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan TimerSlack = TimeSpan.FromMilliseconds(20);
+
+    // The overview waits its turn on the HSE's executor: behind a full work queue it may take seconds, and an executor
+    // that stopped (the store failed for good) never answers.
+    private static readonly TimeSpan QueryTimeout = TimeSpan.FromSeconds(10);
+
+    private readonly HseHost _host;
+    private readonly IHseStateStore _store;
+    private readonly TimeProvider _time;
+    private readonly Channel<DashboardEvent> _events;
+    private readonly DashboardTally _tally = new();
+    private readonly Queue<DashboardSample> _samples = new();
+    private readonly int _capacity;
+    private readonly SemaphoreSlim _wake = new(0, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Lock _publishing = new();
+    private readonly Task _counting;
+    private readonly Task _sampling;
+    private TaskCompletionSource<DashboardState> _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private DashboardState _state;
+    private IReadOnlyList<DashboardAuditEntry> _audit = [];
+    private long _lastReceived;
+    private long _lastSent;
+    private DateTimeOffset _lastSample;
+    private long _lost;
+
+    /// <summary>Samples <paramref name="host"/> and <paramref name="store"/> every <paramref name="sampleInterval"/> (10 s by default), starting now.</summary>
+    /// <param name="host">The HSE.</param>
+    /// <param name="store">Its state store (the audit log).</param>
+    /// <param name="sampleInterval">The sample interval (10 s); <c>BEST_DASHBOARD_SAMPLE_SECONDS</c> overrides it.</param>
+    /// <param name="time">The clock (the system's).</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="sampleInterval"/> is not positive.</exception>
+    /// <exception cref="InvalidOperationException"><c>BEST_DASHBOARD_SAMPLE_SECONDS</c> is set but not a number of seconds from 0.1 to 3600.</exception>
     public DashboardFeed(HseHost host, IHseStateStore store, TimeSpan? sampleInterval = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(host);
         ArgumentNullException.ThrowIfNull(store);
-        _ = sampleInterval;
-        _ = time;
+        if (sampleInterval is { } given)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(given, TimeSpan.Zero, nameof(sampleInterval));
+        }
+
+        _host = host;
+        _store = store;
+        _time = time ?? TimeProvider.System;
+        Interval = IntervalFromEnvironment() ?? sampleInterval ?? TimeSpan.FromSeconds(10);
+        _capacity = (int)Math.Ceiling(Window / Interval);
+        _events = Channel.CreateBounded<DashboardEvent>(
+            new BoundedChannelOptions(QueueLimit) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite },
+            _ => Interlocked.Increment(ref _lost));
+        _lastReceived = host.Received;
+        _lastSent = host.Sent;
+        _lastSample = _time.GetUtcNow();
+        _state = new DashboardState(0, _lastSample, Interval, [], [], [], 0, AuditAvailable: true);
+        _counting = Task.Run(CountAsync);
+        _sampling = Task.Run(SampleAsync);
     }
+
+    /// <summary>The sample interval in use.</summary>
+    public TimeSpan Interval { get; }
+
+    /// <summary>The latest state.</summary>
+    internal DashboardState Current => Volatile.Read(ref _state);
+
+    /// <summary>Cancelled when the feed stops (the events streams end).</summary>
+    internal CancellationToken Stopping => _stop.Token;
 
     /// <summary>Counts one session event (called from the HSE's event loop; never blocks).</summary>
     public void OnEvent(SessionEvent e)
     {
         ArgumentNullException.ThrowIfNull(e);
-        Interlocked.Increment(ref _events);
+        if (DashboardEvent.Of(e) is { } kept)
+        {
+            // A full queue drops the event and counts it (the callback above); a stopped feed ignores it.
+            _events.Writer.TryWrite(kept);
+        }
     }
 
-    /// <summary>Stops sampling.</summary>
-    public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    /// <summary>The first state newer than <paramref name="version"/>: at once if there is one, else when it is published.</summary>
+    /// <exception cref="TaskCanceledException">The feed stopped.</exception>
+    internal Task<DashboardState> NextAsync(long version)
+    {
+        lock (_publishing)
+        {
+            return _state.Version > version ? Task.FromResult(_state) : _next.Task;
+        }
+    }
+
+    /// <summary>The events streams open on this feed (bounded in all and per caller).</summary>
+    internal DashboardStreams Streams { get; } = new();
+
+    /// <summary>Stops sampling; the events streams end.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (_stop.IsCancellationRequested)
+        {
+            return;
+        }
+
+        await _stop.CancelAsync().ConfigureAwait(false);
+        _events.Writer.TryComplete();
+        await _counting.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await _sampling.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        lock (_publishing)
+        {
+            _next.TrySetCanceled(_stop.Token);
+        }
+
+        // _stop stays undisposed: requests still arriving read its token and end at once.
+        _wake.Dispose();
+    }
+
+    private static TimeSpan? IntervalFromEnvironment()
+    {
+        var text = Environment.GetEnvironmentVariable(SampleSecondsVariable);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) || !(seconds >= 0.1 && seconds <= 3600))
+        {
+            throw new InvalidOperationException($"{SampleSecondsVariable}='{text}' is not a number of seconds from 0.1 to 3600 (the dashboard's sample interval); unset it for the default of 10 s");
+        }
+
+        return TimeSpan.FromSeconds(seconds);
+    }
+
+    private async Task CountAsync()
+    {
+        var reader = _events.Reader;
+        while (await reader.WaitToReadAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            var changed = false;
+            lock (_tally)
+            {
+                while (reader.TryRead(out var e))
+                {
+                    changed |= _tally.Add(e);
+                }
+            }
+
+            // This loop is the only one that releases: the count is at most one.
+            if (changed && _wake.CurrentCount == 0 && !_stop.IsCancellationRequested)
+            {
+                _wake.Release();
+            }
+        }
+    }
+
+    private async Task SampleAsync()
+    {
+        var token = _stop.Token;
+        var next = _time.GetUtcNow() + Interval;
+        try
+        {
+            await RefreshAsync(sample: false, token).ConfigureAwait(false);
+            while (!token.IsCancellationRequested)
+            {
+                var woken = await WaitAsync(next - _time.GetUtcNow(), token).ConfigureAwait(false);
+                if (woken)
+                {
+                    await Task.Delay(Debounce, _time, token).ConfigureAwait(false);
+                }
+
+                // A timer may fire a little early (its resolution): that is the sample it was set for, not a spin.
+                var now = _time.GetUtcNow();
+                var sample = now >= next - TimerSlack;
+                if (!sample && !woken)
+                {
+                    continue;
+                }
+
+                if (sample)
+                {
+                    // Behind by more than an interval (a busy machine): the next sample is one interval from now.
+                    next = next + Interval > now ? next + Interval : now + Interval;
+                }
+
+                await RefreshAsync(sample, token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            // Stopped.
+        }
+    }
+
+    /// <summary>Waits <paramref name="delay"/>; true when the sessions changed first.</summary>
+    private async Task<bool> WaitAsync(TimeSpan delay, CancellationToken token)
+    {
+        using var either = CancellationTokenSource.CreateLinkedTokenSource(token);
+        var woken = _wake.WaitAsync(either.Token);
+        var elapsed = Task.Delay(delay > TimeSpan.Zero ? delay : TimeSpan.Zero, _time, either.Token);
+        await Task.WhenAny(woken, elapsed).ConfigureAwait(false);
+        await either.CancelAsync().ConfigureAwait(false);
+        await Task.WhenAll(woken, elapsed).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        token.ThrowIfCancellationRequested();
+        return woken.IsCompletedSuccessfully;
+    }
+
+    private async Task RefreshAsync(bool sample, CancellationToken token)
+    {
+        IReadOnlyList<SessionOverview> sessions;
+        try
+        {
+            sessions = await _host.QueryAsync(engine => engine.Overview()).WaitAsync(QueryTimeout, _time, token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is InvalidOperationException or TimeoutException)
+        {
+            // The HSE is stopping, overloaded or stopped: the previous sessions stand until the next refresh.
+            sessions = Current.Sessions;
+        }
+
+        var auditAvailable = true;
+        try
+        {
+            _audit = [.. _store.AuditLog(AuditLines).Select(DashboardAuditEntry.From)];
+        }
+        catch (Exception e) when (e is InvalidOperationException or DbException or ObjectDisposedException)
+        {
+            // The store is down: the HSE's own failure handling reports it; the page says the lines are not current.
+            auditAvailable = false;
+        }
+
+        var now = _time.GetUtcNow();
+        lock (_tally)
+        {
+            _tally.See(sessions);
+            if (sample)
+            {
+                var (all, byEnterprise) = _tally.Take();
+                long received = _host.Received, sent = _host.Sent;
+                var perEnterprise = sessions.GroupBy(s => s.EasId, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+                _samples.Enqueue(new DashboardSample(now, Math.Max(0.001, (now - _lastSample).TotalSeconds), received - _lastReceived, sent - _lastSent, all, byEnterprise, sessions.Count, perEnterprise));
+                (_lastReceived, _lastSent, _lastSample) = (received, sent, now);
+                while (_samples.Count > _capacity)
+                {
+                    _samples.Dequeue();
+                }
+            }
+        }
+
+        Publish(new DashboardState(Current.Version + 1, now, Interval, sessions, [.. _samples], _audit, Interlocked.Read(ref _lost), auditAvailable));
+    }
+
+    private void Publish(DashboardState state)
+    {
+        TaskCompletionSource<DashboardState> waiting;
+        lock (_publishing)
+        {
+            Volatile.Write(ref _state, state);
+            waiting = _next;
+            _next = new TaskCompletionSource<DashboardState>(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        waiting.TrySetResult(state);
+    }
 }
