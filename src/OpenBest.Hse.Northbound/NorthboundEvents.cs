@@ -272,10 +272,10 @@ public sealed class NorthboundEvents : IAsyncDisposable
 
                 break;
             case DownlinkUndelivered { Token: not 0 } lost when _tokens.TryGetValue(lost.Token, out var undelivered):
-                Finish(undelivered.Enterprise, undelivered.DeliveryId, lost.Reason == "expired" ? "EXPIRED" : "FAILED", lost.Reason switch
+                Finish(undelivered.Enterprise, undelivered.DeliveryId, lost.Reason == DownlinkUndelivered.Expired ? "EXPIRED" : "FAILED", lost.Reason switch
                 {
-                    "expired" => "TTL_EXPIRED",
-                    "queue-full" => "QUEUE_FULL",
+                    DownlinkUndelivered.Expired => ExpiryCause(undelivered.Kind),
+                    DownlinkUndelivered.QueueFull => "QUEUE_FULL",
                     _ => "SESSION_ENDED",
                 }, lost.SessionId);
                 break;
@@ -303,7 +303,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
                 var now = _time.GetUtcNow();
                 foreach (var due in _store.Waiting(Waiting, 10_000).Where(d => d.Deadline <= now))
                 {
-                    var cause = _orphans.Contains(due.Id) ? "UNCONFIRMED_AFTER_RESTART" : due.Kind == "SESSION_REQUEST" ? "NO_SESSION_STARTED" : "MAX_LATENCY_EXCEEDED";
+                    var cause = _orphans.Contains(due.Id) ? "UNCONFIRMED_AFTER_RESTART" : ExpiryCause(due.Kind);
                     Finish(due.Enterprise, due.Id, "EXPIRED", cause);
                 }
             }
@@ -313,6 +313,17 @@ public sealed class NorthboundEvents : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>
+    /// Why a delivery of <paramref name="kind"/> expired, the same whether the HSE's queue or the API's timer saw the
+    /// deadline first: a downlink's maximum latency, a push's time to live, a session request that no session answered.
+    /// </summary>
+    public static string ExpiryCause(string kind) => kind switch
+    {
+        "DOWNLINK" => "MAX_LATENCY_EXCEEDED",
+        "SESSION_REQUEST" => "NO_SESSION_STARTED",
+        _ => "TTL_EXPIRED",
+    };
 
     /// <summary>The API's name of a mode.</summary>
     public static string ModeName(SessionMode mode) => mode switch

@@ -47,8 +47,9 @@ public static class NorthboundSecurity
                 return RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
                 {
                     TokenLimit = burst,
-                    TokensPerPeriod = Math.Max(1, (int)Math.Round(requestsPerSecond / 10)),
-                    ReplenishmentPeriod = TimeSpan.FromMilliseconds(100),
+                    // Refilled ten times a second, or once per token below 10 per second.
+                    TokensPerPeriod = requestsPerSecond >= 10 ? (int)Math.Round(requestsPerSecond / 10) : 1,
+                    ReplenishmentPeriod = requestsPerSecond >= 10 ? TimeSpan.FromMilliseconds(100) : TimeSpan.FromSeconds(1 / requestsPerSecond),
                     QueueLimit = 0,
                     AutoReplenishment = true,
                 });
@@ -65,7 +66,7 @@ public static class NorthboundSecurity
     }
 
     /// <summary>Adds the middleware: caller, rate limit, audit.</summary>
-    public static void Use(WebApplication app, NorthboundStore store, IHseStateStore audit)
+    public static void Use(WebApplication app, NorthboundStore store, NorthboundAudit audit)
     {
         ArgumentNullException.ThrowIfNull(app);
         app.Use(async (context, next) =>
@@ -97,21 +98,14 @@ public static class NorthboundSecurity
         });
     }
 
-    private static void Audit(HttpContext context, IHseStateStore audit)
+    private static void Audit(HttpContext context, NorthboundAudit audit)
     {
         // The route template, never the path's values (external identifiers are the enterprise's data).
         var route = (context.GetEndpoint() as RouteEndpoint)?.RoutePattern.RawText ?? "(no route)";
         var caller = NorthboundCaller.Of(context);
-        try
-        {
-            // Operators as operator:NAME and unauthenticated callers as urn:best:anonymous: prefixes no enterprise's EAS Id can have.
-            var who = caller is null ? DevelopmentPki.ReservedPrefix + "anonymous" : caller.IsOperator ? DevelopmentPki.OperatorPrefix + caller.Name : caller.Name;
-            audit.Audit("api", who, $"{context.Request.Method} {route} {context.Response.StatusCode.ToString(CultureInfo.InvariantCulture)}", 0);
-        }
-        catch (Exception e) when (e is InvalidOperationException or System.Data.Common.DbException)
-        {
-            // The store is down: the HSE's own failure handling reports it; the call's answer is already decided.
-        }
+        // Operators as operator:NAME and unauthenticated callers as urn:best:anonymous: prefixes no enterprise's EAS Id can have.
+        var who = caller is null ? DevelopmentPki.ReservedPrefix + "anonymous" : caller.IsOperator ? DevelopmentPki.OperatorPrefix + caller.Name : caller.Name;
+        audit.Add(who, $"{context.Request.Method} {route} {context.Response.StatusCode.ToString(CultureInfo.InvariantCulture)}");
     }
 
     private static async Task<NorthboundCaller?> CallerAsync(HttpContext context, NorthboundStore store)
@@ -140,13 +134,8 @@ public static class NorthboundSecurity
             return null;
         }
 
-        // A removed client's tokens stop working at once.
+        // A removed client's tokens stop working within a second (the registry is read at most once a second per client).
         var clientId = result.Principal.FindFirst("client_id")?.Value;
-        if (clientId is null || store.Client(clientId) is not { } registered)
-        {
-            return null;
-        }
-
-        return new NorthboundCaller(registered.Client.Name, registered.Client.IsOperator);
+        return clientId is null ? null : store.CachedClient(clientId) is { } registered ? new NorthboundCaller(registered.Name, registered.IsOperator) : null;
     }
 }

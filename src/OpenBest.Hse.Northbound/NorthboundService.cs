@@ -45,6 +45,7 @@ public sealed class NorthboundService : IAsyncDisposable
     private readonly DashboardFeed _feed;
     private readonly NorthboundEvents _events;
     private readonly NotificationSender _sender;
+    private readonly NorthboundAudit _audit;
 
     /// <summary>Opens the northbound store and loads the token key; nothing runs until the web application starts.</summary>
     public NorthboundService(HseHost host, IHseStateStore state, NorthboundStore store, MasterKey masterKey, X509Certificate2 hseCertificate, X509Certificate2 ca, NorthboundOptions options, ILogger log)
@@ -61,6 +62,7 @@ public sealed class NorthboundService : IAsyncDisposable
         _feed = new DashboardFeed(host, state, options.DashboardSample, options.Time);
         _sender = new NotificationSender(store, state, hseCertificate, ca, log, options.Time);
         _events = new NorthboundEvents(host, state, store, _sender, options.Time);
+        _audit = new NorthboundAudit(state);
     }
 
     /// <summary>The northbound store.</summary>
@@ -74,7 +76,7 @@ public sealed class NorthboundService : IAsyncDisposable
         ConfigureServices = builder => NorthboundSecurity.AddServices(builder.Services, _tokens, _options.RequestsPerSecond, _options.Burst),
         Configure = app =>
         {
-            NorthboundSecurity.Use(app, Store, _state);
+            NorthboundSecurity.Use(app, Store, _audit);
             app.MapPost("/oauth2/token", (Func<HttpContext, Task<IResult>>)TokenAsync).WithTags("oauth2").WithName("IssueToken")
                 .WithSummary("OAuth 2.0 client-credentials grant (RFC 6749 4.4): client_id and client_secret in the form or HTTP Basic; a bearer token for the northbound API and the dashboard.");
             NorthboundResources.Map(app, _host, _state, _events, _sender, _options);
@@ -102,6 +104,7 @@ public sealed class NorthboundService : IAsyncDisposable
         await _events.DisposeAsync().ConfigureAwait(false);
         await _sender.DisposeAsync().ConfigureAwait(false);
         await _feed.DisposeAsync().ConfigureAwait(false);
+        await _audit.DisposeAsync().ConfigureAwait(false);
     }
 
     private async Task<IResult> TokenAsync(HttpContext context)

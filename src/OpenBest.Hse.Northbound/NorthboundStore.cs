@@ -37,6 +37,7 @@ public sealed class NorthboundStore : IDisposable
 {
     private readonly Func<DbConnection> _open;
     private readonly NpgsqlDataSource? _postgres;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, (NorthboundClient? Client, long At)> _clients = new(StringComparer.Ordinal);
 
     private NorthboundStore(Func<DbConnection> open, NpgsqlDataSource? postgres, bool sqlite)
     {
@@ -49,6 +50,7 @@ public sealed class NorthboundStore : IDisposable
         {
             Execute(connection, "PRAGMA journal_mode=WAL");
         }
+
 
         foreach (var ddl in new[]
         {
@@ -88,6 +90,10 @@ public sealed class NorthboundStore : IDisposable
         {
             var connection = new SqliteConnection(text);
             connection.Open();
+            // WAL with synchronous NORMAL: a commit survives the process being killed; only a power loss can take the last ones.
+            using var pragma = connection.CreateCommand();
+            pragma.CommandText = "PRAGMA synchronous = NORMAL;";
+            pragma.ExecuteNonQuery();
             return connection;
         }, null, sqlite: true);
     }
@@ -117,6 +123,25 @@ public sealed class NorthboundStore : IDisposable
         using var command = Command(connection, "SELECT client_id, name, is_operator, created, secret_hash FROM nb_clients WHERE client_id = @i", ("@i", clientId));
         using var reader = command.ExecuteReader();
         return reader.Read() ? (ReadClient(reader), (byte[])reader[4]) : null;
+    }
+
+    /// <summary>A client as read at most a second ago (null when it is not registered): what every token-bearing call checks.</summary>
+    public NorthboundClient? CachedClient(string clientId)
+    {
+        var now = Environment.TickCount64;
+        if (_clients.TryGetValue(clientId, out var cached) && now - cached.At < 1000)
+        {
+            return cached.Client;
+        }
+
+        if (_clients.Count > 10_000)
+        {
+            _clients.Clear();
+        }
+
+        var client = Client(clientId)?.Client;
+        _clients[clientId] = (client, now);
+        return client;
     }
 
     /// <summary>Every registered client (no secrets).</summary>
