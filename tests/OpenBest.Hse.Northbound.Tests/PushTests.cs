@@ -124,6 +124,29 @@ public sealed class PushTests
         Assert.Equal(channel.SessionId, (await acme.GetFromJsonAsync<JsonObject>(location, Cancel))!["sessionId"]!.GetValue<uint>());
     }
 
+    [Fact]
+    public async Task BestUePush_AsAProcess_AnswersASessionRequest_AndPrintsAPush()
+    {
+        await using var hse = await NorthboundHse.StartAsync();
+        using var acme = await hse.TokenClientAsync("acme-app");
+        await using var device = BestProcess.Start("ue", "push", "--imsi", NorthboundHse.Imsis[0], "--k", NorthboundHse.K, "--opc", NorthboundHse.Opc, "--hse", hse.Udp.ToString(),
+            "--service", "integrity", "--usim-state", Path.Combine(hse.Data, "usim-process.json"), "--count", "1", "--timeout", "120");
+        await device.WaitForAsync("waiting for push messages");
+
+        using (var r = await acme.PostAsJsonAsync($"/best/v1/{NorthboundHse.Acme}/session-requests", new { externalId = NorthboundHse.AcmeDevice, service = "integrity" }, Cancel))
+        {
+            Assert.Equal(HttpStatusCode.Created, r.StatusCode);
+        }
+
+        await device.WaitForAsync($"session request from {NorthboundHse.Acme}: session ");
+        Assert.Matches(@"session request from acme\.example: session \d+ opened, Integrity", device.Output);
+        await PushAsync(acme, port: 7, "hello device");
+        await device.WaitForAsync("push port 7 (id ");
+        Assert.Contains("): hello device", device.Output, StringComparison.Ordinal);
+        var (code, _) = await device.ExitAsync();
+        Assert.Equal(0, code);
+    }
+
     private static async Task<string> PushAsync(HttpClient client, int port, string text)
     {
         using var r = await client.PostAsJsonAsync($"/best/v1/{NorthboundHse.Acme}/pushes", new { externalId = NorthboundHse.AcmeDevice, port, payload = Convert.ToBase64String(Encoding.UTF8.GetBytes(text)), timeToLive = 600 }, Cancel);

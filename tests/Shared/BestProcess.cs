@@ -60,6 +60,15 @@ internal sealed class BestProcess : IAsyncDisposable
     public Task WaitForAsync(string text) => Eventually.True(() => Output.Contains(text, StringComparison.Ordinal) || _process.HasExited, $"'{text}' from best ({Error})")
         .ContinueWith(t => { t.GetAwaiter().GetResult(); Assert.True(Output.Contains(text, StringComparison.Ordinal), $"best exited: {Output} {Error}"); }, TaskScheduler.Default);
 
+    /// <summary>Waits (within two minutes) for the process to end by itself: its exit code and output.</summary>
+    public async Task<(int Code, string Output)> ExitAsync()
+    {
+        using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        await _process.WaitForExitAsync(deadline.Token);
+        _process.WaitForExit(); // drains the output events
+        return (_process.ExitCode, Output);
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1)
