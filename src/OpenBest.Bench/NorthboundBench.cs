@@ -110,7 +110,7 @@ public static class NorthboundBench
             var settings = HseSettings.Load(null, new Dictionary<string, string?>
             {
                 ["DataDir"] = data, ["UdpPort"] = "0", ["TcpPort"] = "-1", ["EasPort"] = easPort.ToString(CultureInfo.InvariantCulture),
-                ["NorthboundRate"] = "1000000", ["NorthboundBurst"] = "1000000",
+                ["NorthboundRate"] = "1000000", ["NorthboundBurst"] = "1000000", ["NorthboundHttpCallbacks"] = "true",
             }, new Dictionary<string, string?>());
             await using var hse = new HseService(settings, TextWriter.Null);
             await hse.StartAsync(cancel).ConfigureAwait(false);

@@ -212,9 +212,13 @@ public static class DevelopmentPki
 
     /// <summary>Whether <paramref name="identity"/> may be an EAS: not empty, not the HSE's.</summary>
     public static bool IsEasIdentity(string identity) => !string.IsNullOrWhiteSpace(identity) && identity != HseIdentity && identity != ObfIdentity && identity != "ca"
-        && !identity.StartsWith(OperatorPrefix, StringComparison.Ordinal) && !identity.StartsWith(ReservedPrefix, StringComparison.Ordinal);
+        && !identity.StartsWith(OperatorPrefix, StringComparison.Ordinal);
 
-    /// <summary>The prefix of the HSE's own channels' EAS Ids (urn:best:push, urn:best:mgmt, urn:best:ota): no enterprise's certificate may name one.</summary>
+    /// <summary>
+    /// The prefix of the HSE's own channels' EAS Ids (urn:best:push, urn:best:mgmt, urn:best:ota). A certificate may name
+    /// one (the OTA server reaches the OTA channels as urn:best:ota), but such a caller is no enterprise: it owns no
+    /// northbound resources and no dashboard view.
+    /// </summary>
     public const string ReservedPrefix = "urn:best:";
 
     /// <summary>Issues what is missing of the operator users' certificates (common name "operator:NAME"), after <see cref="Init(string, IEnumerable{string}, TimeSpan?)"/>.</summary>

@@ -10,7 +10,7 @@ using OpenBest.Storage;
 namespace OpenBest.Hse.Northbound;
 
 /// <summary>A subscription request: where notifications go and which.</summary>
-/// <param name="NotificationDestination">The callback (https; http only on loopback).</param>
+/// <param name="NotificationDestination">The callback (https; http on loopback only where the operator allows it).</param>
 /// <param name="Kind">"UPLINK" (messages from devices) or "EVENTS" (session starts and ends, key refreshes, delivery statuses).</param>
 /// <param name="After">UPLINK: deliver messages stored after this sequence number (0: everything stored for the enterprise).</param>
 public sealed record SubscriptionRequest(string? NotificationDestination, string? Kind, long After = 0);
@@ -67,7 +67,7 @@ public static class NorthboundResources
                 return Problem(400, "kind must be UPLINK or EVENTS");
             }
 
-            if (!NotificationSender.IsAcceptable(request.NotificationDestination, out var why))
+            if (!NotificationSender.IsAcceptable(request.NotificationDestination, options.HttpLoopbackCallbacks, out var why))
             {
                 return Problem(400, why);
             }
@@ -286,6 +286,11 @@ public static class NorthboundResources
         {
             context.Response.Headers.WWWAuthenticate = "Bearer";
             return Problem(401, "a client certificate or a bearer token is required");
+        }
+
+        if (caller.Name.StartsWith(EasInterface.DevelopmentPki.ReservedPrefix, StringComparison.Ordinal))
+        {
+            return Problem(403, "the HSE's own services have no northbound resources", "urn:best: identities (the OTA server's urn:best:ota) are no enterprise");
         }
 
         if (!caller.MaySee(scsAsId))

@@ -22,6 +22,12 @@ public sealed record NorthboundOptions
     /// <summary>Whether an EAS may bind end-to-end keys to an Enterprise Key (the lawful-interception switch).</summary>
     public bool EnterpriseKeysAllowed { get; init; } = true;
 
+    /// <summary>
+    /// Whether a callback may be plain http on a loopback address (development and tests). Off by default: an enterprise
+    /// could otherwise make the HSE post to services that listen only on the HSE's own loopback.
+    /// </summary>
+    public bool HttpLoopbackCallbacks { get; init; }
+
     /// <summary>How long an access token is valid.</summary>
     public TimeSpan TokenLifetime { get; init; } = TimeSpan.FromHours(1);
 

@@ -18,7 +18,7 @@ namespace OpenBest.Hse.Northbound;
 /// delivery is at least once and in order (per enterprise, hence per device); a retry after a failure or a restart
 /// carries the same sequence numbers, which the application uses to drop duplicates. Failures back off from 1 s to
 /// 60 s. Callbacks are https (the server's certificate must chain to the interface's CA or to the system's roots; the
-/// HSE presents its own certificate), or http on a loopback address only.
+/// HSE presents its own certificate), or, where the operator allows it for development, http on a loopback address.
 /// </summary>
 public sealed partial class NotificationSender : IAsyncDisposable
 {
@@ -63,8 +63,8 @@ public sealed partial class NotificationSender : IAsyncDisposable
     /// <summary>Callback requests that failed (and were retried).</summary>
     public long Failures => Interlocked.Read(ref _failures);
 
-    /// <summary>Whether <paramref name="destination"/> may be a callback: absolute https, or http to a loopback address.</summary>
-    public static bool IsAcceptable(string? destination, out string why)
+    /// <summary>Whether <paramref name="destination"/> may be a callback: absolute https, or (when <paramref name="httpLoopback"/>) http to a loopback address.</summary>
+    public static bool IsAcceptable(string? destination, bool httpLoopback, out string why)
     {
         why = string.Empty;
         if (!Uri.TryCreate(destination, UriKind.Absolute, out var uri) || uri.UserInfo.Length > 0 || destination!.Length > 2048)
@@ -73,12 +73,12 @@ public sealed partial class NotificationSender : IAsyncDisposable
             return false;
         }
 
-        if (uri.Scheme == Uri.UriSchemeHttps || (uri.Scheme == Uri.UriSchemeHttp && (uri.IsLoopback || (IPAddress.TryParse(uri.Host, out var address) && IPAddress.IsLoopback(address)))))
+        if (uri.Scheme == Uri.UriSchemeHttps || (httpLoopback && uri.Scheme == Uri.UriSchemeHttp && (uri.IsLoopback || (IPAddress.TryParse(uri.Host, out var address) && IPAddress.IsLoopback(address)))))
         {
             return true;
         }
 
-        why = "notificationDestination must be https (http only on a loopback address)";
+        why = httpLoopback ? "notificationDestination must be https (http only on a loopback address)" : "notificationDestination must be https";
         return false;
     }
 

@@ -203,6 +203,7 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
                 RequestsPerSecond = settings.NorthboundRate,
                 Burst = settings.NorthboundBurst,
                 EnterpriseKeysAllowed = settings.EnterpriseKeysAllowed,
+                HttpLoopbackCallbacks = settings.NorthboundHttpCallbacks,
             }, _log);
             _eas = await EasApi.StartAsync(host, state, easServer, easCa!, new IPEndPoint(settings.Bind, settings.EasPort), _northbound.Hooks, TimeProvider.System, cancel).ConfigureAwait(false);
             _northbound.Start();

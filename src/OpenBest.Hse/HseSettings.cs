@@ -48,6 +48,7 @@ public sealed record HseSettings
         ("EnterpriseKeys", "allow", "allow or refuse: whether an EAS may bind a device's end-to-end keys to an Enterprise Key the operator never sees (UE-to-EAS mode); refuse where lawful interception requires the operator to be able to open the traffic"),
         ("NorthboundRate", "100", "requests per second each northbound API caller (enterprise, operator user, or unauthenticated address) may make"),
         ("NorthboundBurst", "200", "requests a northbound API caller may make at once above its rate"),
+        ("NorthboundHttpCallbacks", "false", "whether a subscription's notificationDestination may be plain http on a loopback address (development and tests; https otherwise)"),
         ("LogFormat", "text", "text or json (structured logs on stderr)"),
         ("LogLevel", "Information", "Trace, Debug, Information, Warning, Error or None"),
     ];
@@ -99,6 +100,9 @@ public sealed record HseSettings
 
     /// <summary>Northbound API burst per caller.</summary>
     public int NorthboundBurst { get; init; } = 200;
+
+    /// <summary>Whether callbacks may be plain http on a loopback address.</summary>
+    public bool NorthboundHttpCallbacks { get; init; }
 
     /// <summary>The engine's options these settings give.</summary>
     public HseOptions Engine { get; init; } = new();
@@ -249,6 +253,7 @@ public sealed record HseSettings
             EnterpriseKeysAllowed = enterpriseKeys == "allow",
             NorthboundRate = Integer("NorthboundRate", 1, 1_000_000),
             NorthboundBurst = Integer("NorthboundBurst", 1, 1_000_000),
+            NorthboundHttpCallbacks = Flag("NorthboundHttpCallbacks"),
             Engine = new HseOptions
             {
                 AllowNoSecurity = Flag("AllowNoSecurity"),

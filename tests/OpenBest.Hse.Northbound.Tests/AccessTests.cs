@@ -208,9 +208,9 @@ public sealed class AccessTests
     }
 
     [Fact]
-    public async Task LawfulInterceptionSwitch_Refuse_RefusesAnEnterpriseKey_AndSaysWhy()
+    public async Task LawfulInterceptionSwitch_Refuse_RefusesAnEnterpriseKey_AndSaysWhy_AndCallbacksAreHttpsByDefault()
     {
-        await using var hse = await NorthboundHse.StartAsync("--enterprise-keys", "refuse");
+        await using var hse = await NorthboundHse.StartAsync(httpCallbacks: false, "--enterprise-keys", "refuse");
         using var eas = hse.CertificateClient("eas-" + NorthboundHse.Acme);
         using var content = new ByteArrayContent(EasXml.Write(new EasKeyRefresh(NorthboundHse.AcmeDevice, [0x61, 0x63, 0x6d, 0x65])));
         content.Headers.ContentType = new(EasXml.MediaType);
@@ -218,5 +218,11 @@ public sealed class AccessTests
         Assert.Equal(HttpStatusCode.Forbidden, r.StatusCode);
         Assert.True(EasXml.TryRead(await r.Content.ReadAsByteArrayAsync(Cancel), out var problem, out _));
         Assert.Contains("lawful interception", ((EasProblem)problem!).Detail, StringComparison.Ordinal);
+
+        // By default a callback must be https: plain http, even on loopback, would let an enterprise reach the HSE's own loopback services.
+        using var acme = await hse.TokenClientAsync("acme-app");
+        using var http = await acme.PostAsJsonAsync($"/best/v1/{NorthboundHse.Acme}/subscriptions", new { notificationDestination = "http://127.0.0.1:9/notify", kind = "UPLINK" }, Cancel);
+        Assert.Equal(HttpStatusCode.BadRequest, http.StatusCode);
+        Assert.Contains("https", (await http.Content.ReadFromJsonAsync<JsonObject>(Cancel))!["title"]!.GetValue<string>(), StringComparison.Ordinal);
     }
 }

@@ -37,6 +37,9 @@ internal sealed partial class NorthboundHse : IAsyncDisposable
 
     private NorthboundHse(string[] extra) => _extra = extra;
 
+    /// <summary>Whether the HSE accepts plain http callbacks on loopback (the test applications use them).</summary>
+    public bool HttpCallbacks { get; init; } = true;
+
     public string Data => _directory.FullName;
 
     public int EasPort { get; private set; }
@@ -47,9 +50,11 @@ internal sealed partial class NorthboundHse : IAsyncDisposable
 
     public Uri Base => new($"https://127.0.0.1:{EasPort}/");
 
-    public static async Task<NorthboundHse> StartAsync(params string[] extra)
+    public static Task<NorthboundHse> StartAsync(params string[] extra) => StartAsync(httpCallbacks: true, extra);
+
+    public static async Task<NorthboundHse> StartAsync(bool httpCallbacks, params string[] extra)
     {
-        var hse = new NorthboundHse(extra);
+        var hse = new NorthboundHse(extra) { HttpCallbacks = httpCallbacks };
         using (var sink = new StringWriter())
         {
             for (var i = 0; i < Imsis.Length; i++)
@@ -79,7 +84,8 @@ internal sealed partial class NorthboundHse : IAsyncDisposable
     public async Task StartProcessAsync()
     {
         string[] udpPort = Udp.Port == 0 ? ["--udp-port", "0"] : ["--udp-port", Udp.Port.ToString(CultureInfo.InvariantCulture)];
-        _hse = BestProcess.Start(
+        // The test application's callbacks are plain http on loopback, which the HSE refuses unless told otherwise.
+        _hse = BestProcess.Start(new Dictionary<string, string> { ["BEST_NORTHBOUND_HTTP_CALLBACKS"] = HttpCallbacks ? "true" : "false" },
             ["hse", "--data-dir", Data, .. udpPort, "--tcp-port", "-1", "--eas-port", EasPort.ToString(CultureInfo.InvariantCulture), .. _extra]);
         await _hse.WaitForAsync("Ctrl+C stops it");
         Udp = IPEndPoint.Parse(UdpLine().Match(_hse.Output).Groups[1].Value);

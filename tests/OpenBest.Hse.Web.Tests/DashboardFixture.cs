@@ -85,7 +85,7 @@ public sealed partial class DashboardFixture : IAsyncLifetime
         }
 
         // The last certificate names one of the HSE's own channels: the PKI issues it, the dashboard must refuse it.
-        await RunAsync("pki", "init", "--eas", Acme, "--eas", Globex, "--operator", Operator, "--data-dir", Data);
+        await RunAsync("pki", "init", "--eas", Acme, "--eas", Globex, "--operator", Operator, "--eas", PushEasId, "--data-dir", Data);
         await StartHseAsync();
         var udp = IPEndPoint.Parse(UdpAddress().Match(_hse!.Output).Groups[1].Value);
 

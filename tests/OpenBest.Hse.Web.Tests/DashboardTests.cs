@@ -223,13 +223,16 @@ public sealed class DashboardTests(DashboardFixture fixture) : IClassFixture<Das
     }
 
     [Fact]
-    public async Task AnHseChannelsEasId_GetsNoCertificate()
+    public async Task ACertificateNamingAnHseChannel_IsNoEnterprise_403()
     {
-        // urn:best:push is the HSE push service's reserved EAS Id: no enterprise may hold it, so the PKI refuses it in one line.
-        var (code, output, error) = await BestProcess.RunAsync("pki", "init", "--eas", DashboardFixture.PushEasId, "--data-dir", fixture.Data);
-        Assert.True(code == 2, $"{code} {output} {error}");
-        Assert.Contains("reserved", error, StringComparison.Ordinal);
-        Assert.False(File.Exists(Path.Combine(fixture.Data, "pki", "eas-urn_best_push.crt")));
+        // pki/eas-urn_best_push: common name urn:best:push, the HSE push service's reserved EAS Id (the OTA server holds urn:best:ota so).
+        using var http = DashboardHttp.Client(fixture, "eas-urn_best_push");
+        foreach (var path in new[] { "/dashboard", "/dashboard/events", "/dashboard/api/snapshot", $"/best/v1/{DashboardFixture.PushEasId}/sessions" })
+        {
+            using var response = await http.GetAsync(path, HttpCompletionOption.ResponseHeadersRead, Cancel);
+            Assert.True(response.StatusCode == HttpStatusCode.Forbidden, $"{path}: {(int)response.StatusCode}");
+            AssertNoSecret(await response.Content.ReadAsStringAsync(Cancel), path);
+        }
     }
 
     /// <summary>How many events streams of this caller have ended, as its audit lines say.</summary>
