@@ -24,10 +24,30 @@ public static class NorthboundSecurity
         path.StartsWithSegments("/best", StringComparison.Ordinal) || path.StartsWithSegments("/api", StringComparison.Ordinal)
         || path.StartsWithSegments("/dashboard", StringComparison.Ordinal) || path.StartsWithSegments("/oauth2", StringComparison.Ordinal);
 
-    /// <summary>Adds the token validation and the rate limiter.</summary>
+    /// <summary>Adds the token validation and the rate limiter, and names both ways in to the OpenAPI document.</summary>
     public static void AddServices(IServiceCollection services, NorthboundTokens tokens, double requestsPerSecond, int burst)
     {
         ArgumentNullException.ThrowIfNull(tokens);
+        services.Configure<Microsoft.AspNetCore.OpenApi.OpenApiOptions>("v1", o => o.AddDocumentTransformer((document, _, _) =>
+        {
+            document.Components ??= new Microsoft.OpenApi.OpenApiComponents();
+            document.Components.SecuritySchemes ??= new Dictionary<string, Microsoft.OpenApi.IOpenApiSecurityScheme>();
+            document.Components.SecuritySchemes["oauth2"] = new Microsoft.OpenApi.OpenApiSecurityScheme
+            {
+                Type = Microsoft.OpenApi.SecuritySchemeType.OAuth2,
+                Description = "Client-credentials tokens the HSE issues to registered clients (best hse client add).",
+                Flows = new Microsoft.OpenApi.OpenApiOAuthFlows { ClientCredentials = new Microsoft.OpenApi.OpenApiOAuthFlow { TokenUrl = new Uri("/oauth2/token", UriKind.Relative) } },
+            };
+            document.Components.SecuritySchemes["mutualTLS"] = new Microsoft.OpenApi.OpenApiSecurityScheme
+            {
+                Type = Microsoft.OpenApi.SecuritySchemeType.MutualTLS,
+                Description = "A client certificate of the interface's CA: common name = the enterprise's EAS Id, or operator:NAME.",
+            };
+            document.Security ??= [];
+            document.Security.Add(new Microsoft.OpenApi.OpenApiSecurityRequirement { [new Microsoft.OpenApi.OpenApiSecuritySchemeReference("oauth2", document)] = [] });
+            document.Security.Add(new Microsoft.OpenApi.OpenApiSecurityRequirement { [new Microsoft.OpenApi.OpenApiSecuritySchemeReference("mutualTLS", document)] = [] });
+            return Task.CompletedTask;
+        }));
         services.AddAuthentication(JwtBearerDefaults.AuthenticationScheme).AddJwtBearer(o =>
         {
             o.MapInboundClaims = false;

@@ -168,6 +168,16 @@ public sealed class AccessTests
             Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         }
 
+        // The OpenAPI document lists every resource of the liaison and both ways in.
+        var openApi = await client.GetFromJsonAsync<JsonObject>("/openapi/v1.json", Cancel);
+        foreach (var path in new[] { "subscriptions", "uplink", "sessions", "sessions/{sessionId}", "sessions/{sessionId}/key-refresh", "downlinks", "pushes", "management", "session-requests" })
+        {
+            Assert.True(openApi!["paths"]!.AsObject().ContainsKey("/best/v1/{scsAsId}/" + path), path);
+        }
+
+        Assert.Equal("/oauth2/token", openApi!["components"]!["securitySchemes"]!["oauth2"]!["flows"]!["clientCredentials"]!["tokenUrl"]!.GetValue<string>());
+        Assert.Equal("mutualTLS", openApi["components"]!["securitySchemes"]!["mutualTLS"]!["type"]!.GetValue<string>());
+
         // The audit log names the caller, the route template and the status; never a device's identifier. The operator reads it.
         using var operatorUser = hse.CertificateClient("operator-ops");
         async Task<bool> AuditedAsync(string caller, string detail)
