@@ -28,6 +28,7 @@ internal static class BestApp
         root.Subcommands.Add(DemoCommand.Create());
         root.Subcommands.Add(BenchCommand.Create());
         root.Subcommands.Add(HseCommand.Create());
+        root.Subcommands.Add(ClusterCommand.Create());
         root.Subcommands.Add(EasCommand.Create());
         root.Subcommands.Add(ObfCommand.Create());
         root.Subcommands.Add(SubscriberCommand.Create());
