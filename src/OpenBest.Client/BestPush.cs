@@ -102,15 +102,16 @@ public sealed class BestPushChannel : IAsyncDisposable
     /// the default key agreements; without a serving network only UMTS AKA can then be selected, so a device that knows its
     /// serving network gives a template with it.
     /// </summary>
-    /// <exception cref="ArgumentException">The template asks for key agreement only (no user plane to carry pushes).</exception>
+    /// <exception cref="ArgumentException">The template asks for key agreement only or accepts the no-security service.</exception>
     /// <exception cref="BestPushChannelException">The HSE refused the channel, or did not answer in time.</exception>
     public static async Task<BestPushChannel> OpenAsync(BestClient client, string easId = PushMessage.PushEasId, UeChannelOptions? template = null, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentException.ThrowIfNullOrEmpty(easId);
-        if (template?.Service == BestService.KeyAgreementOnly)
+        if (template?.Service == BestService.KeyAgreementOnly || template?.Service == BestService.None || template?.MinimumService == BestService.None)
         {
-            throw new ArgumentException("A push channel needs a user plane: not key agreement only.", nameof(template));
+            // Key agreement only has no user plane; on the no-security channel anyone on the path could forge a push or a session request.
+            throw new ArgumentException("A push channel needs an authenticated user plane: not key agreement only, not the no-security service.", nameof(template));
         }
 
         var options = template is null

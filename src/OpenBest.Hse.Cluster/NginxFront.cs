@@ -58,11 +58,12 @@ public static class NginxFront
         Line("    # EMSDP over UDP. proxy_responses is left unset on purpose: a device's datagram may be answered by none, one or");
         Line("    # several (a retransmitted answer, downlink, a push to a suspended channel), so nginx keeps each device's UDP");
         Line("    # session, and its socket towards the node, for proxy_timeout after the last datagram either way. Answers and");
-        Line("    # downlink leave through the node and socket the device reached.");
+        Line("    # downlink leave through the node and socket the device reached. A suspended push channel is silent: its");
+        Line("    # device keeps the path alive with any message within proxy_timeout, or a push after that waits for its resume.");
         Line("    server {");
         Line(string.Create(CultureInfo.InvariantCulture, $"        listen {listen} udp reuseport;"));
         Line("        proxy_pass best_udp;");
-        Line("        proxy_timeout 15m;");
+        Line("        proxy_timeout 24h;");
         Line("    }");
         Line(string.Empty);
         Line("    # EMSDP over TCP (length-prefixed frames): one connection per device, kept while it is open.");

@@ -174,7 +174,9 @@ public sealed class NorthboundEvents : IAsyncDisposable
     /// <summary>Stops following events.</summary>
     public async ValueTask DisposeAsync()
     {
+        // The events already queued are handled (for up to 10 s), then the loops stop.
         _queue.Writer.TryComplete();
+        await Task.WhenAny(_loop, Task.Delay(TimeSpan.FromSeconds(10))).ConfigureAwait(false);
         await _stop.CancelAsync().ConfigureAwait(false);
         await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         await _timer.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
@@ -185,6 +187,20 @@ public sealed class NorthboundEvents : IAsyncDisposable
 
     private async Task LoopAsync(CancellationToken stop)
     {
+        // The sessions the HSE restored: their ends are notified like any other's.
+        try
+        {
+            var restored = await _host.QueryAsync(engine => engine.Overview().Select(o => (Overview: o, engine.Describe(o.SessionId)?.Imsi, KeyId: engine.CurrentKeyIdOf(o.SessionId))).ToList()).ConfigureAwait(false);
+            foreach (var (o, imsi, keyId) in restored.Where(r => r.Imsi is not null))
+            {
+                _sessions.TryAdd(o.SessionId, new NorthboundSessionInfo(o.EasId, imsi!, o.Mode, o.Service, o.Suite, keyId));
+            }
+        }
+        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException or OperationCanceledException)
+        {
+            // The host stopped before it answered: nothing to learn.
+        }
+
         await foreach (var e in _queue.Reader.ReadAllAsync(stop).ConfigureAwait(false))
         {
             try

@@ -47,6 +47,9 @@ public static class NorthboundResources
     /// <summary>The reserved EAS Id of the push channel.</summary>
     public const string PushEasId = "urn:best:push";
 
+    /// <summary>Subscriptions one enterprise may have (each is a worker posting to its callback).</summary>
+    public const int MaxSubscriptions = 10;
+
     /// <summary>The reserved EAS Id of the management channel.</summary>
     public const string ManagementEasId = "urn:best:mgmt";
 
@@ -70,6 +73,11 @@ public static class NorthboundResources
             if (!NotificationSender.IsAcceptable(request.NotificationDestination, options.HttpLoopbackCallbacks, out var why))
             {
                 return Problem(400, why);
+            }
+
+            if (events.Store.Subscriptions(scsAsId).Count >= MaxSubscriptions)
+            {
+                return Problem(409, $"this enterprise has {MaxSubscriptions} subscriptions, the most it may have");
             }
 
             var cursor = kind == "EVENTS" ? events.LastEvent() : Math.Max(0, request.After);

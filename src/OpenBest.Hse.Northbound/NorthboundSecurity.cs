@@ -21,8 +21,9 @@ public static class NorthboundSecurity
 {
     /// <summary>The paths the northbound security covers (the HSE–EAS interface's /eas/v1 keeps its own rules).</summary>
     public static bool Covers(PathString path) =>
-        path.StartsWithSegments("/best", StringComparison.Ordinal) || path.StartsWithSegments("/api", StringComparison.Ordinal)
-        || path.StartsWithSegments("/dashboard", StringComparison.Ordinal) || path.StartsWithSegments("/oauth2", StringComparison.Ordinal);
+        // Routing ignores case, so must this: /OAuth2/Token reaches the token endpoint too.
+        path.StartsWithSegments("/best", StringComparison.OrdinalIgnoreCase) || path.StartsWithSegments("/api", StringComparison.OrdinalIgnoreCase)
+        || path.StartsWithSegments("/dashboard", StringComparison.OrdinalIgnoreCase) || path.StartsWithSegments("/oauth2", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Adds the token validation and the rate limiter, and names both ways in to the OpenAPI document.</summary>
     public static void AddServices(IServiceCollection services, NorthboundTokens tokens, double requestsPerSecond, int burst)
@@ -57,7 +58,7 @@ public static class NorthboundSecurity
         {
             o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(context =>
             {
-                if (!Covers(context.Request.Path) || context.Request.Path.StartsWithSegments("/dashboard/events", StringComparison.Ordinal))
+                if (!Covers(context.Request.Path) || context.Request.Path.StartsWithSegments("/dashboard/events", StringComparison.OrdinalIgnoreCase))
                 {
                     return RateLimitPartition.GetNoLimiter(string.Empty);
                 }

@@ -73,7 +73,23 @@ public sealed partial class NotificationSender : IAsyncDisposable
             return false;
         }
 
-        if (uri.Scheme == Uri.UriSchemeHttps || (httpLoopback && uri.Scheme == Uri.UriSchemeHttp && (uri.IsLoopback || (IPAddress.TryParse(uri.Host, out var address) && IPAddress.IsLoopback(address)))))
+        var address = IPAddress.TryParse(uri.Host.Trim('[', ']'), out var parsed) ? parsed : null;
+        var loopback = uri.IsLoopback || (address is not null && IPAddress.IsLoopback(address));
+        var linkLocal = address is not null && (address.IsIPv6LinkLocal || (address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetwork && address.GetAddressBytes() is [169, 254, ..]));
+        if (uri.Scheme != Uri.UriSchemeHttps && !(httpLoopback && uri.Scheme == Uri.UriSchemeHttp && loopback))
+        {
+            why = httpLoopback ? "notificationDestination must be https (http only on a loopback address)" : "notificationDestination must be https";
+            return false;
+        }
+
+        if ((loopback && !httpLoopback) || linkLocal)
+        {
+            // The HSE's own loopback services and link-local ones (cloud metadata) are not an enterprise's to reach.
+            why = "notificationDestination may not be a loopback or link-local address";
+            return false;
+        }
+
+        if (uri.Scheme == Uri.UriSchemeHttps || (httpLoopback && uri.Scheme == Uri.UriSchemeHttp && loopback))
         {
             return true;
         }
@@ -112,6 +128,12 @@ public sealed partial class NotificationSender : IAsyncDisposable
                 var current = _store.Subscriptions().ToDictionary(s => s.Id, StringComparer.Ordinal);
                 foreach (var (id, subscription) in current)
                 {
+                    // A worker that ended (it failed) is started again from the stored cursor.
+                    if (_workers.TryGetValue(id, out var running) && running.Worker.IsCompleted && _workers.TryRemove(id, out var ended))
+                    {
+                        ended.Cancel.Dispose();
+                    }
+
                     if (!_workers.ContainsKey(id))
                     {
                         var cancel = CancellationTokenSource.CreateLinkedTokenSource(stop);

@@ -87,11 +87,6 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
             await _delivery.DisposeAsync().ConfigureAwait(false);
         }
 
-        if (_northbound is not null)
-        {
-            await _northbound.DisposeAsync().ConfigureAwait(false);
-        }
-
         foreach (var inbound in _inbound)
         {
             await inbound.DisposeAsync().ConfigureAwait(false);
@@ -109,6 +104,13 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
 
         await _host.DisposeAsync().ConfigureAwait(false);
         await _events.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        // After the enterprise port closed and the host ran its queued work: the northbound side drains the last events
+        // (a Data Ack in the final steps still marks its delivery) and audit lines before it stops.
+        if (_northbound is not null)
+        {
+            await _northbound.DisposeAsync().ConfigureAwait(false);
+            _northbound = null;
+        }
         foreach (var bearer in _bearers)
         {
             await bearer.DisposeAsync().ConfigureAwait(false);
@@ -131,6 +133,13 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
         }
 
         _bearers.Clear();
+        if (_northbound is not null)
+        {
+            // A start that failed after the northbound side was made (a busy enterprise port) stops its background work too.
+            await _northbound.DisposeAsync().ConfigureAwait(false);
+            _northbound = null;
+        }
+
         _metrics?.Dispose();
         _metrics = null;
         for (var i = _owned.Count - 1; i >= 0; i--)

@@ -629,12 +629,28 @@ public sealed partial class HseEngine
             StartRefresh(session, result);
         }
 
-        while (session.QueuedCount > 0 && session.Queue.TryPeek(out var head) && head.Expires <= now)
+        // Every expired entry, not only the head: messages carry their own time to live, so a short one can wait behind a long one.
+        if (session.QueuedCount > 0 && session.Queue.Any(q => q.Expires <= now))
         {
-            session.Queue.Dequeue();
+            var kept = new Queue<QueuedDownlink>();
+            while (session.Queue.TryDequeue(out var queued))
+            {
+                if (queued.Expires > now)
+                {
+                    kept.Enqueue(queued);
+                    continue;
+                }
+
+                Drop(result, session.Id, DropReason.RateLimited);
+                GiveUp(session, queued, DownlinkUndelivered.Expired, result);
+            }
+
+            while (kept.TryDequeue(out var queued))
+            {
+                session.Queue.Enqueue(queued);
+            }
+
             session.Touch();
-            Drop(result, session.Id, DropReason.RateLimited);
-            GiveUp(session, head, DownlinkUndelivered.Expired, result);
         }
     }
 

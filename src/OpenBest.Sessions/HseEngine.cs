@@ -248,8 +248,9 @@ public sealed partial class HseEngine : IDisposable
 
     /// <summary>
     /// As <see cref="SendDownlink(uint, ReadOnlySpan{byte}, bool, long, bool)"/>, and a queued message is discarded (reported
-    /// "expired" when it has a token) after <paramref name="timeToLive"/> when that is shorter than the HSE's own queue time to
-    /// live: an application's maximum latency, so that nothing arrives after it was reported expired.
+    /// "expired" when it has a token) after <paramref name="timeToLive"/> instead of the HSE's default queue time to live: an
+    /// application's maximum latency or a push's time to live, so that nothing arrives after it was reported expired and
+    /// nothing is given up before it.
     /// </summary>
     public StepResult SendDownlink(uint sessionId, ReadOnlySpan<byte> payload, bool ackRequested, long token, bool page, TimeSpan? timeToLive)
     {
@@ -263,7 +264,7 @@ public sealed partial class HseEngine : IDisposable
         // Suspended, or restored after a restart and not heard from yet (no path): queue, sealed when delivered.
         if (session.State == HseState.Suspended || session.Path is null)
         {
-            var lifetime = timeToLive is { } wanted && wanted < _options.QueuedDownlinkTimeToLive ? wanted : _options.QueuedDownlinkTimeToLive;
+            var lifetime = timeToLive is { } wanted && wanted > TimeSpan.Zero ? wanted : _options.QueuedDownlinkTimeToLive;
             var queued = new QueuedDownlink(payload.ToArray(), ackRequested, Now + lifetime) { Token = token };
             if (page && session.State == HseState.Suspended && session.Path is not null)
             {

@@ -234,5 +234,12 @@ public sealed class AccessTests
         using var http = await acme.PostAsJsonAsync($"/best/v1/{NorthboundHse.Acme}/subscriptions", new { notificationDestination = "http://127.0.0.1:9/notify", kind = "UPLINK" }, Cancel);
         Assert.Equal(HttpStatusCode.BadRequest, http.StatusCode);
         Assert.Contains("https", (await http.Content.ReadFromJsonAsync<JsonObject>(Cancel))!["title"]!.GetValue<string>(), StringComparison.Ordinal);
+
+        // Nor https to the HSE's own loopback or a link-local address (cloud metadata).
+        foreach (var destination in new[] { "https://127.0.0.1:9/notify", "https://[::1]:9/notify", "https://localhost/notify", "https://169.254.169.254/latest" })
+        {
+            using var refused = await acme.PostAsJsonAsync($"/best/v1/{NorthboundHse.Acme}/subscriptions", new { notificationDestination = destination, kind = "EVENTS" }, Cancel);
+            Assert.True(refused.StatusCode == HttpStatusCode.BadRequest, $"{destination}: {refused.StatusCode}");
+        }
     }
 }
