@@ -93,12 +93,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
             return known;
         }
 
-        var info = await _host.QueryAsync(engine =>
-        {
-            var overview = engine.Overview().FirstOrDefault(o => o.SessionId == sessionId);
-            var described = engine.Describe(sessionId);
-            return overview is null || described is null ? null : new NorthboundSessionInfo(overview.EasId, described.Value.Imsi, overview.Mode, overview.Service, overview.Suite, engine.CurrentKeyIdOf(sessionId));
-        }).ConfigureAwait(false);
+        var info = await _host.QueryAsync(engine => engine.Overview().FirstOrDefault(o => o.SessionId == sessionId) is { } overview ? InfoOf(engine, overview) : null).ConfigureAwait(false);
         if (info is not null)
         {
             _sessions[sessionId] = info;
@@ -183,6 +178,10 @@ public sealed class NorthboundEvents : IAsyncDisposable
         _stop.Dispose();
     }
 
+    /// <summary>A live session as the API knows it, read on the HSE's executor; null when it has no subscriber (gone meanwhile).</summary>
+    private static NorthboundSessionInfo? InfoOf(HseEngine engine, SessionOverview o) =>
+        engine.Describe(o.SessionId) is { } described ? new NorthboundSessionInfo(o.EasId, described.Imsi, o.Mode, o.Service, o.Suite, engine.CurrentKeyIdOf(o.SessionId)) : null;
+
     private static bool IsEnterprise(string easId) => !easId.StartsWith("urn:best:", StringComparison.Ordinal);
 
     private async Task LoopAsync(CancellationToken stop)
@@ -190,10 +189,13 @@ public sealed class NorthboundEvents : IAsyncDisposable
         // The sessions the HSE restored: their ends are notified like any other's.
         try
         {
-            var restored = await _host.QueryAsync(engine => engine.Overview().Select(o => (Overview: o, engine.Describe(o.SessionId)?.Imsi, KeyId: engine.CurrentKeyIdOf(o.SessionId))).ToList()).ConfigureAwait(false);
-            foreach (var (o, imsi, keyId) in restored.Where(r => r.Imsi is not null))
+            var restored = await _host.QueryAsync(engine => engine.Overview().Select(o => (o.SessionId, Info: InfoOf(engine, o))).ToList()).ConfigureAwait(false);
+            foreach (var (sessionId, info) in restored)
             {
-                _sessions.TryAdd(o.SessionId, new NorthboundSessionInfo(o.EasId, imsi!, o.Mode, o.Service, o.Suite, keyId));
+                if (info is not null)
+                {
+                    _sessions.TryAdd(sessionId, info);
+                }
             }
         }
         catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException or OperationCanceledException)

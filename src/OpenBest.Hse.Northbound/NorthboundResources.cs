@@ -44,14 +44,8 @@ public sealed record SessionStartRequest(string? ExternalId, string? Service, in
 /// </summary>
 public static class NorthboundResources
 {
-    /// <summary>The reserved EAS Id of the push channel.</summary>
-    public const string PushEasId = "urn:best:push";
-
     /// <summary>Subscriptions one enterprise may have (each is a worker posting to its callback).</summary>
     public const int MaxSubscriptions = 10;
-
-    /// <summary>The reserved EAS Id of the management channel.</summary>
-    public const string ManagementEasId = "urn:best:mgmt";
 
     /// <summary>Maps the resources.</summary>
     public static void Map(WebApplication app, HseHost host, IHseStateStore state, NorthboundEvents events, NotificationSender sender, NorthboundOptions options)
@@ -208,9 +202,9 @@ public static class NorthboundResources
         api.MapGet("/downlinks/{id}", (HttpContext context, string scsAsId, string id) => Guarded(context, scsAsId, write: false, _ =>
             events.Store.Delivery(scsAsId, id) is { Kind: "DOWNLINK" } d ? Results.Ok(ShowDelivery(d)) : Problem(404, "no such downlink of this enterprise"))).WithName("ReadDownlink");
 
-        api.MapPost("/pushes", (HttpContext context, string scsAsId, PushRequest request) => PushAsync(context, scsAsId, request, PushEasId, "PUSH"))
+        api.MapPost("/pushes", (HttpContext context, string scsAsId, PushRequest request) => PushAsync(context, scsAsId, request, PushMessage.PushEasId, "PUSH"))
             .WithName("Push").WithSummary("Push a message to an application port of a device over its push channel (urn:best:push), reaching it while suspended; a device not reachable gets it when it next resumes, within timeToLive.");
-        api.MapPost("/management", (HttpContext context, string scsAsId, PushRequest request) => PushAsync(context, scsAsId, request, ManagementEasId, "MGMT"))
+        api.MapPost("/management", (HttpContext context, string scsAsId, PushRequest request) => PushAsync(context, scsAsId, request, PushMessage.ManagementEasId, "MGMT"))
             .WithName("Manage").WithSummary("Send a device-management command to an application port over the device's management channel (urn:best:mgmt), beside its user channel.");
         api.MapGet("/pushes/{id}", (HttpContext context, string scsAsId, string id) => Guarded(context, scsAsId, write: false, _ =>
             events.Store.Delivery(scsAsId, id) is { Kind: "PUSH" or "MGMT" } d ? Results.Ok(ShowDelivery(d)) : Problem(404, "no such push of this enterprise"))).WithName("ReadPush");
@@ -224,7 +218,7 @@ public static class NorthboundResources
             }
 
             var body = PushMessage.SessionRequestBody(service == "integrity" ? BestService.Integrity : BestService.Confidential, scsAsId);
-            return await SendPushAsync(context, scsAsId, request.ExternalId, PushMessage.SessionRequestPort, body, request.TimeToLive, PushEasId, "SESSION_REQUEST", "REQUESTED").ConfigureAwait(false);
+            return await SendPushAsync(context, scsAsId, request.ExternalId, PushMessage.SessionRequestPort, body, request.TimeToLive, PushMessage.PushEasId, "SESSION_REQUEST", "REQUESTED").ConfigureAwait(false);
         })).WithName("RequestBestSession").WithSummary("Ask a device to start a BEST session with this enterprise: the HSE reaches it over its push channel; SESSION_STARTED (service, mode, suite, Key ID) follows.");
         api.MapGet("/session-requests/{id}", (HttpContext context, string scsAsId, string id) => Guarded(context, scsAsId, write: false, _ =>
             events.Store.Delivery(scsAsId, id) is { Kind: "SESSION_REQUEST" } d ? Results.Ok(ShowDelivery(d)) : Problem(404, "no such session request of this enterprise"))).WithName("ReadSessionRequest");
@@ -256,7 +250,8 @@ public static class NorthboundResources
             var sessions = await host.QueryAsync(engine => engine.SessionsOf(imsi, channel)).ConfigureAwait(false);
             var target = sessions.Select(s => s.SessionId).DefaultIfEmpty(0u).Max();
             var now = time.GetUtcNow();
-            var delivery = new NorthboundDelivery(NewId(), scsAsId, kind, externalId!, port, target == 0 ? "FAILED" : status, target == 0 ? (channel == PushEasId ? "NO_PUSH_CHANNEL" : "NO_MANAGEMENT_CHANNEL") : null, target, now, now.AddSeconds(timeToLive), now);
+            var noChannel = channel == PushMessage.PushEasId ? "NO_PUSH_CHANNEL" : "NO_MANAGEMENT_CHANNEL";
+            var delivery = new NorthboundDelivery(NewId(), scsAsId, kind, externalId!, port, target == 0 ? "FAILED" : status, target == 0 ? noChannel : null, target, now, now.AddSeconds(timeToLive), now);
             events.Store.AddDelivery(delivery);
             if (target != 0)
             {
@@ -268,7 +263,7 @@ public static class NorthboundResources
                 }
                 catch (InvalidOperationException)
                 {
-                    events.Finish(scsAsId, delivery.Id, "FAILED", channel == PushEasId ? "NO_PUSH_CHANNEL" : "NO_MANAGEMENT_CHANNEL");
+                    events.Finish(scsAsId, delivery.Id, "FAILED", noChannel);
                 }
             }
             else

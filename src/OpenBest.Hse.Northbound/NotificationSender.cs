@@ -89,13 +89,7 @@ public sealed partial class NotificationSender : IAsyncDisposable
             return false;
         }
 
-        if (uri.Scheme == Uri.UriSchemeHttps || (httpLoopback && uri.Scheme == Uri.UriSchemeHttp && loopback))
-        {
-            return true;
-        }
-
-        why = httpLoopback ? "notificationDestination must be https (http only on a loopback address)" : "notificationDestination must be https";
-        return false;
+        return true;
     }
 
     /// <summary>Starts the workers (one per subscription, kept in step with the store every second).</summary>

@@ -221,15 +221,6 @@ public static class EasApi
         return app;
     }
 
-    /// <summary>The cached HSE–EAS identity check (<see cref="Handle"/>), for other endpoints on the same port.</summary>
-    public static async Task<string?> EasIdentityAsync(HttpContext context)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        var certificate = await context.Connection.GetClientCertificateAsync(context.RequestAborted).ConfigureAwait(false);
-        var identity = certificate is null ? string.Empty : DevelopmentPki.IdentityOf(certificate);
-        return DevelopmentPki.IsEasIdentity(identity) ? identity : null;
-    }
-
     /// <summary>The keys of a kept PSK, as the interface carries them (PSK identity of profile section 5).</summary>
     public static EasSessionKeys KeysOf(PastPsk psk, string externalId)
     {
