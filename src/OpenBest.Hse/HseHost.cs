@@ -83,10 +83,21 @@ public sealed class HseHost : IAsyncDisposable
     /// <summary>EAS Ids whose sessions' messages are not stored as uplink (the converter's TLS services: a stream, relayed at once).</summary>
     public IReadOnlySet<string> UnstoredEasIds { get; init; } = new HashSet<string>();
 
+    /// <summary>
+    /// In a cluster: the shard and epoch this host's engine runs under. Every batch is then written only while the epoch is
+    /// the shard's newest, including batches that change nothing but send something; an overtaken epoch stops the host
+    /// before anything of its batch leaves.
+    /// </summary>
+    public ShardFence? Fence
+    {
+        get => _batch.Fence;
+        init => _batch.Fence = value;
+    }
+
     /// <summary>Transactions committed.</summary>
     public long Commits => Interlocked.Read(ref _commits);
 
-    /// <summary>Stored sessions <see cref="Restore"/> could not read (deleted).</summary>
+    /// <summary>Stored sessions <see cref="Restore()"/> could not read (deleted).</summary>
     public int Unreadable { get; private set; }
 
     /// <summary>Set when the store failed for good and the host stopped.</summary>
@@ -96,14 +107,18 @@ public sealed class HseHost : IAsyncDisposable
     /// Restores the sessions a previous run stored, and the Session ID high-water mark; call before <see cref="Start"/>.
     /// </summary>
     /// <returns>The number of sessions restored.</returns>
-    public int Restore()
+    public int Restore() => _state is null ? 0 : Restore(_state.LoadSessions(), _state.LoadNextSessionId());
+
+    /// <summary>Restores <paramref name="sessions"/> (a cluster shard's) and resumes Session IDs at <paramref name="nextSessionId"/>; call before <see cref="Start"/>.</summary>
+    /// <returns>The number of sessions restored.</returns>
+    public int Restore(IReadOnlyList<HseSessionSnapshot> sessions, uint nextSessionId)
     {
+        ArgumentNullException.ThrowIfNull(sessions);
         if (_state is null)
         {
             return 0;
         }
 
-        var sessions = _state.LoadSessions();
         var restored = 0;
         var unreadable = new List<uint>();
         foreach (var snapshot in sessions)
@@ -126,7 +141,7 @@ public sealed class HseHost : IAsyncDisposable
             }
         }
 
-        _engine.ResumeSessionIdsAt(_state.LoadNextSessionId());
+        _engine.ResumeSessionIdsAt(nextSessionId);
         _savedNextSessionId = _engine.NextSessionId;
         _engine.TakeChanges(_batch.Saved, _batch.Ended);
         _batch.Clear();
@@ -390,7 +405,8 @@ public sealed class HseHost : IAsyncDisposable
         }
 
         // PSKs to keep count too: a key-agreement-only session confirmed and ended in one batch changes no stored session.
-        if (_batch.IsEmpty && _keysToKeep.Count == 0)
+        // A fenced host checks its epoch before it sends anything, even when nothing changed.
+        if (_batch.IsEmpty && _keysToKeep.Count == 0 && (_batch.Fence is null || !_steps.Exists(s => s.Send.Count > 0)))
         {
             return true;
         }
@@ -429,7 +445,7 @@ public sealed class HseHost : IAsyncDisposable
                 _batch.Clear();
                 return true;
             }
-            catch (Exception e) when (e is not OperationCanceledException && attempt < 4)
+            catch (Exception e) when (e is not OperationCanceledException and not StoreFencedException && attempt < 4)
             {
                 Failed(e);
                 await Task.Delay(TimeSpan.FromMilliseconds(50 << attempt), _executorStop.Token).ConfigureAwait(false);

@@ -49,7 +49,7 @@ public sealed partial class HseEngine
     public uint NextSessionId => _neverUsed;
 
     /// <summary>After a restart: hand out Session IDs from <paramref name="next"/> on, so no ID of a session before the crash is reused early.</summary>
-    public void ResumeSessionIdsAt(uint next) => _neverUsed = Math.Max(_neverUsed, next);
+    public void ResumeSessionIdsAt(uint next) => _neverUsed = Math.Max(_neverUsed, AlignSessionId(next));
 
     /// <summary>
     /// Drains what changed since the last call: the durable state of each established or suspended session that
@@ -173,7 +173,7 @@ public sealed partial class HseEngine
 
         _sessions[id] = session;
         _dirty.Remove(id);
-        _neverUsed = Math.Max(_neverUsed, id + 1);
+        _neverUsed = Math.Max(_neverUsed, AlignSessionId(id + 1));
     }
 
     private HseSessionSnapshot Snapshot(HseSession session)

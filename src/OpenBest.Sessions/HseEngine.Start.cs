@@ -9,6 +9,28 @@ namespace OpenBest.Sessions;
 
 public sealed partial class HseEngine
 {
+    /// <summary>
+    /// The subscriber a Session Request (Session ID 0) names, its SUCI de-concealed with <paramref name="options"/>' keys; null
+    /// for any other message or one that does not parse. A cluster node routes a request to its subscriber's shard by it.
+    /// </summary>
+    public static string? SubscriberOf(ReadOnlySpan<byte> message, HseOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (HeaderPrefix.TryRead(message, out var prefix) != ParseStatus.Ok || prefix.SessionId != 0 || prefix.Plane != Plane.Control
+            || EmsdpFrame.TryParse(message, prefix, 1, 0, out var frame) != ParseStatus.Ok || frame.Body.Length == 0
+            || ControlCommand.TryParse(frame.Body, out var command) != ParseStatus.Ok || command is not SessionRequest request)
+        {
+            return null;
+        }
+
+        if (request.Imsi is { } plain)
+        {
+            return plain;
+        }
+
+        return request.Suci is { } suci && SuciResolver.TryResolve(suci.Span, options.SuciKeys, out var imsi) ? imsi : null;
+    }
+
     private void OnSessionRequest(ReadOnlySpan<byte> message, HeaderPrefix prefix, object? path, StepResult result)
     {
         if (EmsdpFrame.TryParse(message, prefix, 1, 0, out var frame) != ParseStatus.Ok)
@@ -395,7 +417,9 @@ public sealed partial class HseEngine
             throw new InvalidOperationException("Session IDs exhausted.");
         }
 
-        return _neverUsed++;
+        var id = _neverUsed;
+        _neverUsed = (uint)Math.Min((long)id + _options.SessionIdClass.Stride, uint.MaxValue);
+        return id;
     }
 
     private void Release(uint id) => _released.Enqueue((id, Now + _options.SessionIdQuarantine));

@@ -93,6 +93,30 @@ public sealed partial class HseEngine : IDisposable
         _options = options ?? new HseOptions();
         _time = time ?? TimeProvider.System;
         _reservation = reservation ?? NoCounterReservation.Instance;
+        if (_options.SessionIdClass.Stride == 0 || _options.SessionIdClass.Offset >= _options.SessionIdClass.Stride)
+        {
+            throw new ArgumentException("The Session ID class needs 0 <= offset < stride.", nameof(options));
+        }
+
+        _neverUsed = AlignSessionId(1);
+    }
+
+    /// <summary>The smallest Session ID of this engine's class at or above <paramref name="id"/>.</summary>
+    private uint AlignSessionId(uint id)
+    {
+        var (offset, stride) = _options.SessionIdClass;
+        var aligned = (long)id - (id % stride) + offset;
+        if (aligned < id)
+        {
+            aligned += stride;
+        }
+
+        if (aligned == 0)
+        {
+            aligned = stride;
+        }
+
+        return (uint)Math.Min(aligned, uint.MaxValue);
     }
 
     /// <summary>What was dropped and refused.</summary>
@@ -100,6 +124,9 @@ public sealed partial class HseEngine : IDisposable
 
     /// <summary>Enterprise Key Identifier lookups that failed (taken as "no change").</summary>
     public long EnterpriseKeyLookupFailures { get; private set; }
+
+    /// <summary>Sessions whose Session Start is sent and not yet confirmed (they live in memory only until confirmed).</summary>
+    public int PendingSessions => _pending.Value;
 
     /// <summary>Sessions held (any state).</summary>
     public int SessionCount => _sessions.Count;

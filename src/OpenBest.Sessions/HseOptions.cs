@@ -68,6 +68,12 @@ public sealed record HseOptions
     /// <summary>How long a queued downlink message lives (1 h).</summary>
     public TimeSpan QueuedDownlinkTimeToLive { get; init; } = TimeSpan.FromHours(1);
 
+    /// <summary>
+    /// The Session IDs this engine hands out: those congruent to <c>Offset</c> modulo <c>Stride</c> ((0, 1): all). Each shard of an
+    /// HSE cluster owns one class, so a Session ID names its shard (docs/protocol.md, "HSE cluster").
+    /// </summary>
+    public (uint Offset, uint Stride) SessionIdClass { get; init; } = (0, 1);
+
     /// <summary>How long a Session ID is not reused after its session ended (profile section 2: 24 h).</summary>
     public TimeSpan SessionIdQuarantine { get; init; } = TimeSpan.FromHours(24);
 

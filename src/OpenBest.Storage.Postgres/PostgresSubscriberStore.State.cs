@@ -27,7 +27,8 @@ public sealed partial class PostgresSubscriberStore
     public void Commit(HseBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
-        if (batch.IsEmpty)
+        // A fenced batch is checked even when empty: its activation sends only what a current epoch answered.
+        if (batch.IsEmpty && batch.Fence is null)
         {
             return;
         }
@@ -45,6 +46,13 @@ public sealed partial class PostgresSubscriberStore
             }
 
             commands.BatchCommands.Add(command);
+        }
+
+        // First: the shard's row, locked until the commit, and only while this activation's epoch is the newest (a newer
+        // activation's TakeShard waits for this transaction, and after it this update matches no row).
+        if (batch.Fence is { } fence)
+        {
+            Add("UPDATE hse_shards SET next_session_id = GREATEST(next_session_id, $3) WHERE shard = $1 AND epoch = $2", fence.Shard, fence.Epoch, (long)batch.NextSessionId);
         }
 
         if (batch.Saved.Count > 0)
@@ -84,21 +92,65 @@ public sealed partial class PostgresSubscriberStore
                 o.Select(x => x.EasId).ToArray(), o.Select(x => (long)x.SessionId).ToArray(), o.Select(x => x.Message.ToArray()).ToArray(), now, o.Select(x => x.Imsi).ToArray());
         }
 
-        if (batch.NextSessionId != 0)
+        if (batch.NextSessionId != 0 && batch.Fence is null)
         {
             Add("INSERT INTO hse_meta (name, value) VALUES ('next_session_id', $1) ON CONFLICT (name) DO UPDATE SET value = GREATEST(hse_meta.value, excluded.value)", (long)batch.NextSessionId);
         }
 
         commands.ExecuteNonQuery();
+        if (batch.Fence is { } taken && commands.BatchCommands[0].RecordsAffected != 1)
+        {
+            transaction.Rollback();
+            throw new StoreFencedException(taken.Shard, taken.Epoch);
+        }
+
         transaction.Commit();
     }
 
     /// <inheritdoc/>
-    public IReadOnlyList<HseSessionSnapshot> LoadSessions()
+    public (long Epoch, uint NextSessionId) TakeShard(int shard, string node)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        using var connection = _dataSource.OpenConnection();
+        using var command = Command(connection, null,
+            "INSERT INTO hse_shards (shard, epoch, next_session_id, node, taken) VALUES (@shard, 1, 0, @node, now()) " +
+            "ON CONFLICT (shard) DO UPDATE SET epoch = hse_shards.epoch + 1, node = excluded.node, taken = excluded.taken RETURNING epoch, next_session_id");
+        Bind(command, ("@shard", shard), ("@node", node));
+        using var reader = command.ExecuteReader();
+        reader.Read();
+        return (reader.GetInt64(0), (uint)reader.GetInt64(1));
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<ShardOwner> ShardOwners()
+    {
+        using var connection = _dataSource.OpenConnection();
+        using var command = Command(connection, null, "SELECT shard, epoch, node, taken FROM hse_shards ORDER BY shard");
+        using var reader = command.ExecuteReader();
+        var owners = new List<ShardOwner>();
+        while (reader.Read())
+        {
+            owners.Add(new ShardOwner(reader.GetInt32(0), reader.GetInt64(1), reader.GetString(2), new DateTimeOffset(DateTime.SpecifyKind(reader.GetDateTime(3), DateTimeKind.Utc))));
+        }
+
+        return owners;
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<HseSessionSnapshot> LoadSessions(int shard, int shards)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(shards);
+        return LoadSessions($"session_id % {shards} = {shard}");
+    }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<HseSessionSnapshot> LoadSessions() => LoadSessions("true");
+
+    private List<HseSessionSnapshot> LoadSessions(string where)
     {
         using var connection = _dataSource.OpenConnection();
         var queues = new Dictionary<uint, List<QueuedDownlink>>();
-        using (var q = Command(connection, null, "SELECT session_id, payload, ack_requested, expires FROM downlink_queue ORDER BY session_id, position"))
+        using (var q = Command(connection, null, $"SELECT session_id, payload, ack_requested, expires FROM downlink_queue WHERE {where} ORDER BY session_id, position"))
         using (var reader = q.ExecuteReader())
         {
             while (reader.Read())
@@ -114,7 +166,7 @@ public sealed partial class PostgresSubscriberStore
         }
 
         var result = new List<HseSessionSnapshot>();
-        using var command = Command(connection, null, "SELECT session_id, imsi, eas_id, suspended, state_enc FROM sessions ORDER BY session_id");
+        using var command = Command(connection, null, $"SELECT session_id, imsi, eas_id, suspended, state_enc FROM sessions WHERE {where} ORDER BY session_id");
         using var rows = command.ExecuteReader();
         while (rows.Read())
         {

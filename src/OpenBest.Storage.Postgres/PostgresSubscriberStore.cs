@@ -7,7 +7,7 @@ namespace OpenBest.Storage.Postgres;
 /// The scale-out store: PostgreSQL through one pooled <see cref="NpgsqlDataSource"/>, the same schema and
 /// behaviour as the SQLite provider, created and migrated on open with versioned migrations.
 /// </summary>
-public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStateStore
+public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStateStore, IHseShardStore
 {
     // Versioned migrations: index + 1 is the schema version each one brings the database to.
     private static readonly string[] Migrations =
@@ -120,6 +120,32 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
             eas_id     text NOT NULL,
             identifier bytea NOT NULL,
             PRIMARY KEY (imsi, eas_id)
+        );
+        """,
+        """
+        CREATE TABLE hse_shards (
+            shard           integer PRIMARY KEY,
+            epoch           bigint NOT NULL,
+            next_session_id bigint NOT NULL,
+            node            text NOT NULL,
+            taken           timestamptz NOT NULL
+        );
+        CREATE TABLE hse_cluster_version (
+            cluster_id text PRIMARY KEY,
+            version    integer NOT NULL
+        );
+        CREATE TABLE hse_cluster_members (
+            cluster_id     text NOT NULL,
+            silo           text NOT NULL,
+            status         integer NOT NULL,
+            host_name      text NOT NULL,
+            silo_name      text NOT NULL,
+            proxy_port     integer NOT NULL,
+            suspect_times  text NOT NULL,
+            start_time     timestamptz NOT NULL,
+            i_am_alive     timestamptz NOT NULL,
+            etag           integer NOT NULL,
+            PRIMARY KEY (cluster_id, silo)
         );
         """,
     ];

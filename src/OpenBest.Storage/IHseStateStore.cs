@@ -50,6 +50,12 @@ public sealed class HseBatch
     /// <summary>The next Session ID never handed out, or 0 to leave it.</summary>
     public uint NextSessionId { get; set; }
 
+    /// <summary>
+    /// In a cluster: the shard and the epoch of the activation writing (see <see cref="IHseShardStore"/>). The store writes the
+    /// batch only while that epoch is the shard's newest, and <see cref="NextSessionId"/> goes to the shard's row.
+    /// </summary>
+    public ShardFence? Fence { get; set; }
+
     /// <summary>Whether there is nothing to write.</summary>
     public bool IsEmpty => Saved.Count == 0 && Ended.Count == 0 && Uplinks.Count == 0 && Outbox.Count == 0 && NextSessionId == 0;
 
@@ -67,6 +73,47 @@ public sealed class HseBatch
         Outbox.Clear();
         NextSessionId = 0;
     }
+}
+
+/// <summary>A shard's newest activation: its epoch, node and when it took the shard.</summary>
+public sealed record ShardOwner(int Shard, long Epoch, string Node, DateTimeOffset Taken);
+
+/// <summary>The activation of a cluster shard that writes a batch: its shard and the epoch it took.</summary>
+public sealed record ShardFence(int Shard, long Epoch);
+
+/// <summary>
+/// A commit refused because a newer activation of the same shard took it (its epoch is no longer the shard's newest):
+/// nothing of the batch was written, and the activation must stop without sending anything of it.
+/// </summary>
+public sealed class StoreFencedException(int shard, long epoch) : InvalidOperationException($"shard {shard}: epoch {epoch} was overtaken by a newer activation")
+{
+    /// <summary>The shard.</summary>
+    public int Shard { get; } = shard;
+
+    /// <summary>The overtaken epoch.</summary>
+    public long Epoch { get; } = epoch;
+}
+
+/// <summary>
+/// The HSE cluster's part of the store: shards of the Session ID space, each taken by one activation at a time with an
+/// epoch that fences the older ones (docs/protocol.md, "HSE cluster").
+/// </summary>
+public interface IHseShardStore
+{
+    /// <summary>
+    /// Takes <paramref name="shard"/> for a new activation: its epoch grows by one (waiting for a commit of an older
+    /// activation in flight), so from now on only this activation's batches are written.
+    /// </summary>
+    /// <param name="shard">The shard.</param>
+    /// <param name="node">The node of the activation (shown by <see cref="ShardOwners"/>).</param>
+    /// <returns>The new epoch and the shard's stored next Session ID (0 when none).</returns>
+    (long Epoch, uint NextSessionId) TakeShard(int shard, string node);
+
+    /// <summary>Every shard ever taken: its epoch, and the node and time of its newest activation.</summary>
+    IReadOnlyList<ShardOwner> ShardOwners();
+
+    /// <summary>The stored sessions of <paramref name="shard"/> (Session ID modulo <paramref name="shards"/>), opened; zero their states after use.</summary>
+    IReadOnlyList<HseSessionSnapshot> LoadSessions(int shard, int shards);
 }
 
 /// <summary>Which services a subscriber or an EAS may use (null: any).</summary>

@@ -24,6 +24,11 @@ public sealed partial class SqliteSubscriberStore
     public void Commit(HseBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        if (batch.Fence is not null)
+        {
+            throw new NotSupportedException("An HSE cluster runs on PostgreSQL: the SQLite store has no shards.");
+        }
+
         if (batch.IsEmpty)
         {
             return;
