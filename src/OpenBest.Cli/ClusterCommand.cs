@@ -1,6 +1,9 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Net;
 using OpenBest.Hse.Cluster;
+using OpenBest.Hse.Cluster.Demo;
+using Spectre.Console;
 
 namespace OpenBest.Cli;
 
@@ -9,7 +12,7 @@ internal static class ClusterCommand
 {
     public static Command Create()
     {
-        var command = new Command("cluster", "Run several HSE nodes as one: the load balancer in front of them.");
+        var command = new Command("cluster", "Run several HSE nodes as one (each is 'best hse --cluster'): the load balancer in front of them, and a demo that kills a node under load.");
         var nodes = new Option<string>("--nodes") { Description = "the HSE nodes, HOST:PORT separated by commas (each node's UDP and TCP port)", HelpName = "HOST:PORT,…", Required = true };
         var listen = new Option<int>("--listen") { Description = "the port devices reach, UDP and TCP, 1..65535", HelpName = "PORT", DefaultValueFactory = _ => 3163 };
         nodes.Validators.Add(r =>
@@ -34,6 +37,85 @@ internal static class ClusterCommand
             return ExitCodes.Success;
         });
         command.Subcommands.Add(nginx);
+        command.Subcommands.Add(Demo());
         return command;
+    }
+
+    private static Command Demo()
+    {
+        var nodes = new Option<int>("--nodes") { Description = "HSE nodes to start, 2..9", HelpName = "N", Required = true };
+        var postgres = new Option<string>("--postgres") { Description = "the PostgreSQL database the nodes share (use one of its own: the demo adds its devices and removes them at the end)", HelpName = "CONNECTION", Required = true };
+        var devices = new Option<int>("--devices") { Description = "simulated devices, 1..2000", HelpName = "D", DefaultValueFactory = _ => 30 };
+        var killAfter = new Option<int>("--kill-after") { Description = "seconds of traffic before a node is killed (SIGKILL), 1..600; the devices go on twice as long after it (at least 20 s)", HelpName = "SECONDS", DefaultValueFactory = _ => 10 };
+        nodes.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 2 or > 9) { r.AddError("--nodes must be 2..9 (one is killed)"); } });
+        devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 2000) { r.AddError("--devices must be 1..2000"); } });
+        killAfter.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--kill-after must be 1..600 seconds"); } });
+        var demo = new Command("demo",
+            "Start N 'best hse --cluster' nodes on one PostgreSQL database and nginx in front of them on loopback, run simulated devices through nginx\n" +
+            "(acknowledged messages, UDP), kill the busiest node with SIGKILL midway, and print what the failover did: shards and sessions moved,\n" +
+            "messages delayed, and every acknowledged message read back from the store. Exit 0 only if every message was delivered and stored once.");
+        demo.Options.Add(nodes);
+        demo.Options.Add(postgres);
+        demo.Options.Add(devices);
+        demo.Options.Add(killAfter);
+        demo.SetAction(async (result, cancel) =>
+        {
+            var output = result.InvocationConfiguration.Output;
+            var console = Terminal.For(output);
+            var kill = result.GetValue(killAfter);
+            var options = new ClusterDemoOptions
+            {
+                Nodes = result.GetValue(nodes),
+                Postgres = result.GetValue(postgres)!,
+                Devices = result.GetValue(devices),
+                KillAfterSeconds = kill,
+                AfterKillSeconds = Math.Max(20, 2 * kill),
+                Best = Self(),
+            };
+            ClusterDemoResult outcome;
+            try
+            {
+                outcome = await ClusterDemo.RunAsync(options, new Progress<string>(line => console.MarkupLine(Markup.Escape(line))), cancel);
+            }
+            catch (Exception e) when (e is InvalidOperationException or Npgsql.NpgsqlException)
+            {
+                result.InvocationConfiguration.Error.WriteLine($"best cluster demo: {e.Message}");
+                return ExitCodes.CheckFailed;
+            }
+
+            var table = new Table().AddColumns("node", "address", "shards before the kill", "shards at the end", "state");
+            foreach (var node in outcome.Nodes)
+            {
+                table.AddRow(node.Name, node.Address, Text(node.ShardsBefore), Text(node.ShardsAfter), node.Killed ? "killed (SIGKILL)" : "running");
+            }
+
+            console.Write(table);
+            var summary = new Table().AddColumns("measure", "value");
+            summary.AddRow("devices / sessions up", $"{outcome.Devices} / {outcome.Established}");
+            summary.AddRow("node declared dead / nginx without it", string.Create(CultureInfo.InvariantCulture, $"{Seconds(outcome.DeclaredDeadSeconds)} / {Seconds(outcome.FrontUpdatedSeconds)} after the kill"));
+            summary.AddRow("shards / sessions moved to survivors", $"{outcome.ShardsMoved} / {outcome.SessionsMoved}");
+            summary.AddRow("devices that ran AKA again", Text(outcome.NewAkaRuns));
+            summary.AddRow("longest outage of a moved session", string.Create(CultureInfo.InvariantCulture, $"{outcome.FailoverSeconds:F1} s"));
+            summary.AddRow("acknowledged / sent", $"{outcome.Acknowledged} / {outcome.Sent}");
+            summary.AddRow("delayed over 1 s / longest wait", string.Create(CultureInfo.InvariantCulture, $"{outcome.Delayed} / {outcome.MaxDelaySeconds:F1} s"));
+            summary.AddRow("ack latency p50", string.Create(CultureInfo.InvariantCulture, $"{outcome.MedianMs:F1} ms"));
+            summary.AddRow("in the store once / duplicated / missing", $"{outcome.StoredOnce} / {outcome.Duplicates} / {outcome.Missing}");
+            console.Write(summary);
+            console.MarkupLine(outcome.Success ? "[green]every message was delivered and stored once, with a node killed midway[/]" : "[red]FAILED[/]: not every message was delivered and stored once");
+            return outcome.Success ? ExitCodes.Success : ExitCodes.CheckFailed;
+        });
+        return demo;
+    }
+
+    private static string Seconds(double? value) => value is { } v ? string.Create(CultureInfo.InvariantCulture, $"{v:F1} s") : "never";
+
+    private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>How to start this program again: the apphost, or dotnet with the assembly.</summary>
+    private static (string FileName, IReadOnlyList<string> Prefix) Self()
+    {
+        var process = Environment.ProcessPath ?? "dotnet";
+        var assembly = typeof(ClusterCommand).Assembly.Location;
+        return Path.GetFileNameWithoutExtension(process) == "dotnet" ? (process, [assembly]) : (process, []);
     }
 }

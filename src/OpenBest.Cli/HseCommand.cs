@@ -52,6 +52,14 @@ internal static class HseCommand
         var tlsInbound = new Option<string[]>("--tls-inbound") { Description = "the converter the other way: accept TLS on PORT (the HSE's certificate, pki/hse.crt) and relay each client to the device its SNI names (its external id for EASID), over the device's channel naming EASID; repeatable [TlsInbound, $BEST_TLS_INBOUND]", HelpName = "PORT=EASID" };
         command.Options.Add(tlsInbound);
         command.Subcommands.Add(HseClientCommand.Create());
+        var cluster = new Option<bool>("--cluster") { Description = "run as one node of an HSE cluster on the PostgreSQL database of --postgres (Orleans membership in that database; sessions sharded across the nodes; any node accepts any message)" };
+        var nodeName = new Option<string?>("--node-name") { Description = "this node's name in the cluster [the host name]", HelpName = "NAME" };
+        var siloPort = new Option<int?>("--silo-port") { Description = "the port the nodes talk to each other on [11111]", HelpName = "P" };
+        var gatewayPort = new Option<int?>("--gateway-port") { Description = "the cluster's client gateway port [30000]", HelpName = "Q" };
+        command.Options.Add(cluster);
+        command.Options.Add(nodeName);
+        command.Options.Add(siloPort);
+        command.Options.Add(gatewayPort);
 
         command.SetAction(async (result, cancel) =>
         {
@@ -67,6 +75,20 @@ internal static class HseCommand
             }
 
             var settings = HseSettings.Load(result.GetValue(config), commandLine);
+            if (result.GetValue(cluster))
+            {
+                var node = new OpenBest.Hse.Cluster.ClusterNodeOptions(
+                    NodeName(result.GetValue(nodeName)),
+                    Port(result.GetValue(siloPort) ?? 11111, "--silo-port"),
+                    Port(result.GetValue(gatewayPort) ?? 30000, "--gateway-port"));
+                return await ServiceRunner.RunAsync(settings.JsonLogs, settings.LogLevel, "OpenBest.Hse.Cluster",
+                    (log, stopping) => OpenBest.Hse.Cluster.ClusterNodeRunner.RunAsync(settings, node, result.InvocationConfiguration.Output, log, stopping));
+            }
+
+            if (result.GetValue(nodeName) is not null || result.GetValue(siloPort) is not null || result.GetValue(gatewayPort) is not null)
+            {
+                throw new ArgumentException("--node-name, --silo-port and --gateway-port go with --cluster");
+            }
             // With the non-IP bearer on stdin/stdout, stdout carries frames: human output goes to stderr.
             var output = settings.NonIp == "-" ? result.InvocationConfiguration.Error : result.InvocationConfiguration.Output;
 
@@ -113,6 +135,20 @@ internal static class HseCommand
         });
         return command;
     }
+
+    private static string NodeName(string? name)
+    {
+        var value = string.IsNullOrWhiteSpace(name) ? Environment.MachineName : name.Trim();
+        if (value.Length > 64 || value.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.')))
+        {
+            throw new ArgumentException($"--node-name '{name}': letters, digits, '-', '_' and '.' only, at most 64");
+        }
+
+        return value;
+    }
+
+    private static int Port(int port, string option) =>
+        port is >= 1 and <= 65535 ? port : throw new ArgumentException($"{option} {port}: a port is 1..65535");
 }
 
 /// <summary>The host's lifetime when the command line owns the signals: nothing to wait for, nothing to register.</summary>

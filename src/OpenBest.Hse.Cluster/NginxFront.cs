@@ -41,11 +41,12 @@ public static class NginxFront
         Line("events { worker_connections 8192; }");
         Line(string.Empty);
         Line("stream {");
-        Line("    # A device keeps its node while the node lives: the same source address hashes to the same node.");
+        Line("    # A device keeps its node while the node lives: the same source address and port hash to the same node (the port");
+        Line("    # too, so devices behind one NAT address spread over the nodes). Any node forwards a message to its session's shard.");
         foreach (var (name, weights) in new[] { ("best_udp", "max_fails=1 fail_timeout=10s"), ("best_tcp", "max_fails=1 fail_timeout=10s") })
         {
             Line($"    upstream {name} {{");
-            Line("        hash $remote_addr consistent;");
+            Line("        hash $remote_addr$remote_port consistent;");
             foreach (var node in nodes)
             {
                 Line($"        server {Address(node)} {weights};");
@@ -60,6 +61,8 @@ public static class NginxFront
         Line("    # session, and its socket towards the node, for proxy_timeout after the last datagram either way. Answers and");
         Line("    # downlink leave through the node and socket the device reached. A suspended push channel is silent: its");
         Line("    # device keeps the path alive with any message within proxy_timeout, or a push after that waits for its resume.");
+        Line("    # nginx's open-source build has no health checks, and a dead node's UDP errors do not mark it failed: when the");
+        Line("    # cluster declares a node dead (hse_cluster_members), write this file without it and run nginx -s reload.");
         Line("    server {");
         Line(string.Create(CultureInfo.InvariantCulture, $"        listen {listen} udp reuseport;"));
         Line("        proxy_pass best_udp;");

@@ -1,0 +1,359 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Orleans;
+using Orleans.Configuration;
+using Orleans.Hosting;
+using OpenBest.Bearers;
+using OpenBest.Storage;
+using OpenBest.Storage.Postgres;
+
+namespace OpenBest.Hse.Cluster;
+
+/// <summary>What makes a node of an HSE cluster, beside the HSE's settings.</summary>
+/// <param name="NodeName">The node's name (shown in tables and logs).</param>
+/// <param name="SiloPort">The port nodes talk to each other on.</param>
+/// <param name="GatewayPort">The port Orleans clients would connect to.</param>
+/// <param name="ClusterId">The cluster's name in the membership table.</param>
+public sealed record ClusterNodeOptions(string NodeName, int SiloPort = 11111, int GatewayPort = 30000, string ClusterId = "openbest-hse");
+
+/// <summary>
+/// One node of an HSE cluster (<c>best hse --cluster</c>): an Orleans silo whose membership lives in the HSE's PostgreSQL
+/// database, hosting shard grains, and listeners that forward every message to its shard wherever that runs; the shard's
+/// answers come back here and leave on the socket the device reached.
+/// </summary>
+public sealed partial class ClusterNode : IAsyncDisposable
+{
+    private readonly HseSettings _settings;
+    private readonly ClusterNodeOptions _options;
+    private readonly ILogger _log;
+    private readonly List<IBearer> _bearers = [];
+    private readonly ConcurrentDictionary<string, BearerPath> _paths = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly List<Task> _tasks = [];
+    private readonly List<IDisposable> _owned = [];
+    private IHost? _silo;
+    private IGrainFactory? _grains;
+    private Relay? _relay;
+    private INodeRelay? _relayReference;
+    private NodeIdentity? _identity;
+    private long _forwarded;
+    private long _relayed;
+    private IReadOnlyList<ShardStatus> _shards = [];
+
+    private ClusterNode(HseSettings settings, ClusterNodeOptions options, ILogger log)
+    {
+        _settings = settings;
+        _options = options;
+        _log = log;
+    }
+
+    /// <summary>The UDP listener's address.</summary>
+    public IPEndPoint? UdpEndPoint { get; private set; }
+
+    /// <summary>The TCP listener's address, or null.</summary>
+    public IPEndPoint? TcpEndPoint { get; private set; }
+
+    /// <summary>Messages forwarded to shards.</summary>
+    public long Forwarded => Interlocked.Read(ref _forwarded);
+
+    /// <summary>Answers sent for shards.</summary>
+    public long Relayed => Interlocked.Read(ref _relayed);
+
+    /// <summary>The nodes the membership has as active.</summary>
+    public int ActiveNodes => _silo?.Services.GetRequiredService<Orleans.Runtime.IClusterMembershipService>().CurrentSnapshot.Members.Values.Count(m => m.Status == Orleans.Runtime.SiloStatus.Active) ?? 0;
+
+    /// <summary>The shards as last seen (refreshed every 2 s).</summary>
+    public IReadOnlyList<ShardStatus> Shards => Volatile.Read(ref _shards);
+
+    /// <summary>Binds the listeners, opens the store (its migrations install the cluster's tables), joins the cluster and starts forwarding.</summary>
+    /// <exception cref="SettingsException">The settings do not make a cluster node.</exception>
+    public static async Task<ClusterNode> StartAsync(HseSettings settings, ClusterNodeOptions options, ILogger log, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(options);
+        if (string.IsNullOrWhiteSpace(settings.Postgres))
+        {
+            throw new SettingsException("--cluster needs --postgres: the nodes share one PostgreSQL database (sessions, shards and membership)");
+        }
+
+        if (settings.Auc is not null || settings.NonIp.Length > 0 || settings.EasPort >= 0 || settings.TlsServices.Count > 0 || settings.TlsInbound.Count > 0)
+        {
+            throw new SettingsException("--cluster runs the EMSDP listeners only: --auc, --non-ip, --eas-port and the TLS converter are single-node for now");
+        }
+
+        var node = new ClusterNode(settings, options, log);
+        try
+        {
+            await node.StartCoreAsync(cancellationToken).ConfigureAwait(false);
+            return node;
+        }
+        catch
+        {
+            await node.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private async Task StartCoreAsync(CancellationToken cancellationToken)
+    {
+        var udp = UdpBearer.Bind(new IPEndPoint(_settings.Bind, _settings.UdpPort), queue: 65_536, socketBuffer: UdpBearer.ServerSocketBuffer);
+        _bearers.Add(udp);
+        UdpEndPoint = udp.LocalEndPoint;
+        if (_settings.TcpPort >= 0)
+        {
+            var tcp = TcpBearer.Listen(new IPEndPoint(_settings.Bind, _settings.TcpPort));
+            _bearers.Add(tcp);
+            TcpEndPoint = tcp.LocalEndPoint as IPEndPoint;
+        }
+
+        var key = Own(MasterKey.Load(_settings.DataDir));
+        var store = Own(PostgresSubscriberStore.Open(_settings.Postgres, key));
+        var policy = new StorePolicy(store);
+        var engine = _settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = _settings.EnterpriseKeysAllowed ? store.EnterpriseKeyIdentifierOf : null };
+        var context = new ShardContext(store, engine, () => new StoreSubscribers(store, _settings.SqnInd, seqBlock: _settings.SeqBlock), _options.NodeName, _settings.WorkQueue);
+        _identity = new NodeIdentity(_options.NodeName, string.Create(CultureInfo.InvariantCulture, $"{_options.NodeName}/{Environment.ProcessId}/{DateTime.UtcNow.Ticks}"));
+        var membership = Own(NpgsqlDataSource.Create(_settings.Postgres));
+        var identity = _identity;
+        var advertised = IPAddress.IsLoopback(_settings.Bind) || _settings.Bind.Equals(IPAddress.Any) ? IPAddress.Loopback : _settings.Bind;
+        _silo = new HostBuilder()
+            .ConfigureLogging(logging => logging.SetMinimumLevel(LogLevel.Warning).AddProvider(new NodeLogProvider(_log))
+                // Start-up notes (server GC, a watchdog's first check) are not the operator's concern.
+                .AddFilter("Orleans.Runtime.Silo", LogLevel.Error).AddFilter("Orleans.Runtime.Watchdog", LogLevel.Error))
+            .UseOrleans(silo =>
+            {
+                silo.Configure<ClusterOptions>(o =>
+                {
+                    o.ClusterId = _options.ClusterId;
+                    o.ServiceId = "openbest-hse";
+                });
+                silo.Configure<SiloOptions>(o => o.SiloName = _options.NodeName);
+                silo.ConfigureEndpoints(advertised, _options.SiloPort, _options.GatewayPort, listenOnAnyHostAddress: _settings.Bind.Equals(IPAddress.Any));
+                silo.Configure<ClusterMembershipOptions>(o =>
+                {
+                    // A dead node is declared after two missed probes of 1 s by one other node: its shards move within seconds.
+                    o.ProbeTimeout = TimeSpan.FromSeconds(1);
+                    o.NumMissedProbesLimit = 2;
+                    o.NumVotesForDeathDeclaration = 1;
+                    o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
+                    o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(10);
+                    o.DefunctSiloCleanupPeriod = TimeSpan.FromMinutes(10);
+                    o.DefunctSiloExpiration = TimeSpan.FromHours(1);
+                });
+                silo.Services.AddSingleton<IMembershipTable>(new PostgresMembershipTable(membership, _options.ClusterId));
+                silo.Services.AddSingleton(context);
+                silo.Services.AddPlacementDirector<ShardPlacement, ShardPlacementDirector>();
+                silo.Services.AddSingleton(identity);
+            })
+            .Build();
+        await _silo.StartAsync(cancellationToken).ConfigureAwait(false);
+        _grains = _silo.Services.GetRequiredService<IGrainFactory>();
+        // Orleans holds an observer weakly: the node keeps it alive as long as it runs.
+        _relay = new Relay(this);
+        _relayReference = _grains.CreateObjectReference<INodeRelay>(_relay);
+        for (var i = 0; i < _bearers.Count; i++)
+        {
+            var bearer = _bearers[i];
+            var index = i;
+            _tasks.Add(Task.Run(() => IngressAsync(bearer, index), CancellationToken.None));
+        }
+
+        _tasks.Add(Task.Run(KeeperAsync, CancellationToken.None));
+    }
+
+    /// <summary>Where each shard runs, asking every shard (which activates those no node runs).</summary>
+    public async Task<IReadOnlyList<ShardStatus>> RefreshShardsAsync()
+    {
+        var grains = _grains ?? throw new InvalidOperationException("The node is not started.");
+        var asks = Enumerable.Range(0, ClusterRouting.Shards).Select(async s =>
+        {
+            try
+            {
+                return await grains.GetGrain<IHseShardGrain>(s).Status().WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                return new ShardStatus { Shard = s, Node = "?", Faulted = true };
+            }
+        });
+        var shards = await Task.WhenAll(asks).ConfigureAwait(false);
+        Volatile.Write(ref _shards, shards);
+        return shards;
+    }
+
+    /// <summary>Stops: the listeners stop forwarding, the silo leaves the cluster (its shards commit what they ran and deactivate; other nodes take them).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await Task.WhenAll(_tasks).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        if (_silo is not null)
+        {
+            using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            try
+            {
+                await _silo.StopAsync(deadline.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+
+            _silo.Dispose();
+            _silo = null;
+        }
+
+        foreach (var bearer in _bearers)
+        {
+            await bearer.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _bearers.Clear();
+        for (var i = _owned.Count - 1; i >= 0; i--)
+        {
+            _owned[i].Dispose();
+        }
+
+        _owned.Clear();
+        _stop.Dispose();
+    }
+
+    private T Own<T>(T disposable)
+        where T : IDisposable
+    {
+        _owned.Add(disposable);
+        return disposable;
+    }
+
+    private async Task IngressAsync(IBearer bearer, int index)
+    {
+        var grains = _grains!;
+        var relay = _relayReference!;
+        var node = _identity!.Incarnation;
+        var groups = new Dictionary<int, List<RoutedMessage>>();
+        var prefix = string.Create(CultureInfo.InvariantCulture, $"{index}|");
+        try
+        {
+            while (await bearer.Received.WaitToReadAsync(_stop.Token).ConfigureAwait(false))
+            {
+                var count = 0;
+                while (count < 1024 && bearer.Received.TryRead(out var received))
+                {
+                    count++;
+                    var key = prefix + received.Path;
+                    _paths[key] = received.Path;
+                    var shard = ClusterRouting.ShardOf(received.Message.Span, _settings.Engine);
+                    if (!groups.TryGetValue(shard, out var list))
+                    {
+                        groups[shard] = list = [];
+                    }
+
+                    list.Add(new RoutedMessage { Message = received.Message.ToArray(), Key = key, Source = received.Path.Source });
+                }
+
+                foreach (var (shard, list) in groups)
+                {
+                    if (list.Count == 0)
+                    {
+                        continue;
+                    }
+
+                    try
+                    {
+                        _ = grains.GetGrain<IHseShardGrain>(shard).Receive(node, relay, [.. list]);
+                        Interlocked.Add(ref _forwarded, list.Count);
+                    }
+                    catch (Exception e) when (e is not OutOfMemoryException)
+                    {
+                        LogForwardFailed(_log, shard, e.GetType().Name);
+                    }
+
+                    list.Clear();
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private async Task KeeperAsync()
+    {
+        // Every 2 s every shard is asked where it runs: a shard whose node died is activated on a survivor as soon as the
+        // membership declared the death (its devices' next messages would activate it too; this also brings back its
+        // suspended sessions' timers and queues).
+        // The first pass waits a moment, so that nodes starting together see each other before shards are placed.
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(2));
+        try
+        {
+            await Task.Delay(TimeSpan.FromSeconds(3), _stop.Token).ConfigureAwait(false);
+            do
+            {
+                await RefreshShardsAsync().ConfigureAwait(false);
+            }
+            while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false));
+        }
+        catch (OperationCanceledException)
+        {
+        }
+    }
+
+    private void Send(RelayedMessage[] messages)
+    {
+        foreach (var m in messages)
+        {
+            if (_paths.TryGetValue(m.Key, out var path))
+            {
+                _ = SendOneAsync(path, m.Message);
+            }
+        }
+    }
+
+    private async Task SendOneAsync(BearerPath path, byte[] message)
+    {
+        try
+        {
+            await path.SendAsync(message, _stop.Token).ConfigureAwait(false);
+            Interlocked.Increment(ref _relayed);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogSendFailed(_log, e.GetType().Name);
+        }
+    }
+
+    /// <summary>The engine's own warnings and errors (membership, activations) go to the node's log.</summary>
+    private sealed class NodeLogProvider(ILogger log) : ILoggerProvider
+    {
+        public ILogger CreateLogger(string categoryName) => log;
+
+        public void Dispose()
+        {
+        }
+    }
+
+    /// <summary>The node's observer: shards' answers arrive here.</summary>
+    private sealed class Relay(ClusterNode node) : INodeRelay
+    {
+        public Task Send(RelayedMessage[] messages)
+        {
+            node.Send(messages);
+            return Task.CompletedTask;
+        }
+    }
+
+    [LoggerMessage(20, LogLevel.Warning, "forwarding to shard {Shard} failed ({Error})")]
+    private static partial void LogForwardFailed(ILogger log, int shard, string error);
+
+    [LoggerMessage(21, LogLevel.Debug, "an answer could not be sent ({Error})")]
+    private static partial void LogSendFailed(ILogger log, string error);
+}

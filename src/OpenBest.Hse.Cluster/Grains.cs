@@ -1,0 +1,176 @@
+using Orleans;
+using Orleans.Concurrency;
+using Orleans.Runtime;
+
+namespace OpenBest.Hse.Cluster;
+
+/// <summary>A message a node received, forwarded to its shard: the bytes, the node's key for the path, and the sender's source.</summary>
+[GenerateSerializer, Immutable]
+public sealed class RoutedMessage
+{
+    /// <summary>The EMSDP message.</summary>
+    [Id(0)]
+    public required byte[] Message { get; init; }
+
+    /// <summary>The receiving node's key for the path (bearer and address).</summary>
+    [Id(1)]
+    public required string Key { get; init; }
+
+    /// <summary>The sender (an address without its port), for per-source limits.</summary>
+    [Id(2)]
+    public required string Source { get; init; }
+}
+
+/// <summary>An answer for a node to send on one of its paths.</summary>
+[GenerateSerializer, Immutable]
+public sealed class RelayedMessage
+{
+    /// <summary>The node's key for the path.</summary>
+    [Id(0)]
+    public required string Key { get; init; }
+
+    /// <summary>The EMSDP message.</summary>
+    [Id(1)]
+    public required byte[] Message { get; init; }
+}
+
+/// <summary>Where a shard runs now, and what it holds.</summary>
+[GenerateSerializer, Immutable]
+public sealed class ShardStatus
+{
+    /// <summary>The shard.</summary>
+    [Id(0)]
+    public int Shard { get; init; }
+
+    /// <summary>The node running it.</summary>
+    [Id(1)]
+    public required string Node { get; init; }
+
+    /// <summary>The epoch its activation took.</summary>
+    [Id(2)]
+    public long Epoch { get; init; }
+
+    /// <summary>Sessions restored when it was activated.</summary>
+    [Id(3)]
+    public int Restored { get; init; }
+
+    /// <summary>Sessions established by this activation.</summary>
+    [Id(4)]
+    public long Established { get; init; }
+
+    /// <summary>Messages this activation received.</summary>
+    [Id(5)]
+    public long Received { get; init; }
+
+    /// <summary>Whether its host stopped (a newer activation took the shard, or the store failed).</summary>
+    [Id(6)]
+    public bool Faulted { get; init; }
+}
+
+/// <summary>A node's way back to the devices it heard from: a shard's answers leave through it.</summary>
+public interface INodeRelay : IGrainObserver
+{
+    /// <summary>Sends the answers on the node's paths.</summary>
+    [OneWay]
+    Task Send(RelayedMessage[] messages);
+}
+
+/// <summary>One shard of the Session ID space: one activation at a time runs the state machines of its sessions.</summary>
+[Alias("OpenBest.Hse.Cluster.IHseShardGrain")]
+public interface IHseShardGrain : IGrainWithIntegerKey
+{
+    /// <summary>Messages received by <paramref name="node"/> for this shard; answers go back through <paramref name="relay"/>.</summary>
+    [OneWay]
+    Task Receive(string node, INodeRelay relay, RoutedMessage[] messages);
+
+    /// <summary>Where the shard runs and what it holds (activates it when no node runs it).</summary>
+    Task<ShardStatus> Status();
+}
+
+/// <summary>The name of this node (unique per run: the name given plus the process and start time).</summary>
+public sealed record NodeIdentity(string Name, string Incarnation);
+
+/// <summary>
+/// The grain of a shard: its activation takes the shard in the store (a new epoch), restores its sessions and runs them;
+/// when a newer activation elsewhere takes the shard, this one's commits are refused and it deactivates.
+/// </summary>
+[KeepAlive]
+[ShardPlacement]
+internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, IClusterMembershipService membership, ILocalSiloDetails local) : Grain, IHseShardGrain
+{
+    private readonly Dictionary<string, (INodeRelay Reference, ObserverRelay Relay)> _relays = new(StringComparer.Ordinal);
+    private ShardHost? _host;
+
+    public override async Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        var shard = (int)this.GetPrimaryKeyLong();
+        _host = await Task.Run(() => ShardHost.Start(shard, context), cancellationToken).ConfigureAwait(true);
+        _ = _host.Faulted.ContinueWith(_ => DeactivateOnIdle(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Current);
+        // A shard moves to the node that ranks first for it once that node is active (a node joined): this activation commits
+        // what it ran and stops, and the next message activates the shard there.
+        this.RegisterGrainTimer(_ => CheckPlacement(), new GrainTimerCreationOptions { DueTime = TimeSpan.FromSeconds(5), Period = TimeSpan.FromSeconds(5) });
+    }
+
+    private async Task CheckPlacement()
+    {
+        var active = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToList();
+        if (_host is not { } host || active.Count == 0 || ShardPlacement.Preferred(this.GetPrimaryKeyLong(), active).Equals(local.SiloAddress))
+        {
+            return;
+        }
+
+        // Not while a Session Start waits for its confirmation: an unconfirmed session lives in memory only, and moving
+        // would make its device start again. The shard moves at a quiet moment.
+        if (await host.Host.QueryAsync(e => e.PendingSessions).ConfigureAwait(true) == 0)
+        {
+            DeactivateOnIdle();
+        }
+    }
+
+    public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)
+    {
+        if (_host is { } host)
+        {
+            _host = null;
+            await host.DisposeAsync().ConfigureAwait(true);
+        }
+    }
+
+    public Task Receive(string node, INodeRelay relay, RoutedMessage[] messages)
+    {
+        if (_host is not { } host || host.Faulted.IsCompleted)
+        {
+            return Task.CompletedTask;
+        }
+
+        if (!_relays.TryGetValue(node, out var known) || !known.Reference.Equals(relay))
+        {
+            _relays[node] = known = (relay, new ObserverRelay(relay));
+        }
+
+        foreach (var m in messages)
+        {
+            host.Deliver(m.Message, node, known.Relay, m.Key, m.Source);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<ShardStatus> Status() => Task.FromResult(new ShardStatus
+    {
+        Shard = (int)this.GetPrimaryKeyLong(),
+        Node = node.Name,
+        Epoch = _host?.Epoch ?? 0,
+        Restored = _host?.Restored ?? 0,
+        Established = _host?.Established ?? 0,
+        Received = _host?.Host.Received ?? 0,
+        Faulted = _host?.Faulted.IsCompleted ?? true,
+    });
+
+    /// <summary>Answers to a node, as one-way calls on its observer.</summary>
+    private sealed class ObserverRelay(INodeRelay reference) : IReplyRelay
+    {
+        public void Send(IReadOnlyList<(string Key, byte[] Message)> messages) =>
+            _ = reference.Send([.. messages.Select(m => new RelayedMessage { Key = m.Key, Message = m.Message })]);
+    }
+}
