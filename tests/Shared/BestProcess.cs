@@ -24,6 +24,15 @@ internal sealed class BestProcess : IAsyncDisposable
 
     public string Error { get { lock (_error) { return _error.ToString(); } } }
 
+    public int Id => _process.Id;
+
+    /// <summary>SIGTERM: the graceful stop a service manager asks for.</summary>
+    public void Terminate()
+    {
+        using var kill = Process.Start("kill", ["-TERM", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        kill.WaitForExit();
+    }
+
     public static BestProcess Start(params string[] arguments) => Start(new Dictionary<string, string>(), arguments);
 
     public static BestProcess Start(IReadOnlyDictionary<string, string> environment, params string[] arguments)
@@ -60,10 +69,10 @@ internal sealed class BestProcess : IAsyncDisposable
     public Task WaitForAsync(string text) => Eventually.True(() => Output.Contains(text, StringComparison.Ordinal) || _process.HasExited, $"'{text}' from best ({Error})")
         .ContinueWith(t => { t.GetAwaiter().GetResult(); Assert.True(Output.Contains(text, StringComparison.Ordinal), $"best exited: {Output} {Error}"); }, TaskScheduler.Default);
 
-    /// <summary>Waits (within two minutes) for the process to end by itself: its exit code and output.</summary>
-    public async Task<(int Code, string Output)> ExitAsync()
+    /// <summary>Waits (within two minutes, or <paramref name="within"/>) for the process to end by itself: its exit code and output.</summary>
+    public async Task<(int Code, string Output)> ExitAsync(TimeSpan? within = null)
     {
-        using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        using var deadline = new CancellationTokenSource(within ?? TimeSpan.FromMinutes(2));
         await _process.WaitForExitAsync(deadline.Token);
         _process.WaitForExit(); // drains the output events
         return (_process.ExitCode, Output);
