@@ -34,6 +34,7 @@ internal static class BenchCommand
         }
 
         command.Subcommands.Add(NorthboundBenchCommand.Create());
+        command.Subcommands.Add(ClusterCommand.Bench());
 
         command.SetAction((result, cancel) => RunAsync(
             new HseBenchOptions

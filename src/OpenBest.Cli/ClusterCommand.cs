@@ -107,6 +107,58 @@ internal static class ClusterCommand
         return demo;
     }
 
+    /// <summary><c>best bench cluster</c>: acknowledged messages per second through nginx and N cluster nodes, no kill.</summary>
+    public static Command Bench()
+    {
+        var nodes = new Option<int>("--nodes") { Description = "HSE nodes to start, 1..9", HelpName = "N", Required = true };
+        var postgres = new Option<string>("--postgres") { Description = "the PostgreSQL database the nodes share (use one of its own: the bench adds its devices and removes them at the end)", HelpName = "CONNECTION", Required = true };
+        var devices = new Option<int>("--devices") { Description = "simulated devices, each with one acknowledged message in flight, 1..2000", HelpName = "D", DefaultValueFactory = _ => 64 };
+        var seconds = new Option<int>("--seconds") { Description = "how long the devices send, 1..600", HelpName = "S", DefaultValueFactory = _ => 20 };
+        var baseline = new Option<bool>("--baseline") { Description = "run one plain 'best hse' on the database instead (no cluster), with --nodes 1: what the cluster costs per message" };
+        nodes.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 9) { r.AddError("--nodes must be 1..9"); } });
+        devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 2000) { r.AddError("--devices must be 1..2000"); } });
+        seconds.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--seconds must be 1..600"); } });
+        var bench = new Command("cluster",
+            "Throughput of an HSE cluster: N 'best hse --cluster' nodes on one PostgreSQL database behind nginx on this machine, devices sending\n" +
+            "acknowledged messages back to back over UDP for S seconds; messages per second, Ack latency, and every message read back from the store.");
+        bench.Options.Add(nodes);
+        bench.Options.Add(postgres);
+        bench.Options.Add(devices);
+        bench.Options.Add(seconds);
+        bench.Options.Add(baseline);
+        bench.SetAction(async (result, cancel) =>
+        {
+            var console = Terminal.For(result.InvocationConfiguration.Output);
+            ClusterDemoResult outcome;
+            try
+            {
+                outcome = await ClusterDemo.RunAsync(new ClusterDemoOptions
+                {
+                    Nodes = result.GetValue(nodes),
+                    Postgres = result.GetValue(postgres)!,
+                    Devices = result.GetValue(devices),
+                    KillAfterSeconds = result.GetValue(seconds),
+                    Kill = false,
+                    Baseline = result.GetValue(baseline),
+                    MessageInterval = TimeSpan.Zero,
+                    Best = Self(),
+                }, new Progress<string>(line => console.MarkupLine(Markup.Escape(line))), cancel);
+            }
+            catch (Exception e) when (e is InvalidOperationException or ArgumentException or Npgsql.NpgsqlException)
+            {
+                result.InvocationConfiguration.Error.WriteLine($"best bench cluster: {e.Message}");
+                return ExitCodes.CheckFailed;
+            }
+
+            var table = new Table().AddColumns("nodes", "devices", "acked", "msg/s", "node CPU µs/msg", "ack p50 ms", "ack p99 ms", "stored once");
+            table.AddRow(result.GetValue(baseline) ? "plain" : Text(outcome.Nodes.Count), Text(outcome.Established), Text(outcome.Acknowledged), string.Create(CultureInfo.InvariantCulture, $"{outcome.PerSecond:F0}"),
+                string.Create(CultureInfo.InvariantCulture, $"{outcome.CpuMicrosecondsPerMessage:F0}"), string.Create(CultureInfo.InvariantCulture, $"{outcome.MedianMs:F1}"), string.Create(CultureInfo.InvariantCulture, $"{outcome.P99Ms:F1}"), outcome.StoredOnce == outcome.Acknowledged ? "all" : Text(outcome.StoredOnce));
+            console.Write(table);
+            return outcome.Success ? ExitCodes.Success : ExitCodes.CheckFailed;
+        });
+        return bench;
+    }
+
     private static string Seconds(double? value) => value is { } v ? string.Create(CultureInfo.InvariantCulture, $"{v:F1} s") : "never";
 
     private static string Text(long value) => value.ToString(CultureInfo.InvariantCulture);

@@ -18,6 +18,23 @@ public sealed class ChildProcess : IAsyncDisposable
     /// <summary>The process id.</summary>
     public int Id => _process.Id;
 
+    /// <summary>CPU time it used so far (zero once it ended).</summary>
+    public TimeSpan Cpu
+    {
+        get
+        {
+            try
+            {
+                _process.Refresh();
+                return _process.HasExited ? TimeSpan.Zero : _process.TotalProcessorTime;
+            }
+            catch (InvalidOperationException)
+            {
+                return TimeSpan.Zero;
+            }
+        }
+    }
+
     /// <summary>Whether it ended.</summary>
     public bool HasExited => _process.HasExited;
 
@@ -81,6 +98,9 @@ public sealed class ChildProcess : IAsyncDisposable
 
         return false;
     }
+
+    /// <summary>Waits for it to end.</summary>
+    public Task WaitForExitAsync(CancellationToken cancellationToken = default) => _process.WaitForExitAsync(cancellationToken);
 
     /// <summary>SIGKILL: the process dies at once, with no chance to hand anything over.</summary>
     public void Kill()

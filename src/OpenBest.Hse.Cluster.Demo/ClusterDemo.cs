@@ -15,7 +15,7 @@ namespace OpenBest.Hse.Cluster.Demo;
 /// <summary>What <c>best cluster demo</c> runs.</summary>
 public sealed record ClusterDemoOptions
 {
-    /// <summary>HSE nodes, 2..9 (one is killed).</summary>
+    /// <summary>HSE nodes, 2..9 (one is killed), or 1..9 without a kill.</summary>
     public required int Nodes { get; init; }
 
     /// <summary>The PostgreSQL database the nodes share.</summary>
@@ -27,6 +27,9 @@ public sealed record ClusterDemoOptions
     /// <summary>Seconds after the devices' sessions are up when a node is killed (SIGKILL).</summary>
     public int KillAfterSeconds { get; init; } = 10;
 
+    /// <summary>Whether to kill a node (false: a throughput run of <see cref="KillAfterSeconds"/> seconds, as for <c>best bench cluster</c>).</summary>
+    public bool Kill { get; init; } = true;
+
     /// <summary>Seconds the devices go on sending after the kill.</summary>
     public int AfterKillSeconds { get; init; } = 20;
 
@@ -35,6 +38,9 @@ public sealed record ClusterDemoOptions
 
     /// <summary>How to start <c>best</c>: the program, and the arguments before the command (the assembly, under dotnet).</summary>
     public required (string FileName, IReadOnlyList<string> Prefix) Best { get; init; }
+
+    /// <summary>Run one plain <c>best hse</c> (no cluster) instead of the nodes: the baseline of the cluster's cost (no kill).</summary>
+    public bool Baseline { get; init; }
 
     /// <summary>The nginx program.</summary>
     public string Nginx { get; init; } = "/usr/sbin/nginx";
@@ -90,6 +96,21 @@ public sealed record ClusterDemoResult
     /// <summary>The longest wait for an Ack.</summary>
     public double MaxDelaySeconds { get; init; }
 
+    /// <summary>99th percentile Ack latency, ms.</summary>
+    public double P99Ms { get; init; }
+
+    /// <summary>How long the devices sent.</summary>
+    public double SendingSeconds { get; init; }
+
+    /// <summary>CPU seconds the nodes used while the devices sent (a killed node's until it died are not counted).</summary>
+    public double NodeCpuSeconds { get; init; }
+
+    /// <summary>The nodes' CPU time per acknowledged message, µs.</summary>
+    public double CpuMicrosecondsPerMessage => Acknowledged > 0 ? NodeCpuSeconds * 1e6 / Acknowledged : 0;
+
+    /// <summary>Acknowledged messages per second over the sending time.</summary>
+    public double PerSecond => SendingSeconds > 0 ? Acknowledged / SendingSeconds : 0;
+
     /// <summary>Median Ack latency, ms.</summary>
     public double MedianMs { get; init; }
 
@@ -102,11 +123,14 @@ public sealed record ClusterDemoResult
     /// <summary>Acknowledged messages missing from the store.</summary>
     public long Missing { get; init; }
 
+    /// <summary>Whether the run was to kill a node.</summary>
+    public bool KillRequested { get; init; } = true;
+
     /// <summary>Whether a node was killed.</summary>
     public bool Killed => Nodes.Any(n => n.Killed);
 
     /// <summary>Every message delivered and stored once, every session up and kept, with a node killed midway.</summary>
-    public bool Success => Killed && Established == Devices && Acknowledged == Sent && Sent > 0 && StoredOnce == Acknowledged && Duplicates == 0 && Missing == 0 && NewAkaRuns == 0;
+    public bool Success => (Killed || !KillRequested) && Established == Devices && Acknowledged == Sent && Sent > 0 && StoredOnce == Acknowledged && Duplicates == 0 && Missing == 0 && NewAkaRuns == 0;
 }
 
 /// <summary>
@@ -122,6 +146,11 @@ public static class ClusterDemo
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(progress);
+        if (options.Baseline && (options.Nodes != 1 || options.Kill))
+        {
+            throw new ArgumentException("the baseline is one plain HSE, without a kill", nameof(options));
+        }
+
         if (!File.Exists(options.Nginx) || !File.Exists(NginxFront.DebianStreamModule))
         {
             throw new InvalidOperationException($"nginx with its stream module is needed ({options.Nginx}, {NginxFront.DebianStreamModule}): apt-get install nginx libnginx-mod-stream");
@@ -146,16 +175,16 @@ public static class ClusterDemo
             {
                 var name = string.Create(CultureInfo.InvariantCulture, $"node-{i + 1}");
                 var port = FreePort(udpToo: true);
+                string[] cluster = options.Baseline ? [] : ["--cluster", "--node-name", name, "--silo-port", Text(FreePort(udpToo: false)), "--gateway-port", Text(FreePort(udpToo: false))];
                 var process = ChildProcess.Start(options.Best.FileName,
-                    [.. options.Best.Prefix, "hse", "--cluster", "--postgres", options.Postgres, "--data-dir", directory.FullName, "--node-name", name,
-                        "--udp-port", Text(port), "--tcp-port", Text(port), "--silo-port", Text(FreePort(udpToo: false)), "--gateway-port", Text(FreePort(udpToo: false)), "--log-level", "Warning"],
+                    [.. options.Best.Prefix, "hse", .. cluster, "--postgres", options.Postgres, "--data-dir", directory.FullName, "--udp-port", Text(port), "--tcp-port", Text(port), "--log-level", "Warning"],
                     new Dictionary<string, string> { ["BEST_SQN_IND"] = Text(i + 1) });
                 nodes.Add((name, port, process));
             }
 
             foreach (var (name, _, process) in nodes)
             {
-                if (!await process.WaitForAsync("HSE node", TimeSpan.FromSeconds(90), cancellationToken).ConfigureAwait(false))
+                if (!await process.WaitForAsync(options.Baseline ? "HSE listening" : "HSE node", TimeSpan.FromSeconds(90), cancellationToken).ConfigureAwait(false))
                 {
                     throw new InvalidOperationException($"{name} did not start: {Last(process.Output)}");
                 }
@@ -180,51 +209,60 @@ public static class ClusterDemo
                 {
                     progress.Report($"{refusal.Count()} device(s) got no session: {refusal.Key}");
                 }
-                progress.Report($"{established} of {options.Devices} sessions up; devices send acknowledged messages; a node is killed in {options.KillAfterSeconds} s");
+                progress.Report(options.Kill
+                    ? $"{established} of {options.Devices} sessions up; devices send acknowledged messages; a node is killed in {options.KillAfterSeconds} s"
+                    : $"{established} of {options.Devices} sessions up; devices send acknowledged messages for {options.KillAfterSeconds} s");
                 using var stopSending = new CancellationTokenSource();
                 var clock = Stopwatch.StartNew();
+                var cpuBefore = nodes.Sum(n => n.Process.Cpu.TotalSeconds);
                 var senders = devices.Select(d => Task.Run(() => d.SendUntilAsync(options.MessageInterval, clock, stopSending.Token), CancellationToken.None)).ToList();
                 await Task.Delay(TimeSpan.FromSeconds(options.KillAfterSeconds), cancellationToken).ConfigureAwait(false);
-
                 var before = store.ShardOwners();
                 var byNode = before.GroupBy(o => o.Node).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-                var victim = nodes.OrderByDescending(n => byNode.GetValueOrDefault(n.Name)).ThenBy(n => n.Name, StringComparer.Ordinal).First();
+                string? victimName = null;
                 var killedAt = clock.Elapsed;
-                victim.Process.Kill();
-                progress.Report(string.Create(CultureInfo.InvariantCulture, $"{victim.Name} killed (SIGKILL) at {killedAt.TotalSeconds:F1} s, running {byNode.GetValueOrDefault(victim.Name)} shards; devices go on for {options.AfterKillSeconds} s"));
-                var sendUntil = killedAt + TimeSpan.FromSeconds(options.AfterKillSeconds);
-
-                // nginx has no health checks for UDP in its open-source build: the membership table is the health check. Once
-                // the cluster declared the node dead, the front is rewritten without it and reloaded (what an operator's
-                // configuration manager does), so no device's datagrams go on to a dead node.
+                var sendUntil = clock.Elapsed;
                 double? declaredDead = null;
                 double? frontUpdated = null;
-                using (var membership = Npgsql.NpgsqlDataSource.Create(options.Postgres))
+                if (options.Kill)
                 {
-                    while (clock.Elapsed < sendUntil && declaredDead is null)
+                    var victim = nodes.OrderByDescending(n => byNode.GetValueOrDefault(n.Name)).ThenBy(n => n.Name, StringComparer.Ordinal).First();
+                    killedAt = clock.Elapsed;
+                    victim.Process.Kill();
+                    progress.Report(string.Create(CultureInfo.InvariantCulture, $"{victim.Name} killed (SIGKILL) at {killedAt.TotalSeconds:F1} s, running {byNode.GetValueOrDefault(victim.Name)} shards; devices go on for {options.AfterKillSeconds} s"));
+                    sendUntil = killedAt + TimeSpan.FromSeconds(options.AfterKillSeconds);
+
+                    // nginx has no health checks for UDP in its open-source build: the membership table is the health check. Once
+                    // the cluster declared the node dead, the front is rewritten without it and reloaded (what an operator's
+                    // configuration manager does), so no device's datagrams go on to a dead node.
+                    using (var membership = Npgsql.NpgsqlDataSource.Create(options.Postgres))
                     {
-                        var members = await PostgresMembershipTable.NodesAsync(membership, "openbest-hse").ConfigureAwait(false);
-                        if (members.FirstOrDefault(m => m.Node == victim.Name).Status == "Dead")
+                        while (clock.Elapsed < sendUntil && declaredDead is null)
                         {
-                            declaredDead = (clock.Elapsed - killedAt).TotalSeconds;
-                            break;
+                            var members = await PostgresMembershipTable.NodesAsync(membership, "openbest-hse").ConfigureAwait(false);
+                            if (members.FirstOrDefault(m => m.Node == victim.Name).Status == "Dead")
+                            {
+                                declaredDead = (clock.Elapsed - killedAt).TotalSeconds;
+                                break;
+                            }
+
+                            await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+                        }
+                    }
+
+                    if (declaredDead is not null)
+                    {
+                        var survivors = nodes.Where(n => n.Name != victim.Name).Select(n => new IPEndPoint(IPAddress.Loopback, n.Port)).ToList();
+                        await File.WriteAllTextAsync(config, NginxFront.Render(survivors, listen), cancellationToken).ConfigureAwait(false);
+                        await using (var reload = ChildProcess.Start(options.Nginx, ["-c", config, "-p", directory.FullName, "-e", "stderr", "-g", $"pid {directory.FullName}/nginx.pid;", "-s", "reload"]))
+                        {
+                            await reload.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
                         }
 
-                        await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+                        frontUpdated = (clock.Elapsed - killedAt).TotalSeconds;
+                        progress.Report(string.Create(CultureInfo.InvariantCulture, $"the cluster declared {victim.Name} dead {declaredDead:F1} s after the kill; nginx reloaded without it"));
                     }
-                }
-
-                if (declaredDead is not null)
-                {
-                    var survivors = nodes.Where(n => n.Name != victim.Name).Select(n => new IPEndPoint(IPAddress.Loopback, n.Port)).ToList();
-                    await File.WriteAllTextAsync(config, NginxFront.Render(survivors, listen), cancellationToken).ConfigureAwait(false);
-                    using (var reload = Process.Start(options.Nginx, ["-c", config, "-p", directory.FullName, "-e", "stderr", "-g", $"pid {directory.FullName}/nginx.pid;", "-s", "reload"]))
-                    {
-                        await reload.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
-                    }
-
-                    frontUpdated = (clock.Elapsed - killedAt).TotalSeconds;
-                    progress.Report(string.Create(CultureInfo.InvariantCulture, $"the cluster declared {victim.Name} dead {declaredDead:F1} s after the kill; nginx reloaded without it"));
+                    victimName = victim.Name;
                 }
 
                 var rest = sendUntil - clock.Elapsed;
@@ -235,10 +273,13 @@ public static class ClusterDemo
 
                 await stopSending.CancelAsync().ConfigureAwait(false);
                 await Task.WhenAll(senders).ConfigureAwait(false);
+                var sendingSeconds = clock.Elapsed.TotalSeconds;
+                var nodeCpu = nodes.Sum(n => n.Process.Cpu.TotalSeconds) - cpuBefore;
 
-                var moved = before.Where(o => o.Node == victim.Name).Select(o => o.Shard).ToHashSet();
+                var shardCount = store.ClusterShards(ClusterRouting.DefaultShards);
+                var moved = before.Where(o => o.Node == victimName).Select(o => o.Shard).ToHashSet();
                 var after = store.ShardOwners();
-                var movedDevices = devices.Where(d => d.Channel is not null && moved.Contains((int)(d.FirstSessionId % ClusterRouting.Shards))).ToList();
+                var movedDevices = devices.Where(d => d.Channel is not null && moved.Contains((int)(d.FirstSessionId % (uint)shardCount))).ToList();
                 var failover = movedDevices.Select(d => d.FirstAckAfter(killedAt) is { } first ? (first - killedAt).TotalSeconds : double.NaN).Where(s => !double.IsNaN(s)).DefaultIfEmpty(0).Max();
                 var latencies = devices.SelectMany(d => d.Latencies).OrderBy(l => l).ToList();
 
@@ -264,7 +305,8 @@ public static class ClusterDemo
 
                 var result = new ClusterDemoResult
                 {
-                    Nodes = [.. nodes.Select(n => new ClusterDemoNode(n.Name, string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{n.Port}"), byNode.GetValueOrDefault(n.Name), after.Count(o => o.Node == n.Name), n.Name == victim.Name))],
+                    Nodes = [.. nodes.Select(n => new ClusterDemoNode(n.Name, string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{n.Port}"), byNode.GetValueOrDefault(n.Name), after.Count(o => o.Node == n.Name), n.Name == victimName))],
+                    KillRequested = options.Kill,
                     ShardsMoved = moved.Count,
                     DeclaredDeadSeconds = declaredDead,
                     FrontUpdatedSeconds = frontUpdated,
@@ -278,6 +320,9 @@ public static class ClusterDemo
                     Delayed = latencies.Count(l => l > 1000),
                     MaxDelaySeconds = latencies.Count == 0 ? 0 : latencies[^1] / 1000,
                     MedianMs = latencies.Count == 0 ? 0 : latencies[latencies.Count / 2],
+                    P99Ms = latencies.Count == 0 ? 0 : latencies[Math.Min(latencies.Count - 1, (int)(latencies.Count * 0.99))],
+                    SendingSeconds = sendingSeconds,
+                    NodeCpuSeconds = nodeCpu,
                     StoredOnce = acknowledged.Count(a => stored.GetValueOrDefault(a) == 1),
                     Duplicates = stored.Values.Sum(c => Math.Max(0, c - 1)),
                     Missing = acknowledged.Count(a => !stored.ContainsKey(a)),

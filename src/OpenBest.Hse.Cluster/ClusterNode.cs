@@ -64,6 +64,9 @@ public sealed partial class ClusterNode : IAsyncDisposable
     /// <summary>Answers sent for shards.</summary>
     public long Relayed => Interlocked.Read(ref _relayed);
 
+    /// <summary>The cluster's shards, as its database records them.</summary>
+    public int ShardCount { get; private set; }
+
     /// <summary>The nodes the membership has as active.</summary>
     public int ActiveNodes => _silo?.Services.GetRequiredService<Orleans.Runtime.IClusterMembershipService>().CurrentSnapshot.Members.Values.Count(m => m.Status == Orleans.Runtime.SiloStatus.Active) ?? 0;
 
@@ -115,7 +118,8 @@ public sealed partial class ClusterNode : IAsyncDisposable
         var store = Own(PostgresSubscriberStore.Open(_settings.Postgres, key));
         var policy = new StorePolicy(store);
         var engine = _settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = _settings.EnterpriseKeysAllowed ? store.EnterpriseKeyIdentifierOf : null };
-        var context = new ShardContext(store, engine, () => new StoreSubscribers(store, _settings.SqnInd, seqBlock: _settings.SeqBlock), _options.NodeName, _settings.WorkQueue);
+        ShardCount = store.ClusterShards(_settings.ClusterShards);
+        var context = new ShardContext(store, engine, () => new StoreSubscribers(store, _settings.SqnInd, seqBlock: _settings.SeqBlock), _options.NodeName, ShardCount, _settings.WorkQueue);
         _identity = new NodeIdentity(_options.NodeName, string.Create(CultureInfo.InvariantCulture, $"{_options.NodeName}/{Environment.ProcessId}/{DateTime.UtcNow.Ticks}"));
         var membership = Own(NpgsqlDataSource.Create(_settings.Postgres));
         var identity = _identity;
@@ -169,7 +173,7 @@ public sealed partial class ClusterNode : IAsyncDisposable
     public async Task<IReadOnlyList<ShardStatus>> RefreshShardsAsync()
     {
         var grains = _grains ?? throw new InvalidOperationException("The node is not started.");
-        var asks = Enumerable.Range(0, ClusterRouting.Shards).Select(async s =>
+        var asks = Enumerable.Range(0, ShardCount).Select(async s =>
         {
             try
             {
@@ -240,6 +244,7 @@ public sealed partial class ClusterNode : IAsyncDisposable
         var relay = _relayReference!;
         var node = _identity!.Incarnation;
         var groups = new Dictionary<int, List<RoutedMessage>>();
+        var shards = ShardCount;
         var prefix = string.Create(CultureInfo.InvariantCulture, $"{index}|");
         try
         {
@@ -251,7 +256,7 @@ public sealed partial class ClusterNode : IAsyncDisposable
                     count++;
                     var key = prefix + received.Path;
                     _paths[key] = received.Path;
-                    var shard = ClusterRouting.ShardOf(received.Message.Span, _settings.Engine);
+                    var shard = ClusterRouting.ShardOf(received.Message.Span, _settings.Engine, shards);
                     if (!groups.TryGetValue(shard, out var list))
                     {
                         groups[shard] = list = [];

@@ -31,8 +31,9 @@ public sealed class PostgresMembershipTable(NpgsqlDataSource dataSource, string 
     {
         await using var connection = await dataSource.OpenConnectionAsync().ConfigureAwait(false);
         await using var transaction = await connection.BeginTransactionAsync().ConfigureAwait(false);
-        await using (var command = new NpgsqlCommand("DELETE FROM hse_cluster_members WHERE cluster_id = $1; DELETE FROM hse_cluster_version WHERE cluster_id = $1", connection, transaction))
+        foreach (var sql in new[] { "DELETE FROM hse_cluster_members WHERE cluster_id = $1", "DELETE FROM hse_cluster_version WHERE cluster_id = $1" })
         {
+            await using var command = new NpgsqlCommand(sql, connection, transaction);
             command.Parameters.Add(new NpgsqlParameter { Value = clusterId });
             await command.ExecuteNonQueryAsync().ConfigureAwait(false);
         }

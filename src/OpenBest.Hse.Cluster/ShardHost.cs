@@ -17,14 +17,17 @@ public interface IReplyRelay
 /// <summary>The shards of an HSE cluster and how a message finds its shard (docs/protocol.md, "HSE cluster").</summary>
 public static class ClusterRouting
 {
-    /// <summary>Shards of the Session ID space (fixed for a database: a Session ID names its shard, Session ID modulo this).</summary>
-    public const int Shards = 32;
+    /// <summary>
+    /// Shards of a new cluster database unless its settings say otherwise (ClusterShards). The first node records the
+    /// number in the database and every node follows it: a Session ID names its shard (Session ID modulo the number).
+    /// </summary>
+    public const int DefaultShards = 16;
 
     /// <summary>
     /// The shard of a message: its Session ID's, or for a Session Request its subscriber's (so one subscriber's requests, and
     /// their SQNs, are handled one at a time wherever they arrive); shard 0 for a message neither names (it is dropped there).
     /// </summary>
-    public static int ShardOf(ReadOnlySpan<byte> message, HseOptions options)
+    public static int ShardOf(ReadOnlySpan<byte> message, HseOptions options, int shards)
     {
         if (HeaderPrefix.TryRead(message, out var prefix) != ParseStatus.Ok)
         {
@@ -33,14 +36,14 @@ public static class ClusterRouting
 
         if (prefix.SessionId != 0)
         {
-            return (int)(prefix.SessionId % Shards);
+            return (int)(prefix.SessionId % (uint)shards);
         }
 
-        return HseEngine.SubscriberOf(message, options) is { } imsi ? ShardOfSubscriber(imsi) : 0;
+        return HseEngine.SubscriberOf(message, options) is { } imsi ? ShardOfSubscriber(imsi, shards) : 0;
     }
 
-    /// <summary>The shard of a subscriber: FNV-1a of its IMSI, modulo <see cref="Shards"/> (stable across nodes and versions).</summary>
-    public static int ShardOfSubscriber(string imsi)
+    /// <summary>The shard of a subscriber: FNV-1a of its IMSI, modulo <paramref name="shards"/> (stable across nodes and versions).</summary>
+    public static int ShardOfSubscriber(string imsi, int shards)
     {
         ArgumentNullException.ThrowIfNull(imsi);
         var hash = 2166136261u;
@@ -49,7 +52,7 @@ public static class ClusterRouting
             hash = (hash ^ c) * 16777619u;
         }
 
-        return (int)(hash % Shards);
+        return (int)(hash % (uint)shards);
     }
 }
 
@@ -58,8 +61,9 @@ public static class ClusterRouting
 /// <param name="Engine">The engine's options; each shard gets its own Session ID class.</param>
 /// <param name="Subscribers">Makes a shard's vector source (its SEQ block cache moves with the shard).</param>
 /// <param name="Node">The node's name, recorded with each shard it takes.</param>
+/// <param name="ShardCount">The cluster's shards (recorded in the database).</param>
 /// <param name="WorkQueue">Work items a shard queues at most.</param>
-public sealed record ShardContext(IHseStateStore Store, HseOptions Engine, Func<IHseSubscribers> Subscribers, string Node, int WorkQueue = 65_536)
+public sealed record ShardContext(IHseStateStore Store, HseOptions Engine, Func<IHseSubscribers> Subscribers, string Node, int ShardCount, int WorkQueue = 65_536)
 {
     /// <summary>The shard store.</summary>
     public IHseShardStore Shards => (IHseShardStore)Store;
@@ -109,12 +113,12 @@ public sealed class ShardHost : IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentOutOfRangeException.ThrowIfNegative(shard);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(shard, ClusterRouting.Shards);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(shard, context.ShardCount);
         var (epoch, next) = context.Shards.TakeShard(shard, context.Node);
-        var engine = new HseEngine(context.Subscribers(), context.Engine with { SessionIdClass = ((uint)shard, ClusterRouting.Shards) });
+        var engine = new HseEngine(context.Subscribers(), context.Engine with { SessionIdClass = ((uint)shard, (uint)context.ShardCount) });
         var inbox = new ShardInbox(context.WorkQueue);
         var host = new HseHost(engine, [inbox], queue: context.WorkQueue, state: context.Store) { Fence = new ShardFence(shard, epoch) };
-        var sessions = context.Shards.LoadSessions(shard, ClusterRouting.Shards);
+        var sessions = context.Shards.LoadSessions(shard, context.ShardCount);
         var restored = host.Restore(sessions, Math.Max(next, 1));
         host.Start();
         return new ShardHost(shard, epoch, host, inbox, restored);

@@ -41,6 +41,7 @@ public sealed record HseSettings
         ("WorkQueue", "65536", "work items queued at most (admission control)"),
         ("SqnInd", "31", "the IND of this node's SQNs, 0..31 (give each HSE node sharing a database its own)"),
         ("SeqBlock", "16", "SEQs reserved per subscriber per database write"),
+        ("ClusterShards", "16", "shards of the Session ID space of a new cluster database, 1..256 (best hse --cluster: the first node records the number; later nodes follow the database)"),
         ("Auc", "", "gsup://HOST:PORT: vectors from the operator's HLR over GSUP instead of the local store (the HSE never holds K or OPc)"),
         ("GsupName", "OpenBest-HSE", "this node's name towards the HLR (unique per HLR client)"),
         ("TlsServices", "", "the converter's TLS services, ID=HOST:PORT[,ca=PEMFILE] separated by ';': a channel naming ID is relayed to that TLS server"),
@@ -109,6 +110,9 @@ public sealed record HseSettings
 
     /// <summary>Work items queued at most.</summary>
     public int WorkQueue { get; init; } = 65_536;
+
+    /// <summary>Shards of a new cluster database (the database's recorded number wins).</summary>
+    public int ClusterShards { get; init; } = 16;
 
     /// <summary>The IND of this node's SQNs.</summary>
     public int SqnInd { get; init; } = 31;
@@ -243,6 +247,7 @@ public sealed record HseSettings
             WorkQueue = Integer("WorkQueue", 16, 16_777_216),
             SqnInd = Integer("SqnInd", 0, 31),
             SeqBlock = Integer("SeqBlock", 1, 1024),
+            ClusterShards = Integer("ClusterShards", 1, 256),
             JsonLogs = format == "json",
             LogLevel = level,
             Sources = sources,

@@ -122,6 +122,17 @@ public sealed partial class PostgresSubscriberStore
     }
 
     /// <inheritdoc/>
+    public int ClusterShards(int proposed)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(proposed);
+        using var connection = _dataSource.OpenConnection();
+        using var command = Command(connection, null,
+            "INSERT INTO hse_meta (name, value) VALUES ('cluster_shards', @shards) ON CONFLICT (name) DO NOTHING; SELECT value FROM hse_meta WHERE name = 'cluster_shards'");
+        Bind(command, ("@shards", (long)proposed));
+        return (int)(long)command.ExecuteScalar()!;
+    }
+
+    /// <inheritdoc/>
     public IReadOnlyList<ShardOwner> ShardOwners()
     {
         using var connection = _dataSource.OpenConnection();

@@ -109,6 +109,9 @@ public interface IHseShardStore
     /// <returns>The new epoch and the shard's stored next Session ID (0 when none).</returns>
     (long Epoch, uint NextSessionId) TakeShard(int shard, string node);
 
+    /// <summary>The cluster's number of shards: the one recorded in the database, or <paramref name="proposed"/>, recorded now when none is.</summary>
+    int ClusterShards(int proposed);
+
     /// <summary>Every shard ever taken: its epoch, and the node and time of its newest activation.</summary>
     IReadOnlyList<ShardOwner> ShardOwners();
 

@@ -21,6 +21,7 @@ namespace OpenBest.Hse.Cluster.Tests;
 public sealed class ShardFencingTests(PostgresServer server) : IClassFixture<PostgresServer>
 {
     private const string Imsi = "001010123456789";
+    private const int Shards = 32;
 
     [Fact]
     public async Task DoubleActivation_TheOlderSendsAndStoresNothing_ADatagramIsAcceptedOnce_NoCounterSealsTwice()
@@ -29,8 +30,8 @@ public sealed class ShardFencingTests(PostgresServer server) : IClassFixture<Pos
         var (store, key, k, opc) = Provision();
         using var masterKey = key;
         using var _ = store;
-        var context = new ShardContext(store, new HseOptions(), () => new StoreSubscribers(store), "test");
-        var shard = ClusterRouting.ShardOfSubscriber(Imsi);
+        var context = new ShardContext(store, new HseOptions(), () => new StoreSubscribers(store), "test", Shards);
+        var shard = ClusterRouting.ShardOfSubscriber(Imsi, Shards);
         var device = new Device(k, opc);
         var relayA = new Relay();
         var relayB = new Relay();
@@ -41,7 +42,7 @@ public sealed class ShardFencingTests(PostgresServer server) : IClassFixture<Pos
         var open = device.Ue.Open(new UeChannelOptions { EasId = "eas.example", ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, out var channel);
         Deliver(a, relayA, open);
         var established = await device.PumpUntilAsync<SessionEstablished>(relayA);
-        Assert.Equal(shard, (int)(established.SessionId % ClusterRouting.Shards));
+        Assert.Equal(shard, (int)(established.SessionId % Shards));
         var sessionStart = relayA.Count; // the Session Start has a layout of its own (a 1-octet counter before n is known)
         var one = device.Ue.Send(channel, "one"u8, ackRequested: true);
         Deliver(a, relayA, one);
@@ -119,7 +120,11 @@ public sealed class ShardFencingTests(PostgresServer server) : IClassFixture<Pos
         Assert.Throws<StoreFencedException>(() => store.Commit(new HseBatch { Fence = new ShardFence(3, first) }));
         store.Commit(new HseBatch { Fence = new ShardFence(3, second) });
         Assert.Equal(35u, store.TakeShard(3, "node-c").NextSessionId);
-        Assert.Empty(store.LoadSessions(3, ClusterRouting.Shards));
+
+        // The first node records the cluster's shards; later nodes follow the database whatever their settings say.
+        Assert.Equal(16, store.ClusterShards(16));
+        Assert.Equal(16, store.ClusterShards(8));
+        Assert.Empty(store.LoadSessions(3, Shards));
     }
 
     [Fact]
@@ -139,11 +144,11 @@ public sealed class ShardFencingTests(PostgresServer server) : IClassFixture<Pos
         var ue = new UeEndpoint(new Usim(new Milenage(new byte[16], new byte[16]), new UsimSequenceState(SqnScheme.Default)), new UeOptions { Imsi = Imsi });
         var request = ue.Open(new UeChannelOptions { EasId = "eas.example" }, out _).Send[0].Message;
         Assert.Equal(Imsi, HseEngine.SubscriberOf(request.Span, new HseOptions()));
-        Assert.Equal(ClusterRouting.ShardOfSubscriber(Imsi), ClusterRouting.ShardOf(request.Span, new HseOptions()));
+        Assert.Equal(ClusterRouting.ShardOfSubscriber(Imsi, Shards), ClusterRouting.ShardOf(request.Span, new HseOptions(), Shards));
         Span<byte> header = stackalloc byte[16];
         var length = new EmsdpHeader(Plane.User, 1, false, 70, 1, 0).Write(header);
-        Assert.Equal(70 % ClusterRouting.Shards, ClusterRouting.ShardOf(header[..length], new HseOptions()));
-        Assert.Equal(0, ClusterRouting.ShardOf([0xFF, 0xFF], new HseOptions()));
+        Assert.Equal(70 % Shards, ClusterRouting.ShardOf(header[..length], new HseOptions(), Shards));
+        Assert.Equal(0, ClusterRouting.ShardOf([0xFF, 0xFF], new HseOptions(), Shards));
         Assert.Null(HseEngine.SubscriberOf([], new HseOptions()));
     }
 
