@@ -119,7 +119,7 @@ public sealed partial class ClusterNode : IAsyncDisposable
         var policy = new StorePolicy(store);
         var engine = _settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = _settings.EnterpriseKeysAllowed ? store.EnterpriseKeyIdentifierOf : null };
         ShardCount = store.ClusterShards(_settings.ClusterShards);
-        var context = new ShardContext(store, engine, () => new StoreSubscribers(store, _settings.SqnInd, seqBlock: _settings.SeqBlock), _options.NodeName, ShardCount, _settings.WorkQueue);
+        var context = new ShardContext(store, engine, () => new StoreSubscribers(store, _settings.SqnInd, seqBlock: _settings.SeqBlock), _options.NodeName, ShardCount, _settings.WorkQueue) { StoreOutage = _settings.StoreOutage };
         _identity = new NodeIdentity(_options.NodeName, string.Create(CultureInfo.InvariantCulture, $"{_options.NodeName}/{Environment.ProcessId}/{DateTime.UtcNow.Ticks}"));
         var membership = Own(NpgsqlDataSource.Create(_settings.Postgres));
         var identity = _identity;

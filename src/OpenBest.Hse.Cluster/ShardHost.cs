@@ -65,6 +65,9 @@ public static class ClusterRouting
 /// <param name="WorkQueue">Work items a shard queues at most.</param>
 public sealed record ShardContext(IHseStateStore Store, HseOptions Engine, Func<IHseSubscribers> Subscribers, string Node, int ShardCount, int WorkQueue = 65_536)
 {
+    /// <summary>How long a shard holds a batch while the store fails (a database failover) before it stops.</summary>
+    public TimeSpan StoreOutage { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>The shard store.</summary>
     public IHseShardStore Shards => (IHseShardStore)Store;
 }
@@ -117,7 +120,7 @@ public sealed class ShardHost : IAsyncDisposable
         var (epoch, next) = context.Shards.TakeShard(shard, context.Node);
         var engine = new HseEngine(context.Subscribers(), context.Engine with { SessionIdClass = ((uint)shard, (uint)context.ShardCount) });
         var inbox = new ShardInbox(context.WorkQueue);
-        var host = new HseHost(engine, [inbox], queue: context.WorkQueue, state: context.Store) { Fence = new ShardFence(shard, epoch) };
+        var host = new HseHost(engine, [inbox], queue: context.WorkQueue, state: context.Store) { Fence = new ShardFence(shard, epoch), StoreOutageLimit = context.StoreOutage };
         var sessions = context.Shards.LoadSessions(shard, context.ShardCount);
         var restored = host.Restore(sessions, Math.Max(next, 1));
         host.Start();

@@ -188,7 +188,7 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
             : Own(new StoreSubscribers(store, settings.SqnInd, seqBlock: settings.SeqBlock));
         var policy = new StorePolicy(state);
         var engine = new HseEngine(subscribers, settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = settings.EnterpriseKeysAllowed ? state.EnterpriseKeyIdentifierOf : null });
-        var host = new HseHost(engine, _bearers, queue: settings.WorkQueue, state: state) { UnstoredEasIds = settings.TlsServices.Keys.Concat(settings.TlsInbound.Select(i => i.EasId)).ToHashSet(StringComparer.Ordinal) };
+        var host = new HseHost(engine, _bearers, queue: settings.WorkQueue, state: state) { StoreOutageLimit = settings.StoreOutage, UnstoredEasIds = settings.TlsServices.Keys.Concat(settings.TlsInbound.Select(i => i.EasId)).ToHashSet(StringComparer.Ordinal) };
         var restored = host.Restore();
         if (host.Unreadable > 0)
         {

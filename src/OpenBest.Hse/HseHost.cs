@@ -40,6 +40,7 @@ public sealed class HseHost : IAsyncDisposable
     private long _overloaded;
     private long _errors;
     private long _commits;
+    private long _storeRetries;
     private readonly TaskCompletionSource _faulted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates a host; call <see cref="Start"/> to run it.</summary>
@@ -93,6 +94,15 @@ public sealed class HseHost : IAsyncDisposable
         get => _batch.Fence;
         init => _batch.Fence = value;
     }
+
+    /// <summary>
+    /// How long the host goes on trying to commit a batch while the store fails (a database failing over to its standby)
+    /// before it stops; at least four attempts over about 0.75 s are made in any case. Default 1 s.
+    /// </summary>
+    public TimeSpan StoreOutageLimit { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Commits tried again after the store failed.</summary>
+    public long StoreRetries => Interlocked.Read(ref _storeRetries);
 
     /// <summary>Transactions committed.</summary>
     public long Commits => Interlocked.Read(ref _commits);
@@ -411,6 +421,10 @@ public sealed class HseHost : IAsyncDisposable
             return true;
         }
 
+        // One token for every attempt of this batch: a commit whose connection dropped during COMMIT may have succeeded,
+        // and the store recognises its own token instead of writing the batch twice.
+        _batch.CommitToken = Guid.NewGuid();
+        var outage = System.Diagnostics.Stopwatch.StartNew();
         for (var attempt = 0; ; attempt++)
         {
             try
@@ -445,10 +459,13 @@ public sealed class HseHost : IAsyncDisposable
                 _batch.Clear();
                 return true;
             }
-            catch (Exception e) when (e is not OperationCanceledException and not StoreFencedException && attempt < 4)
+            catch (Exception e) when (e is not OperationCanceledException and not StoreFencedException && (attempt < 4 || outage.Elapsed < StoreOutageLimit))
             {
+                // The store is away (a database failing over): the batch waits, its messages unsent, and is tried again with
+                // back-off up to a second; what arrives meanwhile waits in the work queue, or is refused and counted when it is full.
                 Failed(e);
-                await Task.Delay(TimeSpan.FromMilliseconds(50 << attempt), _executorStop.Token).ConfigureAwait(false);
+                Interlocked.Increment(ref _storeRetries);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 << Math.Min(attempt, 5))), _executorStop.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

@@ -41,6 +41,7 @@ public sealed record HseSettings
         ("WorkQueue", "65536", "work items queued at most (admission control)"),
         ("SqnInd", "31", "the IND of this node's SQNs, 0..31 (give each HSE node sharing a database its own)"),
         ("SeqBlock", "16", "SEQs reserved per subscriber per database write"),
+        ("StoreOutageSeconds", "30", "how long the HSE holds a batch and tries its commit again while the database is away (a PostgreSQL failover) before it stops, 1..600"),
         ("ClusterShards", "16", "shards of the Session ID space of a new cluster database, 1..256 (best hse --cluster: the first node records the number; later nodes follow the database)"),
         ("Auc", "", "gsup://HOST:PORT: vectors from the operator's HLR over GSUP instead of the local store (the HSE never holds K or OPc)"),
         ("GsupName", "OpenBest-HSE", "this node's name towards the HLR (unique per HLR client)"),
@@ -110,6 +111,9 @@ public sealed record HseSettings
 
     /// <summary>Work items queued at most.</summary>
     public int WorkQueue { get; init; } = 65_536;
+
+    /// <summary>How long a batch is held and its commit tried again while the store fails, before the HSE stops.</summary>
+    public TimeSpan StoreOutage { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Shards of a new cluster database (the database's recorded number wins).</summary>
     public int ClusterShards { get; init; } = 16;
@@ -248,6 +252,7 @@ public sealed record HseSettings
             SqnInd = Integer("SqnInd", 0, 31),
             SeqBlock = Integer("SeqBlock", 1, 1024),
             ClusterShards = Integer("ClusterShards", 1, 256),
+            StoreOutage = TimeSpan.FromSeconds(Integer("StoreOutageSeconds", 1, 600)),
             JsonLogs = format == "json",
             LogLevel = level,
             Sources = sources,

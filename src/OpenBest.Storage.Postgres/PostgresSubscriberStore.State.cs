@@ -55,6 +55,18 @@ public sealed partial class PostgresSubscriberStore
             Add("UPDATE hse_shards SET next_session_id = GREATEST(next_session_id, $3) WHERE shard = $1 AND epoch = $2", fence.Shard, fence.Epoch, (long)batch.NextSessionId);
         }
 
+        // A retried batch that an earlier attempt wrote after all: its token is there, the insert fails, nothing is written twice.
+        var tokenIndex = -1;
+        if (batch.CommitToken != Guid.Empty)
+        {
+            tokenIndex = commands.BatchCommands.Count;
+            Add("INSERT INTO hse_commits (token, at) VALUES ($1, now())", batch.CommitToken);
+            if (Random.Shared.Next(1000) == 0)
+            {
+                Add("DELETE FROM hse_commits WHERE at < now() - interval '1 hour'");
+            }
+        }
+
         if (batch.Saved.Count > 0)
         {
             var ids = batch.Saved.Select(s => (long)s.SessionId).ToArray();
@@ -97,7 +109,15 @@ public sealed partial class PostgresSubscriberStore
             Add("INSERT INTO hse_meta (name, value) VALUES ('next_session_id', $1) ON CONFLICT (name) DO UPDATE SET value = GREATEST(hse_meta.value, excluded.value)", (long)batch.NextSessionId);
         }
 
-        commands.ExecuteNonQuery();
+        try
+        {
+            commands.ExecuteNonQuery();
+        }
+        catch (PostgresException e) when (tokenIndex >= 0 && e.SqlState == PostgresErrorCodes.UniqueViolation && e.ConstraintName == "hse_commits_pkey")
+        {
+            return;
+        }
+
         if (batch.Fence is { } taken && commands.BatchCommands[0].RecordsAffected != 1)
         {
             transaction.Rollback();

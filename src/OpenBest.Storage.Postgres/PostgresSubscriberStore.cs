@@ -130,6 +130,10 @@ public sealed partial class PostgresSubscriberStore : ISubscriberStore, IHseStat
             node            text NOT NULL,
             taken           timestamptz NOT NULL
         );
+        CREATE TABLE hse_commits (
+            token uuid PRIMARY KEY,
+            at    timestamptz NOT NULL
+        );
         CREATE TABLE hse_cluster_version (
             cluster_id text PRIMARY KEY,
             version    integer NOT NULL

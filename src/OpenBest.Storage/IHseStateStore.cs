@@ -56,6 +56,12 @@ public sealed class HseBatch
     /// </summary>
     public ShardFence? Fence { get; set; }
 
+    /// <summary>
+    /// The same for every attempt to write this batch (Guid.Empty: none). A store whose commit can end ambiguously (the
+    /// connection dropped during COMMIT) records it with the batch, and takes a retry of a batch already written as done.
+    /// </summary>
+    public Guid CommitToken { get; set; }
+
     /// <summary>Whether there is nothing to write.</summary>
     public bool IsEmpty => Saved.Count == 0 && Ended.Count == 0 && Uplinks.Count == 0 && Outbox.Count == 0 && NextSessionId == 0;
 
@@ -72,6 +78,7 @@ public sealed class HseBatch
         Uplinks.Clear();
         Outbox.Clear();
         NextSessionId = 0;
+        CommitToken = Guid.Empty;
     }
 }
 

@@ -14,7 +14,15 @@ public sealed class PostgresServer : IDisposable
     private readonly string? _bin;
     private readonly bool _asPostgresUser;
 
+    private readonly string _options = string.Empty;
+
     public PostgresServer()
+        : this(durable: false)
+    {
+    }
+
+    /// <summary>A server; <paramref name="durable"/> keeps synchronous commits (a commit is in the WAL when it returns), so that an immediate stop loses nothing committed.</summary>
+    internal PostgresServer(bool durable)
     {
         _bin = FindBin();
         if (_bin is null)
@@ -34,10 +42,16 @@ public sealed class PostgresServer : IDisposable
         Port = FreePort();
         var data = Path.Combine(_directory, "data");
         RunPg("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8");
-        RunPg("pg_ctl", "-D", data, "-l", Path.Combine(_directory, "log"), "-w", "-t", "60", "start",
-            "-o", $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off");
+        _options = $"-p {Port} -k {_directory} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off" + (durable ? string.Empty : " -c synchronous_commit=off");
+        Start();
         ConnectionString = $"Host=127.0.0.1;Port={Port};Username=postgres;Database=postgres;Pooling=true";
     }
+
+    /// <summary>Starts the server (again, after <see cref="Stop"/>).</summary>
+    public void Start() => RunPg("pg_ctl", "-D", Path.Combine(_directory!, "data"), "-l", Path.Combine(_directory!, "log"), "-w", "-t", "60", "start", "-o", _options);
+
+    /// <summary>Stops the server at once, as a crash would (pg_ctl -m immediate): clients' connections drop.</summary>
+    public void Stop() => RunPg("pg_ctl", "-D", Path.Combine(_directory!, "data"), "-m", "immediate", "-w", "stop");
 
     /// <summary>Why no server runs here, or null when it runs.</summary>
     public string? Unavailable { get; }
