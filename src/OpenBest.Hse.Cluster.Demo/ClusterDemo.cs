@@ -174,8 +174,8 @@ public static class ClusterDemo
             for (var i = 0; i < options.Nodes; i++)
             {
                 var name = string.Create(CultureInfo.InvariantCulture, $"node-{i + 1}");
-                var port = FreePort(udpToo: true);
-                string[] cluster = options.Baseline ? [] : ["--cluster", "--node-name", name, "--silo-port", Text(FreePort(udpToo: false)), "--gateway-port", Text(FreePort(udpToo: false))];
+                var port = LoopbackPorts.Free(udpToo: true);
+                string[] cluster = options.Baseline ? [] : ["--cluster", "--node-name", name, "--silo-port", Text(LoopbackPorts.Free()), "--gateway-port", Text(LoopbackPorts.Free())];
                 var process = ChildProcess.Start(options.Best.FileName,
                     [.. options.Best.Prefix, "hse", .. cluster, "--postgres", options.Postgres, "--data-dir", directory.FullName, "--udp-port", Text(port), "--tcp-port", Text(port), "--log-level", "Warning"],
                     new Dictionary<string, string> { ["BEST_SQN_IND"] = Text(i + 1) });
@@ -190,7 +190,7 @@ public static class ClusterDemo
                 }
             }
 
-            var listen = FreePort(udpToo: true);
+            var listen = LoopbackPorts.Free(udpToo: true);
             var config = Path.Combine(directory.FullName, "nginx.conf");
             await File.WriteAllTextAsync(config, NginxFront.Render([.. nodes.Select(n => new IPEndPoint(IPAddress.Loopback, n.Port))], listen), cancellationToken).ConfigureAwait(false);
             nginx = ChildProcess.Start(options.Nginx, ["-c", config, "-p", directory.FullName, "-e", "stderr", "-g", $"daemon off; pid {directory.FullName}/nginx.pid; error_log stderr notice;"]);
@@ -398,31 +398,6 @@ public static class ClusterDemo
     private static string Text(int value) => value.ToString(CultureInfo.InvariantCulture);
 
     private static string Last(string output) => output.Split('\n', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "no output";
-
-    /// <summary>A loopback port free for TCP (and UDP when asked).</summary>
-    private static int FreePort(bool udpToo)
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            using var tcp = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-            tcp.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            var port = ((IPEndPoint)tcp.LocalEndPoint!).Port;
-            if (!udpToo)
-            {
-                return port;
-            }
-
-            try
-            {
-                using var udp = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
-                udp.Bind(new IPEndPoint(IPAddress.Loopback, port));
-                return port;
-            }
-            catch (SocketException) when (attempt < 50)
-            {
-            }
-        }
-    }
 
     /// <summary>A device of the demo: one channel, acknowledged messages "d-SESSION-m-N", their Ack latencies.</summary>
     private sealed class DemoDevice(BestClient client, BestChannel? channel) : IAsyncDisposable

@@ -255,6 +255,12 @@ public sealed partial class ClusterNode : IAsyncDisposable
                 {
                     count++;
                     var key = prefix + received.Path;
+                    if (_paths.Count > 1_000_000)
+                    {
+                        // Paths of devices long gone; a device that talks again is known again at once.
+                        _paths.Clear();
+                    }
+
                     _paths[key] = received.Path;
                     var shard = ClusterRouting.ShardOf(received.Message.Span, _settings.Engine, shards);
                     if (!groups.TryGetValue(shard, out var list))

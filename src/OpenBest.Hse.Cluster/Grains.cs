@@ -121,9 +121,16 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
 
         // Not while a Session Start waits for its confirmation: an unconfirmed session lives in memory only, and moving
         // would make its device start again. The shard moves at a quiet moment.
-        if (await host.Host.QueryAsync(e => e.PendingSessions).ConfigureAwait(true) == 0)
+        try
         {
-            DeactivateOnIdle();
+            if (await host.Host.QueryAsync(e => e.PendingSessions).ConfigureAwait(true) == 0)
+            {
+                DeactivateOnIdle();
+            }
+        }
+        catch (InvalidOperationException)
+        {
+            // The host is stopping: the activation goes anyway.
         }
     }
 

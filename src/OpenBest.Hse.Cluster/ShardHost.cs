@@ -121,10 +121,19 @@ public sealed class ShardHost : IAsyncDisposable
         var engine = new HseEngine(context.Subscribers(), context.Engine with { SessionIdClass = ((uint)shard, (uint)context.ShardCount) });
         var inbox = new ShardInbox(context.WorkQueue);
         var host = new HseHost(engine, [inbox], queue: context.WorkQueue, state: context.Store) { Fence = new ShardFence(shard, epoch), StoreOutageLimit = context.StoreOutage };
-        var sessions = context.Shards.LoadSessions(shard, context.ShardCount);
-        var restored = host.Restore(sessions, Math.Max(next, 1));
-        host.Start();
-        return new ShardHost(shard, epoch, host, inbox, restored);
+        try
+        {
+            var sessions = context.Shards.LoadSessions(shard, context.ShardCount);
+            var restored = host.Restore(sessions, Math.Max(next, 1));
+            host.Start();
+            return new ShardHost(shard, epoch, host, inbox, restored);
+        }
+        catch
+        {
+            // The engine's keys are zeroed; the next message activates the shard again.
+            host.DisposeAsync().AsTask().GetAwaiter().GetResult();
+            throw;
+        }
     }
 
     /// <summary>A message a node received on <paramref name="key"/> (its path there) from <paramref name="source"/>; false when the shard's queue is full (dropped, counted).</summary>
@@ -190,7 +199,7 @@ internal sealed class ShardInbox : IBearer
 {
     private readonly Channel<ReceivedMessage> _received;
     private readonly ConcurrentDictionary<(string Node, string Key), ClusterPath> _paths = new();
-    private readonly ConcurrentDictionary<string, Outbound> _outbound = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<Outbound>> _outbound = new(StringComparer.Ordinal);
     private long _dropped;
 
     public ShardInbox(int queue)
@@ -218,7 +227,8 @@ internal sealed class ShardInbox : IBearer
     {
         if (path is ClusterPath cluster)
         {
-            _outbound.GetOrAdd(cluster.Node, _ => new Outbound(cluster.Relay)).Post(cluster.Key, message.ToArray());
+            // Lazy: one pump per node even when two sends race to make it.
+            _outbound.GetOrAdd(cluster.Node, static (_, relay) => new Lazy<Outbound>(() => new Outbound(relay)), cluster.Relay).Value.Post(cluster.Key, message.ToArray());
         }
 
         return ValueTask.CompletedTask;
@@ -229,7 +239,7 @@ internal sealed class ShardInbox : IBearer
         _received.Writer.TryComplete();
         foreach (var outbound in _outbound.Values)
         {
-            await outbound.DisposeAsync().ConfigureAwait(false);
+            await outbound.Value.DisposeAsync().ConfigureAwait(false);
         }
     }
 

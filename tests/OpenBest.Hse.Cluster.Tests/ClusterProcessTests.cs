@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using OpenBest.Storage;
 using OpenBest.Storage.Postgres;
 using OpenBest.Storage.Tests;
+using OpenBest.Hse.Cluster.Demo;
 using OpenBest.Testing;
 
 namespace OpenBest.Hse.Cluster.Tests;
@@ -32,7 +33,7 @@ public sealed class ClusterProcessTests(PostgresServer server) : IClassFixture<P
             store.Add([.. imsis.Select(i => new NewSubscriber(i, Convert.FromHexString(K), Convert.FromHexString(Opc)))]);
         }
 
-        var ports = new[] { FreePort.Next(udpToo: true), FreePort.Next(udpToo: true) };
+        var ports = new[] { LoopbackPorts.Free(udpToo: true), LoopbackPorts.Free(udpToo: true) };
         await using var one = Node("node-1", ports[0], database);
         await using var two = Node("node-2", ports[1], database);
         await one.WaitForAsync("HSE node node-1 listening");
@@ -104,7 +105,7 @@ public sealed class ClusterProcessTests(PostgresServer server) : IClassFixture<P
     private BestProcess Node(string name, int port, string database) => BestProcess.Start(
         "hse", "--cluster", "--postgres", database, "--data-dir", _directory.FullName, "--node-name", name,
         "--udp-port", port.ToString(CultureInfo.InvariantCulture), "--tcp-port", port.ToString(CultureInfo.InvariantCulture),
-        "--silo-port", FreePort.Next().ToString(CultureInfo.InvariantCulture), "--gateway-port", FreePort.Next().ToString(CultureInfo.InvariantCulture));
+        "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture));
 
     private void SkipWithoutPostgres()
     {

@@ -6,6 +6,7 @@ using OpenBest.Sessions;
 using OpenBest.Storage;
 using OpenBest.Storage.Postgres;
 using OpenBest.Storage.Tests;
+using OpenBest.Hse.Cluster.Demo;
 using OpenBest.Testing;
 
 namespace OpenBest.Hse.Cluster.Tests;
@@ -48,7 +49,7 @@ public sealed class DatabaseOutageTests(DurablePostgres postgres) : IClassFixtur
             store.Add([new NewSubscriber(imsi, k, opc)]);
         }
 
-        var port = FreePort.Next(udpToo: true);
+        var port = LoopbackPorts.Free(udpToo: true);
         await using var hse = BestProcess.Start(new Dictionary<string, string> { ["BEST_STORE_OUTAGE_SECONDS"] = "120" },
             "hse", "--postgres", database, "--data-dir", _directory.FullName, "--udp-port", port.ToString(CultureInfo.InvariantCulture), "--tcp-port", "-1");
         await hse.WaitForAsync("HSE listening");

@@ -1,13 +1,13 @@
 using System.Net;
 using System.Net.Sockets;
 
-namespace OpenBest.Testing;
+namespace OpenBest.Hse.Cluster.Demo;
 
-/// <summary>Loopback ports nothing listens on (for processes the tests start).</summary>
-internal static class FreePort
+/// <summary>Loopback ports nothing listens on, for the processes a demo (or a test) starts.</summary>
+public static class LoopbackPorts
 {
     /// <summary>A port free for TCP, and for UDP too when <paramref name="udpToo"/> (a node listens on both with one number).</summary>
-    public static int Next(bool udpToo = false)
+    public static int Free(bool udpToo = false)
     {
         for (var attempt = 0; ; attempt++)
         {
