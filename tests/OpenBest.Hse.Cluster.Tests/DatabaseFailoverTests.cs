@@ -13,8 +13,8 @@ using OpenBest.Testing;
 namespace OpenBest.Hse.Cluster.Tests;
 
 /// <summary>
-/// PostgreSQL failover under load: a pg_auto_failover formation (primary and synchronous secondary), an HSE on a multi-host
-/// connection string (Target Session Attributes=primary), and the primary killed while a device sends acknowledged messages.
+/// PostgreSQL failover under load: a pg_auto_failover formation (primary and synchronous secondary), two cluster nodes on a multi-host
+/// connection string (Target Session Attributes=primary), and the primary killed while a device on each node sends acknowledged messages.
 /// </summary>
 public sealed class DatabaseFailoverTests(PgAutoFailover formation, ITestOutputHelper log) : IClassFixture<PgAutoFailover>, IDisposable
 {
@@ -23,7 +23,7 @@ public sealed class DatabaseFailoverTests(PgAutoFailover formation, ITestOutputH
     public void Dispose() => _directory.Delete(recursive: true);
 
     [Fact]
-    public async Task PrimaryKilled_TheHseReconnectsToThePromotedStandby_NothingAcknowledgedIsLost()
+    public async Task PrimaryKilled_ClusterNodesReconnectToThePromotedStandby_NothingAcknowledgedIsLost()
     {
         if (formation.Unavailable is { } why)
         {
@@ -40,40 +40,53 @@ public sealed class DatabaseFailoverTests(PgAutoFailover formation, ITestOutputH
         }
 
         var database = formation.ConnectionString("best");
-        const string imsi = "001010000000888";
+        string[] imsis = ["001010000000888", "001010000000889"];
         var k = Convert.FromHexString("000102030405060708090a0b0c0d0e0f");
         var opc = Convert.FromHexString("0f0e0d0c0b0a09080706050403020100");
         using (var key = MasterKey.Load(_directory.FullName))
         using (var store = PostgresSubscriberStore.Open(database, key))
         {
-            store.Add([new NewSubscriber(imsi, k, opc)]);
+            store.Add([.. imsis.Select(i => new NewSubscriber(i, k, opc))]);
         }
 
-        var port = LoopbackPorts.Free(udpToo: true);
-        await using var hse = BestProcess.Start(new Dictionary<string, string> { ["BEST_STORE_OUTAGE_SECONDS"] = "180" },
-            "hse", "--postgres", database, "--data-dir", _directory.FullName, "--udp-port", port.ToString(CultureInfo.InvariantCulture), "--tcp-port", "-1");
-        await hse.WaitForAsync("HSE listening");
-        await using var client = await BestClient.CreateAsync(new BestClientOptions
+        // Two cluster nodes on the formation, a device on each.
+        var ports = new[] { LoopbackPorts.Free(udpToo: true), LoopbackPorts.Free(udpToo: true) };
+        var environment = new Dictionary<string, string> { ["BEST_STORE_OUTAGE_SECONDS"] = "180" };
+        await using var one = Node("node-1", ports[0]);
+        await using var two = Node("node-2", ports[1]);
+        await one.WaitForAsync("HSE node node-1 listening");
+        await two.WaitForAsync("HSE node node-2 listening");
+        var devices = new List<(BestClient Client, BestChannel Channel, uint SessionId, List<string> Sent)>();
+        for (var d = 0; d < 2; d++)
         {
-            Imsi = imsi, K = k, Opc = opc, Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, port)),
-            // Retransmissions at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 63.5 s: the device keeps its session through the failover.
-            RetransmissionInterval = TimeSpan.FromMilliseconds(500), MaxRetransmissions = 7, OperationTimeout = TimeSpan.FromSeconds(180),
-        }, TestContext.Current.CancellationToken);
-        var channel = (await client.OpenAsync(new UeChannelOptions { EasId = "eas.example", ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, TestContext.Current.CancellationToken)).Channel;
-        Assert.NotNull(channel);
-        var sessionId = channel.SessionId;
-        var sent = new List<string>();
+            var client = await BestClient.CreateAsync(new BestClientOptions
+            {
+                Imsi = imsis[d], K = k, Opc = opc, Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, ports[d])),
+                // Retransmissions at 0.5, 1.5, 3.5, 7.5, 15.5, 31.5, 63.5 s: the device keeps its session through the failover.
+                RetransmissionInterval = TimeSpan.FromMilliseconds(500), MaxRetransmissions = 7, OperationTimeout = TimeSpan.FromSeconds(180),
+            }, TestContext.Current.CancellationToken);
+            var opened = (await client.OpenAsync(new UeChannelOptions { EasId = "eas.example", ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, TestContext.Current.CancellationToken)).Channel;
+            Assert.NotNull(opened);
+            devices.Add((client, opened, opened.SessionId, []));
+        }
+
         var longest = TimeSpan.Zero;
         async Task SendAsync(int from, int to)
         {
-            for (var i = from; i < to; i++)
+            await Task.WhenAll(devices.Select(async (device, d) =>
             {
-                var text = string.Create(CultureInfo.InvariantCulture, $"m{i}");
-                var watch = Stopwatch.StartNew();
-                Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync(System.Text.Encoding.UTF8.GetBytes(text), acknowledged: true, TestContext.Current.CancellationToken));
-                longest = watch.Elapsed > longest ? watch.Elapsed : longest;
-                sent.Add(text);
-            }
+                for (var i = from; i < to; i++)
+                {
+                    var text = string.Create(CultureInfo.InvariantCulture, $"d{d}-m{i}");
+                    var watch = Stopwatch.StartNew();
+                    Assert.Equal(SendStatus.Acknowledged, await device.Channel.SendAsync(System.Text.Encoding.UTF8.GetBytes(text), acknowledged: true, TestContext.Current.CancellationToken));
+                    lock (devices)
+                    {
+                        longest = watch.Elapsed > longest ? watch.Elapsed : longest;
+                        device.Sent.Add(text);
+                    }
+                }
+            }));
         }
 
         await SendAsync(0, 5);
@@ -81,13 +94,24 @@ public sealed class DatabaseFailoverTests(PgAutoFailover formation, ITestOutputH
         formation.Kill(first);
         await SendAsync(5, 15);
         var second = first == "node1" ? "node2" : "node1";
-        Assert.Equal(second, formation.Primary());
-        log.WriteLine($"primary {first} killed; {second} promoted; the longest wait for an Ack was {longest.TotalSeconds:F1} s; all {sent.Count} acknowledged after {killed.Elapsed.TotalSeconds:F1} s");
+        // The monitor's own states settle on their schedule: wait for them rather than read them once.
+        await Eventually.True(() => formation.Primary() == second, $"{second} the primary", TimeSpan.FromSeconds(120));
+        log.WriteLine($"primary {first} killed; {second} promoted; the longest wait for an Ack was {longest.TotalSeconds:F1} s; all acknowledged after {killed.Elapsed.TotalSeconds:F1} s");
 
-        Assert.Equal(sessionId, channel.SessionId); // no new AKA run
-        Assert.DoesNotContain("stopped", hse.Output, StringComparison.Ordinal);
+        foreach (var device in devices)
+        {
+            Assert.Equal(device.SessionId, device.Channel.SessionId); // no new AKA run
+            await device.Client.DisposeAsync();
+        }
+
+        Assert.False(one.Output.Contains("stopped", StringComparison.Ordinal) || two.Output.Contains("stopped", StringComparison.Ordinal), $"{one.Output} {two.Output}");
         using var check = MasterKey.Load(_directory.FullName);
         using var promoted = PostgresSubscriberStore.Open(database, check);
-        Assert.Equal(sent, promoted.Uplinks(0, 100).Select(u => System.Text.Encoding.UTF8.GetString(u.Payload)));
+        var stored = promoted.Uplinks(0, 100).Select(u => System.Text.Encoding.UTF8.GetString(u.Payload)).Order(StringComparer.Ordinal);
+        Assert.Equal(devices.SelectMany(d => d.Sent).Order(StringComparer.Ordinal), stored);
+
+        BestProcess Node(string name, int port) => BestProcess.Start(environment,
+            "hse", "--cluster", "--postgres", database, "--data-dir", _directory.FullName, "--node-name", name, "--udp-port", port.ToString(CultureInfo.InvariantCulture),
+            "--tcp-port", "-1", "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture));
     }
 }
