@@ -43,7 +43,6 @@ public sealed partial class ClusterNode : IAsyncDisposable
     private NodeIdentity? _identity;
     private long _forwarded;
     private long _relayed;
-    private IReadOnlyList<ShardStatus> _shards = [];
 
     private ClusterNode(HseSettings settings, ClusterNodeOptions options, ILogger log)
     {
@@ -69,9 +68,6 @@ public sealed partial class ClusterNode : IAsyncDisposable
 
     /// <summary>The nodes the membership has as active.</summary>
     public int ActiveNodes => _silo?.Services.GetRequiredService<Orleans.Runtime.IClusterMembershipService>().CurrentSnapshot.Members.Values.Count(m => m.Status == Orleans.Runtime.SiloStatus.Active) ?? 0;
-
-    /// <summary>The shards as last seen (refreshed every 2 s).</summary>
-    public IReadOnlyList<ShardStatus> Shards => Volatile.Read(ref _shards);
 
     /// <summary>Binds the listeners, opens the store (its migrations install the cluster's tables), joins the cluster and starts forwarding.</summary>
     /// <exception cref="SettingsException">The settings do not make a cluster node.</exception>
@@ -184,9 +180,7 @@ public sealed partial class ClusterNode : IAsyncDisposable
                 return new ShardStatus { Shard = s, Node = "?", Faulted = true };
             }
         });
-        var shards = await Task.WhenAll(asks).ConfigureAwait(false);
-        Volatile.Write(ref _shards, shards);
-        return shards;
+        return await Task.WhenAll(asks).ConfigureAwait(false);
     }
 
     /// <summary>Stops: the listeners stop forwarding, the silo leaves the cluster (its shards commit what they ran and deactivate; other nodes take them).</summary>

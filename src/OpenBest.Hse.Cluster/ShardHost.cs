@@ -249,7 +249,6 @@ internal sealed class ShardInbox : IBearer
         private readonly Channel<(string Key, byte[] Message)> _queue = Channel.CreateBounded<(string, byte[])>(new BoundedChannelOptions(65_536) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
         private readonly IReplyRelay _relay;
         private readonly Task _pump;
-        private long _lost;
 
         public Outbound(IReplyRelay relay)
         {
@@ -283,7 +282,6 @@ internal sealed class ShardInbox : IBearer
                 catch (Exception e) when (e is not OutOfMemoryException)
                 {
                     // A node that left: its devices' next messages reach another node, which becomes their path.
-                    Interlocked.Add(ref _lost, batch.Count);
                 }
             }
         }

@@ -40,7 +40,6 @@ public sealed class HseHost : IAsyncDisposable
     private long _overloaded;
     private long _errors;
     private long _commits;
-    private long _storeRetries;
     private readonly TaskCompletionSource _faulted = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates a host; call <see cref="Start"/> to run it.</summary>
@@ -100,9 +99,6 @@ public sealed class HseHost : IAsyncDisposable
     /// before it stops; at least four attempts over about 0.75 s are made in any case. Default 1 s.
     /// </summary>
     public TimeSpan StoreOutageLimit { get; init; } = TimeSpan.FromSeconds(1);
-
-    /// <summary>Commits tried again after the store failed.</summary>
-    public long StoreRetries => Interlocked.Read(ref _storeRetries);
 
     /// <summary>Transactions committed.</summary>
     public long Commits => Interlocked.Read(ref _commits);
@@ -464,7 +460,6 @@ public sealed class HseHost : IAsyncDisposable
                 // The store is away (a database failing over): the batch waits, its messages unsent, and is tried again with
                 // back-off up to a second; what arrives meanwhile waits in the work queue, or is refused and counted when it is full.
                 Failed(e);
-                Interlocked.Increment(ref _storeRetries);
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(1000, 50 << Math.Min(attempt, 5))), _executorStop.Token).ConfigureAwait(false);
             }
             catch (Exception e) when (e is not OperationCanceledException)

@@ -23,12 +23,7 @@ public sealed partial class HseEngine
             return null;
         }
 
-        if (request.Imsi is { } plain)
-        {
-            return plain;
-        }
-
-        return request.Suci is { } suci && SuciResolver.TryResolve(suci.Span, options.SuciKeys, out var imsi) ? imsi : null;
+        return TryResolveIdentity(request, options, out var imsi) ? imsi : null;
     }
 
     private void OnSessionRequest(ReadOnlySpan<byte> message, HeaderPrefix prefix, object? path, StepResult result)
@@ -341,7 +336,10 @@ public sealed partial class HseEngine
         return (new HseConfiguration(service, offered.UeToEasMode, agreement.Value, suite, n), Cause.None);
     }
 
-    private bool TryResolveIdentity(SessionRequest request, out string imsi)
+    private bool TryResolveIdentity(SessionRequest request, out string imsi) => TryResolveIdentity(request, _options, out imsi);
+
+    /// <summary>The IMSI of a request: given in clear, or its SUCI de-concealed with <paramref name="options"/>' keys.</summary>
+    private static bool TryResolveIdentity(SessionRequest request, HseOptions options, out string imsi)
     {
         if (request.Imsi is { } plain)
         {
@@ -349,7 +347,7 @@ public sealed partial class HseEngine
             return true;
         }
 
-        return SuciResolver.TryResolve(request.Suci!.Value.Span, _options.SuciKeys, out imsi);
+        return SuciResolver.TryResolve(request.Suci!.Value.Span, options.SuciKeys, out imsi);
     }
 
     /// <summary>

@@ -153,20 +153,5 @@ public sealed class PgAutoFailover : IDisposable
         return process;
     }
 
-    private static void Run(string file, params string[] args)
-    {
-        var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetTempPath() };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(180_000) || process.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed: {error.Result} {output.Result}");
-        }
-    }
+    private static void Run(string file, params string[] args) => OpenBest.Storage.Tests.PostgresServer.Run(TimeSpan.FromMinutes(3), file, args);
 }

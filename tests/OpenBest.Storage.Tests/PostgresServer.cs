@@ -117,7 +117,10 @@ public sealed class PostgresServer : IDisposable
         }
     }
 
-    private static void Run(string file, params string[] args)
+    private static void Run(string file, params string[] args) => Run(TimeSpan.FromMinutes(2), file, args);
+
+    /// <summary>Runs a program to its end within <paramref name="within"/>; throws with its output when it fails.</summary>
+    internal static void Run(TimeSpan within, string file, params string[] args)
     {
         var info = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetTempPath() };
         foreach (var arg in args)
@@ -128,7 +131,7 @@ public sealed class PostgresServer : IDisposable
         using var process = Process.Start(info)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(120_000) || process.ExitCode != 0)
+        if (!process.WaitForExit(within) || process.ExitCode != 0)
         {
             throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed: {error.Result} {output.Result}");
         }
