@@ -113,8 +113,7 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
 
     private async Task CheckPlacement()
     {
-        var active = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToList();
-        if (_host is not { } host || active.Count == 0 || ShardPlacement.Preferred(this.GetPrimaryKeyLong(), active).Equals(local.SiloAddress))
+        if (_host is not { } host || ShardPlacement.Preferred(this.GetPrimaryKeyLong(), membership) is not { } preferred || preferred.Equals(local.SiloAddress))
         {
             return;
         }

@@ -16,6 +16,17 @@ public sealed class ShardPlacement : PlacementStrategy
     /// <summary>The one instance.</summary>
     public static ShardPlacement Instance { get; } = new();
 
+    /// <summary>
+    /// The node that ranks first for <paramref name="shard"/> among the active nodes of <paramref name="membership"/>: what
+    /// placement and the shards' own check both ask, so they never disagree; null while no node is active.
+    /// </summary>
+    public static SiloAddress? Preferred(long shard, IClusterMembershipService membership)
+    {
+        ArgumentNullException.ThrowIfNull(membership);
+        var active = membership.CurrentSnapshot.Members.Values.Where(m => m.Status == SiloStatus.Active).Select(m => m.SiloAddress).ToList();
+        return active.Count == 0 ? null : Preferred(shard, active);
+    }
+
     /// <summary>The node that ranks first for <paramref name="shard"/> among <paramref name="silos"/>.</summary>
     public static SiloAddress Preferred(long shard, IEnumerable<SiloAddress> silos)
     {
@@ -62,9 +73,15 @@ public sealed class ShardPlacementAttribute : PlacementAttribute
     }
 }
 
-/// <summary>Orleans' side of <see cref="ShardPlacement"/>.</summary>
-internal sealed class ShardPlacementDirector : IPlacementDirector
+/// <summary>
+/// Orleans' side of <see cref="ShardPlacement"/>: the same membership view the shards check themselves against (a silo's list
+/// of compatible silos can lag the membership, and then a shard that moves for a new node would be placed back where it was).
+/// </summary>
+internal sealed class ShardPlacementDirector(IClusterMembershipService membership) : IPlacementDirector
 {
-    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context) =>
-        Task.FromResult(ShardPlacement.Preferred(target.GrainIdentity.GetIntegerKey(), context.GetCompatibleSilos(target)));
+    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    {
+        var shard = target.GrainIdentity.GetIntegerKey();
+        return Task.FromResult(ShardPlacement.Preferred(shard, membership) ?? ShardPlacement.Preferred(shard, context.GetCompatibleSilos(target)));
+    }
 }
