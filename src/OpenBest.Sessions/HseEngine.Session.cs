@@ -116,7 +116,7 @@ public sealed partial class HseEngine
 
         if (prefix.Plane == Plane.User && session.Selected.UeToEasMode)
         {
-            Forward(session, keys, frame, result);
+            Forward(session, keys, frame, path, result);
             return;
         }
 
@@ -436,7 +436,7 @@ public sealed partial class HseEngine
         return token;
     }
 
-    private void Forward(HseSession session, KeySet keys, in EmsdpFrame frame, StepResult result)
+    private void Forward(HseSession session, KeySet keys, in EmsdpFrame frame, object? path, StepResult result)
     {
         if (session.State is not (HseState.Established or HseState.Suspended or HseState.StartSent))
         {
@@ -472,7 +472,10 @@ public sealed partial class HseEngine
         result.Events.Add(new UplinkForwarded(session.Id, session.Request.EasId, keys.KeyId, frame.Message.ToArray()));
         if (frame.Prefix.AckRequested && session.Keys.Current is not null)
         {
-            SendAck(session, keys.KeyId, counter, fresh, frame.Tag[..4].ToArray(), result);
+            // To where the message came from: the HSE cannot verify it, so it never moves the session's path (profile
+            // section 1), but its answer must reach the device even while the session has no path (after a restart, or a
+            // cluster shard's move), as a Session Request's answer goes to its source (docs/protocol.md, "UE-to-EAS mode").
+            SendAck(session, keys.KeyId, counter, fresh, frame.Tag[..4].ToArray(), result, path);
         }
     }
 

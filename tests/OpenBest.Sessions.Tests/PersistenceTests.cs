@@ -86,6 +86,26 @@ public sealed class PersistenceTests
     }
 
     [Fact]
+    public void UeToEasMode_AfterARestart_TheAckOfAForwardedMessageGoesToItsSource_AndThePathStays()
+    {
+        // Profile section 1: in UE-to-EAS mode only CP messages move a session's path. A restored session has none until
+        // then, so the Ack of a forwarded message (which the HSE cannot verify) goes back where the message came from.
+        using var h = new Harness();
+        var ch = h.Open(new UeChannelOptions { EasId = "eas.example.com", Service = BestService.Confidential, UeToEasMode = true, ServingNetwork = Harness.FiveG });
+        var sid = h.Ue.SessionIdOf(ch);
+        var (saved, _) = Changes(h.Hse);
+        h.Hse = Restart(h, saved, h.Hse.NextSessionId);
+        var uplink = Assert.Single(h.Ue.Send(ch, "after the restart"u8, ackRequested: true).Send).Message;
+        var step = h.Hse.Receive(uplink.Span, "10.0.0.7:6000");
+        Assert.Single(step.Events.OfType<UplinkForwarded>(), f => f.SessionId == sid);
+        var ack = Assert.Single(step.Send);
+        Assert.Equal("10.0.0.7:6000", ack.Path);
+        h.UeEvents.Clear();
+        h.Pump(h.Ue.Receive(ack.Message.Span), uplink: true);
+        Assert.Single(h.UeEvents.OfType<DataAcknowledged>());
+    }
+
+    [Fact]
     public void Suspended_SessionKeepsItsQueue_AcrossARestart()
     {
         using var h = new Harness();
