@@ -100,6 +100,10 @@ public sealed partial class PostgresSubscriberStore
         if (batch.Outbox.Count > 0)
         {
             var o = batch.Outbox;
+            // One writer at a time per EAS, until the commit: an EAS's outbox rows commit in the order of their sequence
+            // numbers even when several hosts (a cluster's shards) write, so a deliverer that read up to one never finds a
+            // smaller one later. Locks are taken in one order; a deadlock all the same fails the commit, which is retried.
+            Add("SELECT pg_advisory_xact_lock(3163002, h) FROM (SELECT DISTINCT hashtext(e) AS h FROM UNNEST($1::text[]) AS e) AS t ORDER BY h", (object)o.Select(x => x.EasId).Distinct(StringComparer.Ordinal).ToArray());
             Add("INSERT INTO outbox (eas_id, session_id, message, next_attempt, imsi) SELECT a, b, c, $4, d FROM UNNEST($1::text[], $2::bigint[], $3::bytea[], $5::text[]) WITH ORDINALITY AS t(a, b, c, d, n) ORDER BY n",
                 o.Select(x => x.EasId).ToArray(), o.Select(x => (long)x.SessionId).ToArray(), o.Select(x => x.Message.ToArray()).ToArray(), now, o.Select(x => x.Imsi).ToArray());
         }
