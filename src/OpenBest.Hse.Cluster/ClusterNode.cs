@@ -9,6 +9,8 @@ using Orleans;
 using Orleans.Configuration;
 using Orleans.Hosting;
 using OpenBest.Bearers;
+using OpenBest.EasInterface;
+using OpenBest.Sessions;
 using OpenBest.Storage;
 using OpenBest.Storage.Postgres;
 
@@ -41,6 +43,10 @@ public sealed partial class ClusterNode : IAsyncDisposable
     private Relay? _relay;
     private INodeRelay? _relayReference;
     private NodeIdentity? _identity;
+    private readonly EasOutboxes _outboxes = new();
+    private HashSet<string> _registeredEas = new(StringComparer.Ordinal);
+    private PostgresSubscriberStore? _store;
+    private Microsoft.AspNetCore.Builder.WebApplication? _easApi;
     private long _forwarded;
     private long _relayed;
 
@@ -56,6 +62,15 @@ public sealed partial class ClusterNode : IAsyncDisposable
 
     /// <summary>The TCP listener's address, or null.</summary>
     public IPEndPoint? TcpEndPoint { get; private set; }
+
+    /// <summary>The HSE–EAS interface's address (with the northbound API), or null.</summary>
+    public string? EasAddress { get; private set; }
+
+    /// <summary>The node's delivery of EAS outboxes and key pushes, or null without the HSE–EAS interface.</summary>
+    public EasDelivery? Delivery => _outboxes.Delivery;
+
+    /// <summary>The EASs whose outboxes this node delivers now.</summary>
+    public IReadOnlyCollection<string> DeliveringFor => _outboxes.Held;
 
     /// <summary>Messages forwarded to shards.</summary>
     public long Forwarded => Interlocked.Read(ref _forwarded);
@@ -80,9 +95,9 @@ public sealed partial class ClusterNode : IAsyncDisposable
             throw new SettingsException("--cluster needs --postgres: the nodes share one PostgreSQL database (sessions, shards and membership)");
         }
 
-        if (settings.Auc is not null || settings.NonIp.Length > 0 || settings.EasPort >= 0 || settings.TlsServices.Count > 0 || settings.TlsInbound.Count > 0)
+        if (settings.Auc is not null || settings.NonIp.Length > 0 || settings.TlsServices.Count > 0 || settings.TlsInbound.Count > 0)
         {
-            throw new SettingsException("--cluster runs the EMSDP listeners only: --auc, --non-ip, --eas-port and the TLS converter are single-node for now");
+            throw new SettingsException("--cluster runs the EMSDP listeners and the HSE–EAS interface only: --auc, --non-ip and the TLS converter are single-node for now");
         }
 
         var node = new ClusterNode(settings, options, log);
@@ -110,12 +125,20 @@ public sealed partial class ClusterNode : IAsyncDisposable
             TcpEndPoint = tcp.LocalEndPoint as IPEndPoint;
         }
 
+        // The interface's certificates load before anything is written: a missing one is one line naming it.
+        var easServer = _settings.EasPort >= 0 ? Own(DevelopmentPki.LoadPair(new DevelopmentPki.Pair(_settings.EasCertificate, _settings.EasKey))) : null;
+        var easCa = _settings.EasPort >= 0 ? Own(DevelopmentPki.LoadCertificate(_settings.EasCa)) : null;
         var key = Own(MasterKey.Load(_settings.DataDir));
         var store = Own(PostgresSubscriberStore.Open(_settings.Postgres, key));
+        _store = store;
         var policy = new StorePolicy(store);
         var engine = _settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = _settings.EnterpriseKeysAllowed ? store.EnterpriseKeyIdentifierOf : null };
         ShardCount = store.ClusterShards(_settings.ClusterShards);
-        var context = new ShardContext(store, engine, () => new StoreSubscribers(store, _settings.SqnInd, seqBlock: _settings.SeqBlock), _options.NodeName, ShardCount, _settings.WorkQueue) { StoreOutage = _settings.StoreOutage };
+        var context = new ShardContext(store, engine, () => new StoreSubscribers(store, _settings.SqnInd, seqBlock: _settings.SeqBlock), _options.NodeName, ShardCount, _settings.WorkQueue)
+        {
+            StoreOutage = _settings.StoreOutage,
+            Events = easServer is null ? null : OnShardEvent,
+        };
         _identity = new NodeIdentity(_options.NodeName, string.Create(CultureInfo.InvariantCulture, $"{_options.NodeName}/{Environment.ProcessId}/{DateTime.UtcNow.Ticks}"));
         var membership = Own(NpgsqlDataSource.Create(_settings.Postgres));
         var identity = _identity;
@@ -148,6 +171,7 @@ public sealed partial class ClusterNode : IAsyncDisposable
                 silo.Services.AddSingleton(context);
                 silo.Services.AddPlacementDirector<ShardPlacement, ShardPlacementDirector>();
                 silo.Services.AddSingleton(identity);
+                silo.Services.AddSingleton(_outboxes);
             })
             .Build();
         await _silo.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -155,6 +179,18 @@ public sealed partial class ClusterNode : IAsyncDisposable
         // Orleans holds an observer weakly: the node keeps it alive as long as it runs.
         _relay = new Relay(this);
         _relayReference = _grains.CreateObjectReference<INodeRelay>(_relay);
+        if (easServer is not null)
+        {
+            // Every node serves the HSE–EAS interface and the northbound API over the cluster's shards; each node delivers the
+            // outboxes of the EASs whose outbox grains it runs, and pushes the keys of the sessions its shards establish.
+            var sessions = new ClusterSessions(_grains, ShardCount);
+            _registeredEas = store.EasRegistrations().Select(r => r.EasId).ToHashSet(StringComparer.Ordinal);
+            _outboxes.Taken = easId => LogDelivering(_log, Protocol.PeerText.Printable(easId));
+            _outboxes.Delivery = new EasDelivery(sessions, store, easServer, easCa!, delivers: _outboxes.Holds);
+            _easApi = await EasApi.StartAsync(sessions, store, easServer, easCa!, new IPEndPoint(_settings.Bind, _settings.EasPort), new EasApiHooks { EnterpriseKeysAllowed = _settings.EnterpriseKeysAllowed }, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            EasAddress = HseWeb.Address(_easApi);
+        }
+
         for (var i = 0; i < _bearers.Count; i++)
         {
             var bearer = _bearers[i];
@@ -195,6 +231,12 @@ public sealed partial class ClusterNode : IAsyncDisposable
         {
         }
 
+        if (_easApi is not null)
+        {
+            await _easApi.DisposeAsync().ConfigureAwait(false);
+            _easApi = null;
+        }
+
         if (_silo is not null)
         {
             using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -208,6 +250,13 @@ public sealed partial class ClusterNode : IAsyncDisposable
 
             _silo.Dispose();
             _silo = null;
+        }
+
+        if (_outboxes.Delivery is { } delivery)
+        {
+            // After the silo: the shards' last events were handed over; what was not delivered stays in the outbox.
+            _outboxes.Delivery = null;
+            await delivery.DisposeAsync().ConfigureAwait(false);
         }
 
         foreach (var bearer in _bearers)
@@ -304,12 +353,48 @@ public sealed partial class ClusterNode : IAsyncDisposable
             do
             {
                 await RefreshShardsAsync().ConfigureAwait(false);
+                await RefreshOutboxesAsync().ConfigureAwait(false);
             }
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false));
         }
         catch (OperationCanceledException)
         {
         }
+    }
+
+    /// <summary>Asks every registered EAS's outbox grain where it runs, so an outbox whose node died is delivered by a survivor.</summary>
+    private async Task RefreshOutboxesAsync()
+    {
+        if (_outboxes.Delivery is null || _store is null || _grains is null)
+        {
+            return;
+        }
+
+        try
+        {
+            _registeredEas = _store.EasRegistrations().Select(r => r.EasId).ToHashSet(StringComparer.Ordinal);
+            await Task.WhenAll(_registeredEas.Select(easId => _grains.GetGrain<IEasOutboxGrain>(easId).Node().WaitAsync(TimeSpan.FromSeconds(10)))).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogOutboxFailed(_log, e.GetType().Name); // the next round asks again
+        }
+    }
+
+    /// <summary>A shard's event on this node: keys go to the EAS from here; a stored uplink wakes its EAS's outbox, wherever that runs.</summary>
+    private void OnShardEvent(SessionEvent e)
+    {
+        if (e is UplinkForwarded forwarded)
+        {
+            if (_registeredEas.Contains(forwarded.EasId) && _grains is { } grains)
+            {
+                _ = grains.GetGrain<IEasOutboxGrain>(forwarded.EasId).Wake();
+            }
+
+            return;
+        }
+
+        _outboxes.Delivery?.OnEvent(e);
     }
 
     private void Send(RelayedMessage[] messages)
@@ -358,6 +443,12 @@ public sealed partial class ClusterNode : IAsyncDisposable
 
     [LoggerMessage(20, LogLevel.Warning, "forwarding to shard {Shard} failed ({Error})")]
     private static partial void LogForwardFailed(ILogger log, int shard, string error);
+
+    [LoggerMessage(23, LogLevel.Information, "this node delivers the outbox of EAS {EasId}")]
+    private static partial void LogDelivering(ILogger log, string easId);
+
+    [LoggerMessage(22, LogLevel.Warning, "asking for the EAS outboxes failed ({Error})")]
+    private static partial void LogOutboxFailed(ILogger log, string error);
 
     [LoggerMessage(21, LogLevel.Debug, "an answer could not be sent ({Error})")]
     private static partial void LogSendFailed(ILogger log, string error);

@@ -18,7 +18,7 @@ public static partial class ClusterNodeRunner
         {
             var nodes = node.ActiveNodes;
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"HSE node {options.NodeName} listening on udp {node.UdpEndPoint}{(node.TcpEndPoint is { } tcp ? $" and tcp {tcp}" : string.Empty)}, silo port {options.SiloPort}, gateway port {options.GatewayPort}; cluster {options.ClusterId}: {nodes} active node(s), {node.ShardCount} shards; Ctrl+C stops it"));
+                $"HSE node {options.NodeName} listening on udp {node.UdpEndPoint}{(node.TcpEndPoint is { } tcp ? $" and tcp {tcp}" : string.Empty)}{(node.EasAddress is { } eas ? $", EAS interface on {eas}" : string.Empty)}, silo port {options.SiloPort}, gateway port {options.GatewayPort}; cluster {options.ClusterId}: {nodes} active node(s), {node.ShardCount} shards; Ctrl+C stops it"));
             output.Flush();
             LogStarted(log, options.NodeName, node.UdpEndPoint?.ToString() ?? "none", nodes);
             await stopping.ConfigureAwait(false);

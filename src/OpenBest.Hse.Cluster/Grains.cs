@@ -1,3 +1,4 @@
+using OpenBest.Sessions;
 using Orleans;
 using Orleans.Concurrency;
 using Orleans.Runtime;
@@ -85,6 +86,24 @@ public interface IHseShardGrain : IGrainWithIntegerKey
 
     /// <summary>Where the shard runs and what it holds (activates it when no node runs it).</summary>
     Task<ShardStatus> Status();
+
+    /// <summary>A session of this shard, or null.</summary>
+    Task<ShardSession?> Describe(uint sessionId);
+
+    /// <summary>The established (or suspended) sessions of a subscriber of this shard that name <paramref name="easId"/>.</summary>
+    Task<ShardSession[]> SessionsOf(string imsi, string easId);
+
+    /// <summary>This shard's established (or suspended) UE-to-HSE sessions that name <paramref name="easId"/>.</summary>
+    Task<ShardSession[]> SessionsNaming(string easId);
+
+    /// <summary>Refreshes a session's keys (only while its current Key ID is <paramref name="ifKeyId"/>, unless that is -1); a <see cref="SessionOutcome"/>.</summary>
+    Task<int> RefreshKeys(uint sessionId, int ifKeyId);
+
+    /// <summary>Forwards a downlink message an EAS protected end to end; a <see cref="SessionOutcome"/>.</summary>
+    Task<int> ForwardDownlinkFromEas(uint sessionId, byte[] message);
+
+    /// <summary>Seals and sends (or queues) a downlink payload of a UE-to-HSE session; a <see cref="SessionOutcome"/>.</summary>
+    Task<int> SendDownlink(uint sessionId, byte[] payload, bool ackRequested);
 }
 
 /// <summary>The name of this node (unique per run: the name given plus the process and start time).</summary>
@@ -172,6 +191,28 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
         Received = _host?.Host.Received ?? 0,
         Faulted = _host?.Faulted.IsCompleted ?? true,
     });
+
+    public async Task<ShardSession?> Describe(uint sessionId) =>
+        _host is { } host && await host.Sessions.DescribeAsync(sessionId).ConfigureAwait(true) is { } s
+            ? new ShardSession { SessionId = sessionId, Imsi = s.Imsi, EasId = s.EasId, Mode = s.Mode is { } mode ? (int)mode : -1, CurrentKeyId = s.CurrentKeyId, EnterpriseKeyIdentifier = s.EnterpriseKeyIdentifier }
+            : null;
+
+    public async Task<ShardSession[]> SessionsOf(string imsi, string easId) => _host is { } host
+        ? [.. (await host.Sessions.SessionsOfAsync(imsi, easId).ConfigureAwait(true)).Select(s => new ShardSession { SessionId = s.SessionId, Imsi = imsi, EasId = easId, Mode = (int)s.Mode })]
+        : [];
+
+    public async Task<ShardSession[]> SessionsNaming(string easId) => _host is { } host
+        ? [.. (await host.Sessions.SessionsNamingAsync(easId).ConfigureAwait(true)).Select(s => new ShardSession { SessionId = s.SessionId, Imsi = s.Imsi, EasId = easId, Mode = (int)SessionMode.UeToHse, Service = (int)s.Service })]
+        : [];
+
+    public async Task<int> RefreshKeys(uint sessionId, int ifKeyId) =>
+        (int)(_host is { } host ? await host.Sessions.RefreshKeysAsync(sessionId, ifKeyId < 0 ? null : (byte)ifKeyId).ConfigureAwait(true) : SessionOutcome.NotEstablished);
+
+    public async Task<int> ForwardDownlinkFromEas(uint sessionId, byte[] message) =>
+        (int)(_host is { } host ? await host.Sessions.ForwardDownlinkFromEasAsync(sessionId, message).ConfigureAwait(true) : SessionOutcome.NotEstablished);
+
+    public async Task<int> SendDownlink(uint sessionId, byte[] payload, bool ackRequested) =>
+        (int)(_host is { } host ? await host.Sessions.SendDownlinkAsync(sessionId, payload, ackRequested).ConfigureAwait(true) : SessionOutcome.NotEstablished);
 
     /// <summary>Answers to a node, as one-way calls on its observer.</summary>
     private sealed class ObserverRelay(INodeRelay reference) : IReplyRelay

@@ -68,6 +68,9 @@ public sealed record ShardContext(IHseStateStore Store, HseOptions Engine, Func<
     /// <summary>How long a shard holds a batch while the store fails (a database failover) before it stops.</summary>
     public TimeSpan StoreOutage { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>What the node does with its shards' events (after their batches committed): EAS key pushes and outbox wake-ups.</summary>
+    public Action<SessionEvent>? Events { get; init; }
+
     /// <summary>The shard store.</summary>
     public IHseShardStore Shards => (IHseShardStore)Store;
 }
@@ -83,12 +86,16 @@ public sealed class ShardHost : IAsyncDisposable
     private readonly Task _events;
     private long _established;
 
-    private ShardHost(int shard, long epoch, HseHost host, ShardInbox inbox, int restored)
+    private readonly Action<SessionEvent>? _onEvent;
+
+    private ShardHost(int shard, long epoch, HseHost host, ShardInbox inbox, int restored, Action<SessionEvent>? onEvent)
     {
         Shard = shard;
         Epoch = epoch;
         Host = host;
+        Sessions = IHseSessions.ForHost(host);
         _inbox = inbox;
+        _onEvent = onEvent;
         Restored = restored;
         _events = Task.Run(DrainEventsAsync);
     }
@@ -104,6 +111,9 @@ public sealed class ShardHost : IAsyncDisposable
 
     /// <summary>The host running the shard's engine.</summary>
     public HseHost Host { get; }
+
+    /// <summary>The shard's sessions, for the HSE–EAS interface and the northbound API.</summary>
+    public IHseSessions Sessions { get; }
 
     /// <summary>Sessions established by this activation.</summary>
     public long Established => Interlocked.Read(ref _established);
@@ -126,7 +136,7 @@ public sealed class ShardHost : IAsyncDisposable
             var sessions = context.Shards.LoadSessions(shard, context.ShardCount);
             var restored = host.Restore(sessions, Math.Max(next, 1));
             host.Start();
-            return new ShardHost(shard, epoch, host, inbox, restored);
+            return new ShardHost(shard, epoch, host, inbox, restored, context.Events);
         }
         catch
         {
@@ -155,6 +165,8 @@ public sealed class ShardHost : IAsyncDisposable
             {
                 Interlocked.Increment(ref _established);
             }
+
+            _onEvent?.Invoke(e);
         }
     }
 }

@@ -36,10 +36,20 @@ public static class EasApi
     /// and the dashboard). With <see cref="EasApiHooks.CertificateOptional"/> a client may come without a certificate (a
     /// foreign one still fails the handshake); the EAS interface's own resources still answer such a client 401.
     /// </summary>
-    public static async Task<WebApplication> StartAsync(HseHost host, IHseStateStore store, X509Certificate2 serverCertificate, X509Certificate2 ca, IPEndPoint endPoint, EasApiHooks hooks, TimeProvider time, CancellationToken cancellationToken = default)
+    public static Task<WebApplication> StartAsync(HseHost host, IHseStateStore store, X509Certificate2 serverCertificate, X509Certificate2 ca, IPEndPoint endPoint, EasApiHooks hooks, TimeProvider time, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        return StartAsync(IHseSessions.ForHost(host), store, serverCertificate, ca, endPoint, hooks, time, cancellationToken);
+    }
+
+    /// <summary>
+    /// Starts the interface over <paramref name="sessions"/>: one HSE's host, or a cluster's shards (every node of a cluster
+    /// serves the interface, and each operation runs where its session runs).
+    /// </summary>
+    public static async Task<WebApplication> StartAsync(IHseSessions sessions, IHseStateStore store, X509Certificate2 serverCertificate, X509Certificate2 ca, IPEndPoint endPoint, EasApiHooks hooks, TimeProvider time, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(hooks);
-        ArgumentNullException.ThrowIfNull(host);
+        ArgumentNullException.ThrowIfNull(sessions);
         ArgumentNullException.ThrowIfNull(store);
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -148,7 +158,7 @@ public static class EasApi
                 store.Audit("enterprise-key-chosen", easId, refresh.ExternalId, 0);
             }
 
-            var live = imsi is null ? [] : await host.QueryAsync(engine => engine.SessionsOf(imsi, easId)).ConfigureAwait(false);
+            var live = imsi is null ? [] : await sessions.SessionsOfAsync(imsi, easId).ConfigureAwait(false);
             if (live.Count == 0)
             {
                 return refresh.EnterpriseKeyIdentifier is not null && imsi is not null
@@ -159,8 +169,8 @@ public static class EasApi
             // Seed 001 4.4.4: an EAS triggers a refresh of the UE-to-EAS mode only. For key agreement only "there is no
             // provision for the application layer to trigger generation of the new EAS PSK" (also seed 004, key refresh);
             // and UE-to-HSE sessions carry no keys of the EAS's.
-            var sessions = live.Where(s => s.Mode == SessionMode.UeToEas).Select(s => s.SessionId).ToList();
-            if (sessions.Count == 0)
+            var toRefresh = live.Where(s => s.Mode == SessionMode.UeToEas).Select(s => s.SessionId).ToList();
+            if (toRefresh.Count == 0)
             {
                 var keyAgreementOnly = live.Any(s => s.Mode == SessionMode.KeyAgreementOnly);
                 store.Audit("refresh-refused", easId, refresh.ExternalId, 0);
@@ -174,16 +184,10 @@ public static class EasApi
                 return Problem(429, "too many refreshes", $"one refresh of {refresh.ExternalId} every 10 s at most");
             }
 
-            foreach (var sessionId in sessions)
+            foreach (var sessionId in toRefresh)
             {
-                try
-                {
-                    await host.InvokeAsync(engine => engine.RefreshKeys(sessionId)).ConfigureAwait(false);
-                }
-                catch (InvalidOperationException)
-                {
-                    // The session ended meanwhile: the others are refreshed all the same.
-                }
+                // A session that ended meanwhile is passed over: the others are refreshed all the same.
+                await sessions.RefreshKeysAsync(sessionId).ConfigureAwait(false);
             }
 
             store.Audit("refresh-requested", easId, refresh.ExternalId, 0);
@@ -196,27 +200,20 @@ public static class EasApi
                 return Problem(400, "expected EasDownlink");
             }
 
-            var owner = await host.QueryAsync(engine => engine.Describe(downlink.SessionId)?.EasId).ConfigureAwait(false);
-            if (owner != easId)
+            var owner = await sessions.DescribeAsync(downlink.SessionId).ConfigureAwait(false);
+            if (owner?.EasId != easId)
             {
                 return Problem(404, "no session of this EAS with that id");
             }
 
-            StepResult step;
-            try
+            return await sessions.ForwardDownlinkFromEasAsync(downlink.SessionId, downlink.Message.ToArray()).ConfigureAwait(false) switch
             {
-                step = await host.InvokeAsync(engine => engine.ForwardDownlinkFromEas(downlink.SessionId, downlink.Message)).ConfigureAwait(false);
-            }
-            catch (InvalidOperationException)
-            {
-                return Problem(404, "the session is not established");
-            }
-
-            return step.Events.OfType<MessageDropped>().Any()
-                ? Problem(409, "the message does not fit the session (plane, Session ID or Key ID)")
-                : Results.StatusCode(202);
+                SessionOutcome.NotEstablished => Problem(404, "the session is not established"),
+                SessionOutcome.Dropped => Problem(409, "the message does not fit the session (plane, Session ID or Key ID)"),
+                _ => Results.StatusCode(202),
+            };
         })));
-        NorthboundApi.Map(app, host, store);
+        NorthboundApi.Map(app, sessions, store);
         await app.StartAsync(cancellationToken).ConfigureAwait(false);
         return app;
     }

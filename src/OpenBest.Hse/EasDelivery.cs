@@ -16,7 +16,8 @@ namespace OpenBest.Hse;
 /// </summary>
 public sealed class EasDelivery : IAsyncDisposable
 {
-    private readonly HseHost _host;
+    private readonly IHseSessions _sessions;
+    private readonly Func<string, bool> _delivers;
     private readonly IHseStateStore _store;
     private readonly X509Certificate2 _clientCertificate;
     private readonly X509Certificate2 _ca;
@@ -40,10 +41,21 @@ public sealed class EasDelivery : IAsyncDisposable
 
     /// <summary>Starts delivering; <paramref name="clientCertificate"/> is the HSE's (it must outlive this object).</summary>
     public EasDelivery(HseHost host, IHseStateStore store, X509Certificate2 clientCertificate, X509Certificate2 ca, TimeSpan? poll = null)
+        : this(IHseSessions.ForHost(host), store, clientCertificate, ca, poll)
     {
+    }
+
+    /// <summary>
+    /// Starts delivering over <paramref name="sessions"/> (one HSE's host, or a cluster's shards); with
+    /// <paramref name="delivers"/>, only the outboxes of the EASs it names (a cluster node delivers the EASs it holds).
+    /// </summary>
+    public EasDelivery(IHseSessions sessions, IHseStateStore store, X509Certificate2 clientCertificate, X509Certificate2 ca, TimeSpan? poll = null, Func<string, bool>? delivers = null)
+    {
+        ArgumentNullException.ThrowIfNull(sessions);
         ArgumentNullException.ThrowIfNull(clientCertificate);
         ArgumentNullException.ThrowIfNull(ca);
-        _host = host;
+        _sessions = sessions;
+        _delivers = delivers ?? (_ => true);
         _store = store;
         _clientCertificate = clientCertificate;
         _ca = ca;
@@ -63,6 +75,15 @@ public sealed class EasDelivery : IAsyncDisposable
 
     /// <summary>Key refreshes (Manage Keys Requests sent) because an EAS chose another Enterprise Key in its EAS Session Start.</summary>
     public long EnterpriseKeyRefreshes => Interlocked.Read(ref _enterpriseKeyRefreshes);
+
+    /// <summary>Looks at the outboxes now (an uplink for an EAS was stored).</summary>
+    public void Wake()
+    {
+        if (Volatile.Read(ref _disposed) == 0)
+        {
+            _wake.Release();
+        }
+    }
 
     /// <summary>Something for the EASs happened (uplink forwarded, keys ready): look at the outbox now, and push keys.</summary>
     public void OnEvent(SessionEvent e)
@@ -160,7 +181,7 @@ public sealed class EasDelivery : IAsyncDisposable
         try
         {
             if (_store.EasRegistrations().FirstOrDefault(r => r.EasId == keys.EasId) is not { } registration
-                || await _host.QueryAsync(engine => engine.Describe(keys.SessionId)).ConfigureAwait(false) is not { } owner
+                || await _sessions.DescribeAsync(keys.SessionId).ConfigureAwait(false) is not { } owner
                 || _store.ExternalIdOf(keys.EasId, owner.Imsi) is not { } externalId)
             {
                 return; // not registered, or no external id: the EAS fetches the key when the UE names it
@@ -213,19 +234,12 @@ public sealed class EasDelivery : IAsyncDisposable
             return; // the next refresh (or session) names it
         }
 
-        try
+        // A refresh in flight runs again when it ends (the engine keeps the request), naming the kept identifier. A session
+        // that ended or is not established is passed over: its next session names the key.
+        if (await _sessions.RefreshKeysAsync(keys.SessionId, ifKeyId: keys.KeyId).ConfigureAwait(false) == SessionOutcome.Done)
         {
-            // A refresh in flight runs again when it ends (the engine keeps the request), naming the kept identifier.
-            var step = await _host.InvokeAsync(engine => engine.CurrentKeyIdOf(keys.SessionId) == keys.KeyId ? engine.RefreshKeys(keys.SessionId) : new StepResult()).ConfigureAwait(false);
-            if (step.Send.Count > 0)
-            {
-                _enterpriseKeyRefreshed.Mark(keys.SessionId);
-                Interlocked.Increment(ref _enterpriseKeyRefreshes); // a Manage Keys Request went out
-            }
-        }
-        catch (InvalidOperationException)
-        {
-            // The session ended or is not established: its next session names the key.
+            _enterpriseKeyRefreshed.Mark(keys.SessionId);
+            Interlocked.Increment(ref _enterpriseKeyRefreshes); // a Manage Keys Request went out
         }
     }
 
@@ -237,14 +251,13 @@ public sealed class EasDelivery : IAsyncDisposable
     {
         try
         {
-            var (owner, inUse) = await _host.QueryAsync(engine => (engine.Describe(refused.SessionId), engine.EnterpriseKeyIdentifierOf(refused.SessionId))).ConfigureAwait(false);
-            if (owner is { } who && _store.EnterpriseKeyIdentifierOf(who.Imsi, refused.EasId) is { } kept && kept.AsSpan().SequenceEqual(refused.EnterpriseKeyIdentifier))
+            if (await _sessions.DescribeAsync(refused.SessionId).ConfigureAwait(false) is { } who && _store.EnterpriseKeyIdentifierOf(who.Imsi, refused.EasId) is { } kept && kept.AsSpan().SequenceEqual(refused.EnterpriseKeyIdentifier))
             {
-                _store.SetEnterpriseKeyIdentifier(who.Imsi, refused.EasId, inUse);
+                _store.SetEnterpriseKeyIdentifier(who.Imsi, refused.EasId, who.EnterpriseKeyIdentifier);
                 _store.Audit("enterprise-key-refused", refused.EasId, _store.ExternalIdOf(refused.EasId, who.Imsi) ?? $"session-{refused.SessionId}", 0);
             }
         }
-        catch (Exception e) when (e is InvalidOperationException or IOException or System.Data.Common.DbException)
+        catch (Exception e) when (e is not OperationCanceledException and not OutOfMemoryException)
         {
             Interlocked.Increment(ref _failed);
         }
@@ -261,7 +274,7 @@ public sealed class EasDelivery : IAsyncDisposable
             {
                 await _wake.WaitAsync(Poll, _stop.Token).ConfigureAwait(false);
                 // Each EAS on its own: a slow or failing one never holds up the others.
-                await Task.WhenAll(_store.EasRegistrations().Select(async registration =>
+                await Task.WhenAll(_store.EasRegistrations().Where(r => _delivers(r.EasId)).Select(async registration =>
                 {
                     try
                     {
@@ -294,7 +307,7 @@ public sealed class EasDelivery : IAsyncDisposable
         foreach (var entry in _store.DueOutbox(registration.EasId, now, 64))
         {
             // The subscriber was kept with the entry; entries queued before schema version 4 ask the live session.
-            var imsi = entry.Imsi ?? (await _host.QueryAsync(engine => engine.Describe(entry.SessionId)).ConfigureAwait(false))?.Imsi;
+            var imsi = entry.Imsi ?? (await _sessions.DescribeAsync(entry.SessionId).ConfigureAwait(false))?.Imsi;
             string? externalId = null;
             uint? keyIdentifier = null;
             if (imsi is not null)

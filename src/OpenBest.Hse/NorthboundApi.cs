@@ -31,13 +31,20 @@ public static class NorthboundApi
     /// <summary>Maps the API onto <paramref name="app"/>.</summary>
     public static void Map(IEndpointRouteBuilder app, HseHost host, IHseStateStore store)
     {
+        ArgumentNullException.ThrowIfNull(host);
+        Map(app, IHseSessions.ForHost(host), store);
+    }
+
+    /// <summary>Maps the API onto <paramref name="app"/> over <paramref name="sessions"/> (one HSE's host, or a cluster's shards).</summary>
+    public static void Map(IEndpointRouteBuilder app, IHseSessions sessions, IHseStateStore store)
+    {
         ArgumentNullException.ThrowIfNull(app);
         var api = app.MapGroup("/api/v1").WithTags("enterprise");
         api.MapGet("/sessions", async (HttpContext context) =>
         {
             var easId = await IdentityAsync(context).ConfigureAwait(false);
-            var sessions = await host.QueryAsync(engine => engine.SessionsNaming(easId)).ConfigureAwait(false);
-            return Results.Ok(sessions.Select(s => new NorthboundSession(s.SessionId, store.ExternalIdOf(easId, s.Imsi), HseHost.ServiceName(s.Service))).ToList());
+            var named = await sessions.SessionsNamingAsync(easId).ConfigureAwait(false);
+            return Results.Ok(named.Select(s => new NorthboundSession(s.SessionId, store.ExternalIdOf(easId, s.Imsi), HseHost.ServiceName(s.Service))).ToList());
         }).WithName("ListSessions").WithSummary("The live UE-to-HSE sessions that name this enterprise (not UE-to-EAS or key-agreement-only sessions), with their services.");
         api.MapGet("/uplink", async (HttpContext context, long? after, int? limit) =>
         {
@@ -64,22 +71,15 @@ public static class NorthboundApi
             }
 
             // Only the sessions the list shows: UE-to-HSE sessions of this enterprise (the others' user plane is not the HSE's).
-            var (owner, mode) = await host.QueryAsync(engine => (engine.Describe(sessionId)?.EasId, engine.ModeOf(sessionId))).ConfigureAwait(false);
-            if (owner != easId || mode != SessionMode.UeToHse)
+            var facts = await sessions.DescribeAsync(sessionId).ConfigureAwait(false);
+            if (facts?.EasId != easId || facts.Mode != SessionMode.UeToHse)
             {
                 return Results.Problem(title: "no UE-to-HSE session of this enterprise with that id", statusCode: 404);
             }
 
-            try
-            {
-                await host.InvokeAsync(engine => engine.SendDownlink(sessionId, payload, downlink.AckRequested)).ConfigureAwait(false);
-            }
-            catch (InvalidOperationException e)
-            {
-                return Results.Problem(title: e.Message, statusCode: 409);
-            }
-
-            return Results.Accepted();
+            return await sessions.SendDownlinkAsync(sessionId, payload, downlink.AckRequested).ConfigureAwait(false) == SessionOutcome.NotEstablished
+                ? Results.Problem(title: "the session is not established", statusCode: 409)
+                : Results.Accepted();
         }).WithName("SendDownlink").WithSummary("Seal and send (or, while the device is suspended, queue) a downlink message.");
         app.MapOpenApi();
     }

@@ -1,0 +1,152 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Text;
+using OpenBest.Client;
+using OpenBest.Eas;
+using OpenBest.EasInterface;
+using OpenBest.Hse.Cluster.Demo;
+using OpenBest.Protocol;
+using OpenBest.Sessions;
+using OpenBest.Storage;
+using OpenBest.Storage.Postgres;
+using OpenBest.Storage.Tests;
+using OpenBest.Testing;
+
+namespace OpenBest.Hse.Cluster.Tests;
+
+/// <summary>
+/// The HSE–EAS interface on a cluster (docs/protocol.md, "HSE cluster"): two node processes on a real PostgreSQL, each
+/// serving the interface; the reference EAS registered with one of them; a device in UE-to-EAS mode through the other.
+/// </summary>
+public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<PostgresServer>, IDisposable
+{
+    private const string Imsi = "001010000000301";
+    private const string EasId = "eas.example.com";
+    private const string ExternalId = "meter-1@acme";
+    private const string K = "000102030405060708090a0b0c0d0e0f";
+    private const string Opc = "0f0e0d0c0b0a09080706050403020100";
+    private const string Delivering = "this node delivers the outbox of EAS eas.example.com";
+    private readonly DirectoryInfo _directory = Directory.CreateTempSubdirectory("openbest-cluster-eas-");
+
+    private static CancellationToken Cancel => TestContext.Current.CancellationToken;
+
+    public void Dispose() => _directory.Delete(recursive: true);
+
+    [Fact]
+    public async Task EasOutbox_KeepsDeliveringInOrder_FromAnotherNode_WhenItsNodeIsKilled()
+    {
+        if (server.Unavailable is { } why)
+        {
+            Assert.True(Environment.GetEnvironmentVariable("CI") is null, "CI installs PostgreSQL");
+            Assert.Skip(why);
+        }
+
+        var database = server.CreateDatabase();
+        var data = _directory.FullName;
+        DevelopmentPki.Init(data, [EasId]);
+        using (var key = MasterKey.Load(data))
+        using (var store = PostgresSubscriberStore.Open(database, key))
+        {
+            store.Add([new NewSubscriber(Imsi, Convert.FromHexString(K), Convert.FromHexString(Opc))]);
+            store.SetExternalId(EasId, ExternalId, Imsi);
+        }
+
+        var udp = new[] { LoopbackPorts.Free(udpToo: true), LoopbackPorts.Free(udpToo: true) };
+        var eas = new[] { LoopbackPorts.Free(), LoopbackPorts.Free() };
+        var nodes = new[] { Node("node-1", udp[0], eas[0], database), Node("node-2", udp[1], eas[1], database) };
+        try
+        {
+            await nodes[0].WaitForAsync("HSE node node-1 listening");
+            await nodes[1].WaitForAsync("HSE node node-2 listening");
+            Assert.Contains("EAS interface on https://", nodes[0].Output, StringComparison.Ordinal);
+
+            // The EAS registers with node-1; from then on one node delivers its outbox (the node running its outbox grain).
+            var received = new ConcurrentQueue<EasReceived>();
+            using var easCertificate = DevelopmentPki.LoadPair(DevelopmentPki.Eas(data, EasId));
+            using var ca = DevelopmentPki.LoadCertificate(DevelopmentPki.Ca(data).Certificate);
+            await using var application = await ReferenceEas.StartAsync(new EasOptions
+            {
+                EasId = EasId,
+                Hse = new Uri(string.Create(CultureInfo.InvariantCulture, $"https://127.0.0.1:{eas[0]}/")),
+                Certificate = easCertificate,
+                Ca = ca,
+                StateDirectory = Path.Combine(data, "eas-state"),
+            }, r =>
+            {
+                received.Enqueue(r);
+                return Task.CompletedTask;
+            }, Cancel);
+            await Eventually.True(() => nodes.Any(n => n.Error.Contains(Delivering, StringComparison.Ordinal)), "a node delivers the EAS's outbox", TimeSpan.FromSeconds(60));
+            var victim = nodes[0].Error.Contains(Delivering, StringComparison.Ordinal) ? 0 : 1;
+            var survivor = 1 - victim;
+
+            // The device reaches the survivor; its session's shard runs wherever the cluster put it.
+            await using var device = await BestClient.CreateAsync(new BestClientOptions
+            {
+                Imsi = Imsi,
+                K = Convert.FromHexString(K),
+                Opc = Convert.FromHexString(Opc),
+                Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, udp[survivor])),
+                TickInterval = TimeSpan.FromMilliseconds(50),
+                // A shard whose node died answers again once the cluster declared the death and a survivor took it.
+                MaxRetransmissions = 30,
+            }, Cancel);
+            var opened = await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel);
+            var channel = opened.Channel ?? throw new InvalidOperationException($"no channel: {opened}");
+            string[] before = ["m1", "m2", "m3"];
+            foreach (var text in before)
+            {
+                var status = await channel.SendAsync(Encoding.UTF8.GetBytes(text), acknowledged: true, Cancel);
+                Assert.True(status == SendStatus.Acknowledged, $"{text}: {status} | EAS has {received.Count}, last {application.LastSequence}, PSK requests {application.PskRequests}, dropped {application.Dropped} | outbox {Outbox(database, data)} | {Said(nodes)}");
+            }
+
+            await Eventually.True(() => received.Count >= before.Length, "m1..m3 reach the EAS", TimeSpan.FromSeconds(60));
+
+            // Downlink from the EAS through node-1's interface reaches the device through the node it talks to.
+            Assert.True(await application.SendDownlinkAsync(channel.SessionId, "valve open"u8.ToArray(), Cancel));
+            var down = await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(60), Cancel);
+            Assert.Equal("valve open"u8.ToArray(), down.Payload.ToArray());
+
+            // The delivering node is killed; messages stored meanwhile wait in the outbox, and the survivor takes it over.
+            Process.GetProcessById(nodes[victim].Id).Kill();
+            string[] after = ["m4", "m5", "m6", "m7", "m8"];
+            foreach (var text in after)
+            {
+                var status = await channel.SendAsync(Encoding.UTF8.GetBytes(text), acknowledged: true, Cancel);
+                Assert.True(status == SendStatus.Acknowledged, $"{text}: {status} | EAS has {received.Count}, last {application.LastSequence}, PSK requests {application.PskRequests}, dropped {application.Dropped} | outbox {Outbox(database, data)} | {Said(nodes)}");
+            }
+
+            await Eventually.True(() => nodes[survivor].Error.Contains(Delivering, StringComparison.Ordinal), "the survivor delivers the EAS's outbox", TimeSpan.FromSeconds(90));
+            await Eventually.True(() => received.Count >= before.Length + after.Length, "m4..m8 reach the EAS", TimeSpan.FromSeconds(90));
+            Assert.Equal([.. before, .. after], received.Select(r => Encoding.UTF8.GetString(r.Payload)));
+            Assert.All(received, r => Assert.Equal(ExternalId, r.ExternalId));
+            Assert.Equal(0, application.Dropped);
+            using var again = MasterKey.Load(data);
+            using var check = PostgresSubscriberStore.Open(database, again);
+            await Eventually.True(() => check.DueOutbox(EasId, DateTimeOffset.UtcNow.AddHours(1), 10).Count == 0, "the outbox is empty", TimeSpan.FromSeconds(60));
+        }
+        finally
+        {
+            foreach (var node in nodes)
+            {
+                await node.DisposeAsync();
+            }
+        }
+    }
+
+    private static string Outbox(string database, string data)
+    {
+        using var key = MasterKey.Load(data);
+        using var store = PostgresSubscriberStore.Open(database, key);
+        return string.Join(", ", store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddHours(1), 10).Select(e => $"{e.Seq}/{e.Attempts}")) + $" registrations {store.EasRegistrations().Count}";
+    }
+
+    private static string Said(BestProcess[] nodes) => string.Join(" | ", nodes.Select(n => n.Output + n.Error));
+
+    private BestProcess Node(string name, int udp, int eas, string database) => BestProcess.Start(
+        "hse", "--cluster", "--postgres", database, "--data-dir", _directory.FullName, "--node-name", name,
+        "--udp-port", udp.ToString(CultureInfo.InvariantCulture), "--tcp-port", "-1", "--eas-port", eas.ToString(CultureInfo.InvariantCulture),
+        "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture));
+}
