@@ -66,6 +66,14 @@ public sealed class ShardStatus
     /// <summary>Whether its host stopped (a newer activation took the shard, or the store failed).</summary>
     [Id(6)]
     public bool Faulted { get; init; }
+
+    /// <summary>Messages dropped because its queue was full.</summary>
+    [Id(7)]
+    public long Dropped { get; init; }
+
+    /// <summary>Of those, Session Requests refused with the congestion cause.</summary>
+    [Id(8)]
+    public long Refused { get; init; }
 }
 
 /// <summary>A node's way back to the devices it heard from: a shard's answers leave through it.</summary>
@@ -190,6 +198,8 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
         Established = _host?.Established ?? 0,
         Received = _host?.Host.Received ?? 0,
         Faulted = _host?.Faulted.IsCompleted ?? true,
+        Dropped = _host?.Host.Overloaded ?? 0,
+        Refused = _host?.Host.Refused ?? 0,
     });
 
     public async Task<ShardSession?> Describe(uint sessionId) =>

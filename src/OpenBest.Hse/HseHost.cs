@@ -38,6 +38,9 @@ public sealed class HseHost : IAsyncDisposable
     private long _received;
     private long _sent;
     private long _overloaded;
+    private long _refused;
+    private long _refusalSecond;
+    private long _refusalsThisSecond;
     private long _errors;
     private long _commits;
     private readonly TaskCompletionSource _faulted = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -59,6 +62,10 @@ public sealed class HseHost : IAsyncDisposable
             {
                 Interlocked.Increment(ref _overloaded);
                 dropped.Done?.TrySetException(new InvalidOperationException("The HSE is overloaded: the work queue is full."));
+                if (dropped.Received.Path is { } path)
+                {
+                    Refuse(dropped.Received.Message, path);
+                }
             });
     }
 
@@ -73,6 +80,9 @@ public sealed class HseHost : IAsyncDisposable
 
     /// <summary>Messages refused because the work queue was full.</summary>
     public long Overloaded => Interlocked.Read(ref _overloaded);
+
+    /// <summary>Of those, Session Requests answered with a congestion Reject (cause 0x0D, the engine's back-off).</summary>
+    public long Refused => Interlocked.Read(ref _refused);
 
     /// <summary>Work items or sends that failed (storage unavailable, a socket error); the host goes on.</summary>
     public long Errors => Interlocked.Read(ref _errors);
@@ -255,6 +265,38 @@ public sealed class HseHost : IAsyncDisposable
     private readonly record struct WorkItem(Func<HseEngine, StepResult>? Call, TaskCompletionSource<StepResult>? Done, ReceivedMessage Received = default, bool IsTick = false)
     {
         public StepResult Run(HseEngine engine) => Call is { } call ? call(engine) : IsTick ? engine.Tick() : engine.Receive(Received.Message.Span, Received.Path);
+    }
+
+    /// <summary>
+    /// A message the full work queue refused (the host waits for its store, or cannot keep up): a Session Request gets a
+    /// congestion Reject with the engine's back-off (at most 100 a second, never longer than the request); anything else is
+    /// dropped, counted, and comes again with its sender's retransmission. Never lost silently.
+    /// </summary>
+    private void Refuse(ReadOnlyMemory<byte> message, BearerPath path)
+    {
+        var second = Environment.TickCount64 / 1000;
+        if (Interlocked.Exchange(ref _refusalSecond, second) != second)
+        {
+            Interlocked.Exchange(ref _refusalsThisSecond, 0);
+        }
+
+        if (Interlocked.Increment(ref _refusalsThisSecond) <= 100 && HseEngine.CongestionRejectFor(message.Span, _engine.CongestionBackOff) is { } reject)
+        {
+            Interlocked.Increment(ref _refused);
+            _ = SendRefusalAsync(path, reject);
+        }
+    }
+
+    private static async Task SendRefusalAsync(BearerPath path, byte[] reject)
+    {
+        try
+        {
+            await path.SendAsync(reject).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            // The path is gone: its device retransmits.
+        }
     }
 
     private void Failed(Exception e)

@@ -26,6 +26,27 @@ public sealed partial class HseEngine
         return TryResolveIdentity(request, options, out var imsi) ? imsi : null;
     }
 
+    /// <summary>
+    /// A Message Reject with the congestion cause (0x0D) and <paramref name="backOff"/> for a Session Request
+    /// that a host cannot take (its queue is full), no longer than the request; null for any other message, which is
+    /// dropped instead (a protected message's answer needs its session's keys, and a Reject is never answered).
+    /// </summary>
+    public static byte[]? CongestionRejectFor(ReadOnlySpan<byte> message, TimeSpan backOff)
+    {
+        if (HeaderPrefix.TryRead(message, out var prefix) != ParseStatus.Ok || prefix.SessionId != 0 || prefix.Plane != Plane.Control
+            || EmsdpFrame.TryParse(message, prefix, 1, 0, out var frame) != ParseStatus.Ok || frame.Body.Length == 0
+            || frame.Body[0] != (byte)CommandCode.SessionRequest)
+        {
+            return null;
+        }
+
+        var checksum = SHA256.HashData(message)[..8];
+        var reject = new MessageReject(Cause.Congestion, (byte)CommandCode.SessionRequest, checksum, BackOffSeconds: (ushort)Math.Clamp(backOff.TotalSeconds, 0, ushort.MaxValue));
+        Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
+        var length = EmsdpProtection.WriteUnprotected(0, reject.Encode(), buffer);
+        return length <= message.Length ? buffer[..length].ToArray() : null;
+    }
+
     private void OnSessionRequest(ReadOnlySpan<byte> message, HeaderPrefix prefix, object? path, StepResult result)
     {
         if (EmsdpFrame.TryParse(message, prefix, 1, 0, out var frame) != ParseStatus.Ok)

@@ -136,6 +136,9 @@ public sealed partial class HseEngine : IDisposable
 
     private DateTimeOffset Now => _time.GetUtcNow();
 
+    /// <summary>The back-off a congestion Reject names (<see cref="HseOptions.CongestionBackOff"/>).</summary>
+    public TimeSpan CongestionBackOff => _options.CongestionBackOff;
+
     /// <summary>The state of a session, or null.</summary>
     public string? StateOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.State.ToString() : null;
 

@@ -112,6 +112,57 @@ public sealed class HseHostTests
     }
 
     [Fact]
+    public async Task AFullWorkQueue_RefusesASessionRequestWithCongestion_AndItsBackOff()
+    {
+        // Profile 6.2, cause 0x0D: work the host cannot queue (its executor waits, here on a gate) is never lost silently; a
+        // Session Request is refused with the back-off, and the device hears it.
+        var directory = Directory.CreateTempSubdirectory("openbest-host-");
+        try
+        {
+            using var key = MasterKey.FromBytes(new byte[32]);
+            using var store = SqliteSubscriberStore.Open(directory.FullName, key);
+            store.Add([new NewSubscriber(TestHse.Imsi, TestHse.K, TestHse.Opc)]);
+            using var subscribers = new StoreSubscribers(store);
+            await using var udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            await using var host = new HseHost(new HseEngine(subscribers, new HseOptions { CongestionBackOff = TimeSpan.FromSeconds(42) }), [udp], TimeSpan.FromMilliseconds(100), queue: 1);
+            host.Start();
+            using var gate = new ManualResetEventSlim();
+            var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var blocked = host.InvokeAsync(_ =>
+            {
+                entered.SetResult();
+                gate.Wait(Eventually.Deadline);
+                return new StepResult();
+            });
+            await entered.Task.WaitAsync(Eventually.Deadline, Cancel);
+            try
+            {
+                // The queue's one place fills (a tick, or the request); a retransmission of the request finds it full.
+                await using var client = await BestClient.CreateAsync(new BestClientOptions
+                {
+                    Imsi = TestHse.Imsi, K = TestHse.K, Opc = TestHse.Opc, Transport = new BestTransport.Udp(udp.LocalEndPoint),
+                    RetransmissionInterval = TimeSpan.FromMilliseconds(100), MaxRetransmissions = 20, OperationTimeout = TimeSpan.FromSeconds(60),
+                }, Cancel);
+                var opened = await client.OpenAsync(new UeChannelOptions { EasId = "eas.example.com", ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel);
+                Assert.Null(opened.Channel);
+                Assert.Equal(Cause.Congestion, opened.Rejected);
+                Assert.NotNull(opened.BackOff);
+                Assert.True(host.Refused >= 1 && host.Overloaded >= host.Refused, $"{host.Refused} refused, {host.Overloaded} overloaded");
+            }
+            finally
+            {
+                gate.Set();
+                await blocked;
+            }
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            directory.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Restore_DeletesAStateItCannotRead_AndRestoresTheOthers()
     {
         var directory = Directory.CreateTempSubdirectory("openbest-restore-");

@@ -355,6 +355,37 @@ public sealed class CauseTests
     }
 
     [Fact]
+    public void CongestionRejectFor_AHostWithAFullQueue_AnswersASessionRequestOnly()
+    {
+        // Profile 6.2, cause 0x0D: a host that cannot take a Session Request refuses it with the back-off, naming the request
+        // by its checksum, in no more octets than the request; anything else is not answered.
+        var request = new SessionRequest(Harness.Imsi, null, new UeConfiguration(18, KeyAgreements.FiveGAka, BestService.Integrity, false, 1, CounterSchemes.OneOctet), "eas.example.com", new byte[8], Harness.FiveG).Encode();
+        var message = new byte[request.Length + 3];
+        EmsdpProtection.WriteUnprotected(0, request, message);
+        var reject = HseEngine.CongestionRejectFor(message, TimeSpan.FromSeconds(90));
+        Assert.NotNull(reject);
+        Assert.True(reject.Length <= message.Length);
+        Assert.Equal(ParseStatus.Ok, ControlCommand.TryParse(reject.AsSpan(3), out var command));
+        var r = Assert.IsType<MessageReject>(command);
+        Assert.Equal((Cause.Congestion, (byte)CommandCode.SessionRequest, (ushort?)90), (r.Cause, r.RejectedCommand, r.BackOffSeconds));
+        Assert.Equal(System.Security.Cryptography.SHA256.HashData(message).AsSpan(0, 8).ToArray(), r.RequestChecksum!.Value.ToArray());
+
+        // The UE takes it as a congestion refusal of its request.
+        using var h = new Harness();
+        h.Interceptor = (uplink, m) => uplink ? null : m;
+        h.Open(Channel());
+        var sent = h.Sent.First(s => s.Uplink).Message;
+        h.Interceptor = (_, m) => m;
+        h.Pump(h.Ue.Receive(HseEngine.CongestionRejectFor(sent, TimeSpan.FromSeconds(90))), uplink: true);
+        Assert.Equal(Cause.Congestion, Assert.Single(h.UeEvents.OfType<SessionRejected>()).Cause);
+
+        // Not a Session Request: nothing (a protected message needs its session's keys; a Reject is never answered).
+        Assert.Null(HseEngine.CongestionRejectFor(reject, TimeSpan.FromSeconds(90)));
+        Assert.Null(HseEngine.CongestionRejectFor([0x42, 0x3f, 0x00, 0xE0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], TimeSpan.FromSeconds(90)));
+        Assert.Null(HseEngine.CongestionRejectFor([0x40], TimeSpan.FromSeconds(90)));
+    }
+
+    [Fact]
     public void Cause0B_And0C_FromMalformedRequests()
     {
         using var h = new Harness();
