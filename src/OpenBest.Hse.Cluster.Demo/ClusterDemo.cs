@@ -6,6 +6,7 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using OpenBest.Client;
+using OpenBest.EasInterface;
 using OpenBest.Sessions;
 using OpenBest.Storage;
 using OpenBest.Storage.Postgres;
@@ -26,6 +27,12 @@ public sealed record ClusterDemoOptions
 
     /// <summary>Seconds after the devices' sessions are up when a node is killed (SIGKILL).</summary>
     public int KillAfterSeconds { get; init; } = 10;
+
+    /// <summary>
+    /// Devices in UE-to-EAS mode besides <see cref="Devices"/> (not with the baseline): their messages go through the HSE's
+    /// outbox to the reference EAS, registered with the cluster; with a kill, the node delivering that outbox is the one killed.
+    /// </summary>
+    public int EasDevices { get; init; } = 4;
 
     /// <summary>Whether to kill a node (false: a throughput run of <see cref="KillAfterSeconds"/> seconds, as for <c>best bench cluster</c>).</summary>
     public bool Kill { get; init; } = true;
@@ -123,14 +130,30 @@ public sealed record ClusterDemoResult
     /// <summary>Acknowledged messages missing from the store.</summary>
     public long Missing { get; init; }
 
+    /// <summary>Messages of the UE-to-EAS devices the HSE acknowledged (forwarded).</summary>
+    public long AcknowledgedToEas { get; init; }
+
+    /// <summary>Of those, how many the EAS's application got (each once: the EAS drops a repeat).</summary>
+    public long EasDelivered { get; init; }
+
+    /// <summary>Messages the EAS got out of their device's order.</summary>
+    public long EasOutOfOrder { get; init; }
+
+    /// <summary>The nodes that delivered the EAS's outbox, in the order they took it.</summary>
+    public IReadOnlyList<string> EasDeliverers { get; init; } = [];
+
     /// <summary>Whether the run was to kill a node.</summary>
     public bool KillRequested { get; init; } = true;
 
     /// <summary>Whether a node was killed.</summary>
     public bool Killed => Nodes.Any(n => n.Killed);
 
-    /// <summary>Every message delivered and stored once, every session up and kept, with a node killed midway.</summary>
-    public bool Success => (Killed || !KillRequested) && Established == Devices && Acknowledged == Sent && Sent > 0 && StoredOnce == Acknowledged && Duplicates == 0 && Missing == 0 && NewAkaRuns == 0;
+    /// <summary>
+    /// Every message delivered (stored once, or at the EAS once and in order), every session up and kept, with a node killed
+    /// midway.
+    /// </summary>
+    public bool Success => (Killed || !KillRequested) && Established == Devices && Acknowledged == Sent && Sent > 0 && StoredOnce == Acknowledged - AcknowledgedToEas
+        && Duplicates == 0 && Missing == 0 && NewAkaRuns == 0 && EasDelivered == AcknowledgedToEas && EasOutOfOrder == 0;
 }
 
 /// <summary>
@@ -164,10 +187,24 @@ public static class ClusterDemo
         using var store = PostgresSubscriberStore.Open(options.Postgres, masterKey);
         var run = RandomNumberGenerator.GetInt32(100_000);
         var easId = string.Create(CultureInfo.InvariantCulture, $"cluster-demo-{run:D5}.example");
-        var subscribers = Enumerable.Range(0, options.Devices)
+        var toEas = options.Baseline ? 0 : options.EasDevices;
+        var enterpriseId = string.Create(CultureInfo.InvariantCulture, $"cluster-demo-{run:D5}-eas.example");
+        var subscribers = Enumerable.Range(0, options.Devices + toEas)
             .Select(i => new NewSubscriber(string.Create(CultureInfo.InvariantCulture, $"00101{run:D5}{i:D5}"), RandomNumberGenerator.GetBytes(16), RandomNumberGenerator.GetBytes(16)))
             .ToList();
         store.Add(subscribers);
+        for (var i = options.Devices; i < subscribers.Count; i++)
+        {
+            store.SetExternalId(enterpriseId, string.Create(CultureInfo.InvariantCulture, $"device-{i}"), subscribers[i].Imsi);
+        }
+
+        if (toEas > 0)
+        {
+            DevelopmentPki.Init(directory.FullName, [enterpriseId]);
+        }
+
+        var easPorts = new List<int>();
+        DemoEas? enterprise = null;
         try
         {
             progress.Report($"starting {options.Nodes} HSE nodes on one PostgreSQL database");
@@ -176,8 +213,11 @@ public static class ClusterDemo
                 var name = string.Create(CultureInfo.InvariantCulture, $"node-{i + 1}");
                 var port = LoopbackPorts.Free(udpToo: true);
                 string[] cluster = options.Baseline ? [] : ["--cluster", "--node-name", name, "--silo-port", Text(LoopbackPorts.Free()), "--gateway-port", Text(LoopbackPorts.Free())];
+                // With UE-to-EAS devices each node serves the HSE–EAS interface, and says (at Information) when it takes the EAS's outbox.
+                easPorts.Add(toEas > 0 ? LoopbackPorts.Free() : -1);
                 var process = ChildProcess.Start(options.Best.FileName,
-                    [.. options.Best.Prefix, "hse", .. cluster, "--postgres", options.Postgres, "--data-dir", directory.FullName, "--udp-port", Text(port), "--tcp-port", Text(port), "--log-level", "Warning"],
+                    [.. options.Best.Prefix, "hse", .. cluster, "--postgres", options.Postgres, "--data-dir", directory.FullName, "--udp-port", Text(port), "--tcp-port", Text(port),
+                        "--eas-port", Text(easPorts[^1]), "--log-level", toEas > 0 ? "Information" : "Warning"],
                     new Dictionary<string, string> { ["BEST_SQN_IND"] = Text(i + 1) });
                 nodes.Add((name, port, process));
             }
@@ -201,10 +241,18 @@ public static class ClusterDemo
 
             progress.Report($"nginx on udp 127.0.0.1:{listen} in front of {string.Join(", ", nodes.Select(n => $"{n.Name} ({n.Port})"))}; opening {options.Devices} device sessions through it");
             var front = new IPEndPoint(IPAddress.Loopback, listen);
-            var devices = await OpenDevicesAsync(subscribers, front, easId, cancellationToken).ConfigureAwait(false);
+            if (toEas > 0)
+            {
+                enterprise = await DemoEas.StartAsync(directory.FullName, enterpriseId, easPorts[0], cancellationToken).ConfigureAwait(false);
+                progress.Report($"the reference EAS {enterpriseId} registered with node-1's HSE–EAS interface; {toEas} more devices talk to it end to end");
+            }
+
+            var devices = await OpenDevicesAsync(subscribers.Take(options.Devices), front, easId, ueToEas: false, cancellationToken).ConfigureAwait(false);
+            var easDevices = await OpenDevicesAsync(subscribers.Skip(options.Devices), front, enterpriseId, ueToEas: true, cancellationToken).ConfigureAwait(false);
+            devices.AddRange(easDevices);
             try
             {
-                var established = devices.Count(d => d.Channel is not null);
+                var established = devices.Count(d => d.Channel is not null) - easDevices.Count(d => d.Channel is not null);
                 foreach (var refusal in devices.Where(d => d.Refusal is not null).GroupBy(d => d.Refusal))
                 {
                     progress.Report($"{refusal.Count()} device(s) got no session: {refusal.Key}");
@@ -226,7 +274,9 @@ public static class ClusterDemo
                 double? frontUpdated = null;
                 if (options.Kill)
                 {
-                    var victim = nodes.OrderByDescending(n => byNode.GetValueOrDefault(n.Name)).ThenBy(n => n.Name, StringComparer.Ordinal).First();
+                    // The node delivering the EAS's outbox (with UE-to-EAS devices), else the one running the most shards.
+                    var deliverer = Deliverers(nodes, enterpriseId).FirstOrDefault();
+                    var victim = nodes.OrderByDescending(n => n.Name == deliverer).ThenByDescending(n => byNode.GetValueOrDefault(n.Name)).ThenBy(n => n.Name, StringComparer.Ordinal).First();
                     killedAt = clock.Elapsed;
                     victim.Process.Kill();
                     progress.Report(string.Create(CultureInfo.InvariantCulture, $"{victim.Name} killed (SIGKILL) at {killedAt.TotalSeconds:F1} s, running {byNode.GetValueOrDefault(victim.Name)} shards; devices go on for {options.AfterKillSeconds} s"));
@@ -283,8 +333,22 @@ public static class ClusterDemo
                 var failover = movedDevices.Select(d => d.FirstAckAfter(killedAt) is { } first ? (first - killedAt).TotalSeconds : double.NaN).Where(s => !double.IsNaN(s)).DefaultIfEmpty(0).Max();
                 var latencies = devices.SelectMany(d => d.Latencies).OrderBy(l => l).ToList();
 
+                var toEasAcknowledged = easDevices.SelectMany(d => d.Acknowledged).ToHashSet(StringComparer.Ordinal);
+                var (easDelivered, easOutOfOrder) = (0, 0);
+                if (enterprise is not null)
+                {
+                    progress.Report("waiting for the EAS to get every message the HSE acknowledged as forwarded");
+                    var deadline = Stopwatch.StartNew();
+                    while ((easDelivered = enterprise.Check(toEasAcknowledged).Delivered) < toEasAcknowledged.Count && deadline.Elapsed < TimeSpan.FromSeconds(90))
+                    {
+                        await Task.Delay(200, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    (easDelivered, easOutOfOrder) = enterprise.Check(toEasAcknowledged);
+                }
+
                 progress.Report("reading the store back");
-                var acknowledged = devices.SelectMany(d => d.Acknowledged).ToHashSet(StringComparer.Ordinal);
+                var acknowledged = devices.Except(easDevices).SelectMany(d => d.Acknowledged).ToHashSet(StringComparer.Ordinal);
                 var stored = new Dictionary<string, int>(StringComparer.Ordinal);
                 for (long seq = 0; ;)
                 {
@@ -313,6 +377,10 @@ public static class ClusterDemo
                     SessionsMoved = movedDevices.Count,
                     FailoverSeconds = failover,
                     Devices = options.Devices,
+                    AcknowledgedToEas = toEasAcknowledged.Count,
+                    EasDelivered = easDelivered,
+                    EasOutOfOrder = easOutOfOrder,
+                    EasDeliverers = Deliverers(nodes, enterpriseId),
                     Established = established,
                     NewAkaRuns = devices.Count(d => d.Channel is not null && d.Channel.SessionId != d.FirstSessionId),
                     Sent = devices.Sum(d => d.Sent),
@@ -340,6 +408,11 @@ public static class ClusterDemo
         }
         finally
         {
+            if (enterprise is not null)
+            {
+                await enterprise.DisposeAsync().ConfigureAwait(false);
+            }
+
             if (nginx is not null)
             {
                 await nginx.StopAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(false);
@@ -372,7 +445,15 @@ public static class ClusterDemo
         }
     }
 
-    private static async Task<List<DemoDevice>> OpenDevicesAsync(IReadOnlyList<NewSubscriber> subscribers, IPEndPoint front, string easId, CancellationToken cancellationToken)
+    /// <summary>The nodes that said they deliver <paramref name="easId"/>'s outbox, in the order they said it.</summary>
+    private static List<string> Deliverers(IEnumerable<(string Name, int Port, ChildProcess Process)> nodes, string easId)
+    {
+        var line = $"this node delivers the outbox of EAS {easId}";
+        return [.. nodes.Select(n => (n.Name, At: n.Process.Output.Split('\n').FirstOrDefault(l => l.Contains(line, StringComparison.Ordinal))))
+            .Where(n => n.At is not null).OrderBy(n => n.At, StringComparer.Ordinal).Select(n => n.Name)];
+    }
+
+    private static async Task<List<DemoDevice>> OpenDevicesAsync(IEnumerable<NewSubscriber> subscribers, IPEndPoint front, string easId, bool ueToEas, CancellationToken cancellationToken)
     {
         var devices = new ConcurrentBag<DemoDevice>();
         await Parallel.ForEachAsync(subscribers, new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = cancellationToken }, async (s, cancel) =>
@@ -389,7 +470,7 @@ public static class ClusterDemo
                 MaxRetransmissions = 5,
                 OperationTimeout = TimeSpan.FromSeconds(120),
             }, cancel).ConfigureAwait(false);
-            var opened = await client.OpenAsync(new UeChannelOptions { EasId = easId, ServingNetwork = Protocol.ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, cancel).ConfigureAwait(false);
+            var opened = await client.OpenAsync(new UeChannelOptions { EasId = easId, UeToEasMode = ueToEas, ServingNetwork = Protocol.ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, cancel).ConfigureAwait(false);
             devices.Add(new DemoDevice(client, opened.Channel) { Refusal = opened.Established ? null : opened.Rejected?.ToString() ?? "no answer" });
         }).ConfigureAwait(false);
         return [.. devices];
