@@ -44,16 +44,17 @@ internal static class ClusterCommand
     private static Command Demo()
     {
         var nodes = new Option<int>("--nodes") { Description = "HSE nodes to start, 2..9", HelpName = "N", Required = true };
-        var postgres = new Option<string>("--postgres") { Description = "the PostgreSQL database the nodes share (use one of its own: the demo adds its devices and removes them at the end)", HelpName = "CONNECTION", Required = true };
+        var postgres = new Option<string>("--postgres") { Description = "the PostgreSQL database the nodes share (use one of its own: the demo adds its devices and removes them at the end) [a throw-away server started here with Debian's postgresql]", HelpName = "CONNECTION" };
         var devices = new Option<int>("--devices") { Description = "simulated devices, 1..2000", HelpName = "D", DefaultValueFactory = _ => 30 };
         var killAfter = new Option<int>("--kill-after") { Description = "seconds of traffic before a node is killed (SIGKILL), 1..600; the devices go on twice as long after it (at least 20 s)", HelpName = "SECONDS", DefaultValueFactory = _ => 10 };
         nodes.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 2 or > 9) { r.AddError("--nodes must be 2..9 (one is killed)"); } });
         devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 2000) { r.AddError("--devices must be 1..2000"); } });
         killAfter.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--kill-after must be 1..600 seconds"); } });
         var demo = new Command("demo",
-            "Start N 'best hse --cluster' nodes on one PostgreSQL database and nginx in front of them on loopback, run simulated devices through nginx\n" +
-            "(acknowledged messages, UDP), kill the busiest node with SIGKILL midway, and print what the failover did: shards and sessions moved,\n" +
-            "messages delayed, and every acknowledged message read back from the store. Exit 0 only if every message was delivered and stored once.");
+            "Start N 'best hse --cluster' nodes on one PostgreSQL database (--postgres, or a throw-away server) and nginx in front of them on\n" +
+            "loopback, run simulated devices through nginx (acknowledged messages, UDP; four of them end to end to a reference EAS), kill the node\n" +
+            "delivering the EAS's outbox with SIGKILL midway, and print what the failover did: shards and sessions moved, messages delayed, every\n" +
+            "acknowledged message read back from the store, and the EAS's messages checked. Exit 0 only if every message was delivered once.");
         demo.Options.Add(nodes);
         demo.Options.Add(postgres);
         demo.Options.Add(devices);
@@ -66,7 +67,7 @@ internal static class ClusterCommand
             var options = new ClusterDemoOptions
             {
                 Nodes = result.GetValue(nodes),
-                Postgres = result.GetValue(postgres)!,
+                Postgres = result.GetValue(postgres),
                 Devices = result.GetValue(devices),
                 KillAfterSeconds = kill,
                 AfterKillSeconds = Math.Max(20, 2 * kill),
@@ -147,6 +148,8 @@ internal static class ClusterCommand
                     Devices = result.GetValue(devices),
                     KillAfterSeconds = result.GetValue(seconds),
                     Kill = false,
+                    // Throughput of the HSE alone: no EAS in the loop, so every setup runs the same devices.
+                    EasDevices = 0,
                     Baseline = result.GetValue(baseline),
                     MessageInterval = TimeSpan.Zero,
                     Best = Self(),

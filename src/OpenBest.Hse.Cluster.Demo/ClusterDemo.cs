@@ -19,8 +19,8 @@ public sealed record ClusterDemoOptions
     /// <summary>HSE nodes, 2..9 (one is killed), or 1..9 without a kill.</summary>
     public required int Nodes { get; init; }
 
-    /// <summary>The PostgreSQL database the nodes share.</summary>
-    public required string Postgres { get; init; }
+    /// <summary>The PostgreSQL database the nodes share; null starts a throw-away server on this machine (<see cref="LocalPostgres"/>).</summary>
+    public string? Postgres { get; init; }
 
     /// <summary>Simulated devices.</summary>
     public int Devices { get; init; } = 30;
@@ -179,12 +179,14 @@ public static class ClusterDemo
             throw new InvalidOperationException($"nginx with its stream module is needed ({options.Nginx}, {NginxFront.DebianStreamModule}): apt-get install nginx libnginx-mod-stream");
         }
 
+        using var local = options.Postgres is null ? StartPostgres(progress) : null;
+        var postgres = options.Postgres ?? local!.CreateDatabase();
         var directory = Directory.CreateTempSubdirectory("openbest-cluster-demo-");
         var nodes = new List<(string Name, int Port, ChildProcess Process)>();
         ChildProcess? nginx = null;
         var failed = true;
         using var masterKey = MasterKey.Load(directory.FullName);
-        using var store = PostgresSubscriberStore.Open(options.Postgres, masterKey);
+        using var store = PostgresSubscriberStore.Open(postgres, masterKey);
         var run = RandomNumberGenerator.GetInt32(100_000);
         var easId = string.Create(CultureInfo.InvariantCulture, $"cluster-demo-{run:D5}.example");
         var toEas = options.Baseline ? 0 : options.EasDevices;
@@ -216,7 +218,7 @@ public static class ClusterDemo
                 // With UE-to-EAS devices each node serves the HSE–EAS interface, and says (at Information) when it takes the EAS's outbox.
                 easPorts.Add(toEas > 0 ? LoopbackPorts.Free() : -1);
                 var process = ChildProcess.Start(options.Best.FileName,
-                    [.. options.Best.Prefix, "hse", .. cluster, "--postgres", options.Postgres, "--data-dir", directory.FullName, "--udp-port", Text(port), "--tcp-port", Text(port),
+                    [.. options.Best.Prefix, "hse", .. cluster, "--postgres", postgres, "--data-dir", directory.FullName, "--udp-port", Text(port), "--tcp-port", Text(port),
                         "--eas-port", Text(easPorts[^1]), "--log-level", toEas > 0 ? "Information" : "Warning"],
                     new Dictionary<string, string> { ["BEST_SQN_IND"] = Text(i + 1) });
                 nodes.Add((name, port, process));
@@ -285,7 +287,7 @@ public static class ClusterDemo
                     // nginx has no health checks for UDP in its open-source build: the membership table is the health check. Once
                     // the cluster declared the node dead, the front is rewritten without it and reloaded (what an operator's
                     // configuration manager does), so no device's datagrams go on to a dead node.
-                    using (var membership = Npgsql.NpgsqlDataSource.Create(options.Postgres))
+                    using (var membership = Npgsql.NpgsqlDataSource.Create(postgres))
                     {
                         while (clock.Elapsed < sendUntil && declaredDead is null)
                         {
@@ -443,6 +445,20 @@ public static class ClusterDemo
 
             directory.Delete(recursive: true);
         }
+    }
+
+    /// <summary>A throw-away PostgreSQL server for a run without a database of the operator's.</summary>
+    private static LocalPostgres StartPostgres(IProgress<string> progress)
+    {
+        progress.Report("starting a PostgreSQL server of its own (initdb in a temporary folder, removed at the end)");
+        var server = new LocalPostgres();
+        if (server.Unavailable is { } why)
+        {
+            server.Dispose();
+            throw new InvalidOperationException($"no --postgres, and no PostgreSQL server here to start: {why}");
+        }
+
+        return server;
     }
 
     /// <summary>The nodes that said they deliver <paramref name="easId"/>'s outbox, in the order they said it.</summary>
