@@ -23,6 +23,7 @@ namespace OpenBest.Hse.Cluster.Tests;
 public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<PostgresServer>, IDisposable
 {
     private const string Imsi = "001010000000301";
+    private const string UeToHseImsi = "001010000000302";
     private const string EasId = "eas.example.com";
     private const string ExternalId = "meter-1@acme";
     private const string K = "000102030405060708090a0b0c0d0e0f";
@@ -35,7 +36,7 @@ public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<Postg
     public void Dispose() => _directory.Delete(recursive: true);
 
     [Fact]
-    public async Task EasOutbox_KeepsDeliveringInOrder_FromAnotherNode_WhenItsNodeIsKilled()
+    public async Task EasInterface_AndNorthboundApi_OnEveryNode_AndTheEasOutboxKeepsDeliveringInOrder_WhenItsNodeIsKilled()
     {
         if (server.Unavailable is { } why)
         {
@@ -49,8 +50,9 @@ public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<Postg
         using (var key = MasterKey.Load(data))
         using (var store = PostgresSubscriberStore.Open(database, key))
         {
-            store.Add([new NewSubscriber(Imsi, Convert.FromHexString(K), Convert.FromHexString(Opc))]);
+            store.Add([new NewSubscriber(Imsi, Convert.FromHexString(K), Convert.FromHexString(Opc)), new NewSubscriber(UeToHseImsi, Convert.FromHexString(K), Convert.FromHexString(Opc))]);
             store.SetExternalId(EasId, ExternalId, Imsi);
+            store.SetExternalId(EasId, "meter-2@acme", UeToHseImsi);
         }
 
         var udp = new[] { LoopbackPorts.Free(udpToo: true), LoopbackPorts.Free(udpToo: true) };
@@ -109,6 +111,29 @@ public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<Postg
             var down = await channel.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(60), Cancel);
             Assert.Equal("valve open"u8.ToArray(), down.Payload.ToArray());
 
+            // The northbound API on the other node: a UE-to-HSE session is listed (every shard is asked), and a downlink posted
+            // there is sealed by its shard and reaches the device through the node it talks to.
+            await using var second = await BestClient.CreateAsync(new BestClientOptions
+            {
+                Imsi = UeToHseImsi,
+                K = Convert.FromHexString(K),
+                Opc = Convert.FromHexString(Opc),
+                Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, udp[survivor])),
+                TickInterval = TimeSpan.FromMilliseconds(50),
+            }, Cancel);
+            var toHse = (await second.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
+            using (var api = Api(eas[victim], easCertificate, ca))
+            {
+                var listed = await api.GetStringAsync(new Uri("/api/v1/sessions", UriKind.Relative), Cancel);
+                Assert.Contains($"\"sessionId\":{toHse.SessionId}", listed, StringComparison.Ordinal);
+                Assert.DoesNotContain($"\"sessionId\":{channel.SessionId}", listed, StringComparison.Ordinal); // UE-to-EAS: not the HSE's user plane
+                using var body = new StringContent("{\"payload\":\"" + Convert.ToBase64String("setpoint"u8.ToArray()) + "\"}", Encoding.UTF8, "application/json");
+                using var posted = await api.PostAsync(new Uri($"/api/v1/sessions/{toHse.SessionId}/downlink", UriKind.Relative), body, Cancel);
+                Assert.Equal(HttpStatusCode.Accepted, posted.StatusCode);
+                var setpoint = await toHse.Received.ReadAsync(Cancel).AsTask().WaitAsync(TimeSpan.FromSeconds(60), Cancel);
+                Assert.Equal("setpoint"u8.ToArray(), setpoint.Payload.ToArray());
+            }
+
             // The delivering node is killed; messages stored meanwhile wait in the outbox, and the survivor takes it over.
             Process.GetProcessById(nodes[victim].Id).Kill();
             string[] after = ["m4", "m5", "m6", "m7", "m8"];
@@ -141,6 +166,15 @@ public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<Postg
         using var key = MasterKey.Load(data);
         using var store = PostgresSubscriberStore.Open(database, key);
         return string.Join(", ", store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddHours(1), 10).Select(e => $"{e.Seq}/{e.Attempts}")) + $" registrations {store.EasRegistrations().Count}";
+    }
+
+    private static HttpClient Api(int port, System.Security.Cryptography.X509Certificates.X509Certificate2 certificate, System.Security.Cryptography.X509Certificates.X509Certificate2 ca)
+    {
+        var handler = new SocketsHttpHandler();
+        handler.SslOptions.RemoteCertificateValidationCallback = (_, presented, _, _) => DevelopmentPki.IsIssuedBy(presented as System.Security.Cryptography.X509Certificates.X509Certificate2, ca);
+        handler.SslOptions.ClientCertificates = [certificate];
+        handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate;
+        return new HttpClient(handler) { BaseAddress = new Uri(string.Create(CultureInfo.InvariantCulture, $"https://127.0.0.1:{port}")) };
     }
 
     private static string Said(BestProcess[] nodes) => string.Join(" | ", nodes.Select(n => n.Output + n.Error));
