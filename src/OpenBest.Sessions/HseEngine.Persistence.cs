@@ -153,7 +153,10 @@ public sealed partial class HseEngine
             session.Persisted = true;
             session.RestoredAckBudget = ReplayWindow.Width;
             session.RestoredKeyId = session.Keys.CurrentKeyId;
-            session.RestoredHighest = session.Keys.Current?.ReceiveHighest(Crypto.Aead.Plane.User) ?? -1;
+            // In UE-to-EAS mode the user plane's counters are the forwarded ones (the HSE cannot open those messages).
+            session.RestoredHighest = session.Selected.UeToEasMode && session.ForwardWindows is { } windows
+                ? windows[session.Keys.CurrentKeyId].Highest
+                : session.Keys.Current?.ReceiveHighest(Crypto.Aead.Plane.User) ?? -1;
         }
         catch (EndOfStreamException)
         {

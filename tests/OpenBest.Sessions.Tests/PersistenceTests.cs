@@ -86,7 +86,7 @@ public sealed class PersistenceTests
     }
 
     [Fact]
-    public void UeToEasMode_AfterARestart_TheAckOfAForwardedMessageGoesToItsSource_AndThePathStays()
+    public void UeToEasMode_AfterARestart_AcksGoToTheMessagesSource_AndALostAckIsSealedAnew()
     {
         // Profile section 1: in UE-to-EAS mode only CP messages move a session's path. A restored session has none until
         // then, so the Ack of a forwarded message (which the HSE cannot verify) goes back where the message came from.
@@ -102,6 +102,19 @@ public sealed class PersistenceTests
         Assert.Equal("10.0.0.7:6000", ack.Path);
         h.UeEvents.Clear();
         h.Pump(h.Ue.Receive(ack.Message.Span), uplink: true);
+        Assert.Single(h.UeEvents.OfType<DataAcknowledged>());
+
+        // A message forwarded and stored whose Ack was lost (the HSE stopped before it left): after the next restart its
+        // retransmission is forwarded again (the EAS drops the repeat) and its Ack is sealed anew, within the restored budget.
+        var lost = Assert.Single(h.Ue.Send(ch, "ack lost"u8, ackRequested: true).Send).Message;
+        Assert.Single(h.Hse.Receive(lost.Span, "10.0.0.7:6000").Send); // this Ack never reaches the UE
+        (saved, _) = Changes(h.Hse);
+        h.Hse = Restart(h, saved, h.Hse.NextSessionId);
+        var again = h.Hse.Receive(lost.Span, "10.0.0.8:6000");
+        var resealed = Assert.Single(again.Send);
+        Assert.Equal("10.0.0.8:6000", resealed.Path);
+        h.UeEvents.Clear();
+        h.Pump(h.Ue.Receive(resealed.Message.Span), uplink: true);
         Assert.Single(h.UeEvents.OfType<DataAcknowledged>());
     }
 
