@@ -74,8 +74,8 @@ public sealed class HseHostTests
         public (int? Subscriber, int? Eas) Services(string imsi, string easId) => inner.Services(imsi, easId);
     }
 
-    [Fact]
-    public async Task StoreFailingForGood_StopsTheHost_AndNothingUnrecordedIsAcknowledged()
+    /// <summary>Runs <paramref name="test"/> on a SQLite store of its own holding the test subscriber (the folder is removed afterwards).</summary>
+    private static async Task WithStoreAsync(Func<SqliteSubscriberStore, StoreSubscribers, Task> test)
     {
         var directory = Directory.CreateTempSubdirectory("openbest-host-");
         try
@@ -84,25 +84,7 @@ public sealed class HseHostTests
             using var store = SqliteSubscriberStore.Open(directory.FullName, key);
             store.Add([new NewSubscriber(TestHse.Imsi, TestHse.K, TestHse.Opc)]);
             using var subscribers = new StoreSubscribers(store);
-            var failing = new FailingStore(store);
-            await using var udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            var host = new HseHost(new HseEngine(subscribers), [udp], TimeSpan.FromMilliseconds(100), state: failing);
-            host.Start();
-            await using var client = await BestClient.CreateAsync(new BestClientOptions
-            {
-                Imsi = TestHse.Imsi, K = TestHse.K, Opc = TestHse.Opc, Transport = new BestTransport.Udp(udp.LocalEndPoint),
-                // Long enough for the open and the first send on a busy machine; the unacknowledged send waits all of it,
-                // which is the time an Ack sent before its commit (the bug this catches) would have had to arrive.
-                RetransmissionInterval = TimeSpan.FromMilliseconds(100), TickInterval = TimeSpan.FromMilliseconds(50), OperationTimeout = TimeSpan.FromSeconds(10),
-            }, Cancel);
-            var channel = (await client.OpenAsync(new UeChannelOptions { EasId = "eas.example.com", ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
-            Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("kept"u8.ToArray(), true, Cancel));
-            failing.Fail = true;
-            Assert.Equal(SendStatus.NotAcknowledged, await channel.SendAsync("never acknowledged"u8.ToArray(), true, Cancel));
-            await host.Faulted.WaitAsync(Eventually.Deadline, Cancel);
-            Assert.Equal("IOException", host.LastError);
-            Assert.Equal(["kept"], store.Uplinks(0, 10).Select(u => System.Text.Encoding.UTF8.GetString(u.Payload)));
-            await host.DisposeAsync();
+            await test(store, subscribers);
         }
         finally
         {
@@ -112,54 +94,71 @@ public sealed class HseHostTests
     }
 
     [Fact]
+    public async Task StoreFailingForGood_StopsTheHost_AndNothingUnrecordedIsAcknowledged()
+    {
+        await WithStoreAsync(async (store, subscribers) =>
+        {
+        var failing = new FailingStore(store);
+        await using var udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var host = new HseHost(new HseEngine(subscribers), [udp], TimeSpan.FromMilliseconds(100), state: failing);
+        host.Start();
+        await using var client = await BestClient.CreateAsync(new BestClientOptions
+        {
+            Imsi = TestHse.Imsi, K = TestHse.K, Opc = TestHse.Opc, Transport = new BestTransport.Udp(udp.LocalEndPoint),
+            // Long enough for the open and the first send on a busy machine; the unacknowledged send waits all of it,
+            // which is the time an Ack sent before its commit (the bug this catches) would have had to arrive.
+            RetransmissionInterval = TimeSpan.FromMilliseconds(100), TickInterval = TimeSpan.FromMilliseconds(50), OperationTimeout = TimeSpan.FromSeconds(10),
+        }, Cancel);
+        var channel = (await client.OpenAsync(new UeChannelOptions { EasId = "eas.example.com", ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
+        Assert.Equal(SendStatus.Acknowledged, await channel.SendAsync("kept"u8.ToArray(), true, Cancel));
+        failing.Fail = true;
+        Assert.Equal(SendStatus.NotAcknowledged, await channel.SendAsync("never acknowledged"u8.ToArray(), true, Cancel));
+        await host.Faulted.WaitAsync(Eventually.Deadline, Cancel);
+        Assert.Equal("IOException", host.LastError);
+        Assert.Equal(["kept"], store.Uplinks(0, 10).Select(u => System.Text.Encoding.UTF8.GetString(u.Payload)));
+        await host.DisposeAsync();
+        });
+    }
+
+    [Fact]
     public async Task AFullWorkQueue_RefusesASessionRequestWithCongestion_AndItsBackOff()
     {
         // Profile 6.2, cause 0x0D: work the host cannot queue (its executor waits, here on a gate) is never lost silently; a
         // Session Request is refused with the back-off, and the device hears it.
-        var directory = Directory.CreateTempSubdirectory("openbest-host-");
+        await WithStoreAsync(async (store, subscribers) =>
+        {
+        await using var udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        await using var host = new HseHost(new HseEngine(subscribers, new HseOptions { CongestionBackOff = TimeSpan.FromSeconds(42) }), [udp], TimeSpan.FromMilliseconds(100), queue: 1);
+        host.Start();
+        using var gate = new ManualResetEventSlim();
+        var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var blocked = host.InvokeAsync(_ =>
+        {
+            entered.SetResult();
+            gate.Wait(Eventually.Deadline);
+            return new StepResult();
+        });
+        await entered.Task.WaitAsync(Eventually.Deadline, Cancel);
         try
         {
-            using var key = MasterKey.FromBytes(new byte[32]);
-            using var store = SqliteSubscriberStore.Open(directory.FullName, key);
-            store.Add([new NewSubscriber(TestHse.Imsi, TestHse.K, TestHse.Opc)]);
-            using var subscribers = new StoreSubscribers(store);
-            await using var udp = UdpBearer.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-            await using var host = new HseHost(new HseEngine(subscribers, new HseOptions { CongestionBackOff = TimeSpan.FromSeconds(42) }), [udp], TimeSpan.FromMilliseconds(100), queue: 1);
-            host.Start();
-            using var gate = new ManualResetEventSlim();
-            var entered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            var blocked = host.InvokeAsync(_ =>
+            // The queue's one place fills (a tick, or the request); a retransmission of the request finds it full.
+            await using var client = await BestClient.CreateAsync(new BestClientOptions
             {
-                entered.SetResult();
-                gate.Wait(Eventually.Deadline);
-                return new StepResult();
-            });
-            await entered.Task.WaitAsync(Eventually.Deadline, Cancel);
-            try
-            {
-                // The queue's one place fills (a tick, or the request); a retransmission of the request finds it full.
-                await using var client = await BestClient.CreateAsync(new BestClientOptions
-                {
-                    Imsi = TestHse.Imsi, K = TestHse.K, Opc = TestHse.Opc, Transport = new BestTransport.Udp(udp.LocalEndPoint),
-                    RetransmissionInterval = TimeSpan.FromMilliseconds(100), MaxRetransmissions = 20, OperationTimeout = TimeSpan.FromSeconds(60),
-                }, Cancel);
-                var opened = await client.OpenAsync(new UeChannelOptions { EasId = "eas.example.com", ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel);
-                Assert.Null(opened.Channel);
-                Assert.Equal(Cause.Congestion, opened.Rejected);
-                Assert.NotNull(opened.BackOff);
-                Assert.True(host.Refused >= 1 && host.Overloaded >= host.Refused, $"{host.Refused} refused, {host.Overloaded} overloaded");
-            }
-            finally
-            {
-                gate.Set();
-                await blocked;
-            }
+                Imsi = TestHse.Imsi, K = TestHse.K, Opc = TestHse.Opc, Transport = new BestTransport.Udp(udp.LocalEndPoint),
+                RetransmissionInterval = TimeSpan.FromMilliseconds(100), MaxRetransmissions = 20, OperationTimeout = TimeSpan.FromSeconds(60),
+            }, Cancel);
+            var opened = await client.OpenAsync(new UeChannelOptions { EasId = "eas.example.com", ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel);
+            Assert.Null(opened.Channel);
+            Assert.Equal(Cause.Congestion, opened.Rejected);
+            Assert.NotNull(opened.BackOff);
+            Assert.True(host.Refused >= 1 && host.Overloaded >= host.Refused, $"{host.Refused} refused, {host.Overloaded} overloaded");
         }
         finally
         {
-            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-            directory.Delete(recursive: true);
+            gate.Set();
+            await blocked;
         }
+        });
     }
 
     [Fact]

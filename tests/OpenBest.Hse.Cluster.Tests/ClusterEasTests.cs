@@ -85,16 +85,7 @@ public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<Postg
             var survivor = 1 - victim;
 
             // The device reaches the survivor; its session's shard runs wherever the cluster put it.
-            await using var device = await BestClient.CreateAsync(new BestClientOptions
-            {
-                Imsi = Imsi,
-                K = Convert.FromHexString(K),
-                Opc = Convert.FromHexString(Opc),
-                Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, udp[survivor])),
-                TickInterval = TimeSpan.FromMilliseconds(50),
-                // A shard whose node died answers again once the cluster declared the death and a survivor took it.
-                MaxRetransmissions = 30,
-            }, Cancel);
+            await using var device = await DeviceAsync(Imsi, udp[survivor]);
             var opened = await device.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, UeToEasMode = true, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel);
             var channel = opened.Channel ?? throw new InvalidOperationException($"no channel: {opened}");
             string[] before = ["m1", "m2", "m3"];
@@ -113,14 +104,7 @@ public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<Postg
 
             // The northbound API on the other node: a UE-to-HSE session is listed (every shard is asked), and a downlink posted
             // there is sealed by its shard and reaches the device through the node it talks to.
-            await using var second = await BestClient.CreateAsync(new BestClientOptions
-            {
-                Imsi = UeToHseImsi,
-                K = Convert.FromHexString(K),
-                Opc = Convert.FromHexString(Opc),
-                Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, udp[survivor])),
-                TickInterval = TimeSpan.FromMilliseconds(50),
-            }, Cancel);
+            await using var second = await DeviceAsync(UeToHseImsi, udp[survivor]);
             var toHse = (await second.OpenAsync(new UeChannelOptions { EasId = EasId, Service = BestService.Confidential, ServingNetwork = ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel)).Channel!;
             using (var api = Api(eas[victim], easCertificate, ca))
             {
@@ -167,6 +151,18 @@ public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<Postg
         using var store = PostgresSubscriberStore.Open(database, key);
         return string.Join(", ", store.DueOutbox(EasId, DateTimeOffset.UtcNow.AddHours(1), 10).Select(e => $"{e.Seq}/{e.Attempts}")) + $" registrations {store.EasRegistrations().Count}";
     }
+
+    /// <summary>A device reaching the node on <paramref name="port"/>.</summary>
+    private static Task<BestClient> DeviceAsync(string imsi, int port) => BestClient.CreateAsync(new BestClientOptions
+    {
+        Imsi = imsi,
+        K = Convert.FromHexString(K),
+        Opc = Convert.FromHexString(Opc),
+        Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, port)),
+        TickInterval = TimeSpan.FromMilliseconds(50),
+        // A shard whose node died answers again once the cluster declared the death and a survivor took it.
+        MaxRetransmissions = 30,
+    }, Cancel);
 
     private static HttpClient Api(int port, System.Security.Cryptography.X509Certificates.X509Certificate2 certificate, System.Security.Cryptography.X509Certificates.X509Certificate2 ca)
     {
