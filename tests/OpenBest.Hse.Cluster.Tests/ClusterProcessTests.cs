@@ -23,7 +23,7 @@ public sealed class ClusterProcessTests(PostgresServer server) : IClassFixture<P
     [Fact]
     public async Task AnyNode_ServesAnyDevice_OverUdpAndTcp_AndAStoppedNodesShardsMove()
     {
-        SkipWithoutPostgres();
+        server.SkipIfUnavailable();
         var database = server.CreateDatabase();
         var data = _directory.FullName;
         var imsis = Enumerable.Range(1, 4).Select(i => string.Create(CultureInfo.InvariantCulture, $"00101000000010{i}")).ToList();
@@ -73,7 +73,7 @@ public sealed class ClusterProcessTests(PostgresServer server) : IClassFixture<P
     [Fact]
     public async Task ClusterDemo_KillsTheNodeDeliveringTheEasOutbox_EveryAcknowledgedMessageIsDeliveredOnce()
     {
-        SkipWithoutPostgres();
+        server.SkipIfUnavailable();
         if (!File.Exists("/usr/sbin/nginx") || !File.Exists(NginxFront.DebianStreamModule))
         {
             Assert.True(Environment.GetEnvironmentVariable("CI") is null, "CI installs nginx and libnginx-mod-stream");
@@ -108,13 +108,4 @@ public sealed class ClusterProcessTests(PostgresServer server) : IClassFixture<P
         "hse", "--cluster", "--postgres", database, "--data-dir", _directory.FullName, "--node-name", name,
         "--udp-port", port.ToString(CultureInfo.InvariantCulture), "--tcp-port", port.ToString(CultureInfo.InvariantCulture),
         "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture));
-
-    private void SkipWithoutPostgres()
-    {
-        if (server.Unavailable is { } why)
-        {
-            Assert.True(Environment.GetEnvironmentVariable("CI") is null, "CI installs PostgreSQL");
-            Assert.Skip(why);
-        }
-    }
 }

@@ -26,6 +26,16 @@ public sealed class PostgresServer : IDisposable
     /// <summary>Stops the server at once, as a crash would (pg_ctl -m immediate): clients' connections drop.</summary>
     public void Stop() => _server.Stop();
 
+    /// <summary>Skips the calling test when no server runs here; fails it instead under CI, which installs PostgreSQL.</summary>
+    public void SkipIfUnavailable()
+    {
+        if (Unavailable is { } why)
+        {
+            Assert.True(Environment.GetEnvironmentVariable("CI") is null, $"CI must run PostgreSQL: {why}");
+            Assert.Skip(why);
+        }
+    }
+
     /// <summary>A new empty database; its connection string.</summary>
     public string CreateDatabase() => _server.CreateDatabase();
 
