@@ -39,8 +39,8 @@ public sealed class HseHost : IAsyncDisposable
     private long _sent;
     private long _overloaded;
     private long _refused;
-    private long _refusalSecond;
-    private long _refusalsThisSecond;
+    // At most 100 congestion Rejects a second, whichever thread refuses (readers of several bearers).
+    private readonly System.Threading.RateLimiting.FixedWindowRateLimiter _refusals = new(new() { PermitLimit = 100, Window = TimeSpan.FromSeconds(1), QueueLimit = 0 });
     private long _errors;
     private long _commits;
     private readonly TaskCompletionSource _faulted = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -258,6 +258,7 @@ public sealed class HseHost : IAsyncDisposable
             _engine.Dispose();
             _stop.Dispose();
             _executorStop.Dispose();
+            _refusals.Dispose();
         }
     }
 
@@ -274,13 +275,8 @@ public sealed class HseHost : IAsyncDisposable
     /// </summary>
     private void Refuse(ReadOnlyMemory<byte> message, BearerPath path)
     {
-        var second = Environment.TickCount64 / 1000;
-        if (Interlocked.Exchange(ref _refusalSecond, second) != second)
-        {
-            Interlocked.Exchange(ref _refusalsThisSecond, 0);
-        }
-
-        if (Interlocked.Increment(ref _refusalsThisSecond) <= 100 && HseEngine.CongestionRejectFor(message.Span, _engine.CongestionBackOff) is { } reject)
+        using var permit = _refusals.AttemptAcquire();
+        if (permit.IsAcquired && HseEngine.CongestionRejectFor(message.Span, _engine.CongestionBackOff) is { } reject)
         {
             Interlocked.Increment(ref _refused);
             _ = SendRefusalAsync(path, reject);
