@@ -16,9 +16,7 @@ public sealed partial class HseEngine
     public static string? SubscriberOf(ReadOnlySpan<byte> message, HseOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        if (HeaderPrefix.TryRead(message, out var prefix) != ParseStatus.Ok || prefix.SessionId != 0 || prefix.Plane != Plane.Control
-            || EmsdpFrame.TryParse(message, prefix, 1, 0, out var frame) != ParseStatus.Ok || frame.Body.Length == 0
-            || ControlCommand.TryParse(frame.Body, out var command) != ParseStatus.Ok || command is not SessionRequest request)
+        if (!TryReadRequestBody(message, out var body) || ControlCommand.TryParse(body, out var command) != ParseStatus.Ok || command is not SessionRequest request)
         {
             return null;
         }
@@ -33,9 +31,7 @@ public sealed partial class HseEngine
     /// </summary>
     public static byte[]? CongestionRejectFor(ReadOnlySpan<byte> message, TimeSpan backOff)
     {
-        if (HeaderPrefix.TryRead(message, out var prefix) != ParseStatus.Ok || prefix.SessionId != 0 || prefix.Plane != Plane.Control
-            || EmsdpFrame.TryParse(message, prefix, 1, 0, out var frame) != ParseStatus.Ok || frame.Body.Length == 0
-            || frame.Body[0] != (byte)CommandCode.SessionRequest)
+        if (!TryReadRequestBody(message, out var body) || body[0] != (byte)CommandCode.SessionRequest)
         {
             return null;
         }
@@ -45,6 +41,20 @@ public sealed partial class HseEngine
         Span<byte> buffer = stackalloc byte[Wire.MaxMessage];
         var length = EmsdpProtection.WriteUnprotected(0, reject.Encode(), buffer);
         return length <= message.Length ? buffer[..length].ToArray() : null;
+    }
+
+    /// <summary>The body of an unprotected control message to Session ID 0 (what may be a Session Request); false for anything else.</summary>
+    private static bool TryReadRequestBody(ReadOnlySpan<byte> message, out ReadOnlySpan<byte> body)
+    {
+        body = default;
+        if (HeaderPrefix.TryRead(message, out var prefix) != ParseStatus.Ok || prefix.SessionId != 0 || prefix.Plane != Plane.Control
+            || EmsdpFrame.TryParse(message, prefix, 1, 0, out var frame) != ParseStatus.Ok || frame.Body.Length == 0)
+        {
+            return false;
+        }
+
+        body = frame.Body;
+        return true;
     }
 
     private void OnSessionRequest(ReadOnlySpan<byte> message, HeaderPrefix prefix, object? path, StepResult result)
