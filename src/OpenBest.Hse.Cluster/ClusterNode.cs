@@ -184,7 +184,7 @@ public sealed partial class ClusterNode : IAsyncDisposable
             // Every node serves the HSE–EAS interface and the northbound API over the cluster's shards; each node delivers the
             // outboxes of the EASs whose outbox grains it runs, and pushes the keys of the sessions its shards establish.
             var sessions = new ClusterSessions(_grains, ShardCount);
-            _registeredEas = store.EasRegistrations().Select(r => r.EasId).ToHashSet(StringComparer.Ordinal);
+            _registeredEas = RegisteredEas(store);
             _outboxes.Taken = easId => LogDelivering(_log, Protocol.PeerText.Printable(easId));
             _outboxes.Delivery = new EasDelivery(sessions, store, easServer, easCa!, delivers: _outboxes.Holds);
             _easApi = await EasApi.StartAsync(sessions, store, easServer, easCa!, new IPEndPoint(_settings.Bind, _settings.EasPort), new EasApiHooks { EnterpriseKeysAllowed = _settings.EnterpriseKeysAllowed }, TimeProvider.System, cancellationToken).ConfigureAwait(false);
@@ -372,7 +372,7 @@ public sealed partial class ClusterNode : IAsyncDisposable
 
         try
         {
-            _registeredEas = _store.EasRegistrations().Select(r => r.EasId).ToHashSet(StringComparer.Ordinal);
+            _registeredEas = RegisteredEas(_store);
             await Task.WhenAll(_registeredEas.Select(easId => _grains.GetGrain<IEasOutboxGrain>(easId).Node().WaitAsync(TimeSpan.FromSeconds(10)))).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
@@ -380,6 +380,8 @@ public sealed partial class ClusterNode : IAsyncDisposable
             LogOutboxFailed(_log, e.GetType().Name); // the next round asks again
         }
     }
+
+    private static HashSet<string> RegisteredEas(PostgresSubscriberStore store) => store.EasRegistrations().Select(r => r.EasId).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>A shard's event on this node: keys go to the EAS from here; a stored uplink wakes its EAS's outbox, wherever that runs.</summary>
     private void OnShardEvent(SessionEvent e)

@@ -84,9 +84,8 @@ public sealed class ShardHost : IAsyncDisposable
 {
     private readonly ShardInbox _inbox;
     private readonly Task _events;
-    private long _established;
-
     private readonly Action<SessionEvent>? _onEvent;
+    private long _established;
 
     private ShardHost(int shard, long epoch, HseHost host, ShardInbox inbox, int restored, Action<SessionEvent>? onEvent)
     {
