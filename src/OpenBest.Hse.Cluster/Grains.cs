@@ -151,7 +151,10 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
         {
             if (await host.Host.QueryAsync(e => e.PendingSessions).ConfigureAwait(true) == 0)
             {
-                DeactivateOnIdle();
+                // Migration, not a plain deactivation: the runtime places the next activation (on the preferred node) and
+                // hands calls that arrive meanwhile to it. A plain deactivation left a window in which such a call activated
+                // the shard where it was again, and shards went back and forth.
+                this.MigrateOnIdle();
             }
         }
         catch (InvalidOperationException)
