@@ -36,6 +36,31 @@ public sealed class ShardSession
     /// <summary>The Enterprise Key Identifier of its current key set, or null.</summary>
     [Id(6)]
     public byte[]? EnterpriseKeyIdentifier { get; init; }
+
+    /// <summary>Its suite's name (listings only).</summary>
+    [Id(7)]
+    public string? Suite { get; init; }
+
+    /// <summary>Whether it is suspended (listings only).</summary>
+    [Id(8)]
+    public bool Suspended { get; init; }
+
+    /// <summary>A listing from the shard's engine.</summary>
+    internal static ShardSession Of(SessionListing l) => new()
+    {
+        SessionId = l.Overview.SessionId,
+        Imsi = l.Imsi,
+        EasId = l.Overview.EasId,
+        Mode = (int)l.Overview.Mode,
+        Service = (int)l.Overview.Service,
+        CurrentKeyId = l.CurrentKeyId,
+        Suite = l.Overview.Suite,
+        Suspended = l.Overview.Suspended,
+    };
+
+    /// <summary>The listing it carries.</summary>
+    internal SessionListing ToListing() =>
+        new(new SessionOverview(SessionId, Suspended, (Protocol.BestService)Service, Suite ?? "none", (SessionMode)Mode, EasId), Imsi, CurrentKeyId);
 }
 
 /// <summary>
@@ -47,7 +72,7 @@ public sealed class ClusterSessions(IGrainFactory grains, int shards) : IHseSess
     /// <inheritdoc/>
     public async Task<SessionFacts?> DescribeAsync(uint sessionId) =>
         await ShardOf(sessionId).Describe(sessionId).ConfigureAwait(false) is { } s
-            ? new SessionFacts(s.Imsi, s.EasId, s.Mode < 0 ? null : (SessionMode)s.Mode, s.CurrentKeyId, s.EnterpriseKeyIdentifier)
+            ? new SessionFacts(s.Imsi, s.EasId, s.Mode < 0 ? null : (SessionMode)s.Mode, s.CurrentKeyId, s.EnterpriseKeyIdentifier, s.Mode < 0 || s.Suite is null ? null : s.ToListing().Overview)
             : null;
 
     /// <inheritdoc/>
@@ -71,8 +96,27 @@ public sealed class ClusterSessions(IGrainFactory grains, int shards) : IHseSess
         (SessionOutcome)await ShardOf(sessionId).ForwardDownlinkFromEas(sessionId, message).ConfigureAwait(false);
 
     /// <inheritdoc/>
-    public async Task<SessionOutcome> SendDownlinkAsync(uint sessionId, byte[] payload, bool ackRequested) =>
-        (SessionOutcome)await ShardOf(sessionId).SendDownlink(sessionId, payload, ackRequested).ConfigureAwait(false);
+    public async Task<SessionOutcome> SendDownlinkAsync(uint sessionId, byte[] payload, bool ackRequested, long token = 0, bool page = false, TimeSpan? timeToLive = null) =>
+        (SessionOutcome)await ShardOf(sessionId).SendDownlink(sessionId, payload, ackRequested, token, page, timeToLive).ConfigureAwait(false);
+
+    /// <inheritdoc/>
+    public async Task<SessionOutcome> TerminateAsync(uint sessionId, Protocol.Cause? cause) =>
+        (SessionOutcome)await ShardOf(sessionId).Terminate(sessionId, cause is { } c ? (int)c : -1).ConfigureAwait(false);
+
+    /// <inheritdoc/>
+    public async Task<IReadOnlyList<SessionListing>> ListAsync(string? easId = null)
+    {
+        var answers = await Task.WhenAll(Enumerable.Range(0, shards).Select(s => grains.GetGrain<IHseShardGrain>(s).List(easId))).ConfigureAwait(false);
+        return [.. answers.SelectMany(a => a).OrderBy(s => s.SessionId).Select(s => s.ToListing())];
+    }
+
+    /// <inheritdoc/>
+    public async Task<HseTraffic> TrafficAsync()
+    {
+        // Each shard's activation counts from zero: a shard that moved counts again from its new activation.
+        var statuses = await Task.WhenAll(Enumerable.Range(0, shards).Select(s => grains.GetGrain<IHseShardGrain>(s).Status())).ConfigureAwait(false);
+        return new HseTraffic(statuses.Sum(s => s.Received), statuses.Sum(s => s.Sent));
+    }
 
     private IHseShardGrain ShardOf(uint sessionId) => grains.GetGrain<IHseShardGrain>(sessionId % (uint)shards);
 }

@@ -10,6 +10,7 @@ using Orleans.Configuration;
 using Orleans.Hosting;
 using OpenBest.Bearers;
 using OpenBest.EasInterface;
+using OpenBest.Hse.Northbound;
 using OpenBest.Sessions;
 using OpenBest.Storage;
 using OpenBest.Storage.Postgres;
@@ -44,6 +45,8 @@ public sealed partial class ClusterNode : IAsyncDisposable
     private INodeRelay? _relayReference;
     private NodeIdentity? _identity;
     private readonly EasOutboxes _outboxes = new();
+    private readonly NorthboundLead _lead = new();
+    private NorthboundService? _northbound;
     private HashSet<string> _registeredEas = new(StringComparer.Ordinal);
     private PostgresSubscriberStore? _store;
     private Microsoft.AspNetCore.Builder.WebApplication? _easApi;
@@ -68,6 +71,9 @@ public sealed partial class ClusterNode : IAsyncDisposable
 
     /// <summary>The node's delivery of EAS outboxes and key pushes, or null without the HSE–EAS interface.</summary>
     public EasDelivery? Delivery => _outboxes.Delivery;
+
+    /// <summary>Whether this node posts the cluster's notifications and expires its deliveries now.</summary>
+    public bool LeadsNorthbound => _lead.Held;
 
     /// <summary>The EASs whose outboxes this node delivers now.</summary>
     public IReadOnlyCollection<string> DeliveringFor => _outboxes.Held;
@@ -172,6 +178,7 @@ public sealed partial class ClusterNode : IAsyncDisposable
                 silo.Services.AddPlacementDirector<ShardPlacement, ShardPlacementDirector>();
                 silo.Services.AddSingleton(identity);
                 silo.Services.AddSingleton(_outboxes);
+                silo.Services.AddSingleton(_lead);
             })
             .Build();
         await _silo.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -187,7 +194,20 @@ public sealed partial class ClusterNode : IAsyncDisposable
             _registeredEas = RegisteredEas(store);
             _outboxes.Taken = easId => LogDelivering(_log, Protocol.PeerText.Printable(easId));
             _outboxes.Delivery = new EasDelivery(sessions, store, easServer, easCa!, delivers: _outboxes.Holds);
-            _easApi = await EasApi.StartAsync(sessions, store, easServer, easCa!, new IPEndPoint(_settings.Bind, _settings.EasPort), new EasApiHooks { EnterpriseKeysAllowed = _settings.EnterpriseKeysAllowed }, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            // The northbound API (tokens, subscriptions, downlinks, pushes, session control, dashboard) over the cluster's
+            // shards and the shared northbound store; the node leading it posts the notifications.
+            _lead.Taken = () => LogLeading(_log);
+            _northbound = new NorthboundService(sessions, store, Own(NorthboundStore.Open(_settings.DataDir, _settings.Postgres)), key, easServer, easCa!, new NorthboundOptions
+            {
+                RequestsPerSecond = _settings.NorthboundRate,
+                Burst = _settings.NorthboundBurst,
+                EnterpriseKeysAllowed = _settings.EnterpriseKeysAllowed,
+                HttpLoopbackCallbacks = _settings.NorthboundHttpCallbacks,
+                Cluster = true,
+                Leads = () => _lead.Held,
+            }, _log);
+            _easApi = await EasApi.StartAsync(sessions, store, easServer, easCa!, new IPEndPoint(_settings.Bind, _settings.EasPort), _northbound.Hooks, TimeProvider.System, cancellationToken).ConfigureAwait(false);
+            _northbound.Start();
             EasAddress = HseWeb.Address(_easApi);
         }
 
@@ -235,6 +255,12 @@ public sealed partial class ClusterNode : IAsyncDisposable
         {
             await _easApi.DisposeAsync().ConfigureAwait(false);
             _easApi = null;
+        }
+
+        if (_northbound is not null)
+        {
+            await _northbound.DisposeAsync().ConfigureAwait(false);
+            _northbound = null;
         }
 
         if (_silo is not null)
@@ -362,7 +388,10 @@ public sealed partial class ClusterNode : IAsyncDisposable
         }
     }
 
-    /// <summary>Asks every registered EAS's outbox grain where it runs, so an outbox whose node died is delivered by a survivor.</summary>
+    /// <summary>
+    /// Asks every registered EAS's outbox grain, and the northbound lead, where it runs, so that an outbox or the lead whose
+    /// node died moves to a survivor.
+    /// </summary>
     private async Task RefreshOutboxesAsync()
     {
         if (_outboxes.Delivery is null || _store is null || _grains is null)
@@ -373,7 +402,8 @@ public sealed partial class ClusterNode : IAsyncDisposable
         try
         {
             _registeredEas = RegisteredEas(_store);
-            await Task.WhenAll(_registeredEas.Select(easId => _grains.GetGrain<IEasOutboxGrain>(easId).Node().WaitAsync(TimeSpan.FromSeconds(10)))).ConfigureAwait(false);
+            await Task.WhenAll(_registeredEas.Select(easId => _grains.GetGrain<IEasOutboxGrain>(easId).Node().WaitAsync(TimeSpan.FromSeconds(10)))
+                .Append(_grains.GetGrain<INorthboundLeadGrain>(0).Node().WaitAsync(TimeSpan.FromSeconds(10)))).ConfigureAwait(false);
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
@@ -383,9 +413,13 @@ public sealed partial class ClusterNode : IAsyncDisposable
 
     private static HashSet<string> RegisteredEas(PostgresSubscriberStore store) => store.EasRegistrations().Select(r => r.EasId).ToHashSet(StringComparer.Ordinal);
 
-    /// <summary>A shard's event on this node: keys go to the EAS from here; a stored uplink wakes its EAS's outbox, wherever that runs.</summary>
+    /// <summary>
+    /// A shard's event on this node: the northbound service notifies and tracks deliveries from here; keys go to the EAS from
+    /// here; a stored uplink wakes its EAS's outbox, wherever that runs.
+    /// </summary>
     private void OnShardEvent(SessionEvent e)
     {
+        _northbound?.OnEvent(e);
         if (e is UplinkForwarded forwarded)
         {
             if (_registeredEas.Contains(forwarded.EasId) && _grains is { } grains)
@@ -445,6 +479,9 @@ public sealed partial class ClusterNode : IAsyncDisposable
 
     [LoggerMessage(20, LogLevel.Warning, "forwarding to shard {Shard} failed ({Error})")]
     private static partial void LogForwardFailed(ILogger log, int shard, string error);
+
+    [LoggerMessage(24, LogLevel.Information, "this node posts the northbound notifications and expires deliveries")]
+    private static partial void LogLeading(ILogger log);
 
     [LoggerMessage(23, LogLevel.Information, "this node delivers the outbox of EAS {EasId}")]
     private static partial void LogDelivering(ILogger log, string easId);

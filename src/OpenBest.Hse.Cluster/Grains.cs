@@ -74,6 +74,44 @@ public sealed class ShardStatus
     /// <summary>Of those, Session Requests refused with the congestion cause.</summary>
     [Id(8)]
     public long Refused { get; init; }
+
+    /// <summary>Messages this activation sent.</summary>
+    [Id(9)]
+    public long Sent { get; init; }
+}
+
+/// <summary>A session's path, carried by a shard that moves: the node the device reached and that node's key for it.</summary>
+[GenerateSerializer, Immutable]
+public sealed class CarriedPath
+{
+    /// <summary>The session.</summary>
+    [Id(0)]
+    public uint SessionId { get; init; }
+
+    /// <summary>The node the device reached.</summary>
+    [Id(1)]
+    public required string Node { get; init; }
+
+    /// <summary>That node's key for the path.</summary>
+    [Id(2)]
+    public required string Key { get; init; }
+
+    /// <summary>The device's address without its port (per-source limits).</summary>
+    [Id(3)]
+    public required string Source { get; init; }
+}
+
+/// <summary>A node's relay, carried by a shard that moves.</summary>
+[GenerateSerializer, Immutable]
+public sealed class CarriedRelay
+{
+    /// <summary>The node.</summary>
+    [Id(0)]
+    public required string Node { get; init; }
+
+    /// <summary>Its relay.</summary>
+    [Id(1)]
+    public required INodeRelay Relay { get; init; }
 }
 
 /// <summary>A node's way back to the devices it heard from: a shard's answers leave through it.</summary>
@@ -110,8 +148,14 @@ public interface IHseShardGrain : IGrainWithIntegerKey
     /// <summary>Forwards a downlink message an EAS protected end to end; a <see cref="SessionOutcome"/>.</summary>
     Task<int> ForwardDownlinkFromEas(uint sessionId, byte[] message);
 
-    /// <summary>Seals and sends (or queues) a downlink payload of a UE-to-HSE session; a <see cref="SessionOutcome"/>.</summary>
-    Task<int> SendDownlink(uint sessionId, byte[] payload, bool ackRequested);
+    /// <summary>Seals and sends (or queues) a downlink payload of a UE-to-HSE session (see <see cref="IHseSessions.SendDownlinkAsync"/>); a <see cref="SessionOutcome"/>.</summary>
+    Task<int> SendDownlink(uint sessionId, byte[] payload, bool ackRequested, long token, bool page, TimeSpan? timeToLive);
+
+    /// <summary>Terminates a session with a <see cref="Protocol.Cause"/> (or none, -1); a <see cref="SessionOutcome"/>.</summary>
+    Task<int> Terminate(uint sessionId, int cause);
+
+    /// <summary>This shard's established (or suspended) sessions, all or those naming <paramref name="easId"/>.</summary>
+    Task<ShardSession[]> List(string? easId);
 }
 
 /// <summary>The name of this node (unique per run: the name given plus the process and start time).</summary>
@@ -123,15 +167,26 @@ public sealed record NodeIdentity(string Name, string Incarnation);
 /// </summary>
 [KeepAlive]
 [ShardPlacement]
-internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, IClusterMembershipService membership, ILocalSiloDetails local) : Grain, IHseShardGrain
+internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, IClusterMembershipService membership, ILocalSiloDetails local) : Grain, IHseShardGrain, IGrainMigrationParticipant
 {
+    private const string PathsKey = "paths";
+    private const string RelaysKey = "relays";
     private readonly Dictionary<string, (INodeRelay Reference, ObserverRelay Relay)> _relays = new(StringComparer.Ordinal);
     private ShardHost? _host;
+    private CarriedPath[] _carried = [];
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
         var shard = (int)this.GetPrimaryKeyLong();
         _host = await Task.Run(() => ShardHost.Start(shard, context), cancellationToken).ConfigureAwait(true);
+        if (_carried.Length > 0)
+        {
+            // A move (migration): the sessions keep the paths their devices reached, so downlink and pushes to sleeping
+            // devices go on at once, not only after each device's next message.
+            await _host.RestorePathsAsync(_carried, n => _relays.TryGetValue(n, out var r) ? r.Relay : null).ConfigureAwait(true);
+            _carried = [];
+        }
+
         _ = _host.Faulted.ContinueWith(_ => DeactivateOnIdle(), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Current);
         // A shard moves to the node that ranks first for it once that node is active (a node joined): this activation commits
         // what it ran and stops, and the next message activates the shard there.
@@ -168,7 +223,43 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
         if (_host is { } host)
         {
             _host = null;
+            if (reason.ReasonCode == DeactivationReasonCode.Migrating && !host.Faulted.IsCompleted)
+            {
+                try
+                {
+                    _carried = await host.PathsAsync().ConfigureAwait(true);
+                }
+                catch (InvalidOperationException)
+                {
+                    // The host is stopping: the sessions learn their paths from their devices' next messages.
+                }
+            }
+
             await host.DisposeAsync().ConfigureAwait(true);
+        }
+    }
+
+    /// <summary>A move: the sessions' paths and the relays of their nodes go with the shard.</summary>
+    public void OnDehydrate(IDehydrationContext dehydrationContext)
+    {
+        ArgumentNullException.ThrowIfNull(dehydrationContext);
+        var nodes = _carried.Select(p => p.Node).ToHashSet(StringComparer.Ordinal);
+        dehydrationContext.TryAddValue(PathsKey, _carried);
+        dehydrationContext.TryAddValue(RelaysKey, _relays.Where(r => nodes.Contains(r.Key)).Select(r => new CarriedRelay { Node = r.Key, Relay = r.Value.Reference }).ToArray());
+    }
+
+    /// <summary>The paths and relays the shard brought along; <see cref="OnActivateAsync"/> gives them to the restored sessions.</summary>
+    public void OnRehydrate(IRehydrationContext rehydrationContext)
+    {
+        ArgumentNullException.ThrowIfNull(rehydrationContext);
+        if (rehydrationContext.TryGetValue(RelaysKey, out CarriedRelay[]? relays) && rehydrationContext.TryGetValue(PathsKey, out CarriedPath[]? paths) && relays is not null && paths is not null)
+        {
+            foreach (var r in relays)
+            {
+                _relays[r.Node] = (r.Relay, new ObserverRelay(r.Relay));
+            }
+
+            _carried = paths;
         }
     }
 
@@ -203,11 +294,13 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
         Faulted = _host?.Faulted.IsCompleted ?? true,
         Dropped = _host?.Host.Overloaded ?? 0,
         Refused = _host?.Host.Refused ?? 0,
+        Sent = _host?.Host.Sent ?? 0,
     });
 
     public async Task<ShardSession?> Describe(uint sessionId) =>
         _host is { } host && await host.Sessions.DescribeAsync(sessionId).ConfigureAwait(true) is { } s
-            ? new ShardSession { SessionId = sessionId, Imsi = s.Imsi, EasId = s.EasId, Mode = s.Mode is { } mode ? (int)mode : -1, CurrentKeyId = s.CurrentKeyId, EnterpriseKeyIdentifier = s.EnterpriseKeyIdentifier }
+            ? new ShardSession { SessionId = sessionId, Imsi = s.Imsi, EasId = s.EasId, Mode = s.Mode is { } mode ? (int)mode : -1, CurrentKeyId = s.CurrentKeyId, EnterpriseKeyIdentifier = s.EnterpriseKeyIdentifier,
+                Service = (int)(s.Overview?.Service ?? 0), Suite = s.Overview?.Suite, Suspended = s.Overview?.Suspended ?? false }
             : null;
 
     public async Task<ShardSession[]> SessionsOf(string imsi, string easId) => _host is { } host
@@ -224,8 +317,15 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
     public async Task<int> ForwardDownlinkFromEas(uint sessionId, byte[] message) =>
         (int)(_host is { } host ? await host.Sessions.ForwardDownlinkFromEasAsync(sessionId, message).ConfigureAwait(true) : SessionOutcome.NotEstablished);
 
-    public async Task<int> SendDownlink(uint sessionId, byte[] payload, bool ackRequested) =>
-        (int)(_host is { } host ? await host.Sessions.SendDownlinkAsync(sessionId, payload, ackRequested).ConfigureAwait(true) : SessionOutcome.NotEstablished);
+    public async Task<int> SendDownlink(uint sessionId, byte[] payload, bool ackRequested, long token, bool page, TimeSpan? timeToLive) =>
+        (int)(_host is { } host ? await host.Sessions.SendDownlinkAsync(sessionId, payload, ackRequested, token, page, timeToLive).ConfigureAwait(true) : SessionOutcome.NotEstablished);
+
+    public async Task<int> Terminate(uint sessionId, int cause) =>
+        (int)(_host is { } host ? await host.Sessions.TerminateAsync(sessionId, cause < 0 ? null : (Protocol.Cause)cause).ConfigureAwait(true) : SessionOutcome.NotEstablished);
+
+    public async Task<ShardSession[]> List(string? easId) => _host is { } host
+        ? [.. (await host.Sessions.ListAsync(easId).ConfigureAwait(true)).Select(ShardSession.Of)]
+        : [];
 
     /// <summary>Answers to a node, as one-way calls on its observer.</summary>
     private sealed class ObserverRelay(INodeRelay reference) : IReplyRelay

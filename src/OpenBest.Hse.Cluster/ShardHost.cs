@@ -148,6 +148,14 @@ public sealed class ShardHost : IAsyncDisposable
     /// <summary>A message a node received on <paramref name="key"/> (its path there) from <paramref name="source"/>; false when the shard's queue is full (dropped, counted).</summary>
     public bool Deliver(byte[] message, string node, IReplyRelay relay, string key, string source) => _inbox.Deliver(message, node, relay, key, source);
 
+    /// <summary>The paths of the shard's sessions (the node each device reached, and that node's key for it).</summary>
+    public Task<CarriedPath[]> PathsAsync() => Host.QueryAsync(engine =>
+        engine.Paths().Select(p => p.Path is ClusterPath c ? new CarriedPath { SessionId = p.SessionId, Node = c.Node, Key = c.Key, Source = c.Source } : null).OfType<CarriedPath>().ToArray());
+
+    /// <summary>Gives restored sessions the paths they had before the shard moved (through <paramref name="relayOf"/>'s node relays); returns how many were set.</summary>
+    public Task<int> RestorePathsAsync(IReadOnlyList<CarriedPath> paths, Func<string, IReplyRelay?> relayOf) => Host.QueryAsync(engine =>
+        paths.Count(p => relayOf(p.Node) is { } relay && engine.RestorePath(p.SessionId, _inbox.PathFor(p.Node, relay, p.Key, p.Source))));
+
     /// <summary>Stops: queued work runs and commits (while the epoch holds), then the engine's keys are zeroed.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -222,6 +230,10 @@ internal sealed class ShardInbox : IBearer
 
     public long Dropped => Interlocked.Read(ref _dropped);
 
+    /// <summary>The path of a device through <paramref name="node"/> (one object per node and key).</summary>
+    public ClusterPath PathFor(string node, IReplyRelay relay, string key, string source) =>
+        _paths.GetOrAdd((node, key), k => new ClusterPath(this, k.Node, relay, k.Key, source));
+
     public bool Deliver(byte[] message, string node, IReplyRelay relay, string key, string source)
     {
         if (_paths.Count > 200_000)
@@ -230,8 +242,7 @@ internal sealed class ShardInbox : IBearer
             _paths.Clear();
         }
 
-        var path = _paths.GetOrAdd((node, key), k => new ClusterPath(this, k.Node, relay, k.Key, source));
-        return _received.Writer.TryWrite(new ReceivedMessage(message, path));
+        return _received.Writer.TryWrite(new ReceivedMessage(message, PathFor(node, relay, key, source)));
     }
 
     public ValueTask SendAsync(ReadOnlyMemory<byte> message, BearerPath path, CancellationToken cancellationToken = default)

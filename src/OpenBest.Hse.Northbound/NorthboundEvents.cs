@@ -23,16 +23,23 @@ public sealed record NorthboundSessionInfo(string EasId, string Imsi, SessionMod
 /// final status: DELIVERED when the device's Data Ack comes (the engine reports it by the delivery's token),
 /// EXPIRED after its maximum latency or time to live, FAILED with a cause. Runs off the HSE's event loop.
 /// </summary>
+/// <remarks>
+/// On a cluster every node runs one, fed with the events of the shards it runs: a delivery's token is in the store, so
+/// the node that sees the device's Data Ack finds the delivery whichever node sent it; a session's end is described by
+/// its shard. Only the node that leads (<see cref="NorthboundOptions.Leads"/>) expires deliveries at their deadlines.
+/// </remarks>
 public sealed class NorthboundEvents : IAsyncDisposable
 {
     /// <summary>Statuses a delivery leaves only once.</summary>
     public static readonly IReadOnlyList<string> Waiting = ["BUFFERED", "REQUESTED"];
 
-    private readonly HseHost _host;
+    private readonly IHseSessions _hse;
     private readonly IHseStateStore _state;
     private readonly NorthboundStore _store;
     private readonly NotificationSender _sender;
     private readonly TimeProvider _time;
+    private readonly Func<bool> _leads;
+    private readonly bool _orphansAtStart;
     private readonly Channel<SessionEvent> _queue = Channel.CreateBounded<SessionEvent>(new BoundedChannelOptions(262_144) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
     private readonly ConcurrentDictionary<uint, NorthboundSessionInfo> _sessions = new();
     private readonly ConcurrentDictionary<long, (string DeliveryId, string Enterprise, string Kind)> _tokens = new();
@@ -41,17 +48,28 @@ public sealed class NorthboundEvents : IAsyncDisposable
     private readonly CancellationTokenSource _stop = new();
     private Task _loop = Task.CompletedTask;
     private Task _timer = Task.CompletedTask;
-    private long _nextToken;
     private long _lost;
 
     /// <summary>Creates the tracker; <see cref="Start"/> starts it.</summary>
-    public NorthboundEvents(HseHost host, IHseStateStore state, NorthboundStore store, NotificationSender sender, TimeProvider time)
+    /// <param name="hse">The HSE's sessions (one host's, or a cluster's shards).</param>
+    /// <param name="state">The HSE's state store.</param>
+    /// <param name="store">The northbound store.</param>
+    /// <param name="sender">The notifications' sender.</param>
+    /// <param name="time">The clock.</param>
+    /// <param name="leads">Whether this HSE expires deliveries now (null: always).</param>
+    /// <param name="orphansAtStart">
+    /// Whether deliveries waiting at start lost their messages (one HSE restarting: its engine's queues went with it);
+    /// false on a cluster, where a node starting says nothing of the others' deliveries.
+    /// </param>
+    public NorthboundEvents(IHseSessions hse, IHseStateStore state, NorthboundStore store, NotificationSender sender, TimeProvider time, Func<bool>? leads = null, bool orphansAtStart = true)
     {
-        _host = host;
+        _hse = hse;
         _state = state;
         _store = store;
         _sender = sender;
         _time = time;
+        _leads = leads ?? (() => true);
+        _orphansAtStart = orphansAtStart;
     }
 
     /// <summary>The northbound store.</summary>
@@ -66,8 +84,8 @@ public sealed class NorthboundEvents : IAsyncDisposable
     /// <summary>Learns the sessions the HSE restored and starts following its events and the deliveries' deadlines.</summary>
     public void Start()
     {
-        // Deliveries waiting from before a restart lost their tokens: they end at their deadline, said so.
-        foreach (var waiting in _store.Waiting(["BUFFERED"], 100_000))
+        // Deliveries waiting from before a restart lost their messages: they end at their deadline, said so.
+        foreach (var waiting in _orphansAtStart ? _store.Waiting(["BUFFERED"], 100_000) : [])
         {
             _orphans.Add(waiting.Id);
         }
@@ -93,7 +111,9 @@ public sealed class NorthboundEvents : IAsyncDisposable
             return known;
         }
 
-        var info = await _host.QueryAsync(engine => engine.Overview().FirstOrDefault(o => o.SessionId == sessionId) is { } overview ? InfoOf(engine, overview) : null).ConfigureAwait(false);
+        var info = await _hse.DescribeAsync(sessionId).ConfigureAwait(false) is { Overview: { } overview } facts
+            ? new NorthboundSessionInfo(facts.EasId, facts.Imsi, overview.Mode, overview.Service, overview.Suite, facts.CurrentKeyId)
+            : null;
         if (info is not null)
         {
             _sessions[sessionId] = info;
@@ -102,10 +122,20 @@ public sealed class NorthboundEvents : IAsyncDisposable
         return info;
     }
 
-    /// <summary>A token for a delivery: the engine reports the device's Data Ack (or the message's loss) by it.</summary>
+    /// <summary>
+    /// A token for a delivery: the engine reports the device's Data Ack (or the message's loss) by it. Random (never 0),
+    /// so that tokens drawn by a cluster's nodes do not collide, and stored before the message goes out.
+    /// </summary>
     public long Track(string deliveryId, string enterprise, string kind)
     {
-        var token = Interlocked.Increment(ref _nextToken);
+        long token;
+        do
+        {
+            token = BitConverter.ToInt64(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8)) & long.MaxValue;
+        }
+        while (token == 0);
+
+        _store.AddToken(token, deliveryId, enterprise, kind);
         _tokens[token] = (deliveryId, enterprise, kind);
         _tokenOf[deliveryId] = token;
         return token;
@@ -119,9 +149,14 @@ public sealed class NorthboundEvents : IAsyncDisposable
             return false;
         }
 
-        if (status != "PUSHED" && _tokenOf.TryRemove(deliveryId, out var token))
+        if (status != "PUSHED")
         {
-            _tokens.TryRemove(token, out _);
+            if (_tokenOf.TryRemove(deliveryId, out var token))
+            {
+                _tokens.TryRemove(token, out _);
+            }
+
+            _store.RemoveTokens(deliveryId);
         }
 
         if (_store.Delivery(enterprise, deliveryId) is { } delivery)
@@ -178,10 +213,6 @@ public sealed class NorthboundEvents : IAsyncDisposable
         _stop.Dispose();
     }
 
-    /// <summary>A live session as the API knows it, read on the HSE's executor; null when it has no subscriber (gone meanwhile).</summary>
-    private static NorthboundSessionInfo? InfoOf(HseEngine engine, SessionOverview o) =>
-        engine.Describe(o.SessionId) is { } described ? new NorthboundSessionInfo(o.EasId, described.Imsi, o.Mode, o.Service, o.Suite, engine.CurrentKeyIdOf(o.SessionId)) : null;
-
     private static bool IsEnterprise(string easId) => !easId.StartsWith("urn:best:", StringComparison.Ordinal);
 
     private async Task LoopAsync(CancellationToken stop)
@@ -189,18 +220,14 @@ public sealed class NorthboundEvents : IAsyncDisposable
         // The sessions the HSE restored: their ends are notified like any other's.
         try
         {
-            var restored = await _host.QueryAsync(engine => engine.Overview().Select(o => (o.SessionId, Info: InfoOf(engine, o))).ToList()).ConfigureAwait(false);
-            foreach (var (sessionId, info) in restored)
+            foreach (var l in await _hse.ListAsync().ConfigureAwait(false))
             {
-                if (info is not null)
-                {
-                    _sessions.TryAdd(sessionId, info);
-                }
+                _sessions.TryAdd(l.Overview.SessionId, new NorthboundSessionInfo(l.Overview.EasId, l.Imsi, l.Overview.Mode, l.Overview.Service, l.Overview.Suite, l.CurrentKeyId));
             }
         }
-        catch (Exception e) when (e is InvalidOperationException or ObjectDisposedException or OperationCanceledException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
-            // The host stopped before it answered: nothing to learn.
+            // The host stopped (or a cluster's shard did not answer) before it answered: sessions are learned when first asked.
         }
 
         await foreach (var e in _queue.Reader.ReadAllAsync(stop).ConfigureAwait(false))
@@ -209,9 +236,10 @@ public sealed class NorthboundEvents : IAsyncDisposable
             {
                 await HandleAsync(e).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is InvalidOperationException or System.Data.Common.DbException)
+            catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                // The store is down: the notification is lost with it; the HSE's own failure handling reports the store.
+                // The store is down (the notification is lost with it; the HSE's own failure handling reports the store), or a
+                // cluster's shard did not answer (its node died): the loop goes on with the next event.
             }
         }
     }
@@ -222,7 +250,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
         {
             case SessionEstablished s:
             {
-                var imsi = (await _host.QueryAsync(engine => engine.Describe(s.SessionId)).ConfigureAwait(false))?.Imsi;
+                var imsi = (await _hse.DescribeAsync(s.SessionId).ConfigureAwait(false))?.Imsi;
                 if (imsi is null)
                 {
                     return;
@@ -257,7 +285,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
                 break;
             }
 
-            case SessionTerminated t when _sessions.TryRemove(t.SessionId, out var ended) && IsEnterprise(ended.EasId):
+            case SessionTerminated t when await EndedAsync(t.SessionId).ConfigureAwait(false) is { } ended && IsEnterprise(ended.EasId):
                 Notify(ended.EasId, new JsonObject
                 {
                     ["type"] = "SESSION_TERMINATED",
@@ -281,7 +309,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
                 }
 
                 break;
-            case DataAcknowledged { Token: not 0 } acked when _tokens.TryGetValue(acked.Token, out var delivered):
+            case DataAcknowledged { Token: not 0 } acked when TokenOf(acked.Token) is { } delivered:
                 // A session request's push reaching the device is not yet the session: it stays REQUESTED.
                 if (delivered.Kind != "SESSION_REQUEST")
                 {
@@ -289,7 +317,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
                 }
 
                 break;
-            case DownlinkUndelivered { Token: not 0 } lost when _tokens.TryGetValue(lost.Token, out var undelivered):
+            case DownlinkUndelivered { Token: not 0 } lost when TokenOf(lost.Token) is { } undelivered:
                 Finish(undelivered.Enterprise, undelivered.DeliveryId, lost.Reason == DownlinkUndelivered.Expired ? "EXPIRED" : "FAILED", lost.Reason switch
                 {
                     DownlinkUndelivered.Expired => ExpiryCause(undelivered.Kind),
@@ -303,6 +331,26 @@ public sealed class NorthboundEvents : IAsyncDisposable
         }
     }
 
+    /// <summary>The delivery of a token: this HSE's own, or one another node of a cluster stored.</summary>
+    private (string DeliveryId, string Enterprise, string Kind)? TokenOf(long token) =>
+        _tokens.TryGetValue(token, out var known) ? known : _store.Token(token);
+
+    /// <summary>
+    /// What the API knew of a session that ended. A cluster's node may not have seen it start (its shard moved here): the
+    /// shard still describes it while it lingers after its end.
+    /// </summary>
+    private async Task<NorthboundSessionInfo?> EndedAsync(uint sessionId)
+    {
+        if (_sessions.TryRemove(sessionId, out var known))
+        {
+            return known;
+        }
+
+        return await _hse.DescribeAsync(sessionId).ConfigureAwait(false) is { } facts
+            ? new NorthboundSessionInfo(facts.EasId, facts.Imsi, facts.Mode ?? SessionMode.UeToHse, default, string.Empty, facts.CurrentKeyId)
+            : null;
+    }
+
     private async Task TimerAsync(CancellationToken stop)
     {
         while (!stop.IsCancellationRequested)
@@ -314,6 +362,11 @@ public sealed class NorthboundEvents : IAsyncDisposable
             catch (OperationCanceledException)
             {
                 return;
+            }
+
+            if (!_leads())
+            {
+                continue;
             }
 
             try

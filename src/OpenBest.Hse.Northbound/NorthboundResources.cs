@@ -48,7 +48,7 @@ public static class NorthboundResources
     public const int MaxSubscriptions = 10;
 
     /// <summary>Maps the resources.</summary>
-    public static void Map(WebApplication app, HseHost host, IHseStateStore state, NorthboundEvents events, NotificationSender sender, NorthboundOptions options)
+    public static void Map(WebApplication app, IHseSessions hse, IHseStateStore state, NorthboundEvents events, NotificationSender sender, NorthboundOptions options)
     {
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(options);
@@ -95,9 +95,8 @@ public static class NorthboundResources
 
         api.MapGet("/sessions", (HttpContext context, string scsAsId) => GuardedAsync(context, scsAsId, write: false, async _ =>
         {
-            var sessions = await host.QueryAsync(engine => engine.Overview().Where(o => o.EasId == scsAsId)
-                .Select(o => (Overview: o, engine.Describe(o.SessionId)?.Imsi, KeyId: engine.CurrentKeyIdOf(o.SessionId))).ToList()).ConfigureAwait(false);
-            return Results.Ok(sessions.Select(s => ShowSession(s.Overview, s.Imsi is null ? null : state.ExternalIdOf(scsAsId, s.Imsi), s.KeyId)).ToList());
+            var sessions = await hse.ListAsync(scsAsId).ConfigureAwait(false);
+            return Results.Ok(sessions.Select(s => ShowSession(s.Overview, state.ExternalIdOf(scsAsId, s.Imsi), s.CurrentKeyId)).ToList());
         })).WithName("ListBestSessions").WithSummary("The enterprise's live BEST sessions (every mode): Session ID, external identifier, service, mode, suite, Key ID, state.");
 
         api.MapDelete("/sessions/{sessionId}", (HttpContext context, string scsAsId, uint sessionId, string? cause) => GuardedAsync(context, scsAsId, write: true, async _ =>
@@ -114,11 +113,7 @@ public static class NorthboundResources
                 return Problem(400, "cause is not a cause name of the profile (e.g. None)");
             }
 
-            try
-            {
-                await host.InvokeAsync(engine => engine.Terminate(sessionId, reason == Cause.None ? null : reason)).ConfigureAwait(false);
-            }
-            catch (InvalidOperationException)
+            if (await hse.TerminateAsync(sessionId, reason == Cause.None ? null : reason).ConfigureAwait(false) == SessionOutcome.NotEstablished)
             {
                 return Problem(404, "the session is not established");
             }
@@ -145,13 +140,9 @@ public static class NorthboundResources
                 return Problem(429, "too many refreshes", "one refresh of a session every 10 s at most");
             }
 
-            try
+            if (await hse.RefreshKeysAsync(sessionId).ConfigureAwait(false) == SessionOutcome.NotEstablished)
             {
-                await host.InvokeAsync(engine => engine.RefreshKeys(sessionId)).ConfigureAwait(false);
-            }
-            catch (InvalidOperationException e)
-            {
-                return Problem(409, "the keys cannot be refreshed now", e.Message);
+                return Problem(409, "the keys cannot be refreshed now", "the session is not established (or no longer)");
             }
 
             return Results.Accepted(value: new JsonObject { ["sessionId"] = sessionId, ["status"] = "REFRESHING" });
@@ -175,7 +166,7 @@ public static class NorthboundResources
                 return Problem(404, "no device of this enterprise with that externalId");
             }
 
-            var sessions = await host.QueryAsync(engine => engine.SessionsOf(imsi, scsAsId)).ConfigureAwait(false);
+            var sessions = await hse.SessionsOfAsync(imsi, scsAsId).ConfigureAwait(false);
             var target = sessions.Where(s => s.Mode == SessionMode.UeToHse).Select(s => s.SessionId).DefaultIfEmpty(0u).Max();
             var now = time.GetUtcNow();
             var delivery = new NorthboundDelivery(NewId(), scsAsId, "DOWNLINK", request.ExternalId!, 0, target == 0 ? "FAILED" : "BUFFERED", target == 0 ? "NO_SESSION" : null, target, now, now.AddSeconds(request.MaximumLatency), now);
@@ -183,11 +174,7 @@ public static class NorthboundResources
             if (target != 0)
             {
                 var token = events.Track(delivery.Id, scsAsId, delivery.Kind);
-                try
-                {
-                    await host.InvokeAsync(engine => engine.SendDownlink(target, payload, ackRequested: true, token, page: false, TimeSpan.FromSeconds(request.MaximumLatency))).ConfigureAwait(false);
-                }
-                catch (InvalidOperationException)
+                if (await hse.SendDownlinkAsync(target, payload, ackRequested: true, token, page: false, TimeSpan.FromSeconds(request.MaximumLatency)).ConfigureAwait(false) == SessionOutcome.NotEstablished)
                 {
                     events.Finish(scsAsId, delivery.Id, "FAILED", "NO_SESSION");
                 }
@@ -247,7 +234,7 @@ public static class NorthboundResources
                 return Problem(404, "no device of this enterprise with that externalId");
             }
 
-            var sessions = await host.QueryAsync(engine => engine.SessionsOf(imsi, channel)).ConfigureAwait(false);
+            var sessions = await hse.SessionsOfAsync(imsi, channel).ConfigureAwait(false);
             var target = sessions.Select(s => s.SessionId).DefaultIfEmpty(0u).Max();
             var now = time.GetUtcNow();
             var noChannel = channel == PushMessage.PushEasId ? "NO_PUSH_CHANNEL" : "NO_MANAGEMENT_CHANNEL";
@@ -257,11 +244,7 @@ public static class NorthboundResources
             {
                 var token = events.Track(delivery.Id, scsAsId, kind);
                 var message = new PushMessage(port, BitConverter.ToUInt32(RandomNumberGenerator.GetBytes(4)), body).ToArray();
-                try
-                {
-                    await host.InvokeAsync(engine => engine.SendDownlink(target, message, ackRequested: true, token, page: true, TimeSpan.FromSeconds(timeToLive))).ConfigureAwait(false);
-                }
-                catch (InvalidOperationException)
+                if (await hse.SendDownlinkAsync(target, message, ackRequested: true, token, page: true, TimeSpan.FromSeconds(timeToLive)).ConfigureAwait(false) == SessionOutcome.NotEstablished)
                 {
                     events.Finish(scsAsId, delivery.Id, "FAILED", noChannel);
                 }

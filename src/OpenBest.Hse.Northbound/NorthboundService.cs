@@ -36,6 +36,15 @@ public sealed record NorthboundOptions
 
     /// <summary>The clock.</summary>
     public TimeProvider Time { get; init; } = TimeProvider.System;
+
+    /// <summary>
+    /// Whether this HSE sends the notifications and expires deliveries now: null for one HSE (always); a cluster's node
+    /// while it runs the cluster's notifications grain, so that one node posts each subscription's callbacks.
+    /// </summary>
+    public Func<bool>? Leads { get; init; }
+
+    /// <summary>Whether this HSE is a node of a cluster (a node starting does not orphan the others' deliveries).</summary>
+    public bool Cluster { get; init; }
 }
 
 /// <summary>
@@ -44,7 +53,7 @@ public sealed record NorthboundOptions
 /// </summary>
 public sealed class NorthboundService : IAsyncDisposable
 {
-    private readonly HseHost _host;
+    private readonly IHseSessions _hse;
     private readonly IHseStateStore _state;
     private readonly NorthboundOptions _options;
     private readonly NorthboundTokens _tokens;
@@ -55,19 +64,25 @@ public sealed class NorthboundService : IAsyncDisposable
 
     /// <summary>Opens the northbound store and loads the token key; nothing runs until the web application starts.</summary>
     public NorthboundService(HseHost host, IHseStateStore state, NorthboundStore store, MasterKey masterKey, X509Certificate2 hseCertificate, X509Certificate2 ca, NorthboundOptions options, ILogger log)
+        : this(IHseSessions.ForHost(host ?? throw new ArgumentNullException(nameof(host))), state, store, masterKey, hseCertificate, ca, options, log)
     {
-        ArgumentNullException.ThrowIfNull(host);
+    }
+
+    /// <summary>The service over an HSE's sessions: one host's, or a cluster's shards (<see cref="NorthboundOptions.Cluster"/>).</summary>
+    public NorthboundService(IHseSessions hse, IHseStateStore state, NorthboundStore store, MasterKey masterKey, X509Certificate2 hseCertificate, X509Certificate2 ca, NorthboundOptions options, ILogger log)
+    {
+        ArgumentNullException.ThrowIfNull(hse);
         ArgumentNullException.ThrowIfNull(state);
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
-        _host = host;
+        _hse = hse;
         _state = state;
         Store = store;
         _options = options;
         _tokens = new NorthboundTokens(store, masterKey, options.TokenLifetime, options.Time);
-        _feed = new DashboardFeed(host, state, options.DashboardSample, options.Time);
-        _sender = new NotificationSender(store, state, hseCertificate, ca, log, options.Time);
-        _events = new NorthboundEvents(host, state, store, _sender, options.Time);
+        _feed = new DashboardFeed(hse, state, options.DashboardSample, options.Time);
+        _sender = new NotificationSender(store, state, hseCertificate, ca, log, options.Time, options.Leads);
+        _events = new NorthboundEvents(hse, state, store, _sender, options.Time, options.Leads, orphansAtStart: !options.Cluster);
         _audit = new NorthboundAudit(state);
     }
 
@@ -85,7 +100,7 @@ public sealed class NorthboundService : IAsyncDisposable
             NorthboundSecurity.Use(app, Store, _audit);
             app.MapPost("/oauth2/token", (Func<HttpContext, Task<IResult>>)TokenAsync).WithTags("oauth2").WithName("IssueToken")
                 .WithSummary("OAuth 2.0 client-credentials grant (RFC 6749 4.4): client_id and client_secret in the form or HTTP Basic; a bearer token for the northbound API and the dashboard.");
-            NorthboundResources.Map(app, _host, _state, _events, _sender, _options);
+            NorthboundResources.Map(app, _hse, _state, _events, _sender, _options);
             HseDashboard.Map(app, _feed);
         },
     };

@@ -61,6 +61,8 @@ public sealed class NorthboundStore : IDisposable
             "CREATE INDEX IF NOT EXISTS nb_events_enterprise ON nb_events (enterprise, seq)",
             "CREATE TABLE IF NOT EXISTS nb_deliveries (id TEXT PRIMARY KEY, enterprise TEXT NOT NULL, kind TEXT NOT NULL, external_id TEXT NOT NULL, port INTEGER NOT NULL, status TEXT NOT NULL, cause TEXT, session_id BIGINT NOT NULL, created BIGINT NOT NULL, deadline BIGINT NOT NULL, updated BIGINT NOT NULL)",
             "CREATE INDEX IF NOT EXISTS nb_deliveries_status ON nb_deliveries (status, deadline)",
+            "CREATE TABLE IF NOT EXISTS nb_tokens (token BIGINT PRIMARY KEY, delivery_id TEXT NOT NULL, enterprise TEXT NOT NULL, kind TEXT NOT NULL)",
+            "CREATE INDEX IF NOT EXISTS nb_tokens_delivery ON nb_tokens (delivery_id)",
         })
         {
             Execute(connection, ddl);
@@ -169,8 +171,34 @@ public sealed class NorthboundStore : IDisposable
         NonQuery(c => Command(c, "UPDATE nb_subscriptions SET cursor = @c WHERE id = @i AND cursor < @c", ("@i", id), ("@c", cursor)));
 
     /// <summary>Appends an event notification for an enterprise; returns its sequence number.</summary>
-    public long AppendEvent(string enterprise, string body, DateTimeOffset at) =>
-        Convert.ToInt64(Scalar(c => Command(c, "INSERT INTO nb_events (enterprise, body, at) VALUES (@e, @b, @a) RETURNING seq", ("@e", enterprise), ("@b", body), ("@a", at.ToUnixTimeMilliseconds()))), System.Globalization.CultureInfo.InvariantCulture);
+    /// <remarks>
+    /// An enterprise's events commit in the order of their sequence numbers, so a sender that posted up to one never finds
+    /// a smaller one later: SQLite has one writer at a time; on PostgreSQL (several writers: a cluster's nodes, or the API
+    /// beside the event loop) a transaction advisory lock per enterprise is held from before the sequence value is drawn
+    /// to the commit.
+    /// </remarks>
+    public long AppendEvent(string enterprise, string body, DateTimeOffset at)
+    {
+        const string Insert = "INSERT INTO nb_events (enterprise, body, at) VALUES (@e, @b, @a) RETURNING seq";
+        if (_postgres is null)
+        {
+            return Convert.ToInt64(Scalar(c => Command(c, Insert, ("@e", enterprise), ("@b", body), ("@a", at.ToUnixTimeMilliseconds()))), System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        using var connection = _open();
+        using var transaction = connection.BeginTransaction();
+        using (var lockOne = Command(connection, "SELECT pg_advisory_xact_lock(3163003, hashtext(@e))", ("@e", enterprise)))
+        {
+            lockOne.Transaction = transaction;
+            lockOne.ExecuteNonQuery();
+        }
+
+        using var insert = Command(connection, Insert, ("@e", enterprise), ("@b", body), ("@a", at.ToUnixTimeMilliseconds()));
+        insert.Transaction = transaction;
+        var seq = Convert.ToInt64(insert.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture);
+        transaction.Commit();
+        return seq;
+    }
 
     /// <summary>An enterprise's events after a sequence number, oldest first.</summary>
     public IReadOnlyList<(long Seq, string Body)> Events(string enterprise, long after, int limit) =>
@@ -210,6 +238,20 @@ public sealed class NorthboundStore : IDisposable
         var parameters = statuses.Select((s, i) => ($"@s{i}", (object?)s)).Append(("@l", limit)).ToArray();
         return Query(c => Command(c, $"SELECT id, enterprise, kind, external_id, port, status, cause, session_id, created, deadline, updated FROM nb_deliveries WHERE status IN ({names}) ORDER BY created LIMIT @l", parameters), ReadDelivery);
     }
+
+    /// <summary>
+    /// Records the token a delivery's message carries, so that whichever HSE (a cluster's node) sees the device's Data Ack
+    /// or the message's loss finds the delivery.
+    /// </summary>
+    public void AddToken(long token, string deliveryId, string enterprise, string kind) =>
+        NonQuery(c => Command(c, "INSERT INTO nb_tokens (token, delivery_id, enterprise, kind) VALUES (@t, @i, @e, @k)", ("@t", token), ("@i", deliveryId), ("@e", enterprise), ("@k", kind)));
+
+    /// <summary>The delivery a token belongs to, or null.</summary>
+    public (string DeliveryId, string Enterprise, string Kind)? Token(long token) =>
+        Query(c => Command(c, "SELECT delivery_id, enterprise, kind FROM nb_tokens WHERE token = @t", ("@t", token)), r => (r.GetString(0), r.GetString(1), r.GetString(2))) is [var row] ? row : null;
+
+    /// <summary>Forgets the tokens of a delivery that reached a final status.</summary>
+    public void RemoveTokens(string deliveryId) => NonQuery(c => Command(c, "DELETE FROM nb_tokens WHERE delivery_id = @i", ("@i", deliveryId)));
 
     /// <summary>Closes the PostgreSQL data source (SQLite connections are pooled per process).</summary>
     public void Dispose() => _postgres?.Dispose();

@@ -29,6 +29,7 @@ public sealed partial class NotificationSender : IAsyncDisposable
     private readonly IHseStateStore _state;
     private readonly ILogger _log;
     private readonly TimeProvider _time;
+    private readonly Func<bool> _leads;
     private readonly HttpClient _http;
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentDictionary<string, (Task Worker, CancellationTokenSource Cancel)> _workers = new(StringComparer.Ordinal);
@@ -38,8 +39,8 @@ public sealed partial class NotificationSender : IAsyncDisposable
     private long _delivered;
     private long _failures;
 
-    /// <summary>Creates the sender; <see cref="Start"/> starts it.</summary>
-    public NotificationSender(NorthboundStore store, IHseStateStore state, X509Certificate2 certificate, X509Certificate2 ca, ILogger log, TimeProvider time)
+    /// <summary>Creates the sender; <see cref="Start"/> starts it. While <paramref name="leads"/> says no (a cluster's node that does not lead), it posts nothing.</summary>
+    public NotificationSender(NorthboundStore store, IHseStateStore state, X509Certificate2 certificate, X509Certificate2 ca, ILogger log, TimeProvider time, Func<bool>? leads = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(state);
@@ -49,6 +50,7 @@ public sealed partial class NotificationSender : IAsyncDisposable
         _state = state;
         _log = log;
         _time = time;
+        _leads = leads ?? (() => true);
         var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AllowAutoRedirect = false };
         handler.SslOptions.ClientCertificates = [certificate];
         handler.SslOptions.LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate;
@@ -119,7 +121,8 @@ public sealed partial class NotificationSender : IAsyncDisposable
         {
             try
             {
-                var current = _store.Subscriptions().ToDictionary(s => s.Id, StringComparer.Ordinal);
+                // A node that does not lead stops its workers; the one that does starts them from the stored cursors.
+                var current = _leads() ? _store.Subscriptions().ToDictionary(s => s.Id, StringComparer.Ordinal) : [];
                 foreach (var (id, subscription) in current)
                 {
                     // A worker that ended (it failed) is started again from the stored cursor.

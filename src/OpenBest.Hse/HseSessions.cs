@@ -8,7 +8,19 @@ namespace OpenBest.Hse;
 /// <param name="Mode">Its mode, or null while it is not established.</param>
 /// <param name="CurrentKeyId">Its current Key ID (0 if none).</param>
 /// <param name="EnterpriseKeyIdentifier">The Enterprise Key Identifier of its current key set, or null.</param>
-public sealed record SessionFacts(string Imsi, string EasId, SessionMode? Mode, byte CurrentKeyId, byte[]? EnterpriseKeyIdentifier);
+/// <param name="Overview">Its state, service, suite and mode while it is established (or suspended), else null.</param>
+public sealed record SessionFacts(string Imsi, string EasId, SessionMode? Mode, byte CurrentKeyId, byte[]? EnterpriseKeyIdentifier, SessionOverview? Overview = null);
+
+/// <summary>A live session as the northbound API and the dashboard list it (never a key).</summary>
+/// <param name="Overview">Its Session ID, state, service, suite, mode and EAS Id.</param>
+/// <param name="Imsi">Its subscriber (the API shows the enterprise's external identifier instead).</param>
+/// <param name="CurrentKeyId">Its current Key ID.</param>
+public sealed record SessionListing(SessionOverview Overview, string Imsi, byte CurrentKeyId);
+
+/// <summary>Messages an HSE received and sent since it started (a cluster: summed over its shards' activations).</summary>
+/// <param name="Received">Messages received.</param>
+/// <param name="Sent">Messages sent.</param>
+public readonly record struct HseTraffic(long Received, long Sent);
 
 /// <summary>What became of an operation on a session.</summary>
 public enum SessionOutcome
@@ -47,8 +59,21 @@ public interface IHseSessions
     /// <summary>Forwards a downlink message an EAS protected end to end.</summary>
     Task<SessionOutcome> ForwardDownlinkFromEasAsync(uint sessionId, byte[] message);
 
-    /// <summary>Seals and sends (or queues while suspended) a downlink payload of a UE-to-HSE session.</summary>
-    Task<SessionOutcome> SendDownlinkAsync(uint sessionId, byte[] payload, bool ackRequested);
+    /// <summary>
+    /// Seals and sends (or queues while suspended) a downlink payload of a UE-to-HSE session. With a <paramref name="token"/>,
+    /// the engine reports the device's Data Ack (or the payload's loss) by it; <paramref name="page"/> wakes a suspended
+    /// device; <paramref name="timeToLive"/> bounds its wait in the queue.
+    /// </summary>
+    Task<SessionOutcome> SendDownlinkAsync(uint sessionId, byte[] payload, bool ackRequested, long token = 0, bool page = false, TimeSpan? timeToLive = null);
+
+    /// <summary>Terminates a session with <paramref name="cause"/> (the device gets a Terminate Request).</summary>
+    Task<SessionOutcome> TerminateAsync(uint sessionId, Protocol.Cause? cause);
+
+    /// <summary>The established (or suspended) sessions, all or those naming <paramref name="easId"/>, by Session ID.</summary>
+    Task<IReadOnlyList<SessionListing>> ListAsync(string? easId = null);
+
+    /// <summary>The messages received and sent.</summary>
+    Task<HseTraffic> TrafficAsync();
 
     /// <summary>The sessions of one HSE's host.</summary>
     public static IHseSessions ForHost(HseHost host) => new HostSessions(host);
@@ -67,11 +92,24 @@ internal sealed class HostSessions(HseHost host) : IHseSessions
 
     public Task<SessionOutcome> ForwardDownlinkFromEasAsync(uint sessionId, byte[] message) => Run(engine => engine.ForwardDownlinkFromEas(sessionId, message));
 
-    public Task<SessionOutcome> SendDownlinkAsync(uint sessionId, byte[] payload, bool ackRequested) => Run(engine => engine.SendDownlink(sessionId, payload, ackRequested));
+    public Task<SessionOutcome> SendDownlinkAsync(uint sessionId, byte[] payload, bool ackRequested, long token = 0, bool page = false, TimeSpan? timeToLive = null) =>
+        Run(engine => engine.SendDownlink(sessionId, payload, ackRequested, token, page, timeToLive));
+
+    public Task<SessionOutcome> TerminateAsync(uint sessionId, Protocol.Cause? cause) => Run(engine => engine.Terminate(sessionId, cause));
+
+    public Task<IReadOnlyList<SessionListing>> ListAsync(string? easId = null) => host.QueryAsync(engine => List(engine, easId));
+
+    public Task<HseTraffic> TrafficAsync() => Task.FromResult(new HseTraffic(host.Received, host.Sent));
+
+    /// <summary>The engine's sessions as listings (the host's and a cluster shard's one rule).</summary>
+    internal static IReadOnlyList<SessionListing> List(HseEngine engine, string? easId) =>
+        [.. engine.Overview().Where(o => easId is null || o.EasId == easId)
+            .Select(o => engine.Describe(o.SessionId) is { } owner ? new SessionListing(o, owner.Imsi, engine.CurrentKeyIdOf(o.SessionId)) : null)
+            .OfType<SessionListing>()];
 
     /// <summary>What the engine says of a session (the host's and a cluster shard's one rule).</summary>
     internal static SessionFacts? Facts(HseEngine engine, uint sessionId) => engine.Describe(sessionId) is { } owner
-        ? new SessionFacts(owner.Imsi, owner.EasId, engine.ModeOf(sessionId), engine.CurrentKeyIdOf(sessionId), engine.EnterpriseKeyIdentifierOf(sessionId))
+        ? new SessionFacts(owner.Imsi, owner.EasId, engine.ModeOf(sessionId), engine.CurrentKeyIdOf(sessionId), engine.EnterpriseKeyIdentifierOf(sessionId), engine.OverviewOf(sessionId))
         : null;
 
     private async Task<SessionOutcome> Run(Func<HseEngine, StepResult> call)

@@ -142,6 +142,26 @@ public sealed partial class HseEngine : IDisposable
     /// <summary>The state of a session, or null.</summary>
     public string? StateOf(uint sessionId) => _sessions.TryGetValue(sessionId, out var s) ? s.State.ToString() : null;
 
+    /// <summary>The sessions that have a path, with it (a cluster's shard carries them to the node it moves to).</summary>
+    public IReadOnlyList<(uint SessionId, object Path)> Paths() =>
+        [.. _sessions.Values.Where(s => !s.Decoy && s.Path is not null).Select(s => (s.Id, s.Path!))];
+
+    /// <summary>
+    /// Gives a session that has no path (restored from the store) the one it had before: a cluster's shard that moved,
+    /// whose devices' nodes still run. A path the session learned meanwhile stays. Returns whether it was set.
+    /// </summary>
+    public bool RestorePath(uint sessionId, object path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!_sessions.TryGetValue(sessionId, out var s) || s.Decoy || s.Path is not null)
+        {
+            return false;
+        }
+
+        s.Path = path;
+        return true;
+    }
+
     /// <summary>The subscriber and the EAS Id of a session, or null.</summary>
     public (string Imsi, string EasId)? Describe(uint sessionId) =>
         _sessions.TryGetValue(sessionId, out var s) && !s.Decoy ? (s.Imsi, s.Request.EasId) : null;
@@ -163,8 +183,14 @@ public sealed partial class HseEngine : IDisposable
     /// (never the subscriber or a key).
     /// </summary>
     public IReadOnlyList<SessionOverview> Overview() =>
-        [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended)
-            .OrderBy(s => s.Id).Select(s => new SessionOverview(s.Id, s.State == HseState.Suspended, s.Selected.Service, s.Suite?.Name ?? "none", ModeOf(s.Selected), s.Request.EasId))];
+        [.. _sessions.Values.Where(s => !s.Decoy && s.State is HseState.Established or HseState.Suspended).OrderBy(s => s.Id).Select(OverviewOf)];
+
+    /// <summary>One established or suspended session as <see cref="Overview"/> shows it, or null.</summary>
+    public SessionOverview? OverviewOf(uint sessionId) =>
+        _sessions.TryGetValue(sessionId, out var s) && !s.Decoy && s.State is HseState.Established or HseState.Suspended ? OverviewOf(s) : null;
+
+    private static SessionOverview OverviewOf(HseSession s) =>
+        new(s.Id, s.State == HseState.Suspended, s.Selected.Service, s.Suite?.Name ?? "none", ModeOf(s.Selected), s.Request.EasId);
 
     /// <summary>The mode of a session, or null when it is unknown or not established.</summary>
     public SessionMode? ModeOf(uint sessionId) =>

@@ -92,6 +92,9 @@ public sealed partial class PostgresSubscriberStore
         if (batch.Uplinks.Count > 0)
         {
             var u = batch.Uplinks;
+            // As for the outbox below: an enterprise's stored uplink commits in sequence order even when a cluster's shards
+            // write at once, so an application pulling (or a subscription posting) after a sequence number never misses one.
+            Add("SELECT pg_advisory_xact_lock(3163004, h) FROM (SELECT DISTINCT hashtext(e) AS h FROM UNNEST($1::text[]) AS e) AS t ORDER BY h", (object)u.Select(x => x.EasId).Distinct(StringComparer.Ordinal).ToArray());
             Add("INSERT INTO uplink (session_id, imsi, eas_id, key_id, counter, payload, received) SELECT a, b, c, d, e, f, g FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::integer[], $5::bigint[], $6::bytea[], $7::bigint[]) WITH ORDINALITY AS t(a, b, c, d, e, f, g, n) ORDER BY n",
                 u.Select(x => (long)x.SessionId).ToArray(), u.Select(x => x.Imsi).ToArray(), u.Select(x => x.EasId).ToArray(), u.Select(x => (int)x.KeyId).ToArray(),
                 u.Select(x => (long)x.Counter).ToArray(), u.Select(x => x.Payload.ToArray()).ToArray(), u.Select(x => x.ReceivedAt.ToUnixTimeMilliseconds()).ToArray());

@@ -13,11 +13,16 @@ internal sealed class CallbackApp : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly ConcurrentQueue<JsonObject> _received = new();
+    private bool _failing;
 
     private CallbackApp(WebApplication app) => _app = app;
 
     /// <summary>While true, every callback is answered 503 (the application is down).</summary>
-    public volatile bool Failing;
+    public bool Failing
+    {
+        get => Volatile.Read(ref _failing);
+        set => Volatile.Write(ref _failing, value);
+    }
 
     public string Url { get; private set; } = string.Empty;
 

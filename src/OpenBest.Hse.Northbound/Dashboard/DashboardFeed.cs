@@ -7,8 +7,8 @@ using OpenBest.Storage;
 namespace OpenBest.Hse.Northbound.Dashboard;
 
 /// <summary>
-/// What the operator dashboard shows, sampled from the HSE: the sessions (<see cref="HseEngine.Overview"/>), the message
-/// counts of <see cref="HseHost"/>, the session events counted per sample interval for the whole HSE and per EAS Id, and
+/// What the operator dashboard shows, sampled from the HSE (<see cref="IHseSessions"/>: one host, or every shard of a
+/// cluster): the sessions, the messages received and sent, the session events counted per sample interval for the whole HSE and per EAS Id, and
 /// the audit log without subjects or key identifiers. It keeps the last hour of samples and publishes a new
 /// <see cref="DashboardState"/> at each sample and about a second after the sessions change.
 /// </summary>
@@ -17,6 +17,8 @@ namespace OpenBest.Hse.Northbound.Dashboard;
 /// waited for), so the HSE's event loop is never held up; one loop counts them and another samples.
 /// The sample interval is 10 s unless given, or unless the environment variable <c>BEST_DASHBOARD_SAMPLE_SECONDS</c>
 /// sets it (seconds, 0.1 to 3600, e.g. 1 for tests that watch the charts move): it overrides the constructor's value.
+/// On a cluster, the sessions and message counts are the whole cluster's; the session events are those of the shards
+/// the serving node runs (each node counts the events it sees).
 /// </remarks>
 public sealed class DashboardFeed : IAsyncDisposable
 {
@@ -40,7 +42,7 @@ public sealed class DashboardFeed : IAsyncDisposable
     // that stopped (the store failed for good) never answers.
     private static readonly TimeSpan QueryTimeout = TimeSpan.FromSeconds(10);
 
-    private readonly HseHost _host;
+    private readonly IHseSessions _hse;
     private readonly IHseStateStore _store;
     private readonly TimeProvider _time;
     private readonly Channel<DashboardEvent> _events;
@@ -55,8 +57,7 @@ public sealed class DashboardFeed : IAsyncDisposable
     private TaskCompletionSource<DashboardState> _next = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private DashboardState _state;
     private IReadOnlyList<DashboardAuditEntry> _audit = [];
-    private long _lastReceived;
-    private long _lastSent;
+    private HseTraffic? _lastTraffic;
     private DateTimeOffset _lastSample;
     private long _lost;
 
@@ -65,18 +66,28 @@ public sealed class DashboardFeed : IAsyncDisposable
     /// <param name="store">Its state store (the audit log).</param>
     /// <param name="sampleInterval">The sample interval (10 s); <c>BEST_DASHBOARD_SAMPLE_SECONDS</c> overrides it.</param>
     /// <param name="time">The clock (the system's).</param>
+    public DashboardFeed(HseHost host, IHseStateStore store, TimeSpan? sampleInterval = null, TimeProvider? time = null)
+        : this(IHseSessions.ForHost(host ?? throw new ArgumentNullException(nameof(host))), store, sampleInterval, time)
+    {
+    }
+
+    /// <summary>Samples <paramref name="hse"/> and <paramref name="store"/> every <paramref name="sampleInterval"/> (10 s by default), starting now.</summary>
+    /// <param name="hse">The HSE's sessions (one host's, or a cluster's).</param>
+    /// <param name="store">Its state store (the audit log).</param>
+    /// <param name="sampleInterval">The sample interval (10 s); <c>BEST_DASHBOARD_SAMPLE_SECONDS</c> overrides it.</param>
+    /// <param name="time">The clock (the system's).</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="sampleInterval"/> is not positive.</exception>
     /// <exception cref="InvalidOperationException"><c>BEST_DASHBOARD_SAMPLE_SECONDS</c> is set but not a number of seconds from 0.1 to 3600.</exception>
-    public DashboardFeed(HseHost host, IHseStateStore store, TimeSpan? sampleInterval = null, TimeProvider? time = null)
+    public DashboardFeed(IHseSessions hse, IHseStateStore store, TimeSpan? sampleInterval = null, TimeProvider? time = null)
     {
-        ArgumentNullException.ThrowIfNull(host);
+        ArgumentNullException.ThrowIfNull(hse);
         ArgumentNullException.ThrowIfNull(store);
         if (sampleInterval is { } given)
         {
             ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(given, TimeSpan.Zero, nameof(sampleInterval));
         }
 
-        _host = host;
+        _hse = hse;
         _store = store;
         _time = time ?? TimeProvider.System;
         Interval = IntervalFromEnvironment() ?? sampleInterval ?? TimeSpan.FromSeconds(10);
@@ -84,8 +95,6 @@ public sealed class DashboardFeed : IAsyncDisposable
         _events = Channel.CreateBounded<DashboardEvent>(
             new BoundedChannelOptions(QueueLimit) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite },
             _ => Interlocked.Increment(ref _lost));
-        _lastReceived = host.Received;
-        _lastSent = host.Sent;
         _lastSample = _time.GetUtcNow();
         _state = new DashboardState(0, _lastSample, Interval, [], [], [], 0, AuditAvailable: true);
         _counting = Task.Run(CountAsync);
@@ -240,12 +249,23 @@ public sealed class DashboardFeed : IAsyncDisposable
         IReadOnlyList<SessionOverview> sessions;
         try
         {
-            sessions = await _host.QueryAsync(engine => engine.Overview()).WaitAsync(QueryTimeout, _time, token).ConfigureAwait(false);
+            sessions = [.. (await _hse.ListAsync().WaitAsync(QueryTimeout, _time, token).ConfigureAwait(false)).Select(l => l.Overview)];
         }
-        catch (Exception e) when (e is InvalidOperationException or TimeoutException)
+        catch (Exception e) when (e is not OutOfMemoryException && !token.IsCancellationRequested)
         {
-            // The HSE is stopping, overloaded or stopped: the previous sessions stand until the next refresh.
+            // The HSE is stopping, overloaded or stopped (or a cluster's shard did not answer): the previous sessions stand
+            // until the next refresh.
             sessions = Current.Sessions;
+        }
+
+        HseTraffic? traffic;
+        try
+        {
+            traffic = await _hse.TrafficAsync().WaitAsync(QueryTimeout, _time, token).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException && !token.IsCancellationRequested)
+        {
+            traffic = null;
         }
 
         var auditAvailable = true;
@@ -266,15 +286,19 @@ public sealed class DashboardFeed : IAsyncDisposable
             if (sample)
             {
                 var (all, byEnterprise) = _tally.Take();
-                long received = _host.Received, sent = _host.Sent;
+                // A cluster's shard that moved counts again from zero: a count never goes back, it is only not known then.
+                var (received, sent) = traffic is { } t && _lastTraffic is { } last ? (Math.Max(0, t.Received - last.Received), Math.Max(0, t.Sent - last.Sent)) : (0L, 0L);
                 var perEnterprise = sessions.GroupBy(s => s.EasId, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-                _samples.Enqueue(new DashboardSample(now, Math.Max(0.001, (now - _lastSample).TotalSeconds), received - _lastReceived, sent - _lastSent, all, byEnterprise, sessions.Count, perEnterprise));
-                (_lastReceived, _lastSent, _lastSample) = (received, sent, now);
+                _samples.Enqueue(new DashboardSample(now, Math.Max(0.001, (now - _lastSample).TotalSeconds), received, sent, all, byEnterprise, sessions.Count, perEnterprise));
+                (_lastSample, _lastTraffic) = (now, traffic ?? _lastTraffic);
                 while (_samples.Count > _capacity)
                 {
                     _samples.Dequeue();
                 }
             }
+
+            // The counts a sample shows run from the sample before it (the first from the first refresh).
+            _lastTraffic ??= traffic;
         }
 
         Publish(new DashboardState(Current.Version + 1, now, Interval, sessions, [.. _samples], _audit, Interlocked.Read(ref _lost), auditAvailable));
