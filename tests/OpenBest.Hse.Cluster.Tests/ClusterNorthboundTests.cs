@@ -173,6 +173,96 @@ public sealed class ClusterNorthboundTests(PostgresServer server) : IClassFixtur
         }
     }
 
+    [Fact]
+    public async Task AShardThatMoves_TakesItsDevicesPathsAlong_SoAPushStillReachesASleepingDevice()
+    {
+        server.SkipIfUnavailable();
+
+        // One sleeping device in every shard (a subscriber's sessions live in the shard of its IMSI), so whichever shards
+        // move when a second node joins, some devices' sessions move with them.
+        const int Shards = 16;
+        var imsis = Enumerable.Range(0, 100_000).Select(i => string.Create(CultureInfo.InvariantCulture, $"00101{i:D10}"))
+            .GroupBy(imsi => ClusterRouting.ShardOfSubscriber(imsi, Shards)).OrderBy(g => g.Key).Select(g => g.First()).ToArray();
+        Assert.Equal(Shards, imsis.Length);
+        var database = server.CreateDatabase();
+        var data = _directory.FullName;
+        DevelopmentPki.Init(data, [Acme]);
+        using (var key = MasterKey.Load(data))
+        using (var store = PostgresSubscriberStore.Open(database, key))
+        {
+            store.Add([.. imsis.Select(imsi => new NewSubscriber(imsi, Convert.FromHexString(K), Convert.FromHexString(Opc)))]);
+            foreach (var imsi in imsis)
+            {
+                store.SetExternalId(Acme, "dev-" + imsi, imsi);
+            }
+        }
+
+        string secret;
+        using (var northbound = NorthboundStore.Open(data, database))
+        {
+            secret = NorthboundTokens.Register(northbound, "acme-app", Acme, isOperator: false);
+        }
+
+        var udp = LoopbackPorts.Free(udpToo: true);
+        var eas = LoopbackPorts.Free();
+        var nodes = new List<BestProcess> { Node("node-1", udp, eas, database) };
+        var devices = new List<(BestClient Device, BestPushChannel Push)>();
+        var pushed = new System.Collections.Concurrent.ConcurrentDictionary<string, string>(StringComparer.Ordinal);
+        try
+        {
+            await nodes[0].WaitForAsync("HSE node node-1 listening");
+            foreach (var imsi in imsis)
+            {
+                var device = await BestClient.CreateAsync(new BestClientOptions
+                {
+                    Imsi = imsi,
+                    K = Convert.FromHexString(K),
+                    Opc = Convert.FromHexString(Opc),
+                    Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, udp)),
+                    TickInterval = TimeSpan.FromMilliseconds(50),
+                    MaxRetransmissions = 30,
+                }, Cancel);
+                var push = await BestPushChannel.OpenAsync(device, ct: Cancel);
+                var id = imsi;
+                push.Register(7, (m, _) =>
+                {
+                    pushed[id] = Encoding.UTF8.GetString(m.Body.Span);
+                    return Task.CompletedTask;
+                });
+                devices.Add((device, push));
+            }
+
+            // node-2 joins: about half the shards migrate to it, with their suspended push channels.
+            nodes.Add(Node("node-2", LoopbackPorts.Free(udpToo: true), LoopbackPorts.Free(), database));
+            await nodes[1].WaitForAsync("HSE node node-2 listening");
+            await PlacementSettledAsync(database, data);
+
+            // Every sleeping device gets a push through node-1, the node it reached, without sending anything first.
+            var token = await TokenAsync(eas, "acme-app", secret);
+            using var api = Client(eas, token);
+            foreach (var imsi in imsis)
+            {
+                await PostAsync(api, "pushes", new { externalId = "dev-" + imsi, port = 7, payload = Convert.ToBase64String("wake up"u8), timeToLive = 3600 });
+            }
+
+            await Eventually.True(() => pushed.Count == imsis.Length, "every sleeping device gets its push", TimeSpan.FromSeconds(60))
+                .ContinueWith(t => Assert.True(t.IsCompletedSuccessfully, $"{pushed.Count} of {imsis.Length} got it; missing shards: {string.Join(", ", imsis.Where(i => !pushed.ContainsKey(i)).Select(i => ClusterRouting.ShardOfSubscriber(i, Shards)))}"), TaskScheduler.Default);
+        }
+        finally
+        {
+            foreach (var (device, push) in devices)
+            {
+                await push.DisposeAsync();
+                await device.DisposeAsync();
+            }
+
+            foreach (var node in nodes)
+            {
+                await node.DisposeAsync();
+            }
+        }
+    }
+
     private static async Task PlacementSettledAsync(string database, string data)
     {
         using var key = MasterKey.Load(data);
