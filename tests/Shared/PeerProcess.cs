@@ -87,8 +87,12 @@ internal sealed class PeerProcess : IAsyncDisposable
         return _process.ExitCode;
     }
 
-    /// <summary>Waits until it ended.</summary>
-    public Task WaitForExitAsync() => Eventually.True(() => _process.HasExited, $"{CommandLine} ends; it printed:\n{Output}");
+    /// <summary>Waits until it ended and its output is all read (an exited process's last lines may still be on their way).</summary>
+    public async Task WaitForExitAsync()
+    {
+        await Eventually.True(() => _process.HasExited, $"{CommandLine} ends; it printed:\n{Output}");
+        _process.WaitForExit(); // drains the output events
+    }
 
     /// <summary>Kills its process tree (if it still runs) and waits a while for it to end.</summary>
     public async ValueTask DisposeAsync()
