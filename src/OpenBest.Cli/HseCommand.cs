@@ -75,6 +75,8 @@ internal static class HseCommand
             }
 
             var settings = HseSettings.Load(result.GetValue(config), commandLine);
+            // With the non-IP bearer on stdin/stdout, stdout carries frames: human output goes to stderr.
+            var output = settings.NonIp == "-" ? result.InvocationConfiguration.Error : result.InvocationConfiguration.Output;
             if (result.GetValue(cluster))
             {
                 var node = new OpenBest.Hse.Cluster.ClusterNodeOptions(
@@ -82,15 +84,13 @@ internal static class HseCommand
                     Port(result.GetValue(siloPort) ?? 11111, "--silo-port"),
                     Port(result.GetValue(gatewayPort) ?? 30000, "--gateway-port"));
                 return await ServiceRunner.RunAsync(settings.JsonLogs, settings.LogLevel, "OpenBest.Hse.Cluster",
-                    (log, stopping) => OpenBest.Hse.Cluster.ClusterNodeRunner.RunAsync(settings, node, result.InvocationConfiguration.Output, log, stopping));
+                    (log, stopping) => OpenBest.Hse.Cluster.ClusterNodeRunner.RunAsync(settings, node, output, log, stopping));
             }
 
             if (result.GetValue(nodeName) is not null || result.GetValue(siloPort) is not null || result.GetValue(gatewayPort) is not null)
             {
                 throw new ArgumentException("--node-name, --silo-port and --gateway-port go with --cluster");
             }
-            // With the non-IP bearer on stdin/stdout, stdout carries frames: human output goes to stderr.
-            var output = settings.NonIp == "-" ? result.InvocationConfiguration.Error : result.InvocationConfiguration.Output;
 
             // A .NET generic host: its logging (structured, on stderr), its lifetime (SIGTERM and Ctrl+C stop it
             // gracefully), and the HSE as its hosted service. A failure while starting (a busy port, a missing

@@ -10,6 +10,7 @@ using Orleans.Configuration;
 using Orleans.Hosting;
 using OpenBest.Bearers;
 using OpenBest.EasInterface;
+using OpenBest.Gsup;
 using OpenBest.Hse.Northbound;
 using OpenBest.Sessions;
 using OpenBest.Storage;
@@ -101,9 +102,9 @@ public sealed partial class ClusterNode : IAsyncDisposable
             throw new SettingsException("--cluster needs --postgres: the nodes share one PostgreSQL database (sessions, shards and membership)");
         }
 
-        if (settings.Auc is not null || settings.NonIp.Length > 0 || settings.TlsServices.Count > 0 || settings.TlsInbound.Count > 0)
+        if (settings.TlsServices.Count > 0 || settings.TlsInbound.Count > 0)
         {
-            throw new SettingsException("--cluster runs the EMSDP listeners and the HSE–EAS interface only: --auc, --non-ip and the TLS converter are single-node for now");
+            throw new SettingsException("--cluster does not run the TLS converter (--tls-service, --tls-inbound) yet: it is single-node for now");
         }
 
         var node = new ClusterNode(settings, options, log);
@@ -131,6 +132,12 @@ public sealed partial class ClusterNode : IAsyncDisposable
             TcpEndPoint = tcp.LocalEndPoint as IPEndPoint;
         }
 
+        if (_settings.NonIp.Length > 0)
+        {
+            // A node with a non-IP link (a serial device, or its own stdin/stdout) forwards its frames like datagrams.
+            _bearers.Add(_settings.NonIp == "-" ? StreamBearer.OverStandardStreams() : StreamBearer.OverDevice(_settings.NonIp));
+        }
+
         // The interface's certificates load before anything is written: a missing one is one line naming it.
         var easServer = _settings.EasPort >= 0 ? Own(DevelopmentPki.LoadPair(new DevelopmentPki.Pair(_settings.EasCertificate, _settings.EasKey))) : null;
         var easCa = _settings.EasPort >= 0 ? Own(DevelopmentPki.LoadCertificate(_settings.EasCa)) : null;
@@ -140,7 +147,13 @@ public sealed partial class ClusterNode : IAsyncDisposable
         var policy = new StorePolicy(store);
         var engine = _settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = _settings.EnterpriseKeysAllowed ? store.EnterpriseKeyIdentifierOf : null };
         ShardCount = store.ClusterShards(_settings.ClusterShards);
-        var context = new ShardContext(store, engine, () => new StoreSubscribers(store, _settings.SqnInd, seqBlock: _settings.SeqBlock), _options.NodeName, ShardCount, _settings.WorkQueue)
+        // Vectors from the store (K and OPc sealed in it), or from the operator's HLR over GSUP: one connection per node, under
+        // the node's own unit name, so the HLR gives each node its own IND (and so its own SQN space).
+        var hlr = _settings.Auc is { } auc
+            ? Own(GsupAuc.Connect(new GsupClientOptions { Endpoint = auc, UnitName = string.Create(CultureInfo.InvariantCulture, $"{_settings.GsupName}-{_options.NodeName}") }))
+            : null;
+        Func<IHseSubscribers> subscribers = hlr is null ? () => new StoreSubscribers(store, _settings.SqnInd, seqBlock: _settings.SeqBlock) : () => hlr;
+        var context = new ShardContext(store, engine, subscribers, _options.NodeName, ShardCount, _settings.WorkQueue)
         {
             StoreOutage = _settings.StoreOutage,
             Events = easServer is null ? null : OnShardEvent,

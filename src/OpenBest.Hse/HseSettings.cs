@@ -44,7 +44,7 @@ public sealed record HseSettings
         ("StoreOutageSeconds", "30", "how long the HSE holds a batch and tries its commit again while the database is away (a PostgreSQL failover) before it stops, 1..600"),
         ("ClusterShards", "16", "shards of the Session ID space of a new cluster database, 1..256 (best hse --cluster: the first node records the number; later nodes follow the database)"),
         ("Auc", "", "gsup://HOST:PORT: vectors from the operator's HLR over GSUP instead of the local store (the HSE never holds K or OPc)"),
-        ("GsupName", "OpenBest-HSE", "this node's name towards the HLR (unique per HLR client)"),
+        ("GsupName", "OpenBest-HSE", "this node's name towards the HLR (unique per HLR client; a cluster node adds -NODENAME)"),
         ("TlsServices", "", "the converter's TLS services, ID=HOST:PORT[,ca=PEMFILE] separated by ';': a channel naming ID is relayed to that TLS server"),
         ("TlsInbound", "", "the converter the other way, PORT=EASID separated by ';': TLS clients on PORT (the HSE's EasCertificate) reach the device their SNI names, over its channel naming EASID"),
         ("EnterpriseKeys", "allow", "allow or refuse: whether an EAS may bind a device's end-to-end keys to an Enterprise Key the operator never sees (UE-to-EAS mode); refuse where lawful interception requires the operator to be able to open the traffic"),
