@@ -115,7 +115,8 @@ public sealed class ClusterSessions(IGrainFactory grains, int shards) : IHseSess
     {
         // Each shard's activation counts from zero: a shard that moved counts again from its new activation.
         var statuses = await Task.WhenAll(Enumerable.Range(0, shards).Select(s => grains.GetGrain<IHseShardGrain>(s).Status())).ConfigureAwait(false);
-        return new HseTraffic(statuses.Sum(s => s.Received), statuses.Sum(s => s.Sent));
+        var events = SessionEventCounts.Sum(statuses.Select(s => new SessionEventCounts(s.Events ?? [], s.EventsByEasId ?? [])));
+        return new HseTraffic(statuses.Sum(s => s.Received), statuses.Sum(s => s.Sent), events);
     }
 
     private IHseShardGrain ShardOf(uint sessionId) => grains.GetGrain<IHseShardGrain>(sessionId % (uint)shards);

@@ -78,6 +78,14 @@ public sealed class ShardStatus
     /// <summary>Messages this activation sent.</summary>
     [Id(9)]
     public long Sent { get; init; }
+
+    /// <summary>This activation's session events by the dashboard's kinds: the whole shard's.</summary>
+    [Id(10)]
+    public long[]? Events { get; init; }
+
+    /// <summary>The same, per EAS Id.</summary>
+    [Id(11)]
+    public Dictionary<string, long[]>? EventsByEasId { get; init; }
 }
 
 /// <summary>A session's path, carried by a shard that moves: the node the device reached and that node's key for it.</summary>
@@ -283,19 +291,25 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
         return Task.CompletedTask;
     }
 
-    public Task<ShardStatus> Status() => Task.FromResult(new ShardStatus
+    public Task<ShardStatus> Status()
     {
-        Shard = (int)this.GetPrimaryKeyLong(),
-        Node = node.Name,
-        Epoch = _host?.Epoch ?? 0,
-        Restored = _host?.Restored ?? 0,
-        Established = _host?.Established ?? 0,
-        Received = _host?.Host.Received ?? 0,
-        Faulted = _host?.Faulted.IsCompleted ?? true,
-        Dropped = _host?.Host.Overloaded ?? 0,
-        Refused = _host?.Host.Refused ?? 0,
-        Sent = _host?.Host.Sent ?? 0,
-    });
+        var counts = _host?.EventCounts;
+        return Task.FromResult(new ShardStatus
+        {
+            Shard = (int)this.GetPrimaryKeyLong(),
+            Node = node.Name,
+            Epoch = _host?.Epoch ?? 0,
+            Restored = _host?.Restored ?? 0,
+            Established = _host?.Established ?? 0,
+            Received = _host?.Host.Received ?? 0,
+            Faulted = _host?.Faulted.IsCompleted ?? true,
+            Dropped = _host?.Host.Overloaded ?? 0,
+            Refused = _host?.Host.Refused ?? 0,
+            Sent = _host?.Host.Sent ?? 0,
+            Events = counts?.All,
+            EventsByEasId = counts is null ? null : new Dictionary<string, long[]>(counts.ByEasId, StringComparer.Ordinal),
+        });
+    }
 
     public async Task<ShardSession?> Describe(uint sessionId) =>
         _host is { } host && await host.Sessions.DescribeAsync(sessionId).ConfigureAwait(true) is { } s

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Threading.Channels;
 using OpenBest.Bearers;
 using OpenBest.Protocol;
+using OpenBest.Hse.Northbound.Dashboard;
 using OpenBest.Sessions;
 using OpenBest.Storage;
 
@@ -85,10 +86,12 @@ public sealed class ShardHost : IAsyncDisposable
     private readonly ShardInbox _inbox;
     private readonly Task _events;
     private readonly Action<SessionEvent>? _onEvent;
+    private readonly DashboardCounter _counter = new();
     private long _established;
 
-    private ShardHost(int shard, long epoch, HseHost host, ShardInbox inbox, int restored, Action<SessionEvent>? onEvent)
+    private ShardHost(int shard, long epoch, HseHost host, ShardInbox inbox, int restored, IReadOnlyList<SessionOverview> sessions, Action<SessionEvent>? onEvent)
     {
+        _counter.See(sessions);
         Shard = shard;
         Epoch = epoch;
         Host = host;
@@ -117,6 +120,9 @@ public sealed class ShardHost : IAsyncDisposable
     /// <summary>Sessions established by this activation.</summary>
     public long Established => Interlocked.Read(ref _established);
 
+    /// <summary>This activation's session events, counted by the dashboard's kinds (every node's dashboard sums the shards').</summary>
+    public SessionEventCounts EventCounts => _counter.Totals();
+
     /// <summary>Set when the host stopped for good (the store failed, or a newer activation took the shard).</summary>
     public Task Faulted => Host.Faulted;
 
@@ -134,8 +140,9 @@ public sealed class ShardHost : IAsyncDisposable
         {
             var sessions = context.Shards.LoadSessions(shard, context.ShardCount);
             var restored = host.Restore(sessions, Math.Max(next, 1));
+            var overview = engine.Overview(); // before the host runs the engine on its executor
             host.Start();
-            return new ShardHost(shard, epoch, host, inbox, restored, context.Events);
+            return new ShardHost(shard, epoch, host, inbox, restored, overview, context.Events);
         }
         catch
         {
@@ -172,6 +179,8 @@ public sealed class ShardHost : IAsyncDisposable
             {
                 Interlocked.Increment(ref _established);
             }
+
+            _counter.Add(e);
 
             _onEvent?.Invoke(e);
         }

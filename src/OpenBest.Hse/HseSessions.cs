@@ -20,7 +20,46 @@ public sealed record SessionListing(SessionOverview Overview, string Imsi, byte 
 /// <summary>Messages an HSE received and sent since it started (a cluster: summed over its shards' activations).</summary>
 /// <param name="Received">Messages received.</param>
 /// <param name="Sent">Messages sent.</param>
-public readonly record struct HseTraffic(long Received, long Sent);
+/// <param name="Events">
+/// A cluster's counts of its session events since its shards' activations (the dashboard's kinds), which every node's
+/// dashboard shows; null for one HSE, whose dashboard counts the events it is given.
+/// </param>
+public readonly record struct HseTraffic(long Received, long Sent, SessionEventCounts? Events = null);
+
+/// <summary>Counts of session events by kind (the dashboard's), for the whole HSE and per EAS Id.</summary>
+/// <param name="All">The whole HSE's, by kind.</param>
+/// <param name="ByEasId">Each EAS Id's, by kind.</param>
+public sealed record SessionEventCounts(long[] All, IReadOnlyDictionary<string, long[]> ByEasId)
+{
+    /// <summary>The sum of several counts (a cluster's shards').</summary>
+    public static SessionEventCounts Sum(IEnumerable<SessionEventCounts> counts)
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        long[] all = [];
+        var by = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        foreach (var c in counts)
+        {
+            all = Add(all, c.All);
+            foreach (var (easId, kinds) in c.ByEasId)
+            {
+                by[easId] = Add(by.GetValueOrDefault(easId) ?? [], kinds);
+            }
+        }
+
+        return new SessionEventCounts(all, by);
+    }
+
+    private static long[] Add(long[] a, long[] b)
+    {
+        var sum = new long[Math.Max(a.Length, b.Length)];
+        for (var i = 0; i < sum.Length; i++)
+        {
+            sum[i] = (i < a.Length ? a[i] : 0) + (i < b.Length ? b[i] : 0);
+        }
+
+        return sum;
+    }
+}
 
 /// <summary>What became of an operation on a session.</summary>
 public enum SessionOutcome

@@ -17,8 +17,8 @@ namespace OpenBest.Hse.Northbound.Dashboard;
 /// waited for), so the HSE's event loop is never held up; one loop counts them and another samples.
 /// The sample interval is 10 s unless given, or unless the environment variable <c>BEST_DASHBOARD_SAMPLE_SECONDS</c>
 /// sets it (seconds, 0.1 to 3600, e.g. 1 for tests that watch the charts move): it overrides the constructor's value.
-/// On a cluster, the sessions and message counts are the whole cluster's; the session events are those of the shards
-/// the serving node runs (each node counts the events it sees).
+/// On a cluster, the sessions, message counts and session events are the whole cluster's: its shards count their events
+/// (<see cref="DashboardCounter"/>) and every node's feed takes the differences between samples.
 /// </remarks>
 public sealed class DashboardFeed : IAsyncDisposable
 {
@@ -286,6 +286,12 @@ public sealed class DashboardFeed : IAsyncDisposable
             if (sample)
             {
                 var (all, byEnterprise) = _tally.Take();
+                if (traffic?.Events is { } events && _lastTraffic?.Events is { } before)
+                {
+                    // A cluster: its shards' counts of their events, whichever node ran them, instead of this node's.
+                    (all, byEnterprise) = Since(events, before);
+                }
+
                 // A cluster's shard that moved counts again from zero: a count never goes back, it is only not known then.
                 var (received, sent) = traffic is { } t && _lastTraffic is { } last ? (Math.Max(0, t.Received - last.Received), Math.Max(0, t.Sent - last.Sent)) : (0L, 0L);
                 var perEnterprise = sessions.GroupBy(s => s.EasId, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
@@ -302,6 +308,33 @@ public sealed class DashboardFeed : IAsyncDisposable
         }
 
         Publish(new DashboardState(Current.Version + 1, now, Interval, sessions, [.. _samples], _audit, Interlocked.Read(ref _lost), auditAvailable));
+    }
+
+    /// <summary>The counts between two totals (a shard that moved counts from zero again: a count never goes below zero).</summary>
+    private static (long[] All, Dictionary<string, long[]> ByEnterprise) Since(SessionEventCounts now, SessionEventCounts before)
+    {
+        static long[] Minus(long[] a, long[]? b)
+        {
+            var d = new long[DashboardEvent.Kinds];
+            for (var i = 0; i < d.Length && i < a.Length; i++)
+            {
+                d[i] = Math.Max(0, a[i] - (b is not null && i < b.Length ? b[i] : 0));
+            }
+
+            return d;
+        }
+
+        var byEnterprise = new Dictionary<string, long[]>(StringComparer.Ordinal);
+        foreach (var (easId, kinds) in now.ByEasId)
+        {
+            var counted = Minus(kinds, before.ByEasId.GetValueOrDefault(easId));
+            if (counted.Any(c => c > 0) && byEnterprise.Count < DashboardTally.MaxEnterprises)
+            {
+                byEnterprise[easId] = counted;
+            }
+        }
+
+        return (Minus(now.All, before.All), byEnterprise);
     }
 
     private void Publish(DashboardState state)
