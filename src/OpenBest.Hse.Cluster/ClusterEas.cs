@@ -100,6 +100,10 @@ public sealed class ClusterSessions(IGrainFactory grains, int shards) : IHseSess
         (SessionOutcome)await ShardOf(sessionId).SendDownlink(sessionId, payload, ackRequested, token, page, timeToLive).ConfigureAwait(false);
 
     /// <inheritdoc/>
+    public async Task<SessionOutcome> SendStreamAsync(uint sessionId, IReadOnlyList<byte[]> frames) =>
+        (SessionOutcome)await ShardOf(sessionId).SendStream(sessionId, [.. frames]).ConfigureAwait(false);
+
+    /// <inheritdoc/>
     public async Task<SessionOutcome> TerminateAsync(uint sessionId, Protocol.Cause? cause) =>
         (SessionOutcome)await ShardOf(sessionId).Terminate(sessionId, cause is { } c ? (int)c : -1).ConfigureAwait(false);
 

@@ -48,6 +48,8 @@ public sealed partial class ClusterNode : IAsyncDisposable
     private readonly EasOutboxes _outboxes = new();
     private readonly NorthboundLead _lead = new();
     private NorthboundService? _northbound;
+    private TlsConverter? _converter;
+    private readonly List<TlsInbound> _inbound = [];
     private HashSet<string> _registeredEas = new(StringComparer.Ordinal);
     private PostgresSubscriberStore? _store;
     private Microsoft.AspNetCore.Builder.WebApplication? _easApi;
@@ -102,11 +104,6 @@ public sealed partial class ClusterNode : IAsyncDisposable
             throw new SettingsException("--cluster needs --postgres: the nodes share one PostgreSQL database (sessions, shards and membership)");
         }
 
-        if (settings.TlsServices.Count > 0 || settings.TlsInbound.Count > 0)
-        {
-            throw new SettingsException("--cluster does not run the TLS converter (--tls-service, --tls-inbound) yet: it is single-node for now");
-        }
-
         var node = new ClusterNode(settings, options, log);
         try
         {
@@ -156,7 +153,8 @@ public sealed partial class ClusterNode : IAsyncDisposable
         var context = new ShardContext(store, engine, subscribers, _options.NodeName, ShardCount, _settings.WorkQueue)
         {
             StoreOutage = _settings.StoreOutage,
-            Events = easServer is null ? null : OnShardEvent,
+            Events = OnShardEvent,
+            UnstoredEasIds = _settings.TlsServices.Keys.Concat(_settings.TlsInbound.Select(i => i.EasId)).ToHashSet(StringComparer.Ordinal),
         };
         _identity = new NodeIdentity(_options.NodeName, string.Create(CultureInfo.InvariantCulture, $"{_options.NodeName}/{Environment.ProcessId}/{DateTime.UtcNow.Ticks}"));
         var membership = Own(NpgsqlDataSource.Create(_settings.Postgres));
@@ -199,11 +197,12 @@ public sealed partial class ClusterNode : IAsyncDisposable
         // Orleans holds an observer weakly: the node keeps it alive as long as it runs.
         _relay = new Relay(this);
         _relayReference = _grains.CreateObjectReference<INodeRelay>(_relay);
+        var sessions = new ClusterSessions(_grains, ShardCount);
+        StartTlsConverter(sessions, store);
         if (easServer is not null)
         {
             // Every node serves the HSE–EAS interface and the northbound API over the cluster's shards; each node delivers the
             // outboxes of the EASs whose outbox grains it runs, and pushes the keys of the sessions its shards establish.
-            var sessions = new ClusterSessions(_grains, ShardCount);
             _registeredEas = RegisteredEas(store);
             _outboxes.Taken = easId => LogDelivering(_log, Protocol.PeerText.Printable(easId));
             _outboxes.Delivery = new EasDelivery(sessions, store, easServer, easCa!, delivers: _outboxes.Holds);
@@ -262,6 +261,18 @@ public sealed partial class ClusterNode : IAsyncDisposable
         }
         catch (OperationCanceledException)
         {
+        }
+
+        foreach (var inbound in _inbound)
+        {
+            await inbound.DisposeAsync().ConfigureAwait(false);
+        }
+
+        _inbound.Clear();
+        if (_converter is not null)
+        {
+            await _converter.DisposeAsync().ConfigureAwait(false);
+            _converter = null;
         }
 
         if (_easApi is not null)
@@ -393,11 +404,59 @@ public sealed partial class ClusterNode : IAsyncDisposable
             {
                 await RefreshShardsAsync().ConfigureAwait(false);
                 await RefreshOutboxesAsync().ConfigureAwait(false);
+                await SweepConversionsAsync().ConfigureAwait(false);
             }
             while (await timer.WaitForNextTickAsync(_stop.Token).ConfigureAwait(false));
         }
         catch (OperationCanceledException)
         {
+        }
+    }
+
+    /// <summary>
+    /// The TLS converter (seed 000 section 2) on a cluster: a device's channel naming a TLS service gets its connection from
+    /// the node running the session's shard (which sees its frames); an inbound listener runs on every node, and the shard of
+    /// the device's channel sends that channel's frames to the node that accepted the client. Sessions of TLS services are
+    /// not stored: when their shard moves they end, with their connections, as after a single HSE's restart.
+    /// </summary>
+    private void StartTlsConverter(ClusterSessions sessions, PostgresSubscriberStore store)
+    {
+        if (_settings.TlsServices.Count == 0 && _settings.TlsInbound.Count == 0)
+        {
+            return;
+        }
+
+        var grains = _grains!;
+        var relay = _relayReference!;
+        _converter = new TlsConverter(sessions, _settings.TlsServices, _log)
+        {
+            Follow = sessionId => grains.GetGrain<IHseShardGrain>(sessionId % (uint)ShardCount).Follow(sessionId, relay),
+        };
+        if (_settings.TlsInbound.Count > 0)
+        {
+            var certificate = Own(DevelopmentPki.LoadPair(new DevelopmentPki.Pair(_settings.EasCertificate, _settings.EasKey)));
+            foreach (var (port, easId) in _settings.TlsInbound)
+            {
+                _inbound.Add(new TlsInbound(_converter, new IPEndPoint(_settings.Bind, port), easId, certificate, store.ImsiOf, _log));
+            }
+        }
+    }
+
+    /// <summary>Ends the conversions whose sessions are gone (their shard moved away from this node, or they ended elsewhere).</summary>
+    private async Task SweepConversionsAsync()
+    {
+        if (_converter is not { Active: > 0 } converter)
+        {
+            return;
+        }
+
+        try
+        {
+            await converter.SweepAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            LogSweepFailed(_log, e.GetType().Name); // the next round asks again
         }
     }
 
@@ -432,6 +491,7 @@ public sealed partial class ClusterNode : IAsyncDisposable
     /// </summary>
     private void OnShardEvent(SessionEvent e)
     {
+        _converter?.OnEvent(e);
         _northbound?.OnEvent(e);
         if (e is UplinkForwarded forwarded)
         {
@@ -488,10 +548,23 @@ public sealed partial class ClusterNode : IAsyncDisposable
             node.Send(messages);
             return Task.CompletedTask;
         }
+
+        public Task Followed(FollowedEvent[] events)
+        {
+            foreach (var e in events)
+            {
+                node._converter?.OnFollowedEvent(e.ToEvent());
+            }
+
+            return Task.CompletedTask;
+        }
     }
 
     [LoggerMessage(20, LogLevel.Warning, "forwarding to shard {Shard} failed ({Error})")]
     private static partial void LogForwardFailed(ILogger log, int shard, string error);
+
+    [LoggerMessage(25, LogLevel.Warning, "asking for the TLS conversions' sessions failed ({Error})")]
+    private static partial void LogSweepFailed(ILogger log, string error);
 
     [LoggerMessage(24, LogLevel.Information, "this node posts the northbound notifications and expires deliveries")]
     private static partial void LogLeading(ILogger log);

@@ -122,12 +122,54 @@ public sealed class CarriedRelay
     public required INodeRelay Relay { get; init; }
 }
 
+/// <summary>A session's event a shard sends to the node that follows the session (its TLS conversion runs there).</summary>
+[GenerateSerializer, Immutable]
+public sealed class FollowedEvent
+{
+    /// <summary>The session.</summary>
+    [Id(0)]
+    public uint SessionId { get; init; }
+
+    /// <summary>A user-plane payload (<see cref="DataReceived"/>), or null when the session ended (<see cref="SessionTerminated"/>).</summary>
+    [Id(1)]
+    public byte[]? Payload { get; init; }
+
+    /// <summary>The payload's Key ID.</summary>
+    [Id(2)]
+    public byte KeyId { get; init; }
+
+    /// <summary>The payload's counter.</summary>
+    [Id(3)]
+    public ulong Counter { get; init; }
+
+    /// <summary>Whether the payload asked for an Ack.</summary>
+    [Id(4)]
+    public bool AckRequested { get; init; }
+
+    /// <summary>What a followed session's event becomes on the wire between nodes, or null for one not followed.</summary>
+    public static FollowedEvent? Of(SessionEvent e) => e switch
+    {
+        DataReceived d => new FollowedEvent { SessionId = d.SessionId, Payload = d.Payload.ToArray(), KeyId = d.KeyId, Counter = d.Counter, AckRequested = d.AckRequested },
+        SessionTerminated t => new FollowedEvent { SessionId = t.SessionId },
+        _ => null,
+    };
+
+    /// <summary>The event again.</summary>
+    public SessionEvent ToEvent() => Payload is { } payload
+        ? new DataReceived(SessionId, KeyId, Counter, payload, AckRequested)
+        : new SessionTerminated(SessionId, null, ByPeer: false);
+}
+
 /// <summary>A node's way back to the devices it heard from: a shard's answers leave through it.</summary>
 public interface INodeRelay : IGrainObserver
 {
     /// <summary>Sends the answers on the node's paths.</summary>
     [OneWay]
     Task Send(RelayedMessage[] messages);
+
+    /// <summary>Events of sessions the node follows (<see cref="IHseShardGrain.Follow"/>).</summary>
+    [OneWay]
+    Task Followed(FollowedEvent[] events);
 }
 
 /// <summary>One shard of the Session ID space: one activation at a time runs the state machines of its sessions.</summary>
@@ -158,6 +200,12 @@ public interface IHseShardGrain : IGrainWithIntegerKey
 
     /// <summary>Seals and sends (or queues) a downlink payload of a UE-to-HSE session (see <see cref="IHseSessions.SendDownlinkAsync"/>); a <see cref="SessionOutcome"/>.</summary>
     Task<int> SendDownlink(uint sessionId, byte[] payload, bool ackRequested, long token, bool page, TimeSpan? timeToLive);
+
+    /// <summary>Sends stream frames on a UE-to-HSE session in one step (see <see cref="IHseSessions.SendStreamAsync"/>); a <see cref="SessionOutcome"/>.</summary>
+    Task<int> SendStream(uint sessionId, byte[][] frames);
+
+    /// <summary>Sends a session's user-plane payloads and its end to a node's <paramref name="relay"/> from now on, while this activation runs.</summary>
+    Task Follow(uint sessionId, INodeRelay relay);
 
     /// <summary>Terminates a session with a <see cref="Protocol.Cause"/> (or none, -1); a <see cref="SessionOutcome"/>.</summary>
     Task<int> Terminate(uint sessionId, int cause);
@@ -333,6 +381,21 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
 
     public async Task<int> SendDownlink(uint sessionId, byte[] payload, bool ackRequested, long token, bool page, TimeSpan? timeToLive) =>
         (int)(_host is { } host ? await host.Sessions.SendDownlinkAsync(sessionId, payload, ackRequested, token, page, timeToLive).ConfigureAwait(true) : SessionOutcome.NotEstablished);
+
+    public async Task<int> SendStream(uint sessionId, byte[][] frames) =>
+        (int)(_host is { } host ? await host.Sessions.SendStreamAsync(sessionId, frames).ConfigureAwait(true) : SessionOutcome.NotEstablished);
+
+    public Task Follow(uint sessionId, INodeRelay relay)
+    {
+        _host?.Follow(sessionId, e =>
+        {
+            if (FollowedEvent.Of(e) is { } followed)
+            {
+                _ = relay.Followed([followed]);
+            }
+        });
+        return Task.CompletedTask;
+    }
 
     public async Task<int> Terminate(uint sessionId, int cause) =>
         (int)(_host is { } host ? await host.Sessions.TerminateAsync(sessionId, cause < 0 ? null : (Protocol.Cause)cause).ConfigureAwait(true) : SessionOutcome.NotEstablished);

@@ -72,6 +72,9 @@ public sealed record ShardContext(IHseStateStore Store, HseOptions Engine, Func<
     /// <summary>What the node does with its shards' events (after their batches committed): EAS key pushes and outbox wake-ups.</summary>
     public Action<SessionEvent>? Events { get; init; }
 
+    /// <summary>EAS Ids whose sessions are not stored (TLS services: a conversion does not outlive its node's connection).</summary>
+    public IReadOnlySet<string> UnstoredEasIds { get; init; } = new HashSet<string>();
+
     /// <summary>The shard store.</summary>
     public IHseShardStore Shards => (IHseShardStore)Store;
 }
@@ -87,6 +90,7 @@ public sealed class ShardHost : IAsyncDisposable
     private readonly Task _events;
     private readonly Action<SessionEvent>? _onEvent;
     private readonly DashboardCounter _counter = new();
+    private readonly ConcurrentDictionary<uint, Action<SessionEvent>> _followers = new();
     private long _established;
 
     private ShardHost(int shard, long epoch, HseHost host, ShardInbox inbox, int restored, IReadOnlyList<SessionOverview> sessions, Action<SessionEvent>? onEvent)
@@ -135,7 +139,7 @@ public sealed class ShardHost : IAsyncDisposable
         var (epoch, next) = context.Shards.TakeShard(shard, context.Node);
         var engine = new HseEngine(context.Subscribers(), context.Engine with { SessionIdClass = ((uint)shard, (uint)context.ShardCount) });
         var inbox = new ShardInbox(context.WorkQueue);
-        var host = new HseHost(engine, [inbox], queue: context.WorkQueue, state: context.Store) { Fence = new ShardFence(shard, epoch), StoreOutageLimit = context.StoreOutage };
+        var host = new HseHost(engine, [inbox], queue: context.WorkQueue, state: context.Store) { Fence = new ShardFence(shard, epoch), StoreOutageLimit = context.StoreOutage, UnstoredEasIds = context.UnstoredEasIds };
         try
         {
             var sessions = context.Shards.LoadSessions(shard, context.ShardCount);
@@ -154,6 +158,9 @@ public sealed class ShardHost : IAsyncDisposable
 
     /// <summary>A message a node received on <paramref name="key"/> (its path there) from <paramref name="source"/>; false when the shard's queue is full (dropped, counted).</summary>
     public bool Deliver(byte[] message, string node, IReplyRelay relay, string key, string source) => _inbox.Deliver(message, node, relay, key, source);
+
+    /// <summary>Sends <paramref name="sessionId"/>'s user-plane payloads and its end to <paramref name="to"/>, after they committed.</summary>
+    public void Follow(uint sessionId, Action<SessionEvent> to) => _followers[sessionId] = to;
 
     /// <summary>The paths of the shard's sessions (the node each device reached, and that node's key for it).</summary>
     public Task<CarriedPath[]> PathsAsync() => Host.QueryAsync(engine =>
@@ -181,6 +188,15 @@ public sealed class ShardHost : IAsyncDisposable
             }
 
             _counter.Add(e);
+            if (e is DataReceived or SessionTerminated && _followers.TryGetValue(e.SessionId, out var follower))
+            {
+                if (e is SessionTerminated)
+                {
+                    _followers.TryRemove(e.SessionId, out _);
+                }
+
+                follower(e);
+            }
 
             _onEvent?.Invoke(e);
         }

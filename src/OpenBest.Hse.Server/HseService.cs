@@ -227,7 +227,7 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
                 var certificate = Own(DevelopmentPki.LoadPair(new DevelopmentPki.Pair(settings.EasCertificate, settings.EasKey)));
                 foreach (var (port, easId) in settings.TlsInbound)
                 {
-                    _inbound.Add(new TlsInbound(_converter, host, new IPEndPoint(settings.Bind, port), easId, certificate, state.ImsiOf, _log));
+                    _inbound.Add(new TlsInbound(_converter, new IPEndPoint(settings.Bind, port), easId, certificate, state.ImsiOf, _log));
                 }
             }
         }
@@ -252,10 +252,6 @@ public sealed partial class HseService(HseSettings settings, TextWriter output) 
             _delivery?.OnEvent(e);
             _northbound?.OnEvent(e);
             _converter?.OnEvent(e);
-            foreach (var inbound in _inbound)
-            {
-                inbound.OnEvent(e);
-            }
             LogEvent(_log, e);
         }
 

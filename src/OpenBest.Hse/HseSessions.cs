@@ -105,6 +105,9 @@ public interface IHseSessions
     /// </summary>
     Task<SessionOutcome> SendDownlinkAsync(uint sessionId, byte[] payload, bool ackRequested, long token = 0, bool page = false, TimeSpan? timeToLive = null);
 
+    /// <summary>Seals and sends stream frames (the TLS converter's) on a UE-to-HSE session, in order, in one step.</summary>
+    Task<SessionOutcome> SendStreamAsync(uint sessionId, IReadOnlyList<byte[]> frames);
+
     /// <summary>Terminates a session with <paramref name="cause"/> (the device gets a Terminate Request).</summary>
     Task<SessionOutcome> TerminateAsync(uint sessionId, Protocol.Cause? cause);
 
@@ -135,6 +138,20 @@ internal sealed class HostSessions(HseHost host) : IHseSessions
         Run(engine => engine.SendDownlink(sessionId, payload, ackRequested, token, page, timeToLive));
 
     public Task<SessionOutcome> TerminateAsync(uint sessionId, Protocol.Cause? cause) => Run(engine => engine.Terminate(sessionId, cause));
+
+    public Task<SessionOutcome> SendStreamAsync(uint sessionId, IReadOnlyList<byte[]> frames) => Run(engine =>
+    {
+        // One step for the batch: the frames leave in order, after one commit.
+        var step = new StepResult();
+        foreach (var frame in frames)
+        {
+            var one = engine.SendDownlink(sessionId, frame);
+            step.Send.AddRange(one.Send);
+            step.Events.AddRange(one.Events);
+        }
+
+        return step;
+    });
 
     public Task<IReadOnlyList<SessionListing>> ListAsync(string? easId = null) => host.QueryAsync(engine => List(engine, easId));
 

@@ -19,7 +19,7 @@ namespace OpenBest.Hse;
 /// </summary>
 public sealed partial class TlsConverter : IAsyncDisposable
 {
-    private readonly HseHost _host;
+    private readonly IHseSessions _hse;
     private readonly IReadOnlyDictionary<string, TlsService> _services;
     private readonly ILogger _log;
     private readonly ConcurrentDictionary<uint, Conversion> _conversions = new();
@@ -29,10 +29,16 @@ public sealed partial class TlsConverter : IAsyncDisposable
 
     /// <summary>Relays the sessions of <paramref name="host"/> that name one of <paramref name="services"/>.</summary>
     public TlsConverter(HseHost host, IReadOnlyDictionary<string, TlsService> services, ILogger? log = null)
+        : this(IHseSessions.ForHost(host ?? throw new ArgumentNullException(nameof(host))), services, log)
     {
-        ArgumentNullException.ThrowIfNull(host);
+    }
+
+    /// <summary>Relays the sessions (one host's, or a cluster's shards') that name one of <paramref name="services"/>.</summary>
+    public TlsConverter(IHseSessions hse, IReadOnlyDictionary<string, TlsService> services, ILogger? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(hse);
         ArgumentNullException.ThrowIfNull(services);
-        _host = host;
+        _hse = hse;
         _services = services;
         _log = log ?? Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
         foreach (var service in services.Values.Where(s => s.CaFile is not null))
@@ -52,6 +58,16 @@ public sealed partial class TlsConverter : IAsyncDisposable
     /// <summary>Conversions running now.</summary>
     public int Active => _conversions.Count;
 
+    /// <summary>
+    /// On a cluster: asks the shard of a session to send that session's events (its stream's frames, its end) to this node,
+    /// for a conversion this node runs of a session whose shard may run elsewhere (an inbound connection accepted here).
+    /// Null for one HSE, whose events all arrive here.
+    /// </summary>
+    public Func<uint, Task>? Follow { get; init; }
+
+    /// <summary>The HSE's sessions.</summary>
+    internal IHseSessions Sessions => _hse;
+
     /// <summary>Takes the HSE's session events: a session naming a service starts a conversion; its messages feed it; its end ends it.</summary>
     public void OnEvent(SessionEvent e)
     {
@@ -65,11 +81,45 @@ public sealed partial class TlsConverter : IAsyncDisposable
                 }
 
                 break;
-            case DataReceived data when _conversions.TryGetValue(data.SessionId, out var running):
+            case DataReceived or SessionTerminated:
+                OnSessionEvent(e, followed: false);
+                break;
+        }
+    }
+
+    /// <summary>A session's event that its shard sent to this node (<see cref="Follow"/>): a conversion of a session that runs elsewhere.</summary>
+    public void OnFollowedEvent(SessionEvent e) => OnSessionEvent(e, followed: true);
+
+    /// <summary>
+    /// Ends the conversions whose sessions are gone without an event this node saw (a cluster's shard that moved: sessions of
+    /// TLS services are not stored, so they do not move with it); returns how many.
+    /// </summary>
+    public async Task<int> SweepAsync()
+    {
+        var ended = 0;
+        foreach (var (id, conversion) in _conversions)
+        {
+            if (await _hse.DescribeAsync(id).ConfigureAwait(false) is null && _conversions.TryRemove(new KeyValuePair<uint, Conversion>(id, conversion)))
+            {
+                await conversion.DisposeAsync().ConfigureAwait(false);
+                ended++;
+            }
+        }
+
+        return ended;
+    }
+
+    private void OnSessionEvent(SessionEvent e, bool followed)
+    {
+        // A conversion takes its session's events from one place: its shard (followed) when it was made for a session that
+        // may run elsewhere, else this node's own events. A node that is both sees each event once.
+        switch (e)
+        {
+            case DataReceived data when _conversions.TryGetValue(data.SessionId, out var running) && running.Followed == followed:
                 running.OnFrame(data.Payload);
                 break;
-            case SessionTerminated t when _conversions.TryRemove(t.SessionId, out var ended):
-                _ = ended.DisposeAsync().AsTask();
+            case SessionTerminated t when _conversions.TryGetValue(t.SessionId, out var ending) && ending.Followed == followed && _conversions.TryRemove(new KeyValuePair<uint, Conversion>(t.SessionId, ending)):
+                _ = ending.DisposeAsync().AsTask();
                 break;
         }
     }
@@ -167,10 +217,13 @@ public sealed partial class TlsConverter : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts relaying an established session's stream to <paramref name="open"/>'s connection (inbound: one already accepted).</summary>
-    internal void Relay(uint sessionId, string label, Func<CancellationToken, Task<Stream>> open)
+    /// <summary>
+    /// Starts relaying an established session's stream to <paramref name="open"/>'s connection (inbound: one already
+    /// accepted); <paramref name="followed"/> when its events come from its shard (<see cref="Follow"/>).
+    /// </summary>
+    internal void Relay(uint sessionId, string label, Func<CancellationToken, Task<Stream>> open, bool followed = false)
     {
-        var conversion = new Conversion(this, sessionId, label, open);
+        var conversion = new Conversion(this, sessionId, label, open) { Followed = followed };
         if (_conversions.TryAdd(sessionId, conversion))
         {
             conversion.Start();
@@ -186,25 +239,22 @@ public sealed partial class TlsConverter : IAsyncDisposable
     private sealed class Conversion(TlsConverter owner, uint sessionId, string label, Func<CancellationToken, Task<Stream>> open) : IAsyncDisposable
     {
         private readonly CancellationTokenSource _stop = new();
-        private readonly StreamPump _pump = new(new StreamEndpoint(), frames => owner._host.InvokeAsync(engine =>
+        private readonly StreamPump _pump = new(new StreamEndpoint(), async frames =>
         {
-            // One step for the batch: the frames leave in order, after one commit.
-            var step = new StepResult();
-            foreach (var frame in frames)
+            if (await owner._hse.SendStreamAsync(sessionId, frames).ConfigureAwait(false) == SessionOutcome.NotEstablished)
             {
-                var one = engine.SendDownlink(sessionId, frame);
-                step.Send.AddRange(one.Send);
-                step.Events.AddRange(one.Events);
+                throw new InvalidOperationException($"session {sessionId} is not established");
             }
-
-            return step;
-        }), maxUnacknowledged: 64 * 1024);
+        }, maxUnacknowledged: 64 * 1024);
 
         private Task _run = Task.CompletedTask;
         private long _up;
         private long _down;
 
         public uint SessionId => sessionId;
+
+        /// <summary>Whether its events come from its shard (<see cref="Follow"/>) rather than from this node's own.</summary>
+        public bool Followed { get; init; }
 
         public void Start() => _run = Task.Run(RunAsync);
 

@@ -21,25 +21,24 @@ namespace OpenBest.Hse;
 public sealed partial class TlsInbound : IAsyncDisposable
 {
     private readonly TlsConverter _converter;
-    private readonly HseHost _host;
     private readonly string _easId;
     private readonly Func<string, string, string?> _imsiOf;
     private readonly X509Certificate2 _certificate;
     private readonly ILogger _log;
     private readonly TcpListener _listener;
     private readonly CancellationTokenSource _stop = new();
-    private readonly ConcurrentDictionary<string, uint> _sessionOfImsi = new(StringComparer.Ordinal);
     private readonly Task _accepting;
     private long _accepted;
     private long _refused;
 
-    /// <summary>Listens on <paramref name="endPoint"/> for TLS clients of devices whose channels name <paramref name="easId"/>.</summary>
-    public TlsInbound(TlsConverter converter, HseHost host, IPEndPoint endPoint, string easId, X509Certificate2 certificate, Func<string, string, string?> imsiOf, ILogger? log = null)
+    /// <summary>
+    /// Listens on <paramref name="endPoint"/> for TLS clients of devices whose channels name <paramref name="easId"/>; the
+    /// device's channel is found among the converter's sessions (one host's, or a cluster's shards') when a client names it.
+    /// </summary>
+    public TlsInbound(TlsConverter converter, IPEndPoint endPoint, string easId, X509Certificate2 certificate, Func<string, string, string?> imsiOf, ILogger? log = null)
     {
         ArgumentNullException.ThrowIfNull(converter);
-        ArgumentNullException.ThrowIfNull(host);
         _converter = converter;
-        _host = host;
         _easId = easId;
         _certificate = certificate;
         _imsiOf = imsiOf;
@@ -60,35 +59,6 @@ public sealed partial class TlsInbound : IAsyncDisposable
 
     /// <summary>Connections refused (no such device, no channel, a failed handshake).</summary>
     public long Refused => Interlocked.Read(ref _refused);
-
-    /// <summary>Tracks the devices' channels that name this listener's EAS Id.</summary>
-    public void OnEvent(SessionEvent e)
-    {
-        switch (e)
-        {
-            case SessionEstablished s when s.EasId == _easId && !s.UeToEasMode && s.Service is BestService.Confidential or BestService.Integrity:
-                _ = _host.InvokeAsync(engine =>
-                {
-                    if (engine.Describe(s.SessionId) is { } who)
-                    {
-                        _sessionOfImsi[who.Imsi] = s.SessionId;
-                    }
-
-                    return new StepResult();
-                });
-                break;
-            case SessionTerminated t:
-                foreach (var (imsi, session) in _sessionOfImsi)
-                {
-                    if (session == t.SessionId)
-                    {
-                        _sessionOfImsi.TryRemove(new KeyValuePair<string, uint>(imsi, session));
-                    }
-                }
-
-                break;
-        }
-    }
 
     /// <summary>Stops listening.</summary>
     public async ValueTask DisposeAsync()
@@ -126,19 +96,27 @@ public sealed partial class TlsInbound : IAsyncDisposable
         {
             using var handshake = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
             handshake.CancelAfter(TimeSpan.FromSeconds(30));
-            await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions
+            await tls.AuthenticateAsServerAsync(async (_, hello, _, _) =>
             {
-                EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13,
-                ServerCertificateSelectionCallback = (_, name) =>
+                // The device, by the name the client asked for: refused before any key exchange when it is no device's.
+                session = await ChannelOfAsync(hello.ServerName).ConfigureAwait(false);
+                if (session == 0)
                 {
-                    // The device, by the name the client asked for: refused before any key exchange when it is no device's.
-                    session = name is { Length: > 0 } && _imsiOf(_easId, name) is { } imsi && _sessionOfImsi.TryGetValue(imsi, out var s) ? s : 0;
-                    return session == 0 ? throw new AuthenticationException("no device by that name has a channel for " + _easId) : _certificate;
-                },
-            }, handshake.Token).ConfigureAwait(false);
+                    throw new AuthenticationException("no device by that name has a channel for " + _easId);
+                }
+
+                // On a cluster the session's shard may run on another node: it sends the stream's frames here.
+                if (_converter.Follow is { } follow)
+                {
+                    await follow(session).ConfigureAwait(false);
+                }
+
+                return new SslServerAuthenticationOptions { EnabledSslProtocols = SslProtocols.Tls12 | SslProtocols.Tls13, ServerCertificate = _certificate };
+            }, null, handshake.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is AuthenticationException or IOException or OperationCanceledException)
+        catch (Exception e) when (e is not OutOfMemoryException)
         {
+            // A failed handshake, a name that is no device's channel, or (on a cluster) a shard that did not answer.
             Interlocked.Increment(ref _refused);
             LogRefused(_log, _easId, e.GetType().Name);
             await tls.DisposeAsync().ConfigureAwait(false);
@@ -148,7 +126,7 @@ public sealed partial class TlsInbound : IAsyncDisposable
 
         try
         {
-            _converter.Relay(session, _easId + " (inbound)", _ => Task.FromResult<Stream>(tls));
+            _converter.Relay(session, _easId + " (inbound)", _ => Task.FromResult<Stream>(tls), followed: _converter.Follow is not null);
             Interlocked.Increment(ref _accepted);
             LogAccepted(_log, session, _easId, tls.SslProtocol);
         }
@@ -158,6 +136,25 @@ public sealed partial class TlsInbound : IAsyncDisposable
             await tls.DisposeAsync().ConfigureAwait(false);
             client.Dispose();
         }
+    }
+
+    /// <summary>The newest channel of the device named <paramref name="name"/> that names this listener's EAS Id and carries a stream, or 0.</summary>
+    private async Task<uint> ChannelOfAsync(string? name)
+    {
+        if (name is not { Length: > 0 } || _imsiOf(_easId, name) is not { } imsi)
+        {
+            return 0;
+        }
+
+        foreach (var (id, mode) in (await _converter.Sessions.SessionsOfAsync(imsi, _easId).ConfigureAwait(false)).OrderByDescending(s => s.SessionId))
+        {
+            if (mode == SessionMode.UeToHse && await _converter.Sessions.DescribeAsync(id).ConfigureAwait(false) is { Overview.Service: BestService.Confidential or BestService.Integrity })
+            {
+                return id;
+            }
+        }
+
+        return 0;
     }
 
     [LoggerMessage(30, LogLevel.Information, "session {SessionId}: a TLS client of {EasId} relayed to the device ({Protocol})")]
