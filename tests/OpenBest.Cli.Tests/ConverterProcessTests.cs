@@ -48,22 +48,7 @@ public sealed class ConverterProcessTests : IAsyncLifetime
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
 
         // A CA of the test's own and a server certificate naming localhost only (so 127.0.0.1 is a name mismatch).
-        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var caRequest = new CertificateRequest("CN=Converter Test CA", caKey, HashAlgorithmName.SHA256);
-        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(2));
-        using var serverKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var serverRequest = new CertificateRequest("CN=localhost", serverKey, HashAlgorithmName.SHA256);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddDnsName("localhost");
-        serverRequest.CertificateExtensions.Add(names.Build());
-        serverRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        using var issued = serverRequest.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(8));
-        using var server = issued.CopyWithPrivateKey(serverKey);
-        await File.WriteAllTextAsync(Path.Combine(Data, "ca.pem"), ca.ExportCertificatePem(), Cancel);
-        await File.WriteAllTextAsync(Path.Combine(Data, "server.pem"), server.ExportCertificatePem(), Cancel);
-        await File.WriteAllTextAsync(Path.Combine(Data, "server.key"), serverKey.ExportPkcs8PrivateKeyPem(), Cancel);
+        using var server = LocalhostTls.Write(Data);
 
         // Kestrel, unchanged: HTTPS on the certificate, one page.
         var builder = WebApplication.CreateSlimBuilder();

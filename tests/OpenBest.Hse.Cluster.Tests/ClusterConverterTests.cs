@@ -127,23 +127,8 @@ public sealed class ClusterConverterTests(PostgresServer server) : IClassFixture
     /// <summary>A CA of the test's own and a certificate for localhost (the TLS server's); the CA file's path.</summary>
     private string WriteServerCertificate()
     {
-        using var caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var caRequest = new CertificateRequest("CN=Cluster Converter Test CA", caKey, HashAlgorithmName.SHA256);
-        caRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
-        caRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
-        using var ca = caRequest.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(2));
-        using var serverKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
-        var serverRequest = new CertificateRequest("CN=localhost", serverKey, HashAlgorithmName.SHA256);
-        var names = new SubjectAlternativeNameBuilder();
-        names.AddDnsName("localhost");
-        serverRequest.CertificateExtensions.Add(names.Build());
-        serverRequest.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.1")], false));
-        using var issued = serverRequest.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1), RandomNumberGenerator.GetBytes(8));
-        File.WriteAllText(Path.Combine(Data, "server.pem"), issued.ExportCertificatePem());
-        File.WriteAllText(Path.Combine(Data, "server.key"), serverKey.ExportPkcs8PrivateKeyPem());
-        var path = Path.Combine(Data, "ca.pem");
-        File.WriteAllText(path, ca.ExportCertificatePem());
-        return path;
+        using var certificate = LocalhostTls.Write(Data);
+        return Path.Combine(Data, "ca.pem");
     }
 
     private Process Device(string imsi, int udp, string easId)
@@ -176,10 +161,7 @@ public sealed class ClusterConverterTests(PostgresServer server) : IClassFixture
         }
     }
 
-    private BestProcess Node(string name, int udp, int inbound, string database, string ca) => BestProcess.Start(
-        "hse", "--cluster", "--postgres", database, "--data-dir", Data, "--node-name", name,
-        "--udp-port", udp.ToString(CultureInfo.InvariantCulture), "--tcp-port", "-1",
-        "--tls-service", string.Create(CultureInfo.InvariantCulture, $"openssl=localhost:{_service!.Port},ca={ca}"),
-        "--tls-inbound", string.Create(CultureInfo.InvariantCulture, $"{inbound}=inbound"),
-        "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture));
+    private BestProcess Node(string name, int udp, int inbound, string database, string ca) => NodeProcess.Start(name, database, Data,
+        [.. NodeProcess.Udp(udp), "--tls-service", string.Create(CultureInfo.InvariantCulture, $"openssl=localhost:{_service!.Port},ca={ca}"),
+        "--tls-inbound", string.Create(CultureInfo.InvariantCulture, $"{inbound}=inbound")]);
 }

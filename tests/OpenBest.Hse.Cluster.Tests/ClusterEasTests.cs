@@ -171,8 +171,6 @@ public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<Postg
 
     private static string Said(BestProcess[] nodes) => string.Join(" | ", nodes.Select(n => n.Output + n.Error));
 
-    private BestProcess Node(string name, int udp, int eas, string database) => BestProcess.Start(
-        "hse", "--cluster", "--postgres", database, "--data-dir", _directory.FullName, "--node-name", name,
-        "--udp-port", udp.ToString(CultureInfo.InvariantCulture), "--tcp-port", "-1", "--eas-port", eas.ToString(CultureInfo.InvariantCulture),
-        "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture));
+    private BestProcess Node(string name, int udp, int eas, string database) =>
+        NodeProcess.Start(name, database, _directory.FullName, [.. NodeProcess.Udp(udp), "--eas-port", eas.ToString(CultureInfo.InvariantCulture)]);
 }

@@ -304,10 +304,8 @@ public sealed class ClusterNorthboundTests(PostgresServer server) : IClassFixtur
         return client;
     }
 
-    private BestProcess Node(string name, int udp, int eas, string database) => BestProcess.Start(
+    private BestProcess Node(string name, int udp, int eas, string database) => NodeProcess.Start(name, database, _directory.FullName,
         // The test application's callback is plain http on loopback; the dashboard samples every second.
         new Dictionary<string, string> { ["BEST_NORTHBOUND_HTTP_CALLBACKS"] = "true", ["BEST_DASHBOARD_SAMPLE_SECONDS"] = "1" },
-        "hse", "--cluster", "--postgres", database, "--data-dir", _directory.FullName, "--node-name", name,
-        "--udp-port", udp.ToString(CultureInfo.InvariantCulture), "--tcp-port", "-1", "--eas-port", eas.ToString(CultureInfo.InvariantCulture),
-        "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture));
+        [.. NodeProcess.Udp(udp), "--eas-port", eas.ToString(CultureInfo.InvariantCulture)]);
 }

@@ -104,8 +104,6 @@ public sealed class ClusterProcessTests(PostgresServer server) : IClassFixture<P
         Assert.False(Directory.Exists(Path.Combine(_directory.FullName, "unused")));
     }
 
-    private BestProcess Node(string name, int port, string database) => BestProcess.Start(
-        "hse", "--cluster", "--postgres", database, "--data-dir", _directory.FullName, "--node-name", name,
-        "--udp-port", port.ToString(CultureInfo.InvariantCulture), "--tcp-port", port.ToString(CultureInfo.InvariantCulture),
-        "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture));
+    private BestProcess Node(string name, int port, string database) => NodeProcess.Start(name, database, _directory.FullName,
+        "--udp-port", port.ToString(CultureInfo.InvariantCulture), "--tcp-port", port.ToString(CultureInfo.InvariantCulture));
 }

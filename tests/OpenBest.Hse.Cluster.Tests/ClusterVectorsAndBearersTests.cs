@@ -157,8 +157,5 @@ public sealed class ClusterVectorsAndBearersTests(PostgresServer server) : IClas
         OperationTimeout = TimeSpan.FromSeconds(30),
     }, Cancel);
 
-    private BestProcess Node(string name, int udp, string database, params string[] extra) => BestProcess.Start(
-        ["hse", "--cluster", "--postgres", database, "--data-dir", _directory.FullName, "--node-name", name,
-        "--udp-port", udp.ToString(CultureInfo.InvariantCulture), "--tcp-port", "-1",
-        "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), .. extra]);
+    private BestProcess Node(string name, int udp, string database, params string[] extra) => NodeProcess.Start(name, database, _directory.FullName, [.. NodeProcess.Udp(udp), .. extra]);
 }

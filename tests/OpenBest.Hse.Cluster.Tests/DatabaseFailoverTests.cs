@@ -110,8 +110,6 @@ public sealed class DatabaseFailoverTests(PgAutoFailover formation, ITestOutputH
         var stored = promoted.Uplinks(0, 100).Select(u => System.Text.Encoding.UTF8.GetString(u.Payload)).Order(StringComparer.Ordinal);
         Assert.Equal(devices.SelectMany(d => d.Sent).Order(StringComparer.Ordinal), stored);
 
-        BestProcess Node(string name, int port) => BestProcess.Start(environment,
-            "hse", "--cluster", "--postgres", database, "--data-dir", _directory.FullName, "--node-name", name, "--udp-port", port.ToString(CultureInfo.InvariantCulture),
-            "--tcp-port", "-1", "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture));
+        BestProcess Node(string name, int port) => NodeProcess.Start(name, database, _directory.FullName, environment, NodeProcess.Udp(port));
     }
 }

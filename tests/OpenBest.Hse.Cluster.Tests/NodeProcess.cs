@@ -1,0 +1,20 @@
+using System.Globalization;
+using OpenBest.Hse.Cluster.Demo;
+using OpenBest.Testing;
+
+namespace OpenBest.Hse.Cluster.Tests;
+
+/// <summary>A cluster node as the tests run it: <c>best hse --cluster</c> in a process of its own, on free silo and gateway ports.</summary>
+internal static class NodeProcess
+{
+    /// <summary>Starts node <paramref name="name"/> on <paramref name="database"/> with <paramref name="data"/>'s master key, and <paramref name="extra"/> options (ports, services).</summary>
+    public static BestProcess Start(string name, string database, string data, params string[] extra) => Start(name, database, data, new Dictionary<string, string>(), extra);
+
+    /// <summary>The same, with environment variables.</summary>
+    public static BestProcess Start(string name, string database, string data, IReadOnlyDictionary<string, string> environment, params string[] extra) => BestProcess.Start(environment,
+        ["hse", "--cluster", "--postgres", database, "--data-dir", data, "--node-name", name,
+        "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), .. extra]);
+
+    /// <summary>The options of a UDP port and no TCP listener.</summary>
+    public static string[] Udp(int port) => ["--udp-port", port.ToString(CultureInfo.InvariantCulture), "--tcp-port", "-1"];
+}
