@@ -73,7 +73,7 @@ internal static class EmsdpCommand
                 // An absent option with a custom parser reads as an empty array: ask whether it was given.
                 var requestBytes = result.GetResult(request) is null ? null : result.GetValue(request);
                 var startBytes = result.GetResult(start) is null ? null : result.GetValue(start);
-                return new EmsdpDecoder(result.InvocationConfiguration.Output).Decode(result.GetValue(message)!, milenage, requestBytes, startBytes);
+                return new EmsdpDecoder(result.InvocationConfiguration.Output).Decode(result.GetValue(message)!, milenage, requestBytes, startBytes) ? ExitCodes.Success : ExitCodes.CheckFailed;
             }
         });
         return command;

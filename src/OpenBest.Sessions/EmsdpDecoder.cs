@@ -4,25 +4,28 @@ using OpenBest.Crypto;
 using OpenBest.Crypto.Aead;
 using OpenBest.Crypto.Aka;
 using OpenBest.Protocol;
-using OpenBest.Sessions;
 
-namespace OpenBest.Cli;
+namespace OpenBest.Sessions;
 
 /// <summary>
 /// Decodes one EMSDP message for a person: every field, and, given the subscriber's keys and the
 /// Session Request (and Session Start) it belongs to, the tag check and the plaintext.
 /// </summary>
-internal sealed class EmsdpDecoder(TextWriter output)
+public sealed class EmsdpDecoder(TextWriter output)
 {
     private static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
-    /// <summary>Returns the exit code: 0 decoded (and verified when keys were given), 1 malformed or not verified.</summary>
-    public int Decode(byte[] message, Milenage? milenage, byte[]? request, byte[]? start)
+    /// <summary>Writes every field of <paramref name="message"/>; true when it decoded (and verified, when keys were given), false when malformed or not verified.</summary>
+    /// <param name="message">The EMSDP message.</param>
+    /// <param name="milenage">The subscriber's MILENAGE (K and OPc), to check the tag and decrypt; or null.</param>
+    /// <param name="request">The Session Request the message's session began with (with the keys), or null.</param>
+    /// <param name="start">The Session Start that answered it, or null.</param>
+    public bool Decode(byte[] message, Milenage? milenage, byte[]? request, byte[]? start)
     {
         if (HeaderPrefix.TryRead(message, out var prefix) != ParseStatus.Ok)
         {
             Line("RESULT", "not an EMSDP type 01 message, or an invalid Session ID (a receiver drops it silently)");
-            return ExitCodes.CheckFailed;
+            return false;
         }
 
         Line("PLANE", prefix.Plane == Plane.Control ? "control (CP)" : "user (UP)");
@@ -38,7 +41,7 @@ internal sealed class EmsdpDecoder(TextWriter output)
         if (start is not null && startCommand is null)
         {
             Line("RESULT", "--start is not a Session Start");
-            return ExitCodes.CheckFailed;
+            return false;
         }
 
         // The counter length and tag size: Key ID 0 → n = 1, no tag; a Session Start → n = 1 and its suite's CP tag;
@@ -54,7 +57,7 @@ internal sealed class EmsdpDecoder(TextWriter output)
             if (suite is null)
             {
                 Line("RESULT", "the Session Start selects no suite");
-                return ExitCodes.CheckFailed;
+                return false;
             }
 
             return DecodeFrame(message, prefix, s.Configuration.CounterLength, suite.TagSize(prefix.Plane), milenage, request, (start!, s));
@@ -71,15 +74,15 @@ internal sealed class EmsdpDecoder(TextWriter output)
         }
 
         Line("RESULT", "the counter length and tag size of this message come from its session: give --start (the Session Start)");
-        return ExitCodes.CheckFailed;
+        return false;
     }
 
-    private int DecodeFrame(byte[] message, HeaderPrefix prefix, int n, int tagLength, Milenage? milenage, byte[]? request, (byte[] Bytes, SessionStart Command)? start)
+    private bool DecodeFrame(byte[] message, HeaderPrefix prefix, int n, int tagLength, Milenage? milenage, byte[]? request, (byte[] Bytes, SessionStart Command)? start)
     {
         if (EmsdpFrame.TryParse(message, prefix, n, tagLength, out var frame) != ParseStatus.Ok)
         {
             Line("RESULT", "malformed: shorter than its header, command code and tag (cause 0x0B)");
-            return ExitCodes.CheckFailed;
+            return false;
         }
 
         Line("COUNTER FIELD", string.Create(Invariant, $"{frame.CounterField} (n = {n})"));
@@ -90,7 +93,7 @@ internal sealed class EmsdpDecoder(TextWriter output)
             if (status != ParseStatus.Ok)
             {
                 Line("RESULT", status == ParseStatus.UnknownComprehensionRequired ? "an unknown comprehension-required TLV (cause 0x0C)" : "malformed body (cause 0x0B)");
-                return ExitCodes.CheckFailed;
+                return false;
             }
 
             Describe(command!);
@@ -107,38 +110,38 @@ internal sealed class EmsdpDecoder(TextWriter output)
 
         if (milenage is null)
         {
-            return ExitCodes.Success;
+            return true;
         }
 
         if (request is null)
         {
             Line("TAG CHECK", "needs --request (the Session Request the session started from)");
-            return ExitCodes.CheckFailed;
+            return false;
         }
 
         if (ParseRequest(request) is not { } sessionRequest)
         {
             Line("RESULT", "--request is not a Session Request");
-            return ExitCodes.CheckFailed;
+            return false;
         }
 
         var startCommand = start?.Command ?? command as SessionStart;
         if (startCommand is null)
         {
             Line("TAG CHECK", prefix.KeyId == 0 ? "no tag (Key ID 0)" : "needs --start (the Session Start of the session)");
-            return prefix.KeyId == 0 ? ExitCodes.Success : ExitCodes.CheckFailed;
+            return prefix.KeyId == 0;
         }
 
         if (prefix.KeyId != 1)
         {
             Line("TAG CHECK", $"key set {prefix.KeyId} comes from a key refresh; only key set 1 can be derived from the Session Start");
-            return ExitCodes.CheckFailed;
+            return false;
         }
 
         using var keys = DeriveKeySet(milenage, sessionRequest, startCommand, prefix.SessionId);
         if (keys is null)
         {
-            return ExitCodes.CheckFailed;
+            return false;
         }
 
         var requestHash = SHA256.HashData(request);
@@ -207,10 +210,10 @@ internal sealed class EmsdpDecoder(TextWriter output)
         }
     }
 
-    private int Verdict(bool ok, string what)
+    private bool Verdict(bool ok, string what)
     {
         Line("TAG CHECK", ok ? $"verified: {what}" : $"FAILED: {what}");
-        return ok ? ExitCodes.Success : ExitCodes.CheckFailed;
+        return ok;
     }
 
     private void Describe(ControlCommand command)
