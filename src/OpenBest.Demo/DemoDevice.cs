@@ -6,7 +6,7 @@ using OpenBest.Crypto;
 using OpenBest.Crypto.Aka;
 using OpenBest.Sessions;
 
-namespace OpenBest.Cli;
+namespace OpenBest.Demo;
 
 /// <summary>A simulated device for the demo: a software USIM, a UE endpoint and its own UDP socket on loopback.</summary>
 internal sealed class DemoDevice : IAsyncDisposable

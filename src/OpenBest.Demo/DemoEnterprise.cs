@@ -11,7 +11,7 @@ using OpenBest.Protocol;
 using OpenBest.Sessions;
 using OpenBest.Storage;
 
-namespace OpenBest.Cli;
+namespace OpenBest.Demo;
 
 /// <summary>
 /// The demo's enterprise share: a development PKI, the HSE–EAS interface, the reference EAS, devices in UE-to-EAS
