@@ -16,11 +16,11 @@ internal static class BenchCommand
         var window = new Option<int>("--window") { Description = "uplink messages per device in flight: W − 1 unacknowledged, then one acknowledged, 1..256", DefaultValueFactory = _ => 16, HelpName = "W" };
         var idle = new Option<int>("--idle-sessions") { Description = "also measure the HSE's memory per idle session over this many sessions (0: skip), up to 1000000", DefaultValueFactory = _ => 0, HelpName = "N" };
         var compare = new Option<bool>("--compare") { Description = "also run the yardsticks in the same run, before and after: the loopback UDP echo limit and OpenSSL DTLS 1.2 PSK handshakes (needs gcc, libssl-dev, openssl)" };
-        devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 10_000) { r.AddError("--devices must be 1..10000"); } });
-        sessions.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--session-duration must be 1..600 seconds"); } });
-        seconds.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--duration must be 1..600 seconds"); } });
-        window.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 256) { r.AddError("--window must be 1..256"); } });
-        idle.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 1_000_000) { r.AddError("--idle-sessions must be 0..1000000"); } });
+        devices.Within(1, 10_000);
+        sessions.Within(1, 600, "seconds");
+        seconds.Within(1, 600, "seconds");
+        window.Within(1, 256);
+        idle.Within(0, 1_000_000);
         // Never from $BEST_POSTGRES: the bench writes sessions and uplink, so it runs only on a database named here.
         var postgres = new Option<string>("--postgres") { Description = "run on this PostgreSQL database instead of a fresh SQLite one; use a database of its own (the bench takes the HSE lease and removes its subscribers and their data at the end)", HelpName = "CONNECTION" };
         var command = new Command("bench",

@@ -26,7 +26,7 @@ internal static class ClusterCommand
                 }
             }
         });
-        listen.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 65_535) { r.AddError("--listen must be 1..65535"); } });
+        listen.Within(1, 65_535);
         var nginx = new Command("nginx-config", "Print an nginx.conf (stream module: Debian's nginx and libnginx-mod-stream) that spreads devices over the nodes, UDP and TCP on --listen.");
         nginx.Options.Add(nodes);
         nginx.Options.Add(listen);
@@ -47,9 +47,9 @@ internal static class ClusterCommand
         var postgres = new Option<string>("--postgres") { Description = "the PostgreSQL database the nodes share (use one of its own: the demo adds its devices and removes them at the end) [a throw-away server started here with Debian's postgresql]", HelpName = "CONNECTION" };
         var devices = new Option<int>("--devices") { Description = "simulated devices, 1..2000", HelpName = "D", DefaultValueFactory = _ => 30 };
         var killAfter = new Option<int>("--kill-after") { Description = "seconds of traffic before a node is killed (SIGKILL), 1..600; the devices go on twice as long after it (at least 20 s)", HelpName = "SECONDS", DefaultValueFactory = _ => 10 };
-        nodes.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 2 or > 9) { r.AddError("--nodes must be 2..9 (one is killed)"); } });
-        devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 2000) { r.AddError("--devices must be 1..2000"); } });
-        killAfter.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--kill-after must be 1..600 seconds"); } });
+        nodes.Within(2, 9, "(one is killed)");
+        devices.Within(1, 2000);
+        killAfter.Within(1, 600, "seconds");
         var demo = new Command("demo",
             "Start N 'best hse --cluster' nodes on one PostgreSQL database (--postgres, or a throw-away server) and nginx in front of them on\n" +
             "loopback, run simulated devices through nginx (acknowledged messages, UDP; four of them end to end to a reference EAS), kill the node\n" +
@@ -124,9 +124,9 @@ internal static class ClusterCommand
         var devices = new Option<int>("--devices") { Description = "simulated devices, each with one acknowledged message in flight, 1..2000", HelpName = "D", DefaultValueFactory = _ => 64 };
         var seconds = new Option<int>("--seconds") { Description = "how long the devices send, 1..600", HelpName = "S", DefaultValueFactory = _ => 20 };
         var baseline = new Option<bool>("--baseline") { Description = "run one plain 'best hse' on the database instead (no cluster), with --nodes 1: what the cluster costs per message" };
-        nodes.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 9) { r.AddError("--nodes must be 1..9"); } });
-        devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 2000) { r.AddError("--devices must be 1..2000"); } });
-        seconds.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--seconds must be 1..600"); } });
+        nodes.Within(1, 9);
+        devices.Within(1, 2000);
+        seconds.Within(1, 600);
         var bench = new Command("cluster",
             "Throughput of an HSE cluster: N 'best hse --cluster' nodes on one PostgreSQL database behind nginx on this machine, devices sending\n" +
             "acknowledged messages back to back over UDP for S seconds; messages per second, Ack latency, and every message read back from the store.");

@@ -15,10 +15,10 @@ internal static class DemoCommand
     {
         var devices = new Option<int>("--devices") { Description = "simulated devices, 1..2000", DefaultValueFactory = _ => 100, HelpName = "N" };
         var messages = new Option<int>("--messages") { Description = "acknowledged uplink messages per device, 1..1000", DefaultValueFactory = _ => 5, HelpName = "M" };
-        devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 2000) { r.AddError("--devices must be 1..2000"); } });
-        messages.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1000) { r.AddError("--messages must be 1..1000"); } });
+        devices.Within(1, 2000);
+        messages.Within(1, 1000);
         var duration = new Option<int>("--duration") { Description = "keep the devices sending acknowledged messages for this many seconds (0: just --messages each), 0..3600", DefaultValueFactory = _ => 0, HelpName = "SECONDS" };
-        duration.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 3600) { r.AddError("--duration must be 0..3600 seconds"); } });
+        duration.Within(0, 3600, "seconds");
         var postgres = StoreFactory.PostgresOption();
         var command = new Command("demo",
             "Run an HSE on a fresh SQLite database and N simulated devices over UDP on loopback.\n" +

@@ -31,7 +31,7 @@ internal static class EasCommand
         }
 
         hse.Validators.Add(r => { if (!Uri.TryCreate(r.GetValueOrDefault<string>(), UriKind.Absolute, out var u) || u.Scheme != Uri.UriSchemeHttps) { r.AddError("--hse must be an https URL, e.g. https://127.0.0.1:3164/"); } });
-        port.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 0 or > 65535) { r.AddError("--port must be 0..65535"); } });
+        port.Within(0, 65535);
         bind.Validators.Add(r => { if (!IPAddress.TryParse(r.GetValueOrDefault<string>(), out _)) { r.AddError("--bind must be an IP address"); } });
         var command = new Command("eas",
             "Run the reference EAS: register with the HSE (mutual TLS; certificates from 'best pki init --eas ID'), print the UE-to-EAS uplink it opens\n" +

@@ -14,10 +14,10 @@ internal static class NorthboundBenchCommand
         var uplink = new Option<int>("--uplink") { Description = "uplink messages stored before the callback phase, 1..1000000", DefaultValueFactory = _ => 5000, HelpName = "N" };
         var downlinks = new Option<int>("--downlinks") { Description = "downlink requests by external identifier, 1..1000000", DefaultValueFactory = _ => 2000, HelpName = "N" };
         var concurrency = new Option<int>("--concurrency") { Description = "downlink requests in flight at once, 1..1024", DefaultValueFactory = _ => 16, HelpName = "C" };
-        devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1000) { r.AddError("--devices must be 1..1000"); } });
-        uplink.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1_000_000) { r.AddError("--uplink must be 1..1000000"); } });
-        downlinks.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1_000_000) { r.AddError("--downlinks must be 1..1000000"); } });
-        concurrency.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1024) { r.AddError("--concurrency must be 1..1024"); } });
+        devices.Within(1, 1000);
+        uplink.Within(1, 1_000_000);
+        downlinks.Within(1, 1_000_000);
+        concurrency.Within(1, 1024);
         var command = new Command("northbound",
             "Measure the northbound API: an HSE in this process (as 'best hse', fresh SQLite folder, enterprise port on loopback),\n" +
             "K devices over UDP and an application on loopback HTTP. Uplink callbacks per second (draining a full durable queue),\n" +

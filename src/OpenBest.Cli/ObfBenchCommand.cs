@@ -14,9 +14,9 @@ internal static class ObfBenchCommand
         var concurrency = new Option<int>("--concurrency") { Description = "requests in flight at once, 1..1024", DefaultValueFactory = _ => 64, HelpName = "C" };
         var seconds = new Option<int>("--duration") { Description = "seconds of each phase, 1..600", DefaultValueFactory = _ => 5, HelpName = "SECONDS" };
         var postgres = new Option<string>("--postgres") { Description = "run on this PostgreSQL database (its obf_ tables) instead of a fresh SQLite one; the bench removes its secure elements at the end", HelpName = "CONNECTION" };
-        elements.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 100_000) { r.AddError("--secure-elements must be 1..100000"); } });
-        concurrency.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 1024) { r.AddError("--concurrency must be 1..1024"); } });
-        seconds.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 600) { r.AddError("--duration must be 1..600 seconds"); } });
+        elements.Within(1, 100_000);
+        concurrency.Within(1, 1024);
+        seconds.Within(1, 600, "seconds");
         var command = new Command("bench", "Measure the OBF server: software USIMs bootstrap over HTTPS on loopback (full Ub round trips, Ks stored), then an application\n" +
             "fetches their keys over mutual TLS (Nbsp_GBA, rights checked, each release audited). Bootstraps and key retrievals per second.");
         foreach (var option in new Option[] { elements, concurrency, seconds, postgres })

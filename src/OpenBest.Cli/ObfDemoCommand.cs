@@ -11,7 +11,7 @@ internal static class ObfDemoCommand
     public static Command Create()
     {
         var devices = new Option<int>("--devices") { Description = "vehicle devices, 1..200", DefaultValueFactory = _ => 20, HelpName = "N" };
-        devices.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 200) { r.AddError("--devices must be 1..200"); } });
+        devices.Within(1, 200);
         var noPcsc = new Option<bool>("--no-pcsc") { Description = "reach the cards in this process instead of over PC/SC (for machines without pcscd and vsmartcard-vpcd)" };
         var postgres = new Option<string>("--postgres") { Description = "run the first authentication server on this PostgreSQL database instead of SQLite", HelpName = "CONNECTION" };
         var command = new Command("demo", "AIS140 end to end on loopback (Y.OBF_trust appendix): two authentication servers, VTAMS and emergency response over TCP, and N\n" +

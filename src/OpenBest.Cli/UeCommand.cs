@@ -39,7 +39,7 @@ internal static class UeCommand
             var snn = new Option<string>("--snn") { Description = "the 5G serving network name", HelpName = "NAME", DefaultValueFactory = _ => "5G:mnc001.mcc001.3gppnetwork.org" };
             var state = new Option<FileInfo>("--usim-state") { Description = "a file that keeps the USIM's SQN array between runs (created when missing, mode 0600)", HelpName = "FILE" };
             var timeout = new Option<int>("--timeout") { Description = "seconds to wait for the session (and the Ack, or downlink)", HelpName = "SECONDS", DefaultValueFactory = _ => defaultTimeout };
-            timeout.Validators.Add(r => { if (r.GetValueOrDefault<int>() is < 1 or > 86_400) { r.AddError("--timeout must be 1..86400 seconds"); } });
+            timeout.Within(1, 86_400, "seconds");
             service.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not ("confidential" or "integrity" or "none")) { r.AddError("--service must be confidential, integrity or none"); } });
             hse.Validators.Add(r => { if (!IPEndPoint.TryParse(r.GetValueOrDefault<string>() ?? string.Empty, out var e) || e.Port == 0) { r.AddError("--hse must be HOST:PORT, e.g. 127.0.0.1:3163"); } });
             imsi.Validators.Add(r => { if (r.GetValueOrDefault<string>() is not { Length: >= 6 and <= 15 } v || !v.All(char.IsAsciiDigit)) { r.AddError("--imsi must be 6..15 decimal digits"); } });
