@@ -124,7 +124,37 @@ public sealed class PgAutoFailover : IDisposable
 
         if (_directory is not null)
         {
+            KillLeftovers(_directory);
             Directory.Delete(_directory, recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Kills what still runs in the formation's folders. Postgres's children put themselves in sessions of their own, and
+    /// pg_auto_failover's health-check worker (with the logger that waits for it) does not end when its postmaster is killed:
+    /// they would outlive the test. Each runs in its node's data folder.
+    /// </summary>
+    private static void KillLeftovers(string directory)
+    {
+        foreach (var entry in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(entry), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                if (new DirectoryInfo(Path.Combine(entry, "cwd")).LinkTarget is { } cwd && cwd.StartsWith(directory, StringComparison.Ordinal))
+                {
+                    using var leftover = Process.GetProcessById(pid);
+                    leftover.Kill();
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+                // Gone meanwhile, or not ours to look at.
+            }
         }
     }
 
