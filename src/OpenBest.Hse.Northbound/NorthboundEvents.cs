@@ -42,8 +42,6 @@ public sealed class NorthboundEvents : IAsyncDisposable
     private readonly bool _orphansAtStart;
     private readonly Channel<SessionEvent> _queue = Channel.CreateBounded<SessionEvent>(new BoundedChannelOptions(262_144) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
     private readonly ConcurrentDictionary<uint, NorthboundSessionInfo> _sessions = new();
-    private readonly ConcurrentDictionary<long, (string DeliveryId, string Enterprise, string Kind)> _tokens = new();
-    private readonly ConcurrentDictionary<string, long> _tokenOf = new(StringComparer.Ordinal);
     private readonly HashSet<string> _orphans = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _stop = new();
     private Task _loop = Task.CompletedTask;
@@ -136,8 +134,6 @@ public sealed class NorthboundEvents : IAsyncDisposable
         while (token == 0);
 
         _store.AddToken(token, deliveryId, enterprise, kind);
-        _tokens[token] = (deliveryId, enterprise, kind);
-        _tokenOf[deliveryId] = token;
         return token;
     }
 
@@ -151,11 +147,6 @@ public sealed class NorthboundEvents : IAsyncDisposable
 
         if (status != "PUSHED")
         {
-            if (_tokenOf.TryRemove(deliveryId, out var token))
-            {
-                _tokens.TryRemove(token, out _);
-            }
-
             _store.RemoveTokens(deliveryId);
         }
 
@@ -309,7 +300,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
                 }
 
                 break;
-            case DataAcknowledged { Token: not 0 } acked when TokenOf(acked.Token) is { } delivered:
+            case DataAcknowledged { Token: not 0 } acked when _store.Token(acked.Token) is { } delivered:
                 // A session request's push reaching the device is not yet the session: it stays REQUESTED.
                 if (delivered.Kind != "SESSION_REQUEST")
                 {
@@ -317,7 +308,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
                 }
 
                 break;
-            case DownlinkUndelivered { Token: not 0 } lost when TokenOf(lost.Token) is { } undelivered:
+            case DownlinkUndelivered { Token: not 0 } lost when _store.Token(lost.Token) is { } undelivered:
                 Finish(undelivered.Enterprise, undelivered.DeliveryId, lost.Reason == DownlinkUndelivered.Expired ? "EXPIRED" : "FAILED", lost.Reason switch
                 {
                     DownlinkUndelivered.Expired => ExpiryCause(undelivered.Kind),
@@ -330,10 +321,6 @@ public sealed class NorthboundEvents : IAsyncDisposable
                 break;
         }
     }
-
-    /// <summary>The delivery of a token: this HSE's own, or one another node of a cluster stored.</summary>
-    private (string DeliveryId, string Enterprise, string Kind)? TokenOf(long token) =>
-        _tokens.TryGetValue(token, out var known) ? known : _store.Token(token);
 
     /// <summary>
     /// What the API knew of a session that ended. A cluster's node may not have seen it start (its shard moved here): the
