@@ -39,7 +39,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
     private readonly NotificationSender _sender;
     private readonly TimeProvider _time;
     private readonly Func<bool> _leads;
-    private readonly bool _orphansAtStart;
+    private readonly bool _cluster;
     private readonly Channel<SessionEvent> _queue = Channel.CreateBounded<SessionEvent>(new BoundedChannelOptions(262_144) { SingleReader = true, FullMode = BoundedChannelFullMode.DropWrite });
     private readonly ConcurrentDictionary<uint, NorthboundSessionInfo> _sessions = new();
     private readonly HashSet<string> _orphans = new(StringComparer.Ordinal);
@@ -55,11 +55,12 @@ public sealed class NorthboundEvents : IAsyncDisposable
     /// <param name="sender">The notifications' sender.</param>
     /// <param name="time">The clock.</param>
     /// <param name="leads">Whether this HSE expires deliveries now (null: always).</param>
-    /// <param name="orphansAtStart">
-    /// Whether deliveries waiting at start lost their messages (one HSE restarting: its engine's queues went with it);
-    /// false on a cluster, where a node starting says nothing of the others' deliveries.
+    /// <param name="cluster">
+    /// Whether this is a node of a cluster. One HSE that starts knows every session and every delivery: the deliveries
+    /// waiting then lost their messages with its engine's queues. A node starting says nothing of the others' deliveries,
+    /// and sees only the events of the shards it runs.
     /// </param>
-    public NorthboundEvents(IHseSessions hse, IHseStateStore state, NorthboundStore store, NotificationSender sender, TimeProvider time, Func<bool>? leads = null, bool orphansAtStart = true)
+    public NorthboundEvents(IHseSessions hse, IHseStateStore state, NorthboundStore store, NotificationSender sender, TimeProvider time, Func<bool>? leads = null, bool cluster = false)
     {
         _hse = hse;
         _state = state;
@@ -67,7 +68,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
         _sender = sender;
         _time = time;
         _leads = leads ?? (() => true);
-        _orphansAtStart = orphansAtStart;
+        _cluster = cluster;
     }
 
     /// <summary>The northbound store.</summary>
@@ -83,7 +84,7 @@ public sealed class NorthboundEvents : IAsyncDisposable
     public void Start()
     {
         // Deliveries waiting from before a restart lost their messages: they end at their deadline, said so.
-        foreach (var waiting in _orphansAtStart ? _store.Waiting(["BUFFERED"], 100_000) : [])
+        foreach (var waiting in _cluster ? [] : _store.Waiting(["BUFFERED"], 100_000))
         {
             _orphans.Add(waiting.Id);
         }
@@ -101,7 +102,10 @@ public sealed class NorthboundEvents : IAsyncDisposable
         }
     }
 
-    /// <summary>A session the API knows, or null (restored sessions are learned from the engine when first asked).</summary>
+    /// <summary>
+    /// A live session: one whose events this HSE follows, or else as its engine (a cluster's shard) describes it. What is
+    /// described is not kept: only the events of a session's own HSE (or node) start and end what is kept of it.
+    /// </summary>
     public async Task<NorthboundSessionInfo?> SessionAsync(uint sessionId)
     {
         if (_sessions.TryGetValue(sessionId, out var known))
@@ -109,15 +113,9 @@ public sealed class NorthboundEvents : IAsyncDisposable
             return known;
         }
 
-        var info = await _hse.DescribeAsync(sessionId).ConfigureAwait(false) is { Overview: { } overview } facts
+        return await _hse.DescribeAsync(sessionId).ConfigureAwait(false) is { Overview: { } overview } facts
             ? new NorthboundSessionInfo(facts.EasId, facts.Imsi, overview.Mode, overview.Service, overview.Suite, facts.CurrentKeyId)
             : null;
-        if (info is not null)
-        {
-            _sessions[sessionId] = info;
-        }
-
-        return info;
     }
 
     /// <summary>
@@ -208,10 +206,11 @@ public sealed class NorthboundEvents : IAsyncDisposable
 
     private async Task LoopAsync(CancellationToken stop)
     {
-        // The sessions the HSE restored: their ends are notified like any other's.
+        // The sessions the HSE restored: their ends are notified like any other's. A cluster's node sees the events of the
+        // shards it runs only: a session it did not see start is described by its shard when it ends (EndedAsync).
         try
         {
-            foreach (var l in await _hse.ListAsync().ConfigureAwait(false))
+            foreach (var l in _cluster ? [] : await _hse.ListAsync().ConfigureAwait(false))
             {
                 _sessions.TryAdd(l.Overview.SessionId, new NorthboundSessionInfo(l.Overview.EasId, l.Imsi, l.Overview.Mode, l.Overview.Service, l.Overview.Suite, l.CurrentKeyId));
             }

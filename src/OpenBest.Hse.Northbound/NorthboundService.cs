@@ -43,7 +43,7 @@ public sealed record NorthboundOptions
     /// </summary>
     public Func<bool>? Leads { get; init; }
 
-    /// <summary>Whether this HSE is a node of a cluster (a node starting does not orphan the others' deliveries).</summary>
+    /// <summary>Whether this HSE is a node of a cluster: it sees the events of its own shards only, and its start does not orphan the others' deliveries.</summary>
     public bool Cluster { get; init; }
 }
 
@@ -82,7 +82,7 @@ public sealed class NorthboundService : IAsyncDisposable
         _tokens = new NorthboundTokens(store, masterKey, options.TokenLifetime, options.Time);
         _feed = new DashboardFeed(hse, state, options.DashboardSample, options.Time);
         _sender = new NotificationSender(store, state, hseCertificate, ca, log, options.Time, options.Leads);
-        _events = new NorthboundEvents(hse, state, store, _sender, options.Time, options.Leads, orphansAtStart: !options.Cluster);
+        _events = new NorthboundEvents(hse, state, store, _sender, options.Time, options.Leads, cluster: options.Cluster);
         _audit = new NorthboundAudit(state);
     }
 
