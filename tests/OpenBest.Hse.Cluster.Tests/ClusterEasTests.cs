@@ -149,16 +149,7 @@ public sealed class ClusterEasTests(PostgresServer server) : IClassFixture<Postg
     }
 
     /// <summary>A device reaching the node on <paramref name="port"/>.</summary>
-    private static Task<BestClient> DeviceAsync(string imsi, int port) => BestClient.CreateAsync(new BestClientOptions
-    {
-        Imsi = imsi,
-        K = Convert.FromHexString(K),
-        Opc = Convert.FromHexString(Opc),
-        Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, port)),
-        TickInterval = TimeSpan.FromMilliseconds(50),
-        // A shard whose node died answers again once the cluster declared the death and a survivor took it.
-        MaxRetransmissions = 30,
-    }, Cancel);
+    private static Task<BestClient> DeviceAsync(string imsi, int port) => NodeProcess.DeviceAsync(imsi, K, Opc, port);
 
     private static HttpClient Api(int port, System.Security.Cryptography.X509Certificates.X509Certificate2 certificate, System.Security.Cryptography.X509Certificates.X509Certificate2 ca)
     {

@@ -87,15 +87,7 @@ public sealed class ClusterNorthboundTests(PostgresServer server) : IClassFixtur
             }
 
             // The device talks to the node that will survive; its sessions' shards run wherever the cluster put them.
-            await using var device = await BestClient.CreateAsync(new BestClientOptions
-            {
-                Imsi = Imsi,
-                K = Convert.FromHexString(K),
-                Opc = Convert.FromHexString(Opc),
-                Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, udp[other])),
-                TickInterval = TimeSpan.FromMilliseconds(50),
-                MaxRetransmissions = 30, // a shard whose node died answers again once a survivor took it
-            }, Cancel);
+            await using var device = await NodeProcess.DeviceAsync(Imsi, K, Opc, udp[other]);
             await using var push = await BestPushChannel.OpenAsync(device, ct: Cancel);
             var pushed = new System.Collections.Concurrent.ConcurrentQueue<string>();
             push.Register(7, (m, _) =>
@@ -218,15 +210,7 @@ public sealed class ClusterNorthboundTests(PostgresServer server) : IClassFixtur
             await nodes[0].WaitForAsync("HSE node node-1 listening");
             foreach (var imsi in imsis)
             {
-                var device = await BestClient.CreateAsync(new BestClientOptions
-                {
-                    Imsi = imsi,
-                    K = Convert.FromHexString(K),
-                    Opc = Convert.FromHexString(Opc),
-                    Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, udp)),
-                    TickInterval = TimeSpan.FromMilliseconds(50),
-                    MaxRetransmissions = 30,
-                }, Cancel);
+                var device = await NodeProcess.DeviceAsync(imsi, K, Opc, udp);
                 var push = await BestPushChannel.OpenAsync(device, ct: Cancel);
                 var id = imsi;
                 push.Register(7, (m, _) =>

@@ -1,4 +1,6 @@
 using System.Globalization;
+using System.Net;
+using OpenBest.Client;
 using OpenBest.Hse.Cluster.Demo;
 using OpenBest.Testing;
 
@@ -14,6 +16,20 @@ internal static class NodeProcess
     public static BestProcess Start(string name, string database, string data, IReadOnlyDictionary<string, string> environment, params string[] extra) => BestProcess.Start(environment,
         ["hse", "--cluster", "--postgres", database, "--data-dir", data, "--node-name", name,
         "--silo-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), "--gateway-port", LoopbackPorts.Free().ToString(CultureInfo.InvariantCulture), .. extra]);
+
+    /// <summary>
+    /// A device reaching a node's UDP <paramref name="port"/>. It retransmits long enough for a shard whose node died to
+    /// answer again once the cluster declared the death and a survivor took the shard.
+    /// </summary>
+    public static Task<BestClient> DeviceAsync(string imsi, string k, string opc, int port) => BestClient.CreateAsync(new BestClientOptions
+    {
+        Imsi = imsi,
+        K = Convert.FromHexString(k),
+        Opc = Convert.FromHexString(opc),
+        Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, port)),
+        TickInterval = TimeSpan.FromMilliseconds(50),
+        MaxRetransmissions = 30,
+    }, TestContext.Current.CancellationToken);
 
     /// <summary>The options of a UDP port and no TCP listener.</summary>
     public static string[] Udp(int port) => ["--udp-port", port.ToString(CultureInfo.InvariantCulture), "--tcp-port", "-1"];
