@@ -365,7 +365,15 @@ public static class ClusterDemo
                 MaxRetransmissions = 5,
                 OperationTimeout = TimeSpan.FromSeconds(120),
             }, cancel).ConfigureAwait(false);
-            var opened = await client.OpenAsync(new UeChannelOptions { EasId = easId, UeToEasMode = ueToEas, ServingNetwork = Protocol.ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, cancel).ConfigureAwait(false);
+            var options = new UeChannelOptions { EasId = easId, UeToEasMode = ueToEas, ServingNetwork = Protocol.ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") };
+            var opened = await client.OpenAsync(options, cancel).ConfigureAwait(false);
+            for (var again = 0; again < 3 && opened.Rejected == Protocol.Cause.UnknownSession; again++)
+            {
+                // The session's shard moved (a node joined) between the Session Start and its confirmation: an unconfirmed
+                // session lives in memory only, so the device starts again, as docs/protocol.md says devices do.
+                opened = await client.OpenAsync(options, cancel).ConfigureAwait(false);
+            }
+
             devices.Add(new DemoDevice(client, opened.Channel) { Refusal = opened.Established ? null : opened.Rejected?.ToString() ?? "no answer" });
         }).ConfigureAwait(false);
         return [.. devices];
