@@ -106,6 +106,10 @@ public static class ClusterDemo
                 progress.Report($"the reference EAS {enterpriseId} registered with node-1's HSE–EAS interface; {toEas} more devices talk to it end to end");
             }
 
+            // Nodes start one by one and shards move to the node that ranks first for them: the devices start once every node
+            // holds shards and none moved for 6 s (a shard checks its placement every 5 s), at most 60 s, so that the kill
+            // is the run's only move.
+            await PlacementSettledAsync(store, nodes.Count, cancellationToken).ConfigureAwait(false);
             var devices = await OpenDevicesAsync(subscribers.Take(options.Devices), front, easId, ueToEas: false, cancellationToken).ConfigureAwait(false);
             var easDevices = await OpenDevicesAsync(subscribers.Skip(options.Devices), front, enterpriseId, ueToEas: true, cancellationToken).ConfigureAwait(false);
             devices.AddRange(easDevices);
@@ -346,6 +350,27 @@ public static class ClusterDemo
         var line = $"this node delivers the outbox of EAS {easId}";
         return [.. nodes.Select(n => (n.Name, At: n.Process.Output.Split('\n').FirstOrDefault(l => l.Contains(line, StringComparison.Ordinal))))
             .Where(n => n.At is not null).OrderBy(n => n.At, StringComparer.Ordinal).Select(n => n.Name)];
+    }
+
+    private static async Task PlacementSettledAsync(PostgresSubscriberStore store, int nodes, CancellationToken cancellationToken)
+    {
+        string Owners() => string.Join(",", store.ShardOwners().Select(o => string.Create(CultureInfo.InvariantCulture, $"{o.Shard}:{o.Node}/{o.Epoch}")));
+        var deadline = Stopwatch.StartNew();
+        var last = Owners();
+        var since = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+            var now = Owners();
+            if (now != last || store.ShardOwners().Select(o => o.Node).Distinct().Count() < nodes)
+            {
+                (last, since) = (now, Stopwatch.StartNew());
+            }
+            else if (since.Elapsed >= TimeSpan.FromSeconds(6))
+            {
+                return;
+            }
+        }
     }
 
     private static async Task<List<DemoDevice>> OpenDevicesAsync(IEnumerable<NewSubscriber> subscribers, IPEndPoint front, string easId, bool ueToEas, CancellationToken cancellationToken)
