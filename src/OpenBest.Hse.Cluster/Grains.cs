@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using OpenBest.Sessions;
 using Orleans;
 using Orleans.Concurrency;
@@ -228,8 +229,16 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
     private const string PathsKey = "paths";
     private const string RelaysKey = "relays";
     private readonly Dictionary<string, (INodeRelay Reference, ObserverRelay Relay)> _relays = new(StringComparer.Ordinal);
+    /// <summary>How often a shard that waits to move checks for its pending sessions.</summary>
+    private static readonly TimeSpan DrainCheck = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>How long a shard that waits to move puts new sessions off before it takes them again (and tries later).</summary>
+    private static readonly TimeSpan DrainLimit = TimeSpan.FromSeconds(3);
+
     private ShardHost? _host;
     private CarriedPath[] _carried = [];
+    private IGrainTimer? _draining;
+    private long _drainingSince;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -251,27 +260,64 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
 
     private async Task CheckPlacement()
     {
-        if (_host is not { } host || ShardPlacement.Preferred(this.GetPrimaryKeyLong(), membership) is not { } preferred || preferred.Equals(local.SiloAddress))
+        if (_host is not { } host)
         {
             return;
         }
 
-        // Not while a Session Start waits for its confirmation: an unconfirmed session lives in memory only, and moving
-        // would make its device start again. The shard moves at a quiet moment.
+        var preferred = ShardPlacement.Preferred(this.GetPrimaryKeyLong(), membership);
+        var elsewhere = preferred is not null && !preferred.Equals(local.SiloAddress);
         try
         {
-            if (await host.Host.QueryAsync(e => e.PendingSessions).ConfigureAwait(true) == 0)
+            if (!elsewhere)
+            {
+                if (_draining is not null)
+                {
+                    await StopDrainingAsync(host).ConfigureAwait(true);
+                }
+
+                return;
+            }
+
+            // A shard moves at a quiet moment: not while a Session Start waits for its confirmation (an unconfirmed session
+            // lives in memory only, and its device would have to start again). New Session Requests are put off first, in the
+            // same step on the engine as the count, so none can start a session between the count and the move; their
+            // devices' retransmissions reach the next activation. The sessions already started get a few seconds to be
+            // confirmed; past that the shard takes new sessions again and tries at its next check.
+            if (await host.Host.QueryAsync(e =>
+                {
+                    e.AcceptsNewSessions = false;
+                    return e.PendingSessions;
+                }).ConfigureAwait(true) == 0)
             {
                 // Migration, not a plain deactivation: the runtime places the next activation (on the preferred node) and
                 // hands calls that arrive meanwhile to it. A plain deactivation left a window in which such a call activated
                 // the shard where it was again, and shards went back and forth.
+                _draining?.Dispose();
+                _draining = null;
                 this.MigrateOnIdle();
+            }
+            else if (_draining is null)
+            {
+                _drainingSince = Stopwatch.GetTimestamp();
+                _draining = this.RegisterGrainTimer(_ => CheckPlacement(), new GrainTimerCreationOptions { DueTime = DrainCheck, Period = DrainCheck });
+            }
+            else if (Stopwatch.GetElapsedTime(_drainingSince) > DrainLimit)
+            {
+                await StopDrainingAsync(host).ConfigureAwait(true);
             }
         }
         catch (InvalidOperationException)
         {
             // The host is stopping: the activation goes anyway.
         }
+    }
+
+    private async Task StopDrainingAsync(ShardHost host)
+    {
+        _draining?.Dispose();
+        _draining = null;
+        await host.Host.QueryAsync(e => e.AcceptsNewSessions = true).ConfigureAwait(true);
     }
 
     public override async Task OnDeactivateAsync(DeactivationReason reason, CancellationToken cancellationToken)

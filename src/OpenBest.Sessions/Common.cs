@@ -106,6 +106,9 @@ public enum DropReason
 
     /// <summary>UE-to-EAS mode: the message's key set has no Enterprise Key, and this end requires one (the operator could have sealed it).</summary>
     NoEnterpriseKey,
+
+    /// <summary>A new Session Request while the engine's sessions are about to move to another host (a cluster's shard).</summary>
+    Deferred,
 }
 
 /// <summary>The result of feeding a state machine: what to send, what happened.</summary>

@@ -90,6 +90,12 @@ public sealed partial class HseEngine
             return;
         }
 
+        if (!AcceptsNewSessions)
+        {
+            Drop(result, 0, DropReason.Deferred);
+            return;
+        }
+
         if (_options.RequireCookie && !CookieValid(message, request, path))
         {
             SendUnprotectedReject(result, 0, new MessageReject(Cause.CookieRequired, (byte)CommandCode.SessionRequest, checksum, Cookie: Cookie(path, RequestWithoutCookie(message, request))), message.Length, path);

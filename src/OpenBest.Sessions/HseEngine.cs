@@ -128,6 +128,14 @@ public sealed partial class HseEngine : IDisposable
     /// <summary>Sessions whose Session Start is sent and not yet confirmed (they live in memory only until confirmed).</summary>
     public int PendingSessions => _pending.Value;
 
+    /// <summary>
+    /// Whether a Session Request may start a new session: true unless the engine's sessions are about to go to another host
+    /// (a cluster's shard that moves). While false, a new request is dropped, counted as <see cref="DropReason.Deferred"/>,
+    /// and the device's retransmission reaches the next host; a pending session's retransmitted request still gets its
+    /// answer, so the sessions already started can be confirmed.
+    /// </summary>
+    public bool AcceptsNewSessions { get; set; } = true;
+
     /// <summary>Sessions held (any state).</summary>
     public int SessionCount => _sessions.Count;
 

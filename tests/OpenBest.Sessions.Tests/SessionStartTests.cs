@@ -355,6 +355,45 @@ public sealed class CauseTests
     }
 
     [Fact]
+    public void AnHseThatPutsNewSessionsOff_DropsANewRequest_AndStillAnswersAPendingSessionsRetransmission()
+    {
+        // docs/protocol.md, "HSE cluster": a shard about to move starts no new session (its device's retransmission reaches
+        // the shard's next host), while the sessions it already started can still be confirmed.
+        using var h = new Harness();
+        var startLost = true;
+        h.Interceptor = (uplink, m) =>
+        {
+            if (!uplink && startLost)
+            {
+                startLost = false;
+                return null; // the first Session Start is lost: its session stays pending
+            }
+
+            return m;
+        };
+        var pending = h.Open(Channel());
+        Assert.Equal(1, h.Hse.PendingSessions);
+
+        h.Hse.AcceptsNewSessions = false;
+        var putOff = h.Open(Channel());
+        Assert.Equal(1, h.Hse.PendingSessions);
+        Assert.Equal(1, h.Hse.Counters.Dropped.GetValueOrDefault(DropReason.Deferred));
+
+        // Both devices retransmit: the pending session's request gets its Session Start again and is confirmed; the new one
+        // is dropped again.
+        h.Tick(TimeSpan.FromSeconds(3));
+        Assert.True(h.Ue.IsEstablished(pending));
+        Assert.False(h.Ue.IsEstablished(putOff));
+        Assert.Equal(0, h.Hse.PendingSessions);
+        Assert.Equal(2, h.Hse.Counters.Dropped.GetValueOrDefault(DropReason.Deferred));
+
+        // Taking new sessions again (the shard stayed, or its next activation): the next retransmission starts the session.
+        h.Hse.AcceptsNewSessions = true;
+        h.Tick(TimeSpan.FromSeconds(5));
+        Assert.True(h.Ue.IsEstablished(putOff));
+    }
+
+    [Fact]
     public void CongestionRejectFor_AHostWithAFullQueue_AnswersASessionRequestOnly()
     {
         // Profile 6.2, cause 0x0D: a host that cannot take a Session Request refuses it with the back-off, naming the request
