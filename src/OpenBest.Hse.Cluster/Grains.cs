@@ -239,6 +239,7 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
     private CarriedPath[] _carried = [];
     private IGrainTimer? _draining;
     private long _drainingSince;
+    private bool _newSessionsOff;
 
     public override async Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -271,7 +272,7 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
         {
             if (!elsewhere)
             {
-                if (_draining is not null)
+                if (_newSessionsOff)
                 {
                     await StopDrainingAsync(host).ConfigureAwait(true);
                 }
@@ -284,6 +285,7 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
             // same step on the engine as the count, so none can start a session between the count and the move; their
             // devices' retransmissions reach the next activation. The sessions already started get a few seconds to be
             // confirmed; past that the shard takes new sessions again and tries at its next check.
+            _newSessionsOff = true;
             if (await host.Host.QueryAsync(e =>
                 {
                     e.AcceptsNewSessions = false;
@@ -317,6 +319,7 @@ internal sealed class HseShardGrain(ShardContext context, NodeIdentity node, ICl
     {
         _draining?.Dispose();
         _draining = null;
+        _newSessionsOff = false;
         await host.Host.QueryAsync(e => e.AcceptsNewSessions = true).ConfigureAwait(true);
     }
 
