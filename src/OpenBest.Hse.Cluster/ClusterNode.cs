@@ -144,6 +144,12 @@ public sealed partial class ClusterNode : IAsyncDisposable
         var policy = new StorePolicy(store);
         var engine = _settings.Engine with { Authorise = policy.Authorise, EnterpriseKeyIdentifier = _settings.EnterpriseKeysAllowed ? store.EnterpriseKeyIdentifierOf : null };
         ShardCount = store.ClusterShards(_settings.ClusterShards);
+        // A shard's executor commits through the store's synchronous calls, and a node that takes over a dead node's shards
+        // starts them all at once: with the thread pool's default floor (one thread per core) those calls held every pool
+        // thread and the membership's probes waited behind them for seconds, long enough for the other nodes to suspect a
+        // healthy node. The floor is a few threads per shard.
+        ThreadPool.GetMinThreads(out var workers, out var completion);
+        ThreadPool.SetMinThreads(Math.Max(workers, (2 * ShardCount) + 32), completion);
         // Vectors from the store (K and OPc sealed in it), or from the operator's HLR over GSUP: one connection per node, under
         // the node's own unit name, so the HLR gives each node its own IND (and so its own SQN space).
         var hlr = _settings.Auc is { } auc
@@ -175,10 +181,13 @@ public sealed partial class ClusterNode : IAsyncDisposable
                 silo.ConfigureEndpoints(advertised, _options.SiloPort, _options.GatewayPort, listenOnAnyHostAddress: _settings.Bind.Equals(IPAddress.Any));
                 silo.Configure<ClusterMembershipOptions>(o =>
                 {
-                    // A dead node is declared after two missed probes of 1 s by one other node: its shards move within seconds.
+                    // A dead node is declared after three missed probes of 1 s, by two other nodes (Orleans asks for no more
+                    // than half the active nodes: the only other one in a cluster of two). Its shards move within seconds, well
+                    // inside a device's 31.5 s of retransmissions. A node that finds itself declared dead stops at once, so a
+                    // slow second or two of one node on a busy machine must not be enough to declare it.
                     o.ProbeTimeout = TimeSpan.FromSeconds(1);
-                    o.NumMissedProbesLimit = 2;
-                    o.NumVotesForDeathDeclaration = 1;
+                    o.NumMissedProbesLimit = 3;
+                    o.NumVotesForDeathDeclaration = 2;
                     o.TableRefreshTimeout = TimeSpan.FromSeconds(2);
                     o.IAmAliveTablePublishTimeout = TimeSpan.FromSeconds(10);
                     o.DefunctSiloCleanupPeriod = TimeSpan.FromMinutes(10);
