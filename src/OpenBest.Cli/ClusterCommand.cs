@@ -87,7 +87,7 @@ internal static class ClusterCommand
             var table = new Table().AddColumns("node", "address", "shards before the kill", "shards at the end", "state");
             foreach (var node in outcome.Nodes)
             {
-                table.AddRow(node.Name, node.Address, Text(node.ShardsBefore), Text(node.ShardsAfter), node.Killed ? "killed (SIGKILL)" : "running");
+                table.AddRow(node.Name, node.Address, Text(node.ShardsBefore), Text(node.ShardsAfter), node.Killed ? "killed (SIGKILL)" : node.Died ? "stopped on its own" : "running");
             }
 
             console.Write(table);
@@ -110,7 +110,7 @@ internal static class ClusterCommand
             console.Write(summary);
             console.MarkupLine(outcome.Success
                 ? "[green]every message was delivered once, with a node killed midway[/]"
-                : "[red]FAILED[/]: not every message was delivered once, in order");
+                : $"[red]FAILED[/]: {Markup.Escape(outcome.Problem ?? string.Empty)}");
             return outcome.Success ? ExitCodes.Success : ExitCodes.CheckFailed;
         });
         return demo;

@@ -98,6 +98,10 @@ public static class ClusterDemo
                 throw new InvalidOperationException($"nginx did not start: {Last(nginx.Output)}");
             }
 
+            // From now on nginx follows the membership: whichever node the cluster declares dead leaves the front.
+            var runClock = Stopwatch.StartNew();
+            await using var keeper = FrontKeeper.Start(postgres, options.Nginx, config, directory.FullName, listen, [.. nodes.Select(n => (n.Name, n.Port))], runClock);
+
             progress.Report($"nginx on udp 127.0.0.1:{listen} in front of {string.Join(", ", nodes.Select(n => $"{n.Name} ({n.Port})"))}; opening {options.Devices} device sessions through it");
             var front = new IPEndPoint(IPAddress.Loopback, listen);
             if (toEas > 0)
@@ -131,7 +135,7 @@ public static class ClusterDemo
                 var before = store.ShardOwners();
                 var byNode = before.GroupBy(o => o.Node).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
                 var killed = options.Kill
-                    ? await KillANodeAsync(new FrontConfig(options.Nginx, config, directory.FullName, listen), nodes, byNode, enterpriseId, postgres, clock, TimeSpan.FromSeconds(options.AfterKillSeconds), progress, cancellationToken).ConfigureAwait(false)
+                    ? await KillANodeAsync(keeper, runClock, nodes, byNode, enterpriseId, clock, TimeSpan.FromSeconds(options.AfterKillSeconds), progress, cancellationToken).ConfigureAwait(false)
                     : null;
                 var victimName = killed?.Victim;
                 var killedAt = killed?.At ?? clock.Elapsed;
@@ -171,13 +175,22 @@ public static class ClusterDemo
                     (easDelivered, easOutOfOrder) = enterprise.Check(toEasAcknowledged);
                 }
 
+                // A node that stopped on its own (or that the cluster declared dead) is a failure of the cluster: say so.
+                var died = nodes.Where(n => n.Name != victimName && (n.Process.HasExited || keeper.Dead(n.Name) is not null)).Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+                foreach (var name in died)
+                {
+                    progress.Report(keeper.Dead(name) is { } dead
+                        ? string.Create(CultureInfo.InvariantCulture, $"{name} stopped on its own: the cluster declared it dead at {dead.DeclaredDead.TotalSeconds:F1} s of the run")
+                        : $"{name} stopped on its own");
+                }
+
                 progress.Report("reading the store back");
                 var acknowledged = devices.Except(easDevices).SelectMany(d => d.Acknowledged).ToHashSet(StringComparer.Ordinal);
                 var stored = StoredUplink(store, easId);
 
                 var result = new ClusterDemoResult
                 {
-                    Nodes = [.. nodes.Select(n => new ClusterDemoNode(n.Name, string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{n.Port}"), byNode.GetValueOrDefault(n.Name), after.Count(o => o.Node == n.Name), n.Name == victimName))],
+                    Nodes = [.. nodes.Select(n => new ClusterDemoNode(n.Name, string.Create(CultureInfo.InvariantCulture, $"127.0.0.1:{n.Port}"), byNode.GetValueOrDefault(n.Name), after.Count(o => o.Node == n.Name), n.Name == victimName) { Died = died.Contains(n.Name) })],
                     KillRequested = options.Kill,
                     ShardsMoved = moved.Count,
                     DeclaredDeadSeconds = declaredDead,
@@ -230,15 +243,21 @@ public static class ClusterDemo
             await Task.WhenAll(nodes.Select(n => n.Process.StopAsync(TimeSpan.FromSeconds(30)))).ConfigureAwait(false);
             if (failed)
             {
-                // What the nodes said, for the operator to see why.
+                // What the nodes said, for the operator to see why: their errors and last lines here, all of it in a folder kept.
+                var logs = Directory.CreateTempSubdirectory("openbest-cluster-demo-logs-");
                 foreach (var (name, _, process) in nodes)
                 {
-                    foreach (var line in process.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries).TakeLast(5))
+                    var lines = process.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+                    await File.WriteAllTextAsync(Path.Combine(logs.FullName, name + ".log"), process.Output, CancellationToken.None).ConfigureAwait(false);
+                    foreach (var line in lines.Where(l => l.Contains(" fail: ", StringComparison.Ordinal) || l.Contains(" crit: ", StringComparison.Ordinal)).Take(5).Union(lines.TakeLast(5)))
                     {
                         progress.Report($"{name}: {line}");
                     }
                 }
+
+                progress.Report($"the nodes' output is in {logs.FullName}");
             }
+
             foreach (var node in nodes)
             {
                 await node.Process.DisposeAsync().ConfigureAwait(false);
@@ -253,59 +272,37 @@ public static class ClusterDemo
         }
     }
 
-    /// <summary>The nginx in front: its binary, configuration file, prefix folder and listening port.</summary>
-    private sealed record FrontConfig(string Nginx, string Config, string Prefix, int Listen);
-
     /// <summary>What the kill did: the node killed, when, and after how long the cluster declared it dead and nginx left it out.</summary>
     private sealed record KillOutcome(string Victim, TimeSpan At, double? DeclaredDead, double? FrontUpdated);
 
     /// <summary>
     /// Kills the node delivering the EAS's outbox (with UE-to-EAS devices), else the one running the most shards, with SIGKILL;
-    /// watches the membership table until the cluster declares it dead (within <paramref name="window"/>), then rewrites nginx's
-    /// configuration without it and reloads nginx.
+    /// waits (within <paramref name="window"/>) until the cluster declares it dead and <paramref name="keeper"/> took it out of
+    /// nginx.
     /// </summary>
-    private static async Task<KillOutcome> KillANodeAsync(FrontConfig front, List<(string Name, int Port, ChildProcess Process)> nodes, Dictionary<string, int> byNode,
-        string enterpriseId, string postgres, Stopwatch clock, TimeSpan window, IProgress<string> progress, CancellationToken cancellationToken)
+    private static async Task<KillOutcome> KillANodeAsync(FrontKeeper keeper, Stopwatch runClock, List<(string Name, int Port, ChildProcess Process)> nodes, Dictionary<string, int> byNode,
+        string enterpriseId, Stopwatch clock, TimeSpan window, IProgress<string> progress, CancellationToken cancellationToken)
     {
         var deliverer = Deliverers(nodes, enterpriseId).FirstOrDefault();
-        var victim = nodes.OrderByDescending(n => n.Name == deliverer).ThenByDescending(n => byNode.GetValueOrDefault(n.Name)).ThenBy(n => n.Name, StringComparer.Ordinal).First();
+        var victim = nodes.Where(n => !n.Process.HasExited && keeper.Dead(n.Name) is null)
+            .OrderByDescending(n => n.Name == deliverer).ThenByDescending(n => byNode.GetValueOrDefault(n.Name)).ThenBy(n => n.Name, StringComparer.Ordinal).First();
         var killedAt = clock.Elapsed;
+        var killedInRun = runClock.Elapsed;
         victim.Process.Kill();
         progress.Report(string.Create(CultureInfo.InvariantCulture, $"{victim.Name} killed (SIGKILL) at {killedAt.TotalSeconds:F1} s, running {byNode.GetValueOrDefault(victim.Name)} shards; devices go on for {window.TotalSeconds:F0} s"));
-
-        // nginx has no health checks for UDP in its open-source build: the membership table is the health check. Once the
-        // cluster declared the node dead, the front is rewritten without it and reloaded (what an operator's configuration
-        // manager does), so no device's datagrams go on to a dead node.
-        double? declaredDead = null;
-        using (var membership = Npgsql.NpgsqlDataSource.Create(postgres))
+        while (clock.Elapsed < killedAt + window && keeper.Dead(victim.Name) is null)
         {
-            while (clock.Elapsed < killedAt + window)
-            {
-                var members = await PostgresMembershipTable.NodesAsync(membership, "openbest-hse").ConfigureAwait(false);
-                if (members.FirstOrDefault(m => m.Node == victim.Name).Status == "Dead")
-                {
-                    declaredDead = (clock.Elapsed - killedAt).TotalSeconds;
-                    break;
-                }
-
-                await Task.Delay(200, cancellationToken).ConfigureAwait(false);
-            }
+            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
         }
 
-        if (declaredDead is null)
+        if (keeper.Dead(victim.Name) is not { } dead)
         {
             return new KillOutcome(victim.Name, killedAt, null, null);
         }
 
-        var survivors = nodes.Where(n => n.Name != victim.Name).Select(n => new IPEndPoint(IPAddress.Loopback, n.Port)).ToList();
-        await File.WriteAllTextAsync(front.Config, NginxFront.Render(survivors, front.Listen), cancellationToken).ConfigureAwait(false);
-        await using (var reload = ChildProcess.Start(front.Nginx, ["-c", front.Config, "-p", front.Prefix, "-e", "stderr", "-g", $"pid {front.Prefix}/nginx.pid;", "-s", "reload"]))
-        {
-            await reload.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
-        }
-
-        progress.Report(string.Create(CultureInfo.InvariantCulture, $"the cluster declared {victim.Name} dead {declaredDead:F1} s after the kill; nginx reloaded without it"));
-        return new KillOutcome(victim.Name, killedAt, declaredDead, (clock.Elapsed - killedAt).TotalSeconds);
+        var declared = (dead.DeclaredDead - killedInRun).TotalSeconds;
+        progress.Report(string.Create(CultureInfo.InvariantCulture, $"the cluster declared {victim.Name} dead {declared:F1} s after the kill; nginx reloaded without it"));
+        return new KillOutcome(victim.Name, killedAt, declared, (dead.FrontUpdated - killedInRun).TotalSeconds);
     }
 
     /// <summary>How often each uplink payload of <paramref name="easId"/> is in the store.</summary>

@@ -48,7 +48,11 @@ public sealed record ClusterDemoOptions
 /// <param name="ShardsBefore">Shards it ran just before the kill.</param>
 /// <param name="ShardsAfter">Shards it ran at the end.</param>
 /// <param name="Killed">Whether it was the node killed.</param>
-public sealed record ClusterDemoNode(string Name, string Address, int ShardsBefore, int ShardsAfter, bool Killed);
+public sealed record ClusterDemoNode(string Name, string Address, int ShardsBefore, int ShardsAfter, bool Killed)
+{
+    /// <summary>Whether it stopped on its own (or the cluster declared it dead) although it was not the node killed.</summary>
+    public bool Died { get; init; }
+}
 
 /// <summary>What the demo measured and checked.</summary>
 public sealed record ClusterDemoResult
@@ -139,8 +143,19 @@ public sealed record ClusterDemoResult
 
     /// <summary>
     /// Every message delivered (stored once, or at the EAS once and in order), every session up and kept, with a node killed
-    /// midway.
+    /// midway and no other node lost.
     /// </summary>
-    public bool Success => (Killed || !KillRequested) && Established == Devices && Acknowledged == Sent && Sent > 0 && StoredOnce == Acknowledged - AcknowledgedToEas
-        && Duplicates == 0 && Missing == 0 && NewAkaRuns == 0 && EasDelivered == AcknowledgedToEas && EasOutOfOrder == 0;
+    public bool Success => Problem is null;
+
+    /// <summary>What went wrong first, in a few words, or null for a run that checked out.</summary>
+    public string? Problem => (KillRequested && !Killed) ? "no node was killed"
+        : Nodes.FirstOrDefault(n => n.Died) is { } died ? $"{died.Name} stopped on its own"
+        : Established != Devices ? $"{Devices - Established} device(s) got no session"
+        : Sent == 0 ? "no message was sent"
+        : Acknowledged != Sent ? $"{Sent - Acknowledged} message(s) not acknowledged"
+        : NewAkaRuns > 0 ? $"{NewAkaRuns} device(s) ran AKA again"
+        : Missing > 0 || Duplicates > 0 || StoredOnce != Acknowledged - AcknowledgedToEas ? $"{Missing} acknowledged message(s) missing from the store, {Duplicates} stored twice"
+        : EasDelivered != AcknowledgedToEas ? $"{AcknowledgedToEas - EasDelivered} forwarded message(s) not at the EAS"
+        : EasOutOfOrder > 0 ? $"{EasOutOfOrder} message(s) at the EAS out of order"
+        : null;
 }
