@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
 using System.Text;
 using OpenBest.Client;
 using OpenBest.Hse.Cluster.Demo;
@@ -49,18 +48,7 @@ public sealed class ClusterMigrationTests(PostgresServer server) : IClassFixture
         {
             foreach (var imsi in imsis)
             {
-                // As a device in the field: retransmissions back off from 0.5 s (0.5, 1.5, 3.5, 7.5, 15.5 s); after 31.5 s
-                // without an answer it would run AKA again.
-                var client = await BestClient.CreateAsync(new BestClientOptions
-                {
-                    Imsi = imsi,
-                    K = Convert.FromHexString(K),
-                    Opc = Convert.FromHexString(Opc),
-                    Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, udp)),
-                    RetransmissionInterval = TimeSpan.FromMilliseconds(500),
-                    MaxRetransmissions = 5,
-                    OperationTimeout = TimeSpan.FromSeconds(120),
-                }, Cancel);
+                var client = await NodeProcess.DeviceAsync(imsi, K, Opc, udp, asInTheField: true);
                 var opened = await client.OpenAsync(new UeChannelOptions { EasId = "moves.example", ServingNetwork = Protocol.ServingNetwork.FromName("5G:mnc001.mcc001.3gppnetwork.org") }, Cancel);
                 Assert.True(opened.Established, $"{imsi}: {opened.Rejected}");
                 devices.Add((client, opened.Channel!, opened.Channel!.SessionId));

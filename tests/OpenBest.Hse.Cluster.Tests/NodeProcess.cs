@@ -19,17 +19,25 @@ internal static class NodeProcess
 
     /// <summary>
     /// A device reaching a node's UDP <paramref name="port"/>. It retransmits long enough for a shard whose node died to
-    /// answer again once the cluster declared the death and a survivor took the shard.
+    /// answer again once the cluster declared the death and a survivor took the shard; <paramref name="asInTheField"/>, it
+    /// retransmits as a device in the field does instead: backing off from 0.5 s (0.5, 1.5, 3.5, 7.5, 15.5 s), so that after
+    /// 31.5 s without an answer it would run AKA again.
     /// </summary>
-    public static Task<BestClient> DeviceAsync(string imsi, string k, string opc, int port) => BestClient.CreateAsync(new BestClientOptions
+    public static Task<BestClient> DeviceAsync(string imsi, string k, string opc, int port, bool asInTheField = false)
     {
-        Imsi = imsi,
-        K = Convert.FromHexString(k),
-        Opc = Convert.FromHexString(opc),
-        Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, port)),
-        TickInterval = TimeSpan.FromMilliseconds(50),
-        MaxRetransmissions = 30,
-    }, TestContext.Current.CancellationToken);
+        var options = new BestClientOptions
+        {
+            Imsi = imsi,
+            K = Convert.FromHexString(k),
+            Opc = Convert.FromHexString(opc),
+            Transport = new BestTransport.Udp(new IPEndPoint(IPAddress.Loopback, port)),
+            TickInterval = TimeSpan.FromMilliseconds(50),
+            MaxRetransmissions = 30,
+        };
+        return BestClient.CreateAsync(
+            asInTheField ? options with { RetransmissionInterval = TimeSpan.FromMilliseconds(500), MaxRetransmissions = 5, OperationTimeout = TimeSpan.FromSeconds(120) } : options,
+            TestContext.Current.CancellationToken);
+    }
 
     /// <summary>The options of a UDP port and no TCP listener.</summary>
     public static string[] Udp(int port) => ["--udp-port", port.ToString(CultureInfo.InvariantCulture), "--tcp-port", "-1"];
