@@ -351,15 +351,16 @@ public static class ClusterDemo
 
     private static async Task PlacementSettledAsync(PostgresSubscriberStore store, int nodes, CancellationToken cancellationToken)
     {
-        string Owners() => string.Join(",", store.ShardOwners().Select(o => string.Create(CultureInfo.InvariantCulture, $"{o.Shard}:{o.Node}/{o.Epoch}")));
+        static string Placed(IEnumerable<ShardOwner> owners) => string.Join(",", owners.Select(o => string.Create(CultureInfo.InvariantCulture, $"{o.Shard}:{o.Node}/{o.Epoch}")));
         var deadline = Stopwatch.StartNew();
-        var last = Owners();
+        var last = Placed(store.ShardOwners());
         var since = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
             await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
-            var now = Owners();
-            if (now != last || store.ShardOwners().Select(o => o.Node).Distinct().Count() < nodes)
+            var owners = store.ShardOwners();
+            var now = Placed(owners);
+            if (now != last || owners.Select(o => o.Node).Distinct().Count() < nodes)
             {
                 (last, since) = (now, Stopwatch.StartNew());
             }
